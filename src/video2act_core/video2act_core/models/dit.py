@@ -1,0 +1,186 @@
+"""System 1: a diffusion-transformer (DiT) action head.
+
+The noisy action chunk (horizon H, one token per step) is denoised by
+transformer blocks that are modulated (adaLN-Zero) by the diffusion timestep
+and the joint state, and that cross-attend to the System 2 spatial and
+motion tokens plus a proprioception token. Trained with the DDPM epsilon
+objective; sampled with a few DDIM steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class DiTConfig:
+    """Everything needed to rebuild System 1; stored in every checkpoint."""
+
+    action_dim: int = 6
+    state_dim: int = 6
+    horizon: int = 16
+    # Width of the System 2 tokens this head cross-attends to.
+    context_dim: int = 128
+    hidden_dim: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 8
+    # Ablations of the paper: drop a System 2 branch from the context.
+    use_spatial: bool = True
+    use_motion: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DiTConfig":
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown DiT config keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device) / half)
+    angles = timesteps.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class DiTBlock(nn.Module):
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        width = config.hidden_dim
+        self.self_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(width, config.num_heads, dropout=config.dropout, batch_first=True)
+        self.cross_norm = nn.LayerNorm(width, eps=1e-6)
+        self.cross_attention = nn.MultiheadAttention(width, config.num_heads, dropout=config.dropout, batch_first=True)
+        self.mlp_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        hidden = int(width * config.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, width))
+        # adaLN-Zero: shift/scale/gate for self-attention and MLP, gates start
+        # at zero so every block starts as the identity.
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width))
+        nn.init.zeros_(self.modulation[-1].weight)
+        nn.init.zeros_(self.modulation[-1].bias)
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        shift_sa, scale_sa, gate_sa, shift_mlp, scale_mlp, gate_mlp = self.modulation(condition).chunk(6, dim=-1)
+        h = modulate(self.self_norm(x), shift_sa, scale_sa)
+        x = x + gate_sa.unsqueeze(1) * self.self_attention(h, h, h, need_weights=False)[0]
+        x = x + self.cross_attention(self.cross_norm(x), context, context, need_weights=False)[0]
+        h = modulate(self.mlp_norm(x), shift_mlp, scale_mlp)
+        return x + gate_mlp.unsqueeze(1) * self.mlp(h)
+
+
+class DiTActionHead(nn.Module):
+    """Predicts the noise in a normalised action chunk (B, H, action_dim)."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = config
+        width = config.hidden_dim
+        self.action_in = nn.Linear(config.action_dim, width)
+        self.action_position = nn.Parameter(torch.zeros(1, config.horizon, width))
+        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.state_in = nn.Sequential(nn.Linear(config.state_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.context_in = nn.Linear(config.context_dim, width)
+        # Which stream a context token comes from: spatial, motion, state.
+        self.context_type = nn.Parameter(torch.zeros(3, width))
+        self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.action_out = nn.Linear(width, config.action_dim)
+        nn.init.normal_(self.action_position, std=0.02)
+        nn.init.normal_(self.context_type, std=0.02)
+        nn.init.zeros_(self.final_modulation[-1].weight)
+        nn.init.zeros_(self.final_modulation[-1].bias)
+        nn.init.zeros_(self.action_out.weight)
+        nn.init.zeros_(self.action_out.bias)
+
+    def context_tokens(self, spatial: torch.Tensor, motion: torch.Tensor, state_embedding: torch.Tensor) -> torch.Tensor:
+        parts = [state_embedding.unsqueeze(1) + self.context_type[2]]
+        if self.config.use_spatial:
+            parts.append(self.context_in(spatial) + self.context_type[0])
+        if self.config.use_motion:
+            parts.append(self.context_in(motion) + self.context_type[1])
+        return torch.cat(parts, dim=1)
+
+    def forward(
+        self,
+        noisy_actions: torch.Tensor,
+        timesteps: torch.Tensor,
+        state: torch.Tensor,
+        spatial: torch.Tensor,
+        motion: torch.Tensor,
+    ) -> torch.Tensor:
+        state_embedding = self.state_in(state)
+        condition = self.time_mlp(timestep_embedding(timesteps, self.config.hidden_dim)) + state_embedding
+        context = self.context_tokens(spatial, motion, state_embedding)
+        x = self.action_in(noisy_actions) + self.action_position
+        for block in self.blocks:
+            x = block(x, condition, context)
+        shift, scale = self.final_modulation(condition).chunk(2, dim=-1)
+        return self.action_out(modulate(self.final_norm(x), shift, scale))
+
+
+class ActionDiffusion(nn.Module):
+    """The DiT head with its noise schedule: training loss and sampling."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        from diffusers import DDIMScheduler
+
+        self.config = config
+        self.model = DiTActionHead(config)
+        self.scheduler = DDIMScheduler(
+            num_train_timesteps=config.num_train_timesteps,
+            beta_schedule="squaredcos_cap_v2",
+            clip_sample=False,
+            prediction_type="epsilon",
+        )
+
+    def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+        """DDPM epsilon loss on normalised actions (B, H, action_dim)."""
+        noise = torch.randn_like(actions)
+        timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
+        noisy = self.scheduler.add_noise(actions, noise, timesteps)
+        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion), noise)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        state: torch.Tensor,
+        spatial: torch.Tensor,
+        motion: torch.Tensor,
+        generator: torch.Generator | None = None,
+        num_inference_steps: int | None = None,
+    ) -> torch.Tensor:
+        """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0)."""
+        cfg = self.config
+        batch = state.shape[0]
+        parameter = next(self.model.parameters())
+        actions = torch.randn(
+            (batch, cfg.horizon, cfg.action_dim), generator=generator, device=generator.device if generator else "cpu"
+        ).to(parameter)
+        # DDIM sampling runs off the scheduler's timestep table; set it per call
+        # so one instance can serve different step counts.
+        self.scheduler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
+        for t in self.scheduler.timesteps:
+            timesteps = t.expand(batch).to(parameter.device)
+            predicted_noise = self.model(actions, timesteps, state, spatial, motion)
+            actions = self.scheduler.step(predicted_noise, t, actions).prev_sample
+        return actions

@@ -1,0 +1,254 @@
+"""System 2: spatio-motion tokens from a Stable Video Diffusion UNet.
+
+Frames go through the SVD VAE encoder into latents, the spatio-temporal
+UNet runs one denoising step at a fixed noise level, and forward hooks read
+per-frame feature maps from configurable blocks. Two fixed filters refine
+them (see `filters`), and learned projections turn them into tokens for the
+System 1 action head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from video2act_core.models.filters import boundary_weights, motion_magnitude, temporal_highpass
+
+# A Stable Video Diffusion UNet small enough for CPU tests and the demo:
+# same block types as the real one (../shared/ENVIRONMENT.md), 1.3 M params.
+TINY_UNET: dict[str, Any] = {
+    "sample_size": 16,
+    "in_channels": 8,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"],
+    "up_block_types": ["UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"],
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 64,
+    "num_attention_heads": [2, 4],
+    "addition_time_embed_dim": 32,
+    "projection_class_embeddings_input_dim": 96,
+    "num_frames": 8,
+}
+TINY_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "latent_channels": 4,
+}
+
+
+@dataclass
+class VDMEncoderConfig:
+    """Everything needed to rebuild System 2; stored in every checkpoint."""
+
+    # Input clip: the newest `num_frames` camera frames, resized to this.
+    num_frames: int = 8
+    image_height: int = 64
+    image_width: int = 64
+    # A local diffusers SVD directory (with unet/ and vae/), e.g. a user's
+    # download of stable-video-diffusion-img2vid. Empty: build from the
+    # configs below with random weights.
+    pretrained_path: str = ""
+    unet: dict[str, Any] = field(default_factory=lambda: dict(TINY_UNET))
+    vae: dict[str, Any] = field(default_factory=lambda: dict(TINY_VAE))
+    vae_scaling_factor: float = 0.18215
+    # One denoising step at this EDM noise level (SVD's sigma parametrisation).
+    # Low: at high noise the added noise texture dominates the Sobel map.
+    sigma: float = 0.05
+    noise_seed: int = 0
+    # SVD's added time ids: (fps - 1, motion bucket id, noise augmentation).
+    fps: int = 7
+    motion_bucket_id: int = 127
+    noise_aug_strength: float = 0.02
+    # Blocks whose outputs are read; all are resized to the first one's grid.
+    feature_blocks: list[str] = field(default_factory=lambda: ["up_blocks.0", "up_blocks.1"])
+    # Tokens: the feature grid is average-pooled to this many cells per side.
+    token_grid: int = 4
+    token_dim: int = 128
+    # FFT bins kept for motion, (low, high); empty keeps every non-DC bin.
+    motion_band: list[int] = field(default_factory=list)
+    # SVD's temporal layers add a frame-position embedding, so even a still
+    # clip gives per-frame feature differences (6-17% measured on the tiny
+    # config). Subtracting the response to a frozen clip (newest frame
+    # repeated) removes that bias, at twice the UNet batch.
+    cancel_frame_position_bias: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "VDMEncoderConfig":
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown VDM encoder config keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SpatioMotionTokens:
+    spatial: torch.Tensor  # (B, N_spatial, token_dim)
+    motion: torch.Tensor  # (B, N_motion, token_dim)
+    motion_energy: torch.Tensor  # (B,) mean motion magnitude relative to feature scale
+    boundary_map: torch.Tensor  # (B, 1, h, w) spatial weights of the newest frame
+    motion_map: torch.Tensor  # (B, 1, h, w) channel-mean motion magnitude
+
+
+def build_backbone(config: VDMEncoderConfig) -> tuple[nn.Module, nn.Module]:
+    """(unet, vae) from a local pretrained directory or from config."""
+    from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+
+    if config.pretrained_path:
+        root = Path(config.pretrained_path).expanduser()
+        if not (root / "unet").is_dir() or not (root / "vae").is_dir():
+            raise FileNotFoundError(
+                f"{root} is not a diffusers SVD directory: expected unet/ and vae/ subfolders"
+            )
+        unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True)
+        vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True)
+    else:
+        unet = UNetSpatioTemporalConditionModel(**config.unet)
+        vae = AutoencoderKLTemporalDecoder(**config.vae)
+    return unet, vae
+
+
+class SpatioMotionEncoder(nn.Module):
+    """Camera clip (B, T, 3, H, W) in [0, 1] -> spatial and motion tokens."""
+
+    def __init__(self, config: VDMEncoderConfig, backbone: tuple[nn.Module, nn.Module] | None = None):
+        super().__init__()
+        self.config = config
+        self.unet, self.vae = backbone if backbone is not None else build_backbone(config)
+        unet_cfg = self.unet.config
+        latent_channels = self.vae.config.latent_channels
+        if unet_cfg.in_channels != 2 * latent_channels:
+            raise ValueError(
+                f"SVD UNet expects noisy + conditioning latents: in_channels={unet_cfg.in_channels} "
+                f"must be 2 x VAE latent_channels={latent_channels}"
+            )
+        # SVD conditions cross-attention on a CLIP embedding of the first
+        # frame; we learn a projection of its pooled VAE latent instead, so no
+        # image encoder weights are needed.
+        self.condition_embedding = nn.Linear(latent_channels, unet_cfg.cross_attention_dim)
+
+        self._features: dict[str, torch.Tensor] = {}
+        for name in config.feature_blocks:
+            self.unet.get_submodule(name).register_forward_hook(self._store_features(name))
+        feature_channels = self._probe_feature_channels()
+        tokens = config.token_grid * config.token_grid
+        self.spatial_projection = nn.Sequential(
+            nn.LayerNorm(feature_channels), nn.Linear(feature_channels, config.token_dim)
+        )
+        self.motion_projection = nn.Sequential(
+            nn.LayerNorm(feature_channels), nn.Linear(feature_channels, config.token_dim)
+        )
+        self.spatial_position = nn.Parameter(torch.zeros(1, tokens, config.token_dim))
+        self.motion_position = nn.Parameter(torch.zeros(1, tokens, config.token_dim))
+        nn.init.normal_(self.spatial_position, std=0.02)
+        nn.init.normal_(self.motion_position, std=0.02)
+
+    def _store_features(self, name: str):
+        def hook(_module, _inputs, output):
+            self._features[name] = output[0] if isinstance(output, tuple) else output
+
+        return hook
+
+    @torch.no_grad()
+    def _probe_feature_channels(self) -> int:
+        frames = torch.zeros(1, self.config.num_frames, 3, self.config.image_height, self.config.image_width)
+        features = self._unet_features(frames.to(self.device, self.dtype))
+        return features.shape[2]
+
+    @property
+    def device(self) -> torch.device:
+        return self.condition_embedding.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.condition_embedding.weight.dtype
+
+    def encode_latents(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) in [0, 1] -> scaled VAE latent means (B, T, c, h, w)."""
+        batch, steps = frames.shape[:2]
+        pixels = frames.flatten(0, 1) * 2.0 - 1.0
+        latents = self.vae.encode(pixels).latent_dist.mode() * self.config.vae_scaling_factor
+        return latents.unflatten(0, (batch, steps))
+
+    def _unet_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> hooked features (B, T, C, h, w) on the first block's grid."""
+        cfg = self.config
+        latents = self.encode_latents(frames)
+        batch, steps = latents.shape[:2]
+        condition = latents[:, :1]
+        # Same noise for every frame: per-frame noise would itself look like motion.
+        generator = torch.Generator(device="cpu").manual_seed(cfg.noise_seed)
+        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator).to(latents)
+        noisy = (latents + cfg.sigma * noise) / math.sqrt(cfg.sigma**2 + 1.0)
+        sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
+        timestep = torch.full((batch,), 0.25 * math.log(cfg.sigma), device=latents.device, dtype=latents.dtype)
+        context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
+        time_ids = torch.tensor(
+            [[cfg.fps - 1, cfg.motion_bucket_id, cfg.noise_aug_strength]], device=latents.device, dtype=latents.dtype
+        ).expand(batch, 3)
+
+        self._features.clear()
+        self.unet(sample, timestep, context, time_ids, return_dict=False)
+        maps = [self._features[name] for name in cfg.feature_blocks]
+        grid = maps[0].shape[-2:]
+        resized = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps]
+        features = torch.cat(resized, dim=1)
+        return features.unflatten(0, (batch, steps))
+
+    def _tokens(self, maps: torch.Tensor, projection: nn.Module, position: torch.Tensor) -> torch.Tensor:
+        pooled = F.adaptive_avg_pool2d(maps, self.config.token_grid)  # (B, C, g, g)
+        return projection(pooled.flatten(2).transpose(1, 2)) + position
+
+    def forward(self, frames: torch.Tensor) -> SpatioMotionTokens:
+        cfg = self.config
+        if frames.dim() != 5 or frames.shape[1] != cfg.num_frames or frames.shape[2] != 3:
+            raise ValueError(f"expected frames (B, {cfg.num_frames}, 3, H, W), got {tuple(frames.shape)}")
+        frames = frames.to(self.device, self.dtype)
+        if frames.shape[-2:] != (cfg.image_height, cfg.image_width):
+            frames = F.interpolate(
+                frames.flatten(0, 1), size=(cfg.image_height, cfg.image_width), mode="bilinear", align_corners=False
+            ).unflatten(0, frames.shape[:2])
+        batch = frames.shape[0]
+        band = tuple(cfg.motion_band) if cfg.motion_band else None
+
+        if cfg.cancel_frame_position_bias:
+            frozen = frames[:, -1:].expand_as(frames)
+            both = self._unet_features(torch.cat([frames, frozen]))
+            features, frozen_features = both[:batch], both[batch:]
+            changing = temporal_highpass(features, band) - temporal_highpass(frozen_features, band)
+        else:
+            features = self._unet_features(frames)
+            changing = temporal_highpass(features, band)
+
+        newest = features[:, -1].float()
+        boundary = boundary_weights(newest)
+        motion = motion_magnitude(changing)
+        feature_scale = newest.pow(2).mean(dim=(1, 2, 3)).sqrt() + 1e-6
+        motion_energy = motion.mean(dim=(1, 2, 3)) / feature_scale
+
+        dtype = self.dtype
+        spatial_tokens = self._tokens((newest * boundary).to(dtype), self.spatial_projection, self.spatial_position)
+        motion_tokens = self._tokens(motion.to(dtype), self.motion_projection, self.motion_position)
+        return SpatioMotionTokens(
+            spatial=spatial_tokens,
+            motion=motion_tokens,
+            motion_energy=motion_energy,
+            boundary_map=boundary,
+            motion_map=motion.mean(dim=1, keepdim=True),
+        )
+
+    def head_state_dict(self) -> dict[str, torch.Tensor]:
+        """Weights that are not part of the diffusers backbone."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(("unet.", "vae."))}

@@ -1,0 +1,116 @@
+"""Video2Act as plain Python: pre-processing, both systems, post-processing.
+
+The ROS nodes, the simulator loop, training and offline evaluation all go
+through these classes, so every path runs the same model code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from video2act_core.models.dit import ActionDiffusion, DiTConfig
+from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
+from video2act_core.normalization import NormalizationStats
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; an unavailable CUDA request is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Half precision only on CUDA: on the CPU it is slower, not faster."""
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got '{name}'")
+    return dtypes[name] if device.type == "cuda" else torch.float32
+
+
+@dataclass
+class Latents:
+    """One System 2 update, as numpy, ready for a message or System 1."""
+
+    spatial: np.ndarray  # (N_spatial, token_dim) float32
+    motion: np.ndarray  # (N_motion, token_dim) float32
+    motion_energy: float
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 RGB -> (1, T, 3, H, W) float in [0, 1]."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected (T, H, W, 3) uint8 RGB frames, got {frames.shape} {frames.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).unsqueeze(0).float() / 255.0
+
+
+class System2:
+    """Camera clip -> spatial and motion tokens."""
+
+    def __init__(self, encoder: SpatioMotionEncoder, model_id: str):
+        self.encoder = encoder.eval()
+        self.model_id = model_id
+
+    @property
+    def config(self) -> VDMEncoderConfig:
+        return self.encoder.config
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> Latents:
+        tokens = self.encoder(frames_to_tensor(frames))
+        return Latents(
+            spatial=tokens.spatial[0].float().cpu().numpy(),
+            motion=tokens.motion[0].float().cpu().numpy(),
+            motion_energy=float(tokens.motion_energy[0]),
+        )
+
+
+class System1:
+    """Latest tokens + joint state -> a chunk of absolute joint targets."""
+
+    def __init__(self, action: ActionDiffusion, stats: NormalizationStats, model_id: str, seed: int = 0):
+        self.action = action.eval()
+        self.stats = stats
+        self.model_id = model_id
+        parameter = next(action.parameters())
+        self._device, self._dtype = parameter.device, parameter.dtype
+        self._generator = torch.Generator(device=self._device).manual_seed(seed)
+
+    @property
+    def config(self) -> DiTConfig:
+        return self.action.config
+
+    @property
+    def joint_names(self) -> list[str]:
+        return self.stats.joint_names
+
+    def act(
+        self, latents: Latents, joint_positions: np.ndarray, num_inference_steps: int | None = None
+    ) -> np.ndarray:
+        """(H, J) absolute joint targets for the given state (in `joint_names` order)."""
+        state = self.stats.normalize_state(np.asarray(joint_positions, dtype=np.float64))
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device).unsqueeze(0)
+        normalised = self.action.sample(
+            as_tensor(state),
+            as_tensor(latents.spatial),
+            as_tensor(latents.motion),
+            generator=self._generator,
+            num_inference_steps=num_inference_steps,
+        )
+        return self.stats.unnormalize_action(normalised[0].float().cpu().numpy().astype(np.float64))
+
+
+class Video2ActPolicy:
+    """Both systems, for loops that run them in one process (sim, evaluation)."""
+
+    def __init__(self, system2: System2, system1: System1):
+        if system2.model_id != system1.model_id:
+            raise ValueError(f"System 2 '{system2.model_id}' and System 1 '{system1.model_id}' differ")
+        self.system2 = system2
+        self.system1 = system1
