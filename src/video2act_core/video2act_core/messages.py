@@ -1,0 +1,49 @@
+"""Field mapping between the core's types and the video2act_msgs/ROS
+messages. Duck-typed (no ROS import) so it is shared by both nodes and the
+tests, and the core stays importable without ROS."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from video2act_core.control import LatentsSample
+from video2act_core.policy import Latents
+
+
+def stamp_to_seconds(stamp) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float, stamp):
+    """Fill a builtin_interfaces/Time in place and return it."""
+    nanoseconds = int(round(seconds * 1e9))
+    stamp.sec, stamp.nanosec = divmod(nanoseconds, 1_000_000_000)
+    return stamp
+
+
+def fill_latents_message(msg, latents: Latents, model_id: str, sequence: int) -> None:
+    msg.model_id = model_id
+    msg.sequence = sequence
+    msg.spatial_shape = list(latents.spatial.shape)
+    msg.spatial_tokens = np.ascontiguousarray(latents.spatial, dtype=np.float32).ravel()
+    msg.motion_shape = list(latents.motion.shape)
+    msg.motion_tokens = np.ascontiguousarray(latents.motion, dtype=np.float32).ravel()
+    msg.motion_energy = float(latents.motion_energy)
+
+
+def latents_from_message(msg) -> LatentsSample:
+    """Raises ValueError when a shape does not match its data."""
+
+    def tensor(shape, data, name: str) -> np.ndarray:
+        values = np.asarray(data, dtype=np.float32)
+        shape = tuple(int(s) for s in shape)
+        if int(np.prod(shape)) != values.size or len(shape) != 2:
+            raise ValueError(f"{name}: shape {shape} does not match {values.size} values")
+        return values.reshape(shape)
+
+    latents = Latents(
+        spatial=tensor(msg.spatial_shape, msg.spatial_tokens, "spatial_tokens"),
+        motion=tensor(msg.motion_shape, msg.motion_tokens, "motion_tokens"),
+        motion_energy=float(msg.motion_energy),
+    )
+    return LatentsSample(latents, stamp_to_seconds(msg.header.stamp), int(msg.sequence), msg.model_id)

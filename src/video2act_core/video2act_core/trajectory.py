@@ -1,0 +1,55 @@
+"""Joint trajectory tracking with ros2_control JointTrajectoryController
+semantics, for simulated arms: points are interpolated by time_from_start
+from the trajectory's start time, a newer trajectory replaces whatever is
+left of the older one from its own start, and after the last point the arm
+holds it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Trajectory:
+    start_s: float
+    times_s: np.ndarray  # (P,) time_from_start of each point, increasing
+    positions: np.ndarray  # (P, J)
+
+
+class TrajectoryTracker:
+    def __init__(self, initial_positions: np.ndarray):
+        self._hold = np.asarray(initial_positions, dtype=np.float64).copy()
+        self._active: Trajectory | None = None
+        # Where the arm was commanded to be when the active trajectory began:
+        # the controller interpolates from there to the first point.
+        self._origin = self._hold.copy()
+
+    def command(self, trajectory: Trajectory, now_s: float) -> None:
+        """Accept a trajectory (a start of 0 means 'now', as in the JTC)."""
+        times = np.asarray(trajectory.times_s, dtype=np.float64)
+        positions = np.asarray(trajectory.positions, dtype=np.float64)
+        if positions.ndim != 2 or positions.shape[1] != self._hold.shape[0] or len(times) != len(positions):
+            raise ValueError(f"trajectory points shaped {positions.shape} for {self._hold.shape[0]} joints")
+        if len(times) == 0 or np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)):
+            raise ValueError("trajectory needs finite positions at strictly increasing, non-negative times")
+        start = trajectory.start_s if trajectory.start_s > 0 else now_s
+        self._origin = self.reference(max(start, now_s))
+        self._active = Trajectory(start, times, positions)
+
+    def reference(self, now_s: float) -> np.ndarray:
+        """Commanded joint positions at `now_s`."""
+        active = self._active
+        if active is None or now_s < active.start_s:
+            return self._hold.copy()
+        elapsed = now_s - active.start_s
+        if elapsed >= active.times_s[-1]:
+            self._hold = active.positions[-1].copy()
+            self._active = None
+            return self._hold.copy()
+        times = np.concatenate([[0.0], active.times_s])
+        points = np.vstack([self._origin, active.positions])
+        segment = int(np.searchsorted(times, elapsed, side="right")) - 1
+        fraction = (elapsed - times[segment]) / (times[segment + 1] - times[segment])
+        return points[segment] + fraction * (points[segment + 1] - points[segment])

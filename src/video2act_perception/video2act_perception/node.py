@@ -1,0 +1,99 @@
+"""video2act_perception: camera frames -> System 2 spatio-motion latents."""
+
+from __future__ import annotations
+
+import sys
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import Image
+from video2act_msgs.msg import SpatioMotionLatents
+
+from video2act_core.checkpoint import load_system2
+from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
+from video2act_core.messages import fill_latents_message, seconds_to_stamp, stamp_to_seconds
+from video2act_core.params import PerceptionParams
+from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
+
+
+class PerceptionNode(Node):
+    def __init__(self):
+        super().__init__("video2act_perception")
+        self.params = params = declare_params(self, PerceptionParams)
+        if params.image_qos not in ("sensor_data", "reliable"):
+            raise ValueError(f"image_qos must be 'sensor_data' or 'reliable', got '{params.image_qos}'")
+        checkpoint = resolve_resource(params.checkpoint_path)
+        self.system2 = load_system2(checkpoint, params.device, params.dtype)
+        self.frames = FrameBuffer(self.system2.config.num_frames, params.frame_stride)
+        self.camera_frame_id = ""
+        self.sequence = 0
+
+        image_qos = (
+            qos_profile_sensor_data
+            if params.image_qos == "sensor_data"
+            else QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
+        )
+        self.create_subscription(
+            Image, params.image_topic, self.on_image, image_qos, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
+        self.create_timer(1.0 / params.rate_hz, self.on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(
+            f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
+            f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
+        )
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            frame = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        except ImageDecodeError as error:
+            self.get_logger().error(f"dropping image: {error}", throttle_duration_sec=5.0)
+            return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        # Some drivers leave the stamp empty; receipt time is the best guess.
+        self.frames.push(stamp if stamp > 0 else self.now_s(), frame)
+        self.camera_frame_id = msg.header.frame_id
+
+    def on_timer(self) -> None:
+        clip = self.frames.clip()
+        if clip is None:
+            self.get_logger().info(
+                f"waiting for {self.frames.num_frames} frames on {self.params.image_topic}", throttle_duration_sec=5.0
+            )
+            return
+        newest = clip.stamps_s[-1]
+        age = self.now_s() - newest
+        if age > self.params.max_frame_age_s:
+            self.get_logger().warn(
+                f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
+                "not publishing stale latents",
+                throttle_duration_sec=5.0,
+            )
+            return
+        try:
+            latents = self.system2.encode(clip.frames)
+        except Exception as error:  # keep serving: the policy holds on stale latents
+            self.get_logger().error(f"System 2 failed on this clip: {error}", throttle_duration_sec=5.0)
+            return
+
+        msg = SpatioMotionLatents()
+        seconds_to_stamp(newest, msg.header.stamp)
+        msg.header.frame_id = self.camera_frame_id
+        msg.frame_stamps = [seconds_to_stamp(s, Time().to_msg()) for s in clip.stamps_s]
+        fill_latents_message(msg, latents, self.system2.model_id, self.sequence)
+        msg.latency = float(self.now_s() - newest)
+        self.publisher.publish(msg)
+        self.sequence += 1
+
+
+def main(args=None) -> int:
+    return run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

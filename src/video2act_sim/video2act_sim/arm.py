@@ -1,0 +1,97 @@
+"""A kinematic simulated arm with a top-down camera, free of ROS.
+
+Joint positions follow the commanded trajectory (JTC semantics, see
+`video2act_core.trajectory`) through a first-order lag, as a position
+controlled servo does. The camera renders the arm's links and a target
+block; the task succeeds when the gripper tip reaches the block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from video2act_core.trajectory import Trajectory, TrajectoryTracker
+
+LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
+SUCCESS_RADIUS = 0.06
+
+
+@dataclass
+class ArmState:
+    positions: np.ndarray
+    velocities: np.ndarray
+
+
+class KinematicArm:
+    """Six joints: pan, shoulder lift, elbow, wrist flex, wrist roll, gripper.
+
+    Seen from above, pan turns the whole chain and the three flex joints set
+    its planar reach; wrist roll only turns the gripper, the gripper opens.
+    """
+
+    def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05):
+        if joints != 6:
+            raise ValueError("the kinematic arm models the 6 joints of an SO-101-like arm")
+        self.time_constant_s = time_constant_s
+        self.rng = np.random.default_rng(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = ArmState(np.array([0.0, -0.6, 1.2, 0.4, 0.0, 0.2]), np.zeros(6))
+        self.tracker = TrajectoryTracker(self.state.positions)
+        radius, angle = self.rng.uniform(0.35, 0.7), self.rng.uniform(-1.2, 1.2)
+        self.target = np.array([radius * np.sin(angle), radius * np.cos(angle)])
+        self.time_s = 0.0
+
+    def command(self, trajectory: Trajectory) -> None:
+        self.tracker.command(trajectory, self.time_s)
+
+    def step(self, dt: float) -> None:
+        self.time_s += dt
+        reference = self.tracker.reference(self.time_s)
+        alpha = 1.0 - np.exp(-dt / self.time_constant_s)
+        new_positions = self.state.positions + alpha * (reference - self.state.positions)
+        self.state = ArmState(new_positions, (new_positions - self.state.positions) / dt)
+
+    def joint_points(self) -> np.ndarray:
+        """(4, 2) base, elbow, wrist and tip positions in the view plane."""
+        pan, lift, elbow, wrist = self.state.positions[:4]
+        # Planar reach of the chain projected onto the table plane.
+        angles = np.cumsum([lift + np.pi / 2, elbow, wrist])
+        reach = np.cumsum([length * np.sin(a) for length, a in zip(LINK_LENGTHS, angles)])
+        direction = np.array([np.sin(pan), np.cos(pan)])
+        return np.vstack([np.zeros(2), reach[:, None] * direction[None]])
+
+    def tip(self) -> np.ndarray:
+        return self.joint_points()[-1]
+
+    def success(self) -> bool:
+        return bool(np.linalg.norm(self.tip() - self.target) < SUCCESS_RADIUS)
+
+    def render(self, height: int, width: int) -> np.ndarray:
+        """(H, W, 3) uint8 top-down view; the base sits at the bottom centre."""
+        image = np.empty((height, width, 3), dtype=np.uint8)
+        image[:] = (70, 80, 90)
+        rows, cols = np.mgrid[0:height, 0:width]
+
+        def to_pixels(point: np.ndarray) -> tuple[float, float]:
+            return (1.0 - point[1] * 0.9) * (height - 1), (0.5 + point[0] * 0.5) * (width - 1)
+
+        def disk(point: np.ndarray, radius_px: float, colour: tuple[int, int, int]) -> None:
+            r, c = to_pixels(point)
+            image[(rows - r) ** 2 + (cols - c) ** 2 <= radius_px**2] = colour
+
+        half = SUCCESS_RADIUS * 0.5
+        r0, c0 = to_pixels(self.target + [-half, half])
+        r1, c1 = to_pixels(self.target + [half, -half])
+        image[int(r0) : int(r1) + 1, int(c0) : int(c1) + 1] = (200, 40, 40)
+        scale = min(height, width) / 96.0
+        points = self.joint_points()
+        for start, end in zip(points[:-1], points[1:]):
+            for fraction in np.linspace(0.0, 1.0, 12):
+                disk(start + fraction * (end - start), 2.5 * scale, (230, 230, 230))
+        opening = float(np.clip(self.state.positions[5], 0.0, 1.0))
+        disk(points[-1], (2.0 + 3.0 * opening) * scale, (40, 200, 60))
+        return image

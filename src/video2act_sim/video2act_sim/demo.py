@@ -1,0 +1,134 @@
+"""The main job without a robot: the simulated arm closed-loop with the
+perception and policy nodes, each its own process over DDS, for a while;
+then a report of rates, latencies and task success.
+
+    video2act-demo [--params config/video2act.yaml] [--duration 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
+from video2act_sim.launcher import PERCEPTION, POLICY, SIM_ARM, start_node, stop_nodes
+
+
+def default_params_file() -> Path:
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("video2act")) / "config" / "video2act.yaml"
+
+
+def ensure_checkpoint(requested: Path, joint_names: list[str]) -> Path:
+    """The configured checkpoint, or an untrained one when none is there."""
+    if requested.exists():
+        return requested
+    from video2act_core.checkpoint import init_checkpoint
+
+    model_config = yaml.safe_load((default_params_file().parent / "model_tiny.yaml").read_text())
+    fallback = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "video2act" / "untrained_tiny"
+    if not fallback.exists():
+        init_checkpoint(fallback, model_config, joint_names)
+    print(f"WARNING: no checkpoint at {requested}; running an UNTRAINED model from {fallback}", file=sys.stderr)
+    return fallback
+
+
+class Monitor:
+    """Subscribes to every stream of the loop and keeps rate/latency stats."""
+
+    def __init__(self, params: PolicyParams, sim: SimArmParams):
+        import rclpy
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image, JointState
+        from std_msgs.msg import Bool
+        from trajectory_msgs.msg import JointTrajectory
+        from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
+
+        from video2act_core.metrics import StreamStats
+        from video2act_core.ros import latents_qos
+
+        self.node = rclpy.create_node("video2act_demo_monitor")
+        self.streams = {name: StreamStats(name) for name in ("camera", "joint_states", "latents", "action_chunk", "trajectory")}
+        self.successes = 0
+        self.modes: dict[int, int] = {}
+        subscribe = self.node.create_subscription
+        subscribe(Image, params.image_topic, lambda m: self.streams["camera"].record(), qos_profile_sensor_data)
+        subscribe(JointState, params.joint_states_topic, lambda m: self.streams["joint_states"].record(), 10)
+        subscribe(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
+        subscribe(ActionChunk, params.action_chunk_topic, self.on_chunk, 10)
+        subscribe(JointTrajectory, params.trajectory_topic, lambda m: self.streams["trajectory"].record(), 10)
+        subscribe(Bool, sim.success_topic, self.on_success, 10)
+
+    def on_latents(self, msg) -> None:
+        self.streams["latents"].record(latency=msg.latency)
+
+    def on_chunk(self, msg) -> None:
+        self.modes[msg.mode] = self.modes.get(msg.mode, 0) + 1
+        if msg.mode == 0:
+            self.streams["action_chunk"].record(inference=msg.inference_latency, latents_age=msg.latents_age)
+
+    def on_success(self, msg) -> None:
+        self.successes += int(msg.data)
+
+    def report(self) -> str:
+        names = {0: "active", 1: "hold", 2: "rejected"}
+        modes = ", ".join(f"{names.get(k, k)}={v}" for k, v in sorted(self.modes.items())) or "none"
+        lines = [stream.summary() for stream in self.streams.values()]
+        lines.append(f"policy chunks by mode: {modes}; joint-state ticks at the target: {self.successes}")
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=None, help="ROS 2 params file (default: the installed one)")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds to run the loop")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="overrides checkpoint_path")
+    parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
+    args = parser.parse_args(argv)
+
+    import rclpy
+    from video2act_core.ros import resolve_resource
+
+    params_file = args.params or default_params_file()
+    common = node_params(CommonParams, params_file, "/**")
+    policy = node_params(PolicyParams, params_file, "video2act_policy")
+    sim = node_params(SimArmParams, params_file, "video2act_sim_arm")
+    checkpoint = ensure_checkpoint(args.checkpoint or resolve_resource(common.checkpoint_path), common.joint_names)
+
+    args.logs.mkdir(parents=True, exist_ok=True)
+    overrides = {"checkpoint_path": str(checkpoint.resolve())}
+    logs = {exe: open(args.logs / f"{exe.name}.log", "w") for exe in (SIM_ARM, PERCEPTION, POLICY)}
+    processes = [start_node(exe, params_file, overrides, log) for exe, log in logs.items()]
+    rclpy.init()
+    monitor = Monitor(policy, sim)
+    print(f"video2act demo: sim arm + perception + policy for {args.duration:.0f} s (logs in {args.logs}/)")
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < args.duration:
+            rclpy.spin_once(monitor.node, timeout_sec=0.1)
+            if any(p.poll() is not None for p in processes):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        codes = stop_nodes(processes)
+        monitor.node.destroy_node()
+        rclpy.try_shutdown()
+        for log in logs.values():
+            log.close()
+    print(monitor.report())
+    failed = [exe.name for exe, code in zip(logs, codes) if code not in (0, -2)]
+    if failed:
+        print(f"nodes exited with errors: {failed}; see {args.logs}/", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
