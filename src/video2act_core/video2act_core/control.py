@@ -37,7 +37,7 @@ class JointStateSample:
 @dataclass
 class LatentsSample:
     latents: Latents
-    stamp_s: float  # capture time of the newest frame used
+    stamp_ns: int  # capture time of the newest frame used
     sequence: int
     model_id: str
 
@@ -145,7 +145,7 @@ class ChunkPlanner:
             return hold(f"joint state is {now_s - state.stamp_s:.2f} s old (max {self.max_joint_state_age_s})")
         if latents is None:
             return hold("no latents received from perception")
-        age = now_s - latents.stamp_s
+        age = now_s - latents.stamp_ns * 1e-9
         if age > self.max_latents_age_s:
             return hold(f"latents are {age:.2f} s old (max {self.max_latents_age_s})", age)
         problem = self.check_latents(latents)

@@ -49,7 +49,7 @@ def encode_rgb8(frame: np.ndarray) -> tuple[int, int, int, bytes]:
 @dataclass
 class Clip:
     frames: np.ndarray  # (T, H, W, 3) uint8, oldest first
-    stamps_s: list[float]
+    stamps_ns: list[int]
 
 
 class FrameBuffer:
@@ -61,21 +61,17 @@ class FrameBuffer:
             raise ValueError("a clip needs at least 2 frames and a stride >= 1")
         self.num_frames = num_frames
         self.stride = stride
-        self._frames: deque[tuple[float, np.ndarray]] = deque(maxlen=(num_frames - 1) * stride + 1)
+        self._frames: deque[tuple[int, np.ndarray]] = deque(maxlen=(num_frames - 1) * stride + 1)
         self._lock = threading.Lock()
 
-    def push(self, stamp_s: float, frame: np.ndarray) -> None:
+    def push(self, stamp_ns: int, frame: np.ndarray) -> None:
         with self._lock:
-            if self._frames and stamp_s < self._frames[-1][0]:
+            if self._frames and stamp_ns < self._frames[-1][0]:
                 # Time went backwards (bag loop, sim reset): start a new clip.
                 self._frames.clear()
             if self._frames and frame.shape != self._frames[-1][1].shape:
                 self._frames.clear()
-            self._frames.append((stamp_s, frame))
-
-    def newest_stamp(self) -> float | None:
-        with self._lock:
-            return self._frames[-1][0] if self._frames else None
+            self._frames.append((stamp_ns, frame))
 
     def clip(self) -> Clip | None:
         """The newest clip, or None until enough frames arrived."""

@@ -10,14 +10,21 @@ from video2act_core.control import LatentsSample
 from video2act_core.policy import Latents
 
 
+# Stamps that are passed on travel as integer nanoseconds: float seconds
+# near the Unix epoch resolve only ~0.5 us and would not round-trip.
+
+
+def stamp_to_ns(stamp) -> int:
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
 def stamp_to_seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+    return stamp_to_ns(stamp) * 1e-9
 
 
-def seconds_to_stamp(seconds: float, stamp):
+def ns_to_stamp(nanoseconds: int, stamp):
     """Fill a builtin_interfaces/Time in place and return it."""
-    nanoseconds = int(round(seconds * 1e9))
-    stamp.sec, stamp.nanosec = divmod(nanoseconds, 1_000_000_000)
+    stamp.sec, stamp.nanosec = divmod(int(nanoseconds), 1_000_000_000)
     return stamp
 
 
@@ -46,4 +53,4 @@ def latents_from_message(msg) -> LatentsSample:
         motion=tensor(msg.motion_shape, msg.motion_tokens, "motion_tokens"),
         motion_energy=float(msg.motion_energy),
     )
-    return LatentsSample(latents, stamp_to_seconds(msg.header.stamp), int(msg.sequence), msg.model_id)
+    return LatentsSample(latents, stamp_to_ns(msg.header.stamp), int(msg.sequence), msg.model_id)

@@ -58,7 +58,7 @@ class PolicyParams(CommonParams):
     # Spacing of the chunk's points: the demonstrations' action period.
     action_period_s: float = 0.1
     # Older latents or joint states than these make the node hold position.
-    max_latents_age_s: float = 2.0
+    max_latents_age_s: float = 3.0
     max_joint_state_age_s: float = 0.5
     num_inference_steps: int = 8
     seed: int = 0

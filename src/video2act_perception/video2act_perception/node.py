@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
+from builtin_interfaces.msg import Time
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
-from rclpy.time import Time
 from sensor_msgs.msg import Image
 from video2act_msgs.msg import SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system2
 from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
-from video2act_core.messages import fill_latents_message, seconds_to_stamp, stamp_to_seconds
+from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.params import PerceptionParams
 from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
 
@@ -45,8 +45,8 @@ class PerceptionNode(Node):
             f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
         )
 
-    def now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
 
     def on_image(self, msg: Image) -> None:
         try:
@@ -54,9 +54,9 @@ class PerceptionNode(Node):
         except ImageDecodeError as error:
             self.get_logger().error(f"dropping image: {error}", throttle_duration_sec=5.0)
             return
-        stamp = stamp_to_seconds(msg.header.stamp)
+        stamp = stamp_to_ns(msg.header.stamp)
         # Some drivers leave the stamp empty; receipt time is the best guess.
-        self.frames.push(stamp if stamp > 0 else self.now_s(), frame)
+        self.frames.push(stamp if stamp > 0 else self.now_ns(), frame)
         self.camera_frame_id = msg.header.frame_id
 
     def on_timer(self) -> None:
@@ -66,8 +66,8 @@ class PerceptionNode(Node):
                 f"waiting for {self.frames.num_frames} frames on {self.params.image_topic}", throttle_duration_sec=5.0
             )
             return
-        newest = clip.stamps_s[-1]
-        age = self.now_s() - newest
+        newest = clip.stamps_ns[-1]
+        age = (self.now_ns() - newest) * 1e-9
         if age > self.params.max_frame_age_s:
             self.get_logger().warn(
                 f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
@@ -82,11 +82,11 @@ class PerceptionNode(Node):
             return
 
         msg = SpatioMotionLatents()
-        seconds_to_stamp(newest, msg.header.stamp)
+        ns_to_stamp(newest, msg.header.stamp)
         msg.header.frame_id = self.camera_frame_id
-        msg.frame_stamps = [seconds_to_stamp(s, Time().to_msg()) for s in clip.stamps_s]
+        msg.frame_stamps = [ns_to_stamp(s, Time()) for s in clip.stamps_ns]
         fill_latents_message(msg, latents, self.system2.model_id, self.sequence)
-        msg.latency = float(self.now_s() - newest)
+        msg.latency = (self.now_ns() - newest) * 1e-9
         self.publisher.publish(msg)
         self.sequence += 1
 

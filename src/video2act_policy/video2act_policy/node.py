@@ -15,7 +15,7 @@ from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import ChunkPlanner, JointStateError, JointStateSample, Mode, SafetyLimits, reorder_joint_state
-from video2act_core.messages import latents_from_message, seconds_to_stamp, stamp_to_seconds
+from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_seconds
 from video2act_core.params import PolicyParams
 from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
 
@@ -109,7 +109,7 @@ class PolicyNode(Node):
 
     def publish_chunk(self, plan, state: JointStateSample | None, now: float) -> None:
         msg = ActionChunk()
-        seconds_to_stamp(state.stamp_s if state is not None else now, msg.header.stamp)
+        ns_to_stamp(round((state.stamp_s if state is not None else now) * 1e9), msg.header.stamp)
         msg.mode = int(plan.mode)
         msg.reason = plan.reason
         msg.joint_names = list(self.params.joint_names)
@@ -118,7 +118,7 @@ class PolicyNode(Node):
             msg.positions = plan.positions.ravel().tolist()
             msg.horizon = plan.positions.shape[0]
         if plan.latents is not None:
-            seconds_to_stamp(plan.latents.stamp_s, msg.latents_stamp)
+            ns_to_stamp(plan.latents.stamp_ns, msg.latents_stamp)
             msg.latents_sequence = plan.latents.sequence
         msg.latents_age = float(plan.latents_age_s)
         msg.inference_latency = float(plan.inference_s)

@@ -8,19 +8,23 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 
 @dataclass(frozen=True)
 class Executable:
     package: str
     name: str
+    node: str  # the node's name: its section in the params file
 
 
-PERCEPTION = Executable("video2act_perception", "perception_node")
-POLICY = Executable("video2act_policy", "policy_node")
-SIM_ARM = Executable("video2act_sim", "sim_arm_node")
+PERCEPTION = Executable("video2act_perception", "perception_node", "video2act_perception")
+POLICY = Executable("video2act_policy", "policy_node", "video2act_policy")
+SIM_ARM = Executable("video2act_sim", "sim_arm_node", "video2act_sim_arm")
 
 
 def executable_path(executable: Executable) -> Path:
@@ -38,24 +42,23 @@ def start_node(
     parameters: dict[str, object] | None = None,
     log_file=None,
 ) -> subprocess.Popen:
-    """One node process with the params file and `-p name:=value` overrides."""
+    """One node process with the params file, then `parameters` on top.
+
+    The overrides go in a second params file under the node's own name: a
+    `-p` override is a wildcard, and node-specific file entries beat those.
+    """
     command = [sys.executable, str(executable_path(executable)), "--ros-args", "--params-file", str(params_file)]
-    for name, value in (parameters or {}).items():
-        command += ["-p", f"{name}:={_ros_value(value)}"]
+    if parameters:
+        overrides = tempfile.NamedTemporaryFile("w", prefix=f"{executable.node}-", suffix=".yaml", delete=False)
+        with overrides:
+            yaml.safe_dump({executable.node: {"ros__parameters": parameters}}, overrides)
+        command += ["--params-file", overrides.name]
     return subprocess.Popen(
         command,
         stdout=log_file or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
         start_new_session=True,
     )
-
-
-def _ros_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_ros_value(v) for v in value) + "]"
-    return str(value)
 
 
 def stop_nodes(processes: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:

@@ -15,10 +15,17 @@ import torch.nn.functional as F
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
+def safe_sqrt(values: torch.Tensor) -> torch.Tensor:
+    """sqrt that is exactly 0 at 0 with a finite (zero) gradient there."""
+    positive = values > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, values, torch.ones_like(values))), 0.0)
+
+
 def sobel_magnitude(features: torch.Tensor) -> torch.Tensor:
     """Per-channel Sobel gradient magnitude of (N, C, H, W) maps.
 
     Replicate padding: zero padding would invent an edge at every border.
+    A flat map gives exactly zero.
     """
     channels = features.shape[1]
     kx = _SOBEL_X.to(features.device, features.dtype)
@@ -26,19 +33,23 @@ def sobel_magnitude(features: torch.Tensor) -> torch.Tensor:
     padded = F.pad(features, (1, 1, 1, 1), mode="replicate")
     grads = F.conv2d(padded, kernels, groups=channels)  # (N, 2C, H, W): gx, gy per channel
     gx, gy = grads[:, 0::2], grads[:, 1::2]
-    return torch.sqrt(gx * gx + gy * gy + 1e-12)
+    return safe_sqrt(gx * gx + gy * gy)
 
 
-def boundary_weights(features: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def boundary_weights(features: torch.Tensor, relative_floor: float = 1e-3) -> torch.Tensor:
     """(N, C, H, W) -> (N, 1, H, W) weights in [0, 1], peaking on boundaries.
 
-    Channel magnitudes are averaged after normalising each channel by its own
-    spatial maximum, so a few high-variance channels cannot drown the rest.
+    Each channel's magnitude is normalised by its own spatial maximum, so a
+    few high-variance channels cannot drown the rest, then channels are
+    averaged. The normaliser never drops below `relative_floor` times the
+    channel's amplitude: float residue on a flat channel stays ~0 instead of
+    being blown up to 1.
     """
-    magnitude = sobel_magnitude(features.float())
-    per_channel_max = magnitude.amax(dim=(2, 3), keepdim=True)
-    weights = (magnitude / (per_channel_max + eps)).mean(dim=1, keepdim=True)
-    return weights / (weights.amax(dim=(2, 3), keepdim=True) + eps)
+    features = features.float()
+    magnitude = sobel_magnitude(features)
+    amplitude = features.abs().amax(dim=(2, 3), keepdim=True)
+    scale = torch.maximum(magnitude.amax(dim=(2, 3), keepdim=True), relative_floor * amplitude + 1e-12)
+    return (magnitude / scale).mean(dim=1, keepdim=True)
 
 
 def temporal_highpass(features: torch.Tensor, band: tuple[int, int] | None = None) -> torch.Tensor:
@@ -62,4 +73,4 @@ def temporal_highpass(features: torch.Tensor, band: tuple[int, int] | None = Non
 
 def motion_magnitude(changing: torch.Tensor) -> torch.Tensor:
     """RMS over time of the changing components: (B, T, C, H, W) -> (B, C, H, W)."""
-    return torch.sqrt((changing * changing).mean(dim=1) + 1e-12) - 1e-6
+    return safe_sqrt((changing * changing).mean(dim=1))

@@ -1,0 +1,23 @@
+# Video2Act developer entry points. Everything runs from a venv made by
+# scripts/setup.sh (no ROS install needed); see README.md.
+SHELL := /bin/bash
+ENV := source scripts/env.sh
+DURATION ?= 30
+
+.PHONY: setup run test bench clean
+
+setup:
+	bash scripts/setup.sh
+
+# The simulated arm closed-loop with both nodes, each its own process.
+run: setup
+	$(ENV) && python -m video2act_sim.demo --params config/video2act.yaml --duration $(DURATION)
+
+test: setup
+	$(ENV) && python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(ENV) && python scripts/benchmark.py
+
+clean:
+	rm -rf build install log runs

@@ -1,0 +1,30 @@
+import os
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILE = REPO / "config" / "video2act.yaml"
+MODEL_TINY = REPO / "config" / "model_tiny.yaml"
+JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+
+# Keep this run's DDS traffic apart from any other run on the machine.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 200)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+
+def tiny_model_config(**system2_overrides) -> dict:
+    config = yaml.safe_load(MODEL_TINY.read_text())
+    config["system2"].update(system2_overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    from video2act_core.checkpoint import init_checkpoint
+
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny"
+    init_checkpoint(path, tiny_model_config(), JOINTS, seed=0)
+    return path

@@ -1,0 +1,92 @@
+"""Image decoding, the clip buffer, and JTC-style trajectory tracking."""
+
+import numpy as np
+import pytest
+
+from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image, encode_rgb8
+from video2act_core.trajectory import Trajectory, TrajectoryTracker
+
+RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+
+
+def test_rgb8_round_trip():
+    np.testing.assert_array_equal(decode_image("rgb8", *encode_rgb8(RGB)), RGB)
+
+
+def test_bgr_and_bgra_with_row_padding_decode_to_rgb():
+    bgr = RGB[:, :, ::-1]
+    padded = np.zeros((2, 12), np.uint8)  # 9 bytes of pixels + 3 of padding per row
+    padded[:, :9] = bgr.reshape(2, 9)
+    np.testing.assert_array_equal(decode_image("bgr8", 2, 3, 12, padded.tobytes()), RGB)
+    bgra = np.concatenate([bgr, np.full((2, 3, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(decode_image("bgra8", 2, 3, 12, bgra.tobytes()), RGB)
+
+
+def test_mono_is_replicated():
+    mono = np.array([[1, 2], [3, 4]], np.uint8)
+    decoded = decode_image("mono8", 2, 2, 2, mono.tobytes())
+    assert decoded.shape == (2, 2, 3) and np.all(decoded[..., 0] == mono) and np.all(decoded[..., 2] == mono)
+
+
+@pytest.mark.parametrize(
+    "encoding, height, width, step, size, message",
+    [
+        ("32FC1", 2, 3, 12, 24, "unsupported image encoding '32FC1'"),
+        ("rgb8", 2, 3, 9, 10, "image data has 10 bytes"),
+        ("rgb8", 2, 3, 6, 18, "row step 6"),
+        ("rgb8", 0, 3, 9, 0, "empty image"),
+    ],
+)
+def test_bad_images_are_refused(encoding, height, width, step, size, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_image(encoding, height, width, step, bytes(size))
+
+
+def test_clip_needs_enough_frames_and_honours_stride():
+    buffer = FrameBuffer(num_frames=3, stride=2)
+    for i in range(4):
+        buffer.push(i, np.full((2, 2, 3), i, np.uint8))
+    assert buffer.clip() is None
+    buffer.push(4, np.full((2, 2, 3), 4, np.uint8))
+    clip = buffer.clip()
+    assert clip.stamps_ns == [0, 2, 4]
+    assert [int(f[0, 0, 0]) for f in clip.frames] == [0, 2, 4]
+
+
+def test_clip_restarts_when_time_goes_backwards_or_size_changes():
+    buffer = FrameBuffer(num_frames=2)
+    buffer.push(5, np.zeros((2, 2, 3), np.uint8))
+    buffer.push(1, np.zeros((2, 2, 3), np.uint8))  # bag looped
+    assert buffer.clip() is None
+    buffer.push(2, np.zeros((4, 4, 3), np.uint8))  # camera reconfigured
+    assert buffer.clip() is None
+
+
+def test_tracker_interpolates_from_the_current_reference():
+    tracker = TrajectoryTracker(np.zeros(1))
+    tracker.command(Trajectory(0.0, [1.0, 2.0], [[1.0], [3.0]]), now_s=10.0)
+    assert tracker.reference(10.5)[0] == pytest.approx(0.5)
+    assert tracker.reference(11.5)[0] == pytest.approx(2.0)
+    assert tracker.reference(20.0)[0] == pytest.approx(3.0)  # holds the last point
+
+
+def test_newer_trajectory_replaces_the_rest_of_the_older_one():
+    tracker = TrajectoryTracker(np.zeros(1))
+    tracker.command(Trajectory(0.0, [2.0], [[2.0]]), now_s=0.0)
+    assert tracker.reference(1.0)[0] == pytest.approx(1.0)
+    tracker.command(Trajectory(0.0, [1.0], [[-1.0]]), now_s=1.0)
+    assert tracker.reference(1.5)[0] == pytest.approx(0.0)  # from 1.0 towards -1.0
+    assert tracker.reference(3.0)[0] == pytest.approx(-1.0)
+
+
+def test_future_start_holds_until_then():
+    tracker = TrajectoryTracker(np.ones(1))
+    tracker.command(Trajectory(5.0, [1.0], [[2.0]]), now_s=1.0)
+    assert tracker.reference(4.0)[0] == pytest.approx(1.0)
+    assert tracker.reference(5.5)[0] == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("times, positions", [([1.0, 0.5], [[0.0], [1.0]]), ([1.0], [[float("nan")]]), ([1.0], [[0.0, 1.0]])])
+def test_bad_trajectories_are_refused(times, positions):
+    with pytest.raises(ValueError):
+        TrajectoryTracker(np.zeros(1)).command(Trajectory(0.0, times, positions), now_s=0.0)
