@@ -10,16 +10,17 @@ objective; sampled with a few DDIM steps.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from video2act_core.models.config import ConfigDict
+
 
 @dataclass
-class DiTConfig:
+class DiTConfig(ConfigDict):
     """Everything needed to rebuild System 1; stored in every checkpoint."""
 
     action_dim: int = 6
@@ -37,16 +38,6 @@ class DiTConfig:
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "DiTConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown DiT config keys: {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -10,7 +10,7 @@ System 1 action head.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from video2act_core.models.config import ConfigDict
 from video2act_core.models.filters import boundary_weights, motion_magnitude, temporal_highpass
 
 # A Stable Video Diffusion UNet small enough for CPU tests and the demo:
@@ -47,7 +48,7 @@ TINY_VAE: dict[str, Any] = {
 
 
 @dataclass
-class VDMEncoderConfig:
+class VDMEncoderConfig(ConfigDict):
     """Everything needed to rebuild System 2; stored in every checkpoint."""
 
     # Input clip: the newest `num_frames` camera frames, resized to this.
@@ -81,16 +82,6 @@ class VDMEncoderConfig:
     # config). Subtracting the response to a frozen clip (newest frame
     # repeated) removes that bias, at twice the UNet batch.
     cancel_frame_position_bias: bool = True
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "VDMEncoderConfig":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown VDM encoder config keys: {sorted(unknown)}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
