@@ -16,6 +16,9 @@ from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
 SUCCESS_RADIUS = 0.06
+# View-plane units per image size: the arm's full reach (0.8) and every
+# target (|x| <= 0.65) stay in frame.
+VIEW_SCALE = 0.7
 
 
 @dataclass
@@ -77,7 +80,8 @@ class KinematicArm:
         rows, cols = np.mgrid[0:height, 0:width]
 
         def to_pixels(point: np.ndarray) -> tuple[float, float]:
-            return (1.0 - point[1] * 0.9) * (height - 1), (0.5 + point[0] * 0.5) * (width - 1)
+            # One scale for both axes so the table plane is not distorted.
+            return (1.0 - point[1] * VIEW_SCALE) * (height - 1), (0.5 + point[0] * VIEW_SCALE) * (width - 1)
 
         def disk(point: np.ndarray, radius_px: float, colour: tuple[int, int, int]) -> None:
             r, c = to_pixels(point)
