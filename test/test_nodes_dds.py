@@ -4,14 +4,11 @@ import time
 
 import numpy as np
 import pytest
+from dds_harness import MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
+from video2act_msgs.msg import ActionChunk
 
-pytest.importorskip("rclpy")
-
-from dds_harness import MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready  # noqa: E402
-from video2act_msgs.msg import ActionChunk  # noqa: E402
-
-from conftest import JOINTS  # noqa: E402
-from video2act_core.messages import stamp_to_ns, stamp_to_seconds  # noqa: E402
+from conftest import JOINTS
+from video2act_core.messages import stamp_to_ns, stamp_to_seconds
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,10 @@
 import time
 
 import pytest
+from dds_harness import MAX_LATENTS_AGE_S, run_stack, wait_ready
+from video2act_msgs.msg import ActionChunk
 
-pytest.importorskip("rclpy")
-
-from dds_harness import MAX_LATENTS_AGE_S, run_stack, wait_ready  # noqa: E402
-from video2act_msgs.msg import ActionChunk  # noqa: E402
-
-from video2act_core.messages import stamp_to_seconds  # noqa: E402
+from video2act_core.messages import stamp_to_seconds
 
 
 @pytest.fixture
