@@ -86,6 +86,15 @@ def test_future_start_holds_until_then():
     assert tracker.reference(5.5)[0] == pytest.approx(1.5)
 
 
+def test_current_trajectory_runs_until_a_future_one_starts():
+    tracker = TrajectoryTracker(np.zeros(1))
+    tracker.command(Trajectory(0.0, [4.0], [[4.0]]), now_s=0.0)
+    tracker.command(Trajectory(2.0, [1.0], [[0.0]]), now_s=1.0)
+    assert tracker.reference(1.5)[0] == pytest.approx(1.5)  # still on the first
+    assert tracker.reference(2.5)[0] == pytest.approx(1.0)  # from 2.0 back to 0.0
+    assert tracker.reference(3.0)[0] == pytest.approx(0.0)
+
+
 @pytest.mark.parametrize("times, positions", [([1.0, 0.5], [[0.0], [1.0]]), ([1.0], [[float("nan")]]), ([1.0], [[0.0, 1.0]])])
 def test_bad_trajectories_are_refused(times, positions):
     with pytest.raises(ValueError):

@@ -22,24 +22,33 @@ class TrajectoryTracker:
     def __init__(self, initial_positions: np.ndarray):
         self._hold = np.asarray(initial_positions, dtype=np.float64).copy()
         self._active: Trajectory | None = None
+        # A trajectory whose start lies ahead: the active one runs until then.
+        self._pending: Trajectory | None = None
         # Where the arm was commanded to be when the active trajectory began:
         # the controller interpolates from there to the first point.
         self._origin = self._hold.copy()
 
     def command(self, trajectory: Trajectory, now_s: float) -> None:
-        """Accept a trajectory (a start of 0 means 'now', as in the JTC)."""
+        """Accept a trajectory (a start of 0 means 'now', as in the JTC); it
+        replaces the rest of the current one from its start time."""
         times = np.asarray(trajectory.times_s, dtype=np.float64)
         positions = np.asarray(trajectory.positions, dtype=np.float64)
         if positions.ndim != 2 or positions.shape[1] != self._hold.shape[0] or len(times) != len(positions):
             raise ValueError(f"trajectory points shaped {positions.shape} for {self._hold.shape[0]} joints")
         if len(times) == 0 or np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)):
             raise ValueError("trajectory needs finite positions at strictly increasing, non-negative times")
-        start = trajectory.start_s if trajectory.start_s > 0 else now_s
-        self._origin = self.reference(max(start, now_s))
-        self._active = Trajectory(start, times, positions)
+        start = max(trajectory.start_s, now_s) if trajectory.start_s > 0 else now_s
+        self._pending = Trajectory(start, times, positions)
+        self.reference(now_s)
 
     def reference(self, now_s: float) -> np.ndarray:
         """Commanded joint positions at `now_s`."""
+        if self._pending is not None and now_s >= self._pending.start_s:
+            self._origin = self._follow(self._pending.start_s)
+            self._active, self._pending = self._pending, None
+        return self._follow(now_s)
+
+    def _follow(self, now_s: float) -> np.ndarray:
         active = self._active
         if active is None or now_s < active.start_s:
             return self._hold.copy()
