@@ -28,3 +28,21 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("checkpoints") / "tiny"
     init_checkpoint(path, tiny_model_config(), JOINTS, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def expert_bags(tmp_path_factory) -> Path:
+    """Two scripted-expert episodes recorded as rosbag2 (mcap)."""
+    from video2act_sim.expert import main as record
+
+    out = tmp_path_factory.mktemp("bags") / "demos"
+    assert record(["--out", str(out), "--episodes", "2", "--params", str(PARAMS_FILE)]) == 0
+    return out
+
+
+def episode_topics():
+    from video2act_core.bags import EpisodeTopics
+    from video2act_core.params import SimArmParams, node_params
+
+    sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
+    return EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic)

@@ -1,0 +1,185 @@
+"""rosbag2 episodes with standard message types, without a ROS install.
+
+An episode bag holds camera `sensor_msgs/Image`, `sensor_msgs/JointState`,
+the commanded `trajectory_msgs/JointTrajectory` (what the controller was
+asked to do: the action labels), `std_msgs/Bool` task success and
+`rosgraph_msgs/Clock`. Bags recorded on a robot with `ros2 bag record` of
+the same topics read the same way; mcap and sqlite3 storage both work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from video2act_core.control import JointStateError, reorder_joint_state
+from video2act_core.frames import ImageDecodeError, decode_image
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be read or lacks what an episode needs."""
+
+
+@dataclass(frozen=True)
+class EpisodeTopics:
+    image: str
+    joint_states: str
+    trajectory: str
+    success: str
+
+
+@dataclass
+class Episode:
+    image_stamps_ns: np.ndarray  # (N,) int64, increasing
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB
+    state_stamps_ns: np.ndarray  # (M,)
+    states: np.ndarray  # (M, J) in joint_names order
+    command_stamps_ns: np.ndarray  # (K,)
+    commands: np.ndarray  # (K, J): the first point of each commanded trajectory
+    success: bool
+
+
+def _typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def _to_time(typestore, nanoseconds: int):
+    sec, nanosec = divmod(int(nanoseconds), 1_000_000_000)
+    return typestore.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
+
+
+class EpisodeRecorder:
+    """Writes one episode as a rosbag2 directory (mcap by default)."""
+
+    def __init__(self, path: str | Path, topics: EpisodeTopics, joint_names: list[str], storage: str = "mcap"):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+        if storage not in plugins:
+            raise ValueError(f"storage must be one of {sorted(plugins)}, got '{storage}'")
+        self.store = _typestore()
+        self.joint_names = list(joint_names)
+        self.writer = Writer(Path(path), version=9, storage_plugin=plugins[storage])
+        self.writer.open()
+        types = {
+            topics.image: "sensor_msgs/msg/Image",
+            topics.joint_states: "sensor_msgs/msg/JointState",
+            topics.trajectory: "trajectory_msgs/msg/JointTrajectory",
+            topics.success: "std_msgs/msg/Bool",
+            "/clock": "rosgraph_msgs/msg/Clock",
+        }
+        self.connections = {topic: self.writer.add_connection(topic, msgtype, typestore=self.store) for topic, msgtype in types.items()}
+        self.topics = topics
+
+    def _write(self, topic: str, stamp_ns: int, message) -> None:
+        connection = self.connections[topic]
+        self.writer.write(connection, stamp_ns, self.store.serialize_cdr(message, connection.msgtype))
+
+    def _header(self, stamp_ns: int, frame_id: str = ""):
+        return self.store.types["std_msgs/msg/Header"](stamp=_to_time(self.store, stamp_ns), frame_id=frame_id)
+
+    def clock(self, stamp_ns: int) -> None:
+        self._write("/clock", stamp_ns, self.store.types["rosgraph_msgs/msg/Clock"](clock=_to_time(self.store, stamp_ns)))
+
+    def image(self, stamp_ns: int, frame: np.ndarray) -> None:
+        height, width, _ = frame.shape
+        message = self.store.types["sensor_msgs/msg/Image"](
+            header=self._header(stamp_ns, "camera_optical_frame"), height=height, width=width, encoding="rgb8",
+            is_bigendian=0, step=width * 3, data=np.ascontiguousarray(frame, dtype=np.uint8).ravel(),
+        )
+        self._write(self.topics.image, stamp_ns, message)
+
+    def joint_state(self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
+        message = self.store.types["sensor_msgs/msg/JointState"](
+            header=self._header(stamp_ns), name=self.joint_names,
+            position=np.asarray(positions, np.float64), velocity=np.asarray(velocities, np.float64),
+            effort=np.zeros(0, np.float64),
+        )
+        self._write(self.topics.joint_states, stamp_ns, message)
+
+    def command(self, stamp_ns: int, points: np.ndarray, period_s: float) -> None:
+        types = self.store.types
+        message = types["trajectory_msgs/msg/JointTrajectory"](
+            header=self._header(0), joint_names=self.joint_names,
+            points=[
+                types["trajectory_msgs/msg/JointTrajectoryPoint"](
+                    positions=np.asarray(row, np.float64), velocities=np.zeros(0), accelerations=np.zeros(0),
+                    effort=np.zeros(0), time_from_start=types["builtin_interfaces/msg/Duration"](
+                        sec=int((i + 1) * period_s), nanosec=int(round(((i + 1) * period_s % 1) * 1e9))),
+                )
+                for i, row in enumerate(points)
+            ],
+        )
+        self._write(self.topics.trajectory, stamp_ns, message)
+
+    def success(self, stamp_ns: int, value: bool) -> None:
+        self._write(self.topics.success, stamp_ns, self.store.types["std_msgs/msg/Bool"](data=bool(value)))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __enter__(self) -> "EpisodeRecorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _stamp_ns(message, receive_ns: int) -> int:
+    """The header stamp, or the bag's receive time where a driver left it empty."""
+    header = getattr(message, "header", None)
+    if header is None:
+        return receive_ns
+    stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+    return stamp if stamp > 0 else receive_ns
+
+
+def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]) -> Episode:
+    """Decode one episode bag; undecodable messages are skipped, a bag
+    without images, joint states or commands is an error."""
+    from rosbags.highlevel import AnyReader
+
+    images, states, commands, success = [], [], [], False
+    skipped = 0
+    try:
+        with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
+            wanted = {topics.image, topics.joint_states, topics.trajectory, topics.success}
+            connections = [c for c in reader.connections if c.topic in wanted]
+            for connection, receive_ns, raw in reader.messages(connections=connections):
+                message = reader.deserialize(raw, connection.msgtype)
+                try:
+                    if connection.topic == topics.image:
+                        frame = decode_image(message.encoding, message.height, message.width, message.step, message.data)
+                        images.append((_stamp_ns(message, receive_ns), frame))
+                    elif connection.topic == topics.joint_states:
+                        positions = reorder_joint_state(list(message.name), list(message.position), joint_names)
+                        states.append((_stamp_ns(message, receive_ns), positions))
+                    elif connection.topic == topics.trajectory:
+                        if message.points:
+                            order = [list(message.joint_names).index(n) for n in joint_names]
+                            first = np.asarray(message.points[0].positions, np.float64)[order]
+                            commands.append((receive_ns, first))
+                    else:
+                        success |= bool(message.data)
+                except (ImageDecodeError, JointStateError, ValueError, IndexError):
+                    skipped += 1
+    except BagError:
+        raise
+    except Exception as error:  # rosbags raises several unrelated types for damaged bags
+        raise BagError(f"{path}: cannot read bag: {error}") from error
+    for name, items in (("images", images), ("joint states", states), ("commands", commands)):
+        if not items:
+            raise BagError(f"{path}: no usable {name} (topics {topics}; {skipped} messages skipped)")
+
+    def stacked(items):
+        items.sort(key=lambda item: item[0])
+        return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
+
+    image_stamps, frames = stacked(images)
+    state_stamps, state_values = stacked(states)
+    command_stamps, command_values = stacked(commands)
+    return Episode(image_stamps, frames, state_stamps, state_values, command_stamps, command_values, success)

@@ -1,0 +1,73 @@
+"""Time-aligned training samples from recorded episodes.
+
+At every commanded step t_k of an episode a sample holds the camera clip
+ending at the newest frame captured at or before t_k (earlier frames
+repeated at the episode start), the newest joint state at or before t_k,
+and the next `horizon` commanded targets (the last one repeated at the
+episode end): exactly what the nodes see and produce at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from video2act_core.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.normalization import NormalizationStats
+
+
+@dataclass
+class Samples:
+    clips: list[np.ndarray]  # each (T, H, W, 3) uint8
+    states: np.ndarray  # (N, J)
+    actions: np.ndarray  # (N, horizon, J)
+    episode_index: np.ndarray  # (N,) which episode each sample came from
+
+
+def find_episode_bags(roots: list[Path]) -> list[Path]:
+    """Every rosbag2 directory (one with metadata.yaml) under the roots."""
+    bags = []
+    for root in roots:
+        if (root / "metadata.yaml").is_file():
+            bags.append(root)
+        else:
+            bags.extend(sorted(p.parent for p in root.rglob("metadata.yaml")))
+    if not bags:
+        raise BagError(f"no rosbag2 directories (with metadata.yaml) under {[str(r) for r in roots]}")
+    return bags
+
+
+def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1) -> Samples:
+    clips, states, actions = [], [], []
+    for k, stamp in enumerate(episode.command_stamps_ns):
+        newest = int(np.searchsorted(episode.image_stamps_ns, stamp, side="right")) - 1
+        state = int(np.searchsorted(episode.state_stamps_ns, stamp, side="right")) - 1
+        if newest < 0 or state < 0:
+            continue  # commanded before the first frame or joint state: nothing to condition on
+        frame_indices = np.maximum(newest - frame_stride * np.arange(num_frames - 1, -1, -1), 0)
+        future = np.minimum(np.arange(k, k + horizon), len(episode.commands) - 1)
+        clips.append(episode.images[frame_indices])
+        states.append(episode.states[state])
+        actions.append(episode.commands[future])
+    if not clips:
+        raise BagError("episode has no command with a frame and a joint state before it")
+    return Samples(clips, np.stack(states), np.stack(actions), np.zeros(len(clips), np.int64))
+
+
+def load_samples(
+    bags: list[Path], topics: EpisodeTopics, joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1
+) -> tuple[Samples, NormalizationStats]:
+    parts = []
+    for index, bag in enumerate(bags):
+        samples = episode_samples(read_episode(bag, topics, joint_names), num_frames, horizon, frame_stride)
+        samples.episode_index[:] = index
+        parts.append(samples)
+    merged = Samples(
+        [clip for part in parts for clip in part.clips],
+        np.concatenate([p.states for p in parts]),
+        np.concatenate([p.actions for p in parts]),
+        np.concatenate([p.episode_index for p in parts]),
+    )
+    return merged, NormalizationStats.from_data(joint_names, merged.states, merged.actions)

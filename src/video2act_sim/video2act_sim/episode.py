@@ -1,0 +1,102 @@
+"""Closed-loop episodes on the simulated arm in sim time, without ROS: the
+scripted expert records demonstrations through this loop and the offline
+evaluation runs policies through it.
+
+Physics steps at the joint-state rate, the camera renders at its rate, and a
+controller is asked for a trajectory every action period, which the arm
+tracks with JointTrajectoryController semantics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from video2act_core.bags import EpisodeRecorder
+from video2act_core.frames import FrameBuffer
+from video2act_core.params import SimArmParams
+from video2act_core.trajectory import Trajectory
+from video2act_sim.arm import KinematicArm
+
+# Sim time starts here rather than at 0: a zero stamp means "now" to a
+# trajectory controller and "unset" to many drivers.
+EPISODE_START_NS = 1_000_000_000
+
+
+@dataclass
+class Command:
+    points: np.ndarray  # (P, J) trajectory points spaced by the action period
+    # Compute time it took: the trajectory starts this much later in sim
+    # time, as it would on a robot waiting for the model.
+    latency_s: float = 0.0
+
+
+class Controller(Protocol):
+    def reset(self, arm: KinematicArm) -> None: ...
+
+    def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
+        """A command for the arm, or None to leave it be."""
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    steps: int  # action periods until success (or the time limit)
+    final_distance: float
+
+
+def run_episode(
+    controller: Controller,
+    seed: int,
+    sim: SimArmParams,
+    action_period_s: float,
+    num_frames: int,
+    max_duration_s: float = 4.0,
+    settle_s: float = 0.3,
+    recorder: EpisodeRecorder | None = None,
+) -> EpisodeResult:
+    """One episode; ends `settle_s` after first success or at the time limit."""
+    arm = KinematicArm(len(sim.joint_names), seed=seed)
+    arm.time_s = EPISODE_START_NS * 1e-9
+    controller.reset(arm)
+    frames = FrameBuffer(num_frames)
+    physics_dt = 1.0 / sim.joint_state_rate_hz
+    camera_period, next_camera, next_action = 1.0 / sim.camera_rate_hz, 0.0, 0.0
+    elapsed, steps, succeeded_at = 0.0, 0, None
+    if recorder:
+        # The state the first command is decided on, as a robot's bag has it.
+        recorder.clock(EPISODE_START_NS)
+        recorder.joint_state(EPISODE_START_NS, arm.state.positions, arm.state.velocities)
+    while elapsed < max_duration_s and (succeeded_at is None or elapsed < succeeded_at + settle_s):
+        now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))
+        if elapsed >= next_camera - 1e-9:
+            frame = arm.render(sim.image_height, sim.image_width)
+            frames.push(now_ns, frame)
+            if recorder:
+                recorder.image(now_ns, frame)
+            next_camera += camera_period
+        if elapsed >= next_action - 1e-9:
+            command = controller.act(arm.time_s, arm.state.positions.copy(), frames)
+            if command is not None:
+                times = action_period_s * np.arange(1, len(command.points) + 1)
+                arm.command(Trajectory(arm.time_s + command.latency_s, times, command.points))
+                if recorder:
+                    recorder.command(now_ns, command.points, action_period_s)
+            next_action += action_period_s
+            steps += 1
+        arm.step(physics_dt)
+        elapsed += physics_dt
+        success = arm.success()
+        if success and succeeded_at is None:
+            succeeded_at = elapsed
+        if recorder:
+            stamp = EPISODE_START_NS + int(round(elapsed * 1e9))
+            recorder.clock(stamp)
+            recorder.joint_state(stamp, arm.state.positions, arm.state.velocities)
+            recorder.success(stamp, success)
+    distance = float(np.linalg.norm(arm.tip() - arm.target))
+    steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
+    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance)
