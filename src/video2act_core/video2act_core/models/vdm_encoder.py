@@ -9,7 +9,6 @@ System 1 action head.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,12 +84,24 @@ class VDMEncoderConfig(ConfigDict):
 
 
 @dataclass
-class SpatioMotionTokens:
-    spatial: torch.Tensor  # (B, N_spatial, token_dim)
-    motion: torch.Tensor  # (B, N_motion, token_dim)
+class RefinedMaps:
+    """The filtered features before the learned projections; what stage 2
+    training caches so the backbone runs once per sample."""
+
+    spatial: torch.Tensor  # (B, C, g, g) boundary-weighted newest-frame features, pooled
+    motion: torch.Tensor  # (B, C, g, g) motion magnitude, pooled
     motion_energy: torch.Tensor  # (B,) mean motion magnitude relative to feature scale
     boundary_map: torch.Tensor  # (B, 1, h, w) spatial weights of the newest frame
     motion_map: torch.Tensor  # (B, 1, h, w) channel-mean motion magnitude
+
+
+@dataclass
+class SpatioMotionTokens:
+    spatial: torch.Tensor  # (B, N_spatial, token_dim)
+    motion: torch.Tensor  # (B, N_motion, token_dim)
+    motion_energy: torch.Tensor  # (B,)
+    boundary_map: torch.Tensor
+    motion_map: torch.Tensor
 
 
 def build_backbone(config: VDMEncoderConfig) -> tuple[nn.Module, nn.Module]:
@@ -173,36 +184,66 @@ class SpatioMotionEncoder(nn.Module):
         latents = self.vae.encode(pixels).latent_dist.mode() * self.config.vae_scaling_factor
         return latents.unflatten(0, (batch, steps))
 
+    def _denoise(self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """One SVD UNet pass on `latents + sigma * noise`, conditioned on the
+        first frame as SVD is; returns the raw UNet output (B, T, c, h, w).
+
+        sigma is (B,): EDM preconditioning c_in = 1/sqrt(sigma^2 + 1),
+        c_noise = log(sigma) / 4, as in Stable Video Diffusion.
+        """
+        cfg = self.config
+        batch = latents.shape[0]
+        scale = sigma.view(batch, 1, 1, 1, 1)
+        condition = latents[:, :1]
+        noisy = (latents + scale * noise) / torch.sqrt(scale**2 + 1.0)
+        sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
+        context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
+        time_ids = torch.tensor(
+            [[cfg.fps - 1, cfg.motion_bucket_id, cfg.noise_aug_strength]], device=latents.device, dtype=latents.dtype
+        ).expand(batch, 3)
+        return self.unet(sample, 0.25 * torch.log(sigma), context, time_ids, return_dict=False)[0]
+
     def _unet_features(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> hooked features (B, T, C, h, w) on the first block's grid."""
         cfg = self.config
         latents = self.encode_latents(frames)
         batch, steps = latents.shape[:2]
-        condition = latents[:, :1]
         # Same noise for every frame: per-frame noise would itself look like motion.
         generator = torch.Generator(device="cpu").manual_seed(cfg.noise_seed)
-        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator).to(latents)
-        noisy = (latents + cfg.sigma * noise) / math.sqrt(cfg.sigma**2 + 1.0)
-        sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
-        timestep = torch.full((batch,), 0.25 * math.log(cfg.sigma), device=latents.device, dtype=latents.dtype)
-        context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
-        time_ids = torch.tensor(
-            [[cfg.fps - 1, cfg.motion_bucket_id, cfg.noise_aug_strength]], device=latents.device, dtype=latents.dtype
-        ).expand(batch, 3)
+        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator).to(latents).expand_as(latents)
+        sigma = torch.full((batch,), cfg.sigma, device=latents.device, dtype=latents.dtype)
 
         self._features.clear()
-        self.unet(sample, timestep, context, time_ids, return_dict=False)
+        self._denoise(latents, noise, sigma)
         maps = [self._features[name] for name in cfg.feature_blocks]
         grid = maps[0].shape[-2:]
         resized = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False) for m in maps]
         features = torch.cat(resized, dim=1)
         return features.unflatten(0, (batch, steps))
 
-    def _tokens(self, maps: torch.Tensor, projection: nn.Module, position: torch.Tensor) -> torch.Tensor:
-        pooled = F.adaptive_avg_pool2d(maps, self.config.token_grid)  # (B, C, g, g)
-        return projection(pooled.flatten(2).transpose(1, 2)) + position
+    def denoising_loss(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Stage 1: SVD's EDM v-objective on a batch of robot clips, to adapt
+        the video model to the robot's scenes before its features are used."""
+        latents = self.encode_latents(frames.to(self.device, self.dtype)).detach()
+        batch = latents.shape[0]
+        # log-normal noise levels (P_mean 0.7, P_std 1.6), as SVD fine-tunes.
+        sigma = torch.exp(0.7 + 1.6 * torch.randn(batch, generator=generator)).to(latents)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        output = self._denoise(latents, noise, sigma)
+        scale = sigma.view(batch, 1, 1, 1, 1)
+        noisy = latents + scale * noise
+        denoised = noisy / (scale**2 + 1.0) - output * scale / torch.sqrt(scale**2 + 1.0)
+        weight = (scale**2 + 1.0) / scale**2
+        # The conditioning frame is given, not predicted.
+        return (weight * (denoised - latents) ** 2)[:, 1:].mean()
 
     def forward(self, frames: torch.Tensor) -> SpatioMotionTokens:
+        maps = self.refine(frames)
+        spatial, motion = self.tokens(maps.spatial, maps.motion)
+        return SpatioMotionTokens(spatial, motion, maps.motion_energy, maps.boundary_map, maps.motion_map)
+
+    def refine(self, frames: torch.Tensor) -> RefinedMaps:
+        """Backbone features through the fixed spatial and motion filters."""
         cfg = self.config
         if frames.dim() != 5 or frames.shape[1] != cfg.num_frames or frames.shape[2] != 3:
             raise ValueError(f"expected frames (B, {cfg.num_frames}, 3, H, W), got {tuple(frames.shape)}")
@@ -227,17 +268,21 @@ class SpatioMotionEncoder(nn.Module):
         boundary = boundary_weights(newest)
         motion = motion_magnitude(changing)
         feature_scale = newest.pow(2).mean(dim=(1, 2, 3)).sqrt() + 1e-6
-        motion_energy = motion.mean(dim=(1, 2, 3)) / feature_scale
-
-        dtype = self.dtype
-        spatial_tokens = self._tokens((newest * boundary).to(dtype), self.spatial_projection, self.spatial_position)
-        motion_tokens = self._tokens(motion.to(dtype), self.motion_projection, self.motion_position)
-        return SpatioMotionTokens(
-            spatial=spatial_tokens,
-            motion=motion_tokens,
-            motion_energy=motion_energy,
+        pool = lambda maps: F.adaptive_avg_pool2d(maps, cfg.token_grid)
+        return RefinedMaps(
+            spatial=pool(newest * boundary),
+            motion=pool(motion),
+            motion_energy=motion.mean(dim=(1, 2, 3)) / feature_scale,
             boundary_map=boundary,
             motion_map=motion.mean(dim=1, keepdim=True),
+        )
+
+    def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled (B, C, g, g) maps -> (B, g*g, token_dim) spatial and motion tokens."""
+        as_tokens = lambda maps: maps.to(self.dtype).flatten(2).transpose(1, 2)
+        return (
+            self.spatial_projection(as_tokens(spatial_maps)) + self.spatial_position,
+            self.motion_projection(as_tokens(motion_maps)) + self.motion_position,
         )
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,246 @@
+"""Train a Video2Act checkpoint from recorded episodes (rosbag2 directories).
+
+    python -m video2act_core.train --data data/demos --out checkpoints/mine
+    torchrun --nproc_per_node=4 -m video2act_core.train --data ... --out ...
+
+Stage 1 (optional, --stage1-steps) fine-tunes the SVD UNet on the robot's
+clips with its own denoising objective. Stage 2 runs System 2 once per
+sample, caches the filtered spatial/motion maps, and trains the token
+projections and the DiT action head on them. Training state is saved to
+`<out>.train/` every --save-every steps; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from video2act_core.bags import EpisodeTopics
+from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
+from video2act_core.dataset import find_episode_bags, load_samples
+from video2act_core.params import CommonParams, SimArmParams, node_params
+from video2act_core.policy import frames_to_tensor, resolve_device
+
+STATE_FILE = "state.pt"
+
+
+class Stage2Objective(nn.Module):
+    """Token projections + DiT on cached maps; one module so DDP can wrap it."""
+
+    def __init__(self, encoder, action):
+        super().__init__()
+        self.encoder, self.action = encoder, action
+
+    def forward(self, spatial_maps, motion_maps, state, actions):
+        spatial, motion = self.encoder.tokens(spatial_maps, motion_maps)
+        return self.action.loss(actions, state, spatial, motion)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); initialises torch.distributed under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def save_atomically(state: dict, path: Path) -> None:
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def cache_key(bags: list[Path], encoder, extra: dict) -> str:
+    digest = hashlib.sha256(json.dumps(encoder.config.to_dict(), sort_keys=True).encode())
+    digest.update(json.dumps(extra, sort_keys=True).encode())
+    for bag in bags:
+        for file in sorted(bag.iterdir()):
+            digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def refine_all(encoder, clips: list[np.ndarray], batch_size: int, progress) -> tuple[torch.Tensor, torch.Tensor]:
+    spatial, motion = [], []
+    encoder.eval()
+    for start in progress(range(0, len(clips), batch_size), desc="System 2 features", unit="batch"):
+        batch = torch.cat([frames_to_tensor(c) for c in clips[start : start + batch_size]])
+        maps = encoder.refine(batch)
+        spatial.append(maps.spatial.float().cpu())
+        motion.append(maps.motion.float().cpu())
+    return torch.cat(spatial), torch.cat(motion)
+
+
+def main(argv: list[str] | None = None) -> int:
+    repo = Path(__file__).resolve().parents[3]
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="bag directories or folders of them")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml",
+                        help="topics and joint names (ROS 2 params file)")
+    parser.add_argument("--model-config", type=Path, default=repo / "config" / "model_tiny.yaml")
+    parser.add_argument("--init", type=Path, help="start from this checkpoint's weights instead of --model-config")
+    parser.add_argument("--name", default="video2act")
+    parser.add_argument("--stage1-steps", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=2000, help="stage 2 steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--frame-stride", type=int, default=1)
+    parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
+    parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
+    parser.add_argument("--cache-dir", type=Path, help="where System 2 features are cached (default: <out>.train/); "
+                        "runs on the same data and System 2 can share it")
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    rank, world = distributed()
+    quiet = rank != 0
+    progress = lambda iterable, **kw: tqdm(iterable, disable=quiet, dynamic_ncols=True, mininterval=2.0, **kw)
+    device = resolve_device(args.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if args.out.exists() and not args.overwrite:
+        raise SystemExit(f"{args.out} exists; pass --overwrite to replace it")
+    work = args.out.with_name(args.out.name + ".train")
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed + rank)
+    generator = torch.Generator().manual_seed(args.seed + rank)
+
+    common = node_params(CommonParams, args.params, "/**")
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
+    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic)
+    if args.init:
+        encoder, action = load_system2(args.init, "cpu").encoder, load_system1(args.init, "cpu").action
+        action.config.use_motion, action.config.use_spatial = not args.no_motion, not args.no_spatial
+    else:
+        model_config = yaml.safe_load(args.model_config.read_text())
+        model_config.setdefault("system1", {}).update(use_motion=not args.no_motion, use_spatial=not args.no_spatial)
+        encoder, action = build_models(model_config, common.joint_names, args.seed)
+    encoder.to(device), action.to(device)
+
+    bags = find_episode_bags(args.data)
+    samples, stats = load_samples(bags, topics, common.joint_names, encoder.config.num_frames,
+                                  action.config.horizon, args.frame_stride)
+    if not quiet:
+        print(f"{len(bags)} episodes, {len(samples.clips)} samples; device {device}, {world} process(es)")
+
+    state_path = work / STATE_FILE
+    resumed = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.exists() else None
+    if resumed:
+        encoder.load_state_dict(resumed["encoder"]), action.model.load_state_dict(resumed["action"])
+        if not quiet:
+            print(f"resuming from {state_path}: stage {resumed['stage']}, step {resumed['step']}")
+
+    # Stage 1: adapt the video model to the robot's scenes.
+    stage1_done = resumed["stage"] == 2 if resumed else args.stage1_steps == 0
+    if not stage1_done:
+        backbone = [p for p in encoder.parameters()]
+        optimizer = torch.optim.AdamW(backbone, lr=1e-5)
+        start = resumed["step"] if resumed else 0
+        if resumed:
+            optimizer.load_state_dict(resumed["optimizer"])
+        encoder.train()
+        bar = progress(range(start, args.stage1_steps), desc="stage 1 (VDM)", initial=start, total=args.stage1_steps)
+        for step in bar:
+            picks = torch.randint(len(samples.clips), (max(1, args.batch_size // 16),), generator=generator)
+            loss = encoder.denoising_loss(torch.cat([frames_to_tensor(samples.clips[i]) for i in picks]), generator)
+            optimizer.zero_grad()
+            loss.backward()
+            if world > 1:
+                for p in backbone:
+                    if p.grad is not None:
+                        torch.distributed.all_reduce(p.grad)
+                        p.grad /= world
+            optimizer.step()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if not quiet and (step + 1) % args.save_every == 0:
+                save_atomically({"stage": 1, "step": step + 1, "encoder": encoder.state_dict(),
+                                 "action": action.model.state_dict(), "optimizer": optimizer.state_dict()}, state_path)
+        resumed = None
+
+    # Stage 2: cache System 2's filtered maps once, train projections + DiT.
+    key = cache_key(bags, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride})
+    cache_dir = args.cache_dir or work
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_path = cache_dir / f"features-{key}.pt"
+    if cache_path.exists():
+        spatial_maps, motion_maps = torch.load(cache_path)
+    else:
+        spatial_maps, motion_maps = refine_all(encoder, samples.clips, 16, progress)
+        if not quiet:
+            save_atomically((spatial_maps, motion_maps), cache_path)
+    states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
+    actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
+
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    heads = [encoder.spatial_projection, encoder.motion_projection]
+    trainable = [p for m in heads for p in m.parameters()] + [encoder.spatial_position, encoder.motion_position]
+    for p in trainable:
+        p.requires_grad_(True)
+    trainable += list(action.model.parameters())
+    objective = Stage2Objective(encoder, action)
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+    optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(args.steps, 1), pct_start=0.05)
+    start = 0
+    if resumed:
+        optimizer.load_state_dict(resumed["optimizer"]), schedule.load_state_dict(resumed["schedule"])
+        start = resumed["step"]
+    action.train()
+    shard = torch.arange(rank, len(states), world)  # each process its share of the samples
+    bar = progress(range(start, args.steps), desc="stage 2 (DiT)", initial=start, total=args.steps)
+    losses = []
+    started = time.monotonic()
+    for step in bar:
+        picks = shard[torch.randint(len(shard), (args.batch_size,), generator=generator)]
+        loss = objective(spatial_maps[picks].to(device), motion_maps[picks].to(device),
+                         states[picks].to(device), actions[picks].to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        if not quiet and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
+            save_atomically({"stage": 2, "step": step + 1, "encoder": encoder.state_dict(),
+                             "action": action.model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict()}, state_path)
+
+    if not quiet:
+        metadata = {
+            "trained": True,
+            "episodes": [str(b) for b in bags],
+            "samples": len(states),
+            "stage1_steps": args.stage1_steps,
+            "stage2_steps": args.steps,
+            "final_loss": float(np.mean(losses[-50:])) if losses else None,
+            "train_seconds": round(time.monotonic() - started, 1),
+            "seed": args.seed,
+        }
+        model_id = save_checkpoint(args.out, encoder, action, stats, name=args.name, metadata=metadata,
+                                   overwrite=args.overwrite)
+        print(f"wrote {args.out} ({model_id})")
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
