@@ -76,7 +76,15 @@ class SimArmParams(CommonParams):
     camera_rate_hz: float = 15.0
     image_width: int = 96
     image_height: int = 96
+    camera_info_topic: str = "/camera/camera_info"
+    # One std_msgs/Bool per episode: its outcome.
     success_topic: str = "/video2act/task_success"
+    # An episode ends this long after first success, or at the time limit;
+    # the arm then resets with the next seed.
+    episode_settle_s: float = 0.5
+    episode_time_limit_s: float = 8.0
+    # Publish /clock from the simulation (run the other nodes with use_sim_time).
+    publish_clock: bool = False
     seed: int = 0
 
 

@@ -1,14 +1,20 @@
 """video2act_sim arm node: the kinematic arm behind the topics a Gazebo
 (ros_gz_bridge) or Isaac Sim bridge would offer: /joint_states, a camera
-Image, a JointTrajectory controller topic, and task success."""
+Image with its CameraInfo, /clock, a JointTrajectory controller topic, and
+one task-success outcome per episode."""
 
 from __future__ import annotations
 
 import sys
+from time import monotonic
 
+from rclpy.clock import Clock as SteadyClock
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool
 from trajectory_msgs.msg import JointTrajectory
 
@@ -18,25 +24,46 @@ from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
 from video2act_core.trajectory import Trajectory
 from video2act_sim.arm import KinematicArm
+from video2act_sim.episode import EPISODE_START_NS
+
+# Sim time per wall time when the node owns /clock.
+REAL_TIME = 1.0
 
 
 class SimArmNode(Node):
     def __init__(self):
         super().__init__("video2act_sim_arm")
         self.params = params = declare_params(self, SimArmParams)
+        if params.publish_clock and self.get_parameter("use_sim_time").value:
+            raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
+        self.episode = 0
         self.arm = KinematicArm(len(params.joint_names), seed=params.seed)
-        # The arm keeps ROS time so stamped trajectories start when they say.
-        self.last_step_s = self.arm.time_s = self.now_s()
+        self.wall_last_s = monotonic()
+        self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.create_subscription(JointTrajectory, params.trajectory_topic, self.on_trajectory, reliable)
         self.joint_publisher = self.create_publisher(JointState, params.joint_states_topic, 10)
         self.image_publisher = self.create_publisher(Image, params.image_topic, qos_profile_sensor_data)
+        self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
-        self.create_timer(1.0 / params.joint_state_rate_hz, self.on_physics)
-        self.create_timer(1.0 / params.camera_rate_hz, self.on_camera)
+        self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
+        # Timers on the steady clock: the simulation must keep stepping when
+        # it is the one that drives /clock.
+        steady = SteadyClock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(1.0 / params.joint_state_rate_hz, self.on_physics, clock=steady)
+        self.create_timer(1.0 / params.camera_rate_hz, self.on_camera, clock=steady)
 
     def now_s(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """Simulation time: the node clock, or the arm's own when it owns /clock."""
+        return self.arm.time_s if self.params.publish_clock else self.get_clock().now().nanoseconds * 1e-9
+
+    def stamp(self):
+        return Time(nanoseconds=int(round(self.now_s() * 1e9))).to_msg()
+
+    def start_episode(self, time_s: float) -> None:
+        self.arm = KinematicArm(len(self.params.joint_names), seed=self.params.seed + self.episode)
+        self.arm.time_s = self.episode_start_s = time_s
+        self.succeeded_at_s = None
 
     def on_trajectory(self, msg: JointTrajectory) -> None:
         try:
@@ -48,26 +75,56 @@ class SimArmNode(Node):
             self.get_logger().error(f"rejecting trajectory: {error}", throttle_duration_sec=5.0)
 
     def on_physics(self) -> None:
-        now = self.now_s()
-        self.arm.step(max(now - self.last_step_s, 1e-4))
-        self.last_step_s = now
+        wall = monotonic()
+        if self.params.publish_clock:
+            self.arm.step(max(wall - self.wall_last_s, 1e-4) * REAL_TIME)
+        else:
+            self.arm.step(max(self.now_s() - self.arm.time_s, 1e-4))
+        self.wall_last_s = wall
+        if self.clock_publisher:
+            self.clock_publisher.publish(Clock(clock=self.stamp()))
         msg = JointState()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.stamp()
         msg.name = list(self.params.joint_names)
         msg.position = self.arm.state.positions.tolist()
         msg.velocity = self.arm.state.velocities.tolist()
         self.joint_publisher.publish(msg)
-        self.success_publisher.publish(Bool(data=self.arm.success()))
+        self.check_episode()
+
+    def check_episode(self) -> None:
+        now = self.arm.time_s
+        if self.succeeded_at_s is None and self.arm.success():
+            self.succeeded_at_s = now
+        settled = self.succeeded_at_s is not None and now - self.succeeded_at_s >= self.params.episode_settle_s
+        if settled or now - self.episode_start_s >= self.params.episode_time_limit_s:
+            success = self.succeeded_at_s is not None
+            self.success_publisher.publish(Bool(data=success))
+            self.get_logger().info(f"episode {self.episode} (seed {self.params.seed + self.episode}): "
+                                   f"{'success' if success else 'failure'} after {now - self.episode_start_s:.1f} s")
+            self.episode += 1
+            self.start_episode(now)
 
     def on_camera(self) -> None:
+        stamp = self.stamp()
         msg = Image()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = stamp
         msg.header.frame_id = "camera_optical_frame"
         msg.encoding = "rgb8"
         msg.height, msg.width, msg.step, msg.data = encode_rgb8(
             self.arm.render(self.params.image_height, self.params.image_width)
         )
         self.image_publisher.publish(msg)
+        info = CameraInfo()
+        info.header = msg.header
+        info.height, info.width = msg.height, msg.width
+        # An ideal pinhole looking straight down; the render has no distortion.
+        focal = float(msg.width)
+        info.k = [focal, 0.0, msg.width / 2, 0.0, focal, msg.height / 2, 0.0, 0.0, 1.0]
+        info.p = [focal, 0.0, msg.width / 2, 0.0, 0.0, focal, msg.height / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        self.info_publisher.publish(info)
 
 
 def main(args=None) -> int:
