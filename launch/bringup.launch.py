@@ -2,42 +2,47 @@
 policy nodes with the shared params file.
 
     ros2 launch video2act bringup.launch.py [namespace:=arm1]
-        [params_file:=/path/to.yaml] [use_sim_time:=true]
+        [params_file:=/path/to.yaml] [overrides_file:=/path/to/bridge.yaml]
+        [use_sim_time:=true]
+
+`overrides_file` is applied on top of `params_file`, e.g. one of
+config/bridges/*.yaml to point the topics at a simulator's bridge.
 """
 
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+
+def video2act_nodes(context):
+    value = lambda name: LaunchConfiguration(name).perform(context)
+    parameters = [value("params_file")]
+    if value("overrides_file"):
+        parameters.append(value("overrides_file"))
+    parameters.append({"use_sim_time": value("use_sim_time").lower() == "true"})
+    return [
+        Node(package=package, executable=executable, name=name, namespace=value("namespace"),
+             parameters=parameters, output="screen", emulate_tty=True)
+        for package, executable, name in (
+            ("video2act_perception", "perception_node", "video2act_perception"),
+            ("video2act_policy", "policy_node", "video2act_policy"),
+        )
+    ]
 
 
 def generate_launch_description():
-    default_params = Path(get_package_share_directory("video2act")) / "config" / "video2act.yaml"
-    namespace = LaunchConfiguration("namespace")
-    params_file = LaunchConfiguration("params_file")
-    use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
-
-    def node(package: str, executable: str, name: str) -> Node:
-        return Node(
-            package=package,
-            executable=executable,
-            name=name,
-            namespace=namespace,
-            parameters=[params_file, {"use_sim_time": use_sim_time}],
-            output="screen",
-            emulate_tty=True,
-        )
-
+    share = Path(get_package_share_directory("video2act"))
     return LaunchDescription(
         [
             DeclareLaunchArgument("namespace", default_value="", description="namespace for both nodes"),
-            DeclareLaunchArgument("params_file", default_value=str(default_params), description="ROS 2 params file"),
+            DeclareLaunchArgument("params_file", default_value=str(share / "config" / "video2act.yaml"),
+                                  description="ROS 2 params file"),
+            DeclareLaunchArgument("overrides_file", default_value="", description="params applied on top"),
             DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock"),
-            node("video2act_perception", "perception_node", "video2act_perception"),
-            node("video2act_policy", "policy_node", "video2act_policy"),
+            OpaqueFunction(function=video2act_nodes),
         ]
     )

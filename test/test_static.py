@@ -12,17 +12,23 @@ from conftest import PARAMS_FILE, REPO
 from video2act_core.params import NODE_PARAMS, WILDCARD, load_params_file, param_fields
 
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+# Node params files: the main one and the bridge overrides layered on it.
+PARAMS_FILES = [PARAMS_FILE, REPO / "config" / "bridges" / "gazebo.yaml", REPO / "config" / "bridges" / "isaac_sim.yaml"]
 
 
 def launched_nodes(launch_file: Path) -> list[tuple[str, str, str]]:
-    """(package, executable, name) of every node(...) / Node(...) call."""
+    """(package, executable, name) of every Node(...) call and of every
+    (package, executable, name) tuple of string literals naming a node."""
     nodes = []
-    for call in ast.walk(ast.parse(launch_file.read_text())):
-        if isinstance(call, ast.Call) and getattr(call.func, "id", "") in ("node", "Node"):
-            args = [a.value for a in call.args if isinstance(a, ast.Constant)]
-            kwargs = {k.arg: k.value.value for k in call.keywords if isinstance(k.value, ast.Constant)}
-            if len(args) == 3 or {"package", "executable"} <= set(kwargs):
-                nodes.append(tuple(args) if len(args) == 3 else (kwargs["package"], kwargs["executable"], kwargs.get("name")))
+    for item in ast.walk(ast.parse(launch_file.read_text())):
+        if isinstance(item, ast.Call) and getattr(item.func, "id", "") == "Node":
+            kwargs = {k.arg: k.value.value for k in item.keywords if isinstance(k.value, ast.Constant)}
+            if {"package", "executable", "name"} <= set(kwargs):
+                nodes.append((kwargs["package"], kwargs["executable"], kwargs["name"]))
+        elif isinstance(item, ast.Tuple) and len(item.elts) == 3 and all(isinstance(e, ast.Constant) for e in item.elts):
+            values = tuple(e.value for e in item.elts)
+            if all(isinstance(v, str) for v in values) and values[0].startswith("video2act"):
+                nodes.append(values)
     return nodes
 
 
@@ -40,8 +46,9 @@ def test_every_launched_executable_is_an_entry_point(launch_file):
         assert name in NODE_PARAMS, f"{name} has no parameter schema"
 
 
-def test_params_file_keys_are_declared_by_the_nodes():
-    sections = load_params_file(PARAMS_FILE)
+@pytest.mark.parametrize("params_file", PARAMS_FILES, ids=lambda p: p.name)
+def test_params_file_keys_are_declared_by_the_nodes(params_file):
+    sections = load_params_file(params_file)
     declared = {node: param_fields(params) for node, params in NODE_PARAMS.items()}
     for section, values in sections.items():
         owners = list(declared.values()) if section == WILDCARD else [declared[section]]
