@@ -72,6 +72,9 @@ class PolicyParams(CommonParams):
 class SimArmParams(CommonParams):
     """video2act_sim arm: a simulated arm speaking the controller topics."""
 
+    # 'kinematic' (fast, the shipped checkpoint's task) or 'mujoco_so101'.
+    backend: str = "kinematic"
+
     joint_state_rate_hz: float = 50.0
     camera_rate_hz: float = 15.0
     image_width: int = 96

@@ -70,8 +70,26 @@ class KinematicArm:
     def tip(self) -> np.ndarray:
         return self.joint_points()[-1]
 
+    def distance(self) -> float:
+        """From the gripper tip to the target."""
+        return float(np.linalg.norm(self.tip() - self.target))
+
     def success(self) -> bool:
-        return bool(np.linalg.norm(self.tip() - self.target) < SUCCESS_RADIUS)
+        return self.distance() < SUCCESS_RADIUS
+
+    def reach_configuration(self) -> np.ndarray:
+        """Joint positions whose tip is at the target, nearest the current pose."""
+        start = self.state.positions
+        lift, elbow = np.meshgrid(np.linspace(-1.6, 0.6, 221), np.linspace(-0.2, 2.6, 281), indexing="ij")
+        wrist = np.full_like(lift, start[3])
+        a1 = lift + np.pi / 2
+        reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
+        cost = (reach - np.linalg.norm(self.target)) ** 2 + 1e-3 * ((lift - start[1]) ** 2 + (elbow - start[2]) ** 2)
+        best = np.unravel_index(np.argmin(cost), cost.shape)
+        goal = start.copy()
+        goal[0] = np.arctan2(self.target[0], self.target[1])
+        goal[1], goal[2] = lift[best], elbow[best]
+        return goal
 
     def render(self, height: int, width: int) -> np.ndarray:
         """(H, W, 3) uint8 top-down view; the base sits at the bottom centre."""
@@ -99,3 +117,14 @@ class KinematicArm:
         opening = float(np.clip(self.state.positions[5], 0.0, 1.0))
         disk(points[-1], (2.0 + 3.0 * opening) * scale, (40, 200, 60))
         return image
+
+
+def make_arm(backend: str, joints: int, seed: int):
+    """The simulated arm of a backend: 'kinematic' or 'mujoco_so101'."""
+    if backend == "kinematic":
+        return KinematicArm(joints, seed=seed)
+    if backend == "mujoco_so101":
+        from video2act_sim.mujoco_arm import MujocoArm
+
+        return MujocoArm(joints, seed=seed)
+    raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="overrides checkpoint_path")
     parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
     parser.add_argument("--sim-time", action="store_true", help="the simulator publishes /clock; the nodes follow it")
+    parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
     args = parser.parse_args(argv)
 
     import rclpy
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     overrides = {"checkpoint_path": str(checkpoint.resolve())}
     node_overrides = {
-        SIM_ARM: {**overrides, "publish_clock": args.sim_time},
+        SIM_ARM: {**overrides, "publish_clock": args.sim_time, **({"backend": args.backend} if args.backend else {})},
         PERCEPTION: {**overrides, "use_sim_time": args.sim_time},
         POLICY: {**overrides, "use_sim_time": args.sim_time},
     }

@@ -18,7 +18,7 @@ from video2act_core.bags import EpisodeRecorder
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory
-from video2act_sim.arm import KinematicArm
+from video2act_sim.arm import KinematicArm, make_arm
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a
 # trajectory controller and "unset" to many drivers.
@@ -59,7 +59,7 @@ def run_episode(
     recorder: EpisodeRecorder | None = None,
 ) -> EpisodeResult:
     """One episode; ends `settle_s` after first success or at the time limit."""
-    arm = KinematicArm(len(sim.joint_names), seed=seed)
+    arm = make_arm(sim.backend, len(sim.joint_names), seed)
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
     frames = FrameBuffer(num_frames)
@@ -97,6 +97,6 @@ def run_episode(
             recorder.clock(stamp)
             recorder.joint_state(stamp, arm.state.positions, arm.state.velocities)
             recorder.success(stamp, success)
-    distance = float(np.linalg.norm(arm.tip() - arm.target))
+    distance = arm.distance()
     steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
     return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance)

@@ -3,7 +3,7 @@
     python -m video2act_sim.expert --out data/demos --episodes 40
 
 The expert knows the target (it reads the simulator state, not pixels),
-solves the arm's inverse kinematics, and moves there along a smooth
+asks the simulator for the arm's inverse kinematics, and moves there along a smooth
 joint-space path, closing the gripper on arrival. Each episode is written
 as a rosbag2 directory with the topics of config/video2act.yaml.
 """
@@ -18,23 +18,8 @@ import numpy as np
 from video2act_core.bags import EpisodeRecorder, EpisodeTopics
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim.arm import LINK_LENGTHS, KinematicArm
+from video2act_sim.arm import KinematicArm
 from video2act_sim.episode import Command, run_episode
-
-
-def reach_configuration(arm: KinematicArm, target: np.ndarray) -> np.ndarray:
-    """Joint positions whose tip is at `target`, nearest the current pose."""
-    start = arm.state.positions
-    lift, elbow = np.meshgrid(np.linspace(-1.6, 0.6, 221), np.linspace(-0.2, 2.6, 281), indexing="ij")
-    wrist = np.full_like(lift, start[3])
-    a1 = lift + np.pi / 2
-    reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
-    cost = (reach - np.linalg.norm(target)) ** 2 + 1e-3 * ((lift - start[1]) ** 2 + (elbow - start[2]) ** 2)
-    best = np.unravel_index(np.argmin(cost), cost.shape)
-    goal = start.copy()
-    goal[0] = np.arctan2(target[0], target[1])
-    goal[1], goal[2] = lift[best], elbow[best]
-    return goal
 
 
 class ScriptedReacher:
@@ -45,7 +30,7 @@ class ScriptedReacher:
 
     def reset(self, arm: KinematicArm) -> None:
         self.start = arm.state.positions.copy()
-        self.goal = reach_configuration(arm, arm.target)
+        self.goal = arm.reach_configuration()
         self.goal[5] = 0.0  # close the gripper
         self.start_time_s = arm.time_s
 
@@ -67,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[3] / "config" / "video2act.yaml")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--horizon", type=int, default=16)
+    parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
     args = parser.parse_args(argv)
 
-    sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
+                      {"backend": args.backend} if args.backend else None)
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic)
     args.out.mkdir(parents=True, exist_ok=True)

