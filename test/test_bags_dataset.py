@@ -6,7 +6,7 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.bags import BagError, EpisodeRecorder, read_episode
-from video2act_core.dataset import episode_samples, find_episode_bags, load_samples
+from video2act_core.dataset import episode_samples, find_episode_bags, load_episodes, load_samples
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
@@ -71,7 +71,9 @@ def test_samples_are_time_aligned(expert_bags):
 
 
 def test_statistics_come_from_the_data(expert_bags):
-    samples, stats = load_samples(find_episode_bags([expert_bags]), episode_topics(), JOINTS, 4, 5)
+    episodes, sources = load_episodes([expert_bags], episode_topics(), JOINTS)
+    assert len(sources) == 2
+    samples, stats = load_samples(episodes, JOINTS, 4, 5)
     np.testing.assert_allclose(stats.state_mean, samples.states.mean(0))
     assert stats.joint_names == JOINTS
     assert set(samples.episode_index) == {0, 1}

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
 
 
@@ -39,6 +40,24 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
     return bags
 
 
+def load_episodes(
+    roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None
+) -> tuple[list[Episode], list[str]]:
+    """Episodes from rosbag2 directories (one episode each) and LeRobot
+    datasets (many each) under the roots, and a name for each source."""
+    episodes, sources = [], []
+    for root in roots:
+        if is_lerobot_dataset(root):
+            found = read_lerobot_dataset(root, joint_names, frame_size=frame_size)
+            episodes += found
+            sources += [f"{root}#{i}" for i in range(len(found))]
+        else:
+            for bag in find_episode_bags([root]):
+                episodes.append(read_episode(bag, topics, joint_names))
+                sources.append(str(bag))
+    return episodes, sources
+
+
 def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1) -> Samples:
     clips, states, actions = [], [], []
     for k, stamp in enumerate(episode.command_stamps_ns):
@@ -57,11 +76,11 @@ def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_strid
 
 
 def load_samples(
-    bags: list[Path], topics: EpisodeTopics, joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1
+    episodes: list[Episode], joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1
 ) -> tuple[Samples, NormalizationStats]:
     parts = []
-    for index, bag in enumerate(bags):
-        samples = episode_samples(read_episode(bag, topics, joint_names), num_frames, horizon, frame_stride)
+    for index, episode in enumerate(episodes):
+        samples = episode_samples(episode, num_frames, horizon, frame_stride)
         samples.episode_index[:] = index
         parts.append(samples)
     merged = Samples(

@@ -1,4 +1,5 @@
-"""Train a Video2Act checkpoint from recorded episodes (rosbag2 directories).
+"""Train a Video2Act checkpoint from recorded episodes: rosbag2 directories
+(one episode each) and LeRobot-format datasets on local disk.
 
     python -m video2act_core.train --data data/demos --out checkpoints/mine
     torchrun --nproc_per_node=4 -m video2act_core.train --data ... --out ...
@@ -26,7 +27,7 @@ from torch import nn
 
 from video2act_core.bags import EpisodeTopics
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
-from video2act_core.dataset import find_episode_bags, load_samples
+from video2act_core.dataset import load_episodes, load_samples
 from video2act_core.params import CommonParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 
@@ -59,11 +60,14 @@ def save_atomically(state: dict, path: Path) -> None:
     partial.replace(path)
 
 
-def cache_key(bags: list[Path], encoder, extra: dict) -> str:
+def cache_key(sources: list[str], encoder, extra: dict) -> str:
+    """Identifies the cached System 2 maps: the System 2 config, the options
+    in `extra`, and name, size and mtime of every file of every source."""
     digest = hashlib.sha256(json.dumps(encoder.config.to_dict(), sort_keys=True).encode())
     digest.update(json.dumps(extra, sort_keys=True).encode())
-    for bag in bags:
-        for file in sorted(bag.iterdir()):
+    for root in dict.fromkeys(Path(source.split("#")[0]) for source in sources):
+        files = sorted(root.iterdir()) if (root / "metadata.yaml").is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for file in files:
             digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
@@ -83,7 +87,8 @@ def refine_all(encoder, clips: list[np.ndarray], batch_size: int, progress) -> t
 def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, nargs="+", required=True, help="bag directories or folders of them")
+    parser.add_argument("--data", type=Path, nargs="+", required=True,
+                        help="bag directories, folders of them, or LeRobot dataset roots")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml",
                         help="topics and joint names (ROS 2 params file)")
@@ -132,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         encoder, action = build_models(model_config, common.joint_names, args.seed)
     encoder.to(device), action.to(device)
 
-    bags = find_episode_bags(args.data)
-    samples, stats = load_samples(bags, topics, common.joint_names, encoder.config.num_frames,
+    frame_size = (encoder.config.image_height, encoder.config.image_width)
+    episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size)
+    samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
                                   action.config.horizon, args.frame_stride)
     if not quiet:
-        print(f"{len(bags)} episodes, {len(samples.clips)} samples; device {device}, {world} process(es)")
+        print(f"{len(episodes)} episodes, {len(samples.clips)} samples; device {device}, {world} process(es)")
 
     state_path = work / STATE_FILE
     resumed = torch.load(state_path, map_location="cpu", weights_only=False) if state_path.exists() else None
@@ -173,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         resumed = None
 
     # Stage 2: cache System 2's filtered maps once, train projections + DiT.
-    key = cache_key(bags, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride})
+    key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride})
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
@@ -226,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if not quiet:
         metadata = {
             "trained": True,
-            "episodes": [str(b) for b in bags],
+            "episodes": sources,
             "samples": len(states),
             "stage1_steps": args.stage1_steps,
             "stage2_steps": args.steps,
