@@ -37,12 +37,16 @@ STATE_FILE = "state.pt"
 class Stage2Objective(nn.Module):
     """Token projections + DiT on cached maps; one module so DDP can wrap it."""
 
-    def __init__(self, encoder, action):
+    def __init__(self, encoder, action, state_noise: float):
         super().__init__()
         self.encoder, self.action = encoder, action
+        self.state_noise = state_noise
 
     def forward(self, spatial_maps, motion_maps, state, actions):
         spatial, motion = self.encoder.tokens(spatial_maps, motion_maps)
+        # Noise on the (normalised) joint state keeps the head from reading
+        # the demonstration's progress off the state instead of the images.
+        state = state + self.state_noise * torch.randn_like(state)
         return self.action.loss(actions, state, spatial, motion)
 
 
@@ -100,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--frame-stride", type=int, default=1)
+    parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
     parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
     parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
     parser.add_argument("--cache-dir", type=Path, help="where System 2 features are cached (default: <out>.train/); "
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in trainable:
         p.requires_grad_(True)
     trainable += list(action.model.parameters())
-    objective = Stage2Objective(encoder, action)
+    objective = Stage2Objective(encoder, action, args.state_noise)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "samples": len(states),
             "stage1_steps": args.stage1_steps,
             "stage2_steps": args.steps,
+            "state_noise": args.state_noise,
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,

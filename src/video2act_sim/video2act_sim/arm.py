@@ -16,6 +16,8 @@ from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
 SUCCESS_RADIUS = 0.06
+HOME = np.array([0.0, -0.6, 1.2, 0.4, 0.0, 0.2])
+START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
@@ -42,10 +44,14 @@ class KinematicArm:
         self.reset()
 
     def reset(self) -> None:
-        self.state = ArmState(np.array([0.0, -0.6, 1.2, 0.4, 0.0, 0.2]), np.zeros(6))
-        self.tracker = TrajectoryTracker(self.state.positions)
         radius, angle = self.rng.uniform(0.35, 0.7), self.rng.uniform(-1.2, 1.2)
         self.target = np.array([radius * np.sin(angle), radius * np.cos(angle)])
+        # A random start pose: with one fixed start, demonstrations all leave
+        # it monotonically towards the target, so the joint state alone gives
+        # the direction away and policies learn to copy their own motion.
+        start = HOME + self.rng.uniform(-1.0, 1.0, 6) * START_SPREAD
+        self.state = ArmState(start, np.zeros(6))
+        self.tracker = TrajectoryTracker(self.state.positions)
         self.time_s = 0.0
 
     def command(self, trajectory: Trajectory) -> None:
