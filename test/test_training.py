@@ -65,3 +65,28 @@ def test_evaluation_writes_the_table(trained, tmp_path):
     # The synchronous loop pays for System 2 on every chunk.
     assert float(rows[1]["control_rate_hz"]) < float(rows[0]["control_rate_hz"])
     assert (tmp_path / "results.png").stat().st_size > 0
+
+
+def test_torchrun_trains_with_two_processes(expert_bags, tmp_path):
+    """DistributedDataParallel on the CPU (gloo): one data shard per process,
+    rank 0 writes the checkpoint."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # torchrun needs a concrete free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "micro.yaml"
+    config.write_text(yaml.safe_dump(MICRO))
+    out = tmp_path / "ckpt"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+         "-m", "video2act_core.train", "--data", str(expert_bags), "--out", str(out), "--model-config", str(config),
+         "--params", str(PARAMS_FILE), "--batch-size", "4", "--steps", "6", "--stage1-steps", "1", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout
+    assert read_manifest(out).metadata["stage2_steps"] == 6
+    load_policy(out, device="cpu")
