@@ -208,11 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(args.steps, 1), pct_start=0.05)
+    total = max(args.steps, 3)
+    # 5% warm-up, but OneCycleLR divides by zero below two warm-up steps.
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=max(0.05, 2.0 / total))
     start = 0
     if resumed:
-        optimizer.load_state_dict(resumed["optimizer"]), schedule.load_state_dict(resumed["schedule"])
+        optimizer.load_state_dict(resumed["optimizer"])
         start = resumed["step"]
+        # Rebuilt for this run's --steps (a resumed run may train longer),
+        # then advanced to where training stopped.
+        for _ in range(start):
+            schedule.step()
     action.train()
     shard = torch.arange(rank, len(states), world)  # each process its share of the samples
     bar = progress(range(start, args.steps), desc="stage 2 (DiT)", initial=start, total=args.steps)
@@ -231,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if not quiet and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
             save_atomically({"stage": 2, "step": step + 1, "encoder": encoder.state_dict(),
-                             "action": action.model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict()}, state_path)
+                             "action": action.model.state_dict(), "optimizer": optimizer.state_dict()}, state_path)
 
     if not quiet:
         metadata = {
