@@ -9,8 +9,10 @@ from video2act_sim.replay import main as replay
 
 def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_checkpoint, tmp_path):
     bag = find_episode_bags([expert_bags])[0]
+    # A quarter speed: the episode is ~2 s of sim time and System 2 needs a
+    # full clip plus ~1 s on a loaded CPU before the policy can act.
     assert replay(["--bag", str(bag), "--checkpoint", str(tiny_checkpoint), "--params", str(PARAMS_FILE),
-                   "--rate", "0.5", "--out", str(tmp_path)]) == 0
+                   "--rate", "0.25", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     # Playback under /clock from the bag: the policy acts and its chunks
     # line up in time with the recorded commands.
