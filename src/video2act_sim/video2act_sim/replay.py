@@ -55,6 +55,11 @@ def action_errors(chunks: list[tuple[int, np.ndarray]], command_stamps_ns: np.nd
     return {"chunks_compared": len(whole), "first_step_mae": float(np.mean(first)), "chunk_mae": float(np.mean(whole))}
 
 
+def nodes_ready(node, policy: PolicyParams) -> bool:
+    """Perception listens to the camera, and the policy to joint states (after latents)."""
+    return all(node.count_subscribers(topic) > 0 for topic in (policy.image_topic, policy.joint_states_topic))
+
+
 def main(argv: list[str] | None = None) -> int:
     import rclpy
     from rclpy.serialization import deserialize_message
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=repo / "checkpoints" / "sim_demo")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed (sim time per wall time)")
-    parser.add_argument("--warmup", type=float, default=20.0, help="max seconds to wait for the nodes to start")
+    parser.add_argument("--warmup", type=float, default=120.0, help="max seconds to wait for the nodes to start")
     parser.add_argument("--out", type=Path, default=Path("runs/replay"))
     args = parser.parse_args(argv)
 
@@ -102,13 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 10)
     node.create_subscription(SpatioMotionLatents, policy.latents_topic, lambda m: latents_latency.append(m.latency), latents_qos())
     try:
-        # Hold the clock at the bag's start until both nodes are up.
+        # Hold the clock at the bag's start until both nodes are up: each node
+        # loads its model before it subscribes, so a subscription means ready.
         first_ns = stream[0][0]
         deadline = time.monotonic() + args.warmup
-        while time.monotonic() < deadline and node.count_subscribers(policy.joint_states_topic) == 0:
+        while not nodes_ready(node, policy):
+            if time.monotonic() > deadline:
+                raise BagError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=first_ns).to_msg()))
             rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(2.0)  # perception loads its model after subscribing
+        time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
         started = time.monotonic()
         for stamp, topic, raw in stream:
             while (wait := (stamp - first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
