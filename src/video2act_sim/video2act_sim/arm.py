@@ -9,6 +9,7 @@ block; the task succeeds when the gripper tip reaches the block.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -16,6 +17,7 @@ from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
 SUCCESS_RADIUS = 0.06
+TARGET_HALF_SIZE = 0.05
 HOME = np.array([0.0, -0.6, 1.2, 0.4, 0.0, 0.2])
 START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
@@ -27,6 +29,27 @@ VIEW_SCALE = 0.7
 class ArmState:
     positions: np.ndarray
     velocities: np.ndarray
+
+
+class SimArm(Protocol):
+    """What the sim node, the episode loop and the expert need of a backend."""
+
+    time_s: float
+
+    @property
+    def state(self) -> ArmState: ...
+
+    def command(self, trajectory: Trajectory) -> None: ...
+
+    def step(self, dt: float) -> None: ...
+
+    def distance(self) -> float: ...
+
+    def success(self) -> bool: ...
+
+    def reach_configuration(self) -> np.ndarray: ...
+
+    def render(self, height: int, width: int) -> np.ndarray: ...
 
 
 class KinematicArm:
@@ -84,17 +107,19 @@ class KinematicArm:
         return self.distance() < SUCCESS_RADIUS
 
     def reach_configuration(self) -> np.ndarray:
-        """Joint positions whose tip is at the target, nearest the current pose."""
-        start = self.state.positions
+        """Joint positions whose tip is at the target. The redundant flex
+        joints take the solution nearest HOME, not the current pose, so the
+        goal depends on the target alone: what a policy sees in the image.
+        Wrist roll keeps its current value (it does not move the tip)."""
         lift, elbow = np.meshgrid(np.linspace(-1.6, 0.6, 221), np.linspace(-0.2, 2.6, 281), indexing="ij")
-        wrist = np.full_like(lift, start[3])
+        wrist = np.full_like(lift, HOME[3])
         a1 = lift + np.pi / 2
         reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
-        cost = (reach - np.linalg.norm(self.target)) ** 2 + 1e-3 * ((lift - start[1]) ** 2 + (elbow - start[2]) ** 2)
+        cost = (reach - np.linalg.norm(self.target)) ** 2 + 1e-3 * ((lift - HOME[1]) ** 2 + (elbow - HOME[2]) ** 2)
         best = np.unravel_index(np.argmin(cost), cost.shape)
-        goal = start.copy()
+        goal = self.state.positions.copy()
         goal[0] = np.arctan2(self.target[0], self.target[1])
-        goal[1], goal[2] = lift[best], elbow[best]
+        goal[1], goal[2], goal[3] = lift[best], elbow[best], HOME[3]
         return goal
 
     def render(self, height: int, width: int) -> np.ndarray:
@@ -111,7 +136,9 @@ class KinematicArm:
             r, c = to_pixels(point)
             image[(rows - r) ** 2 + (cols - c) ** 2 <= radius_px**2] = colour
 
-        half = SUCCESS_RADIUS * 0.5
+        # Drawn larger than the success radius so it spans a few pixels at
+        # the model's 64 px input.
+        half = TARGET_HALF_SIZE
         r0, c0 = to_pixels(self.target + [-half, half])
         r1, c1 = to_pixels(self.target + [half, -half])
         image[int(r0) : int(r1) + 1, int(c0) : int(c1) + 1] = (200, 40, 40)
@@ -125,7 +152,7 @@ class KinematicArm:
         return image
 
 
-def make_arm(backend: str, joints: int, seed: int):
+def make_arm(backend: str, joints: int, seed: int) -> SimArm:
     """The simulated arm of a backend: 'kinematic' or 'mujoco_so101'."""
     if backend == "kinematic":
         return KinematicArm(joints, seed=seed)

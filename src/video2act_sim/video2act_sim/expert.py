@@ -3,8 +3,8 @@
     python -m video2act_sim.expert --out data/demos --episodes 40
 
 The expert knows the target (it reads the simulator state, not pixels),
-asks the simulator for the arm's inverse kinematics, and moves there along a smooth
-joint-space path, closing the gripper on arrival. Each episode is written
+asks the simulator for the arm's inverse kinematics, and steers the joints
+there by state feedback, closing the gripper on the way. Each episode is written
 as a rosbag2 directory with the topics of config/video2act.yaml.
 """
 
@@ -18,30 +18,40 @@ import numpy as np
 from video2act_core.bags import EpisodeRecorder, EpisodeTopics
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim.arm import KinematicArm
+from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 
 
 class ScriptedReacher:
-    def __init__(self, horizon: int, action_period_s: float, duration_s: float = 2.0):
+    """A state-feedback reacher: every chunk approaches the goal from the
+    current joint positions (exponentially, within the velocity limits).
+
+    Its actions depend only on the current state and the target, not on the
+    time since the start or the start pose, so a policy that sees the target
+    in the image and the state on /joint_states can reproduce them, also
+    from latents a few steps old.
+    """
+
+    def __init__(self, horizon: int, action_period_s: float, max_velocity: np.ndarray | None = None,
+                 time_constant_s: float = 0.3):
         self.horizon = horizon
         self.action_period_s = action_period_s
-        self.duration_s = duration_s
+        self.max_step = None if max_velocity is None else np.asarray(max_velocity) * action_period_s
+        self.gain = 1.0 - np.exp(-action_period_s / time_constant_s)
 
-    def reset(self, arm: KinematicArm) -> None:
-        self.start = arm.state.positions.copy()
+    def reset(self, arm: SimArm) -> None:
         self.goal = arm.reach_configuration()
         self.goal[5] = 0.0  # close the gripper
-        self.start_time_s = arm.time_s
-
-    def plan_at(self, time_s: float) -> np.ndarray:
-        phase = np.clip((time_s - self.start_time_s) / self.duration_s, 0.0, 1.0)
-        smooth = phase * phase * (3.0 - 2.0 * phase)
-        return self.start + smooth[..., None] * (self.goal - self.start)
 
     def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command:
-        times = time_s + self.action_period_s * np.arange(1, self.horizon + 1)
-        return Command(self.plan_at(times))
+        points, position = [], joint_positions.copy()
+        for _ in range(self.horizon):
+            step = self.gain * (self.goal - position)
+            if self.max_step is not None:
+                step = np.clip(step, -self.max_step, self.max_step)
+            position = position + step
+            points.append(position)
+        return Command(np.stack(points))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic)
     args.out.mkdir(parents=True, exist_ok=True)
-    expert = ScriptedReacher(args.horizon, policy.action_period_s)
+    # Within the policy node's velocity envelope, with a margin.
+    expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity))
     successes = 0
     for index in range(args.episodes):
         seed = args.first_seed + index
