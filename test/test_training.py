@@ -2,12 +2,13 @@
 
 import csv
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.train import main as train
+from video2act_core.train import first_sample_of_episode, main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
@@ -90,3 +91,8 @@ def test_torchrun_trains_with_two_processes(expert_bags, tmp_path):
     assert "2 process(es)" in result.stdout
     assert read_manifest(out).metadata["stage2_steps"] == 6
     load_policy(out, device="cpu")
+
+
+def test_stale_maps_never_come_from_another_episode():
+    episode_index = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    np.testing.assert_array_equal(first_sample_of_episode(episode_index), [0, 0, 0, 3, 3, 5, 5, 5, 5])

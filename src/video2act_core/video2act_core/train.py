@@ -18,6 +18,8 @@ import hashlib
 import json
 import os
 import time
+import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +56,10 @@ def distributed() -> tuple[int, int]:
     """(rank, world size); initialises torch.distributed under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Rank 0 alone builds the feature cache while the others wait at a
+        # barrier: allow hours, not the default 30 minutes.
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                             timeout=timedelta(hours=6))
     return (torch.distributed.get_rank() if world > 1 else 0), world
 
 
@@ -74,6 +79,13 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
         for file in files:
             digest.update(f"{file.name}:{file.stat().st_size}:{file.stat().st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def first_sample_of_episode(episode_index: np.ndarray) -> np.ndarray:
+    """For each sample, the index of its episode's first sample (samples of
+    an episode are consecutive, one per commanded step)."""
+    starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
+    return starts[np.searchsorted(starts, np.arange(len(episode_index)), side="right") - 1]
 
 
 @torch.no_grad()
@@ -105,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--frame-stride", type=int, default=1)
     parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
+    parser.add_argument("--max-staleness", type=int, default=8,
+                        help="pair each sample with System 2 maps up to this many action periods old, "
+                             "as System 1 sees them when System 2 runs asynchronously at a lower rate")
     parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
     parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
     parser.add_argument("--cache-dir", type=Path, help="where System 2 features are cached (default: <out>.train/); "
@@ -188,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
-    if cache_path.exists():
-        spatial_maps, motion_maps = torch.load(cache_path)
-    else:
-        spatial_maps, motion_maps = refine_all(encoder, samples.clips, 16, progress)
-        if not quiet:
-            save_atomically((spatial_maps, motion_maps), cache_path)
+    # Rank 0 runs System 2 over the data; the other ranks wait and load it.
+    if rank == 0 and not cache_path.exists():
+        save_atomically(refine_all(encoder, samples.clips, 16, progress), cache_path)
+    if world > 1:
+        torch.distributed.barrier()
+    spatial_maps, motion_maps = torch.load(cache_path)
     states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
     actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
 
@@ -216,17 +231,23 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.load_state_dict(resumed["optimizer"])
         start = resumed["step"]
         # Rebuilt for this run's --steps (a resumed run may train longer),
-        # then advanced to where training stopped.
-        for _ in range(start):
-            schedule.step()
+        # then advanced to where training stopped; stepping it before the
+        # optimizer is intended here, so torch's warning about that is not.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            for _ in range(start):
+                schedule.step()
     action.train()
     shard = torch.arange(rank, len(states), world)  # each process its share of the samples
+    episode_start = torch.as_tensor(first_sample_of_episode(samples.episode_index))
     bar = progress(range(start, args.steps), desc="stage 2 (DiT)", initial=start, total=args.steps)
     losses = []
     started = time.monotonic()
     for step in bar:
         picks = shard[torch.randint(len(shard), (args.batch_size,), generator=generator)]
-        loss = objective(spatial_maps[picks].to(device), motion_maps[picks].to(device),
+        age = torch.randint(args.max_staleness + 1, (args.batch_size,), generator=generator)
+        seen = torch.maximum(picks - age, episode_start[picks])  # never across episodes
+        loss = objective(spatial_maps[seen].to(device), motion_maps[seen].to(device),
                          states[picks].to(device), actions[picks].to(device))
         optimizer.zero_grad()
         loss.backward()
@@ -247,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             "stage1_steps": args.stage1_steps,
             "stage2_steps": args.steps,
             "state_noise": args.state_noise,
+            "max_staleness": args.max_staleness,
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
