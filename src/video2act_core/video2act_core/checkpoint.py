@@ -191,8 +191,7 @@ def _load_weights(module: torch.nn.Module, file: Path, allowed_missing: tuple[st
         )
 
 
-def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True) -> System2:
-    manifest = read_manifest(path, verify)
+def _system2_from(manifest: Manifest, device: str, dtype: str) -> System2:
     config = manifest.vdm
     if manifest.has_backbone:
         config = replace(config, pretrained_path=str(manifest.path / BACKBONE))
@@ -205,21 +204,26 @@ def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "fl
     return System2(encoder.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.model_id)
 
 
-def load_system1(
-    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0, verify: bool = True
-) -> System1:
-    manifest = read_manifest(path, verify)
+def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int) -> System1:
     action = ActionDiffusion(manifest.dit)
     _load_weights(action.model, manifest.path / SYSTEM1)
     torch_device = resolve_device(device)
     return System1(action.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.stats, manifest.model_id, seed)
 
 
+def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True) -> System2:
+    return _system2_from(read_manifest(path, verify), device, dtype)
+
+
+def load_system1(
+    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0, verify: bool = True
+) -> System1:
+    return _system1_from(read_manifest(path, verify), device, dtype, seed)
+
+
 def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0) -> Video2ActPolicy:
-    read_manifest(path, verify=True)
-    return Video2ActPolicy(
-        load_system2(path, device, dtype, verify=False), load_system1(path, device, dtype, seed, verify=False)
-    )
+    manifest = read_manifest(path, verify=True)
+    return Video2ActPolicy(_system2_from(manifest, device, dtype), _system1_from(manifest, device, dtype, seed))
 
 
 def build_models(

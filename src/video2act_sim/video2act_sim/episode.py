@@ -18,7 +18,7 @@ from video2act_core.bags import EpisodeRecorder
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory
-from video2act_sim.arm import KinematicArm, make_arm
+from video2act_sim.arm import SimArm, make_arm
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a
 # trajectory controller and "unset" to many drivers.
@@ -34,7 +34,7 @@ class Command:
 
 
 class Controller(Protocol):
-    def reset(self, arm: KinematicArm) -> None: ...
+    def reset(self, arm: SimArm) -> None: ...
 
     def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
         """A command for the arm, or None to leave it be."""

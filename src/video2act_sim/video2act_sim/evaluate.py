@@ -27,7 +27,7 @@ from video2act_core.checkpoint import load_policy
 from video2act_core.control import ChunkPlanner, JointStateSample, LatentsSample, Mode, SafetyLimits
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim.arm import KinematicArm
+from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 
 
@@ -40,7 +40,7 @@ class Video2ActController:
         self.system2_s: list[float] = []
         self.system1_s: list[float] = []
 
-    def reset(self, arm: KinematicArm) -> None:
+    def reset(self, arm: SimArm) -> None:
         self.latents: LatentsSample | None = None
         self.tick = 0
 
