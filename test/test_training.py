@@ -8,7 +8,8 @@ import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.train import first_sample_of_episode, main as train
+from video2act_core.dataset import first_sample_of_episode
+from video2act_core.train import main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
@@ -96,3 +97,14 @@ def test_torchrun_trains_with_two_processes(expert_bags, tmp_path):
 def test_stale_maps_never_come_from_another_episode():
     episode_index = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     np.testing.assert_array_equal(first_sample_of_episode(episode_index), [0, 0, 0, 3, 3, 5, 5, 5, 5])
+
+
+def test_keeping_every_nth_step_starts_at_each_episode():
+    from video2act_core.dataset import Samples, keep_every
+
+    episode_index = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    samples = Samples([np.full(1, i) for i in range(9)], np.arange(9.0)[:, None], np.zeros((9, 2, 1)), episode_index)
+    kept = keep_every(samples, 2)
+    np.testing.assert_array_equal(kept.states[:, 0], [0, 2, 3, 5, 7])
+    np.testing.assert_array_equal(kept.episode_index, [0, 0, 1, 2, 2])
+    assert [int(c[0]) for c in kept.clips] == [0, 2, 3, 5, 7]

@@ -90,3 +90,20 @@ def load_samples(
         np.concatenate([p.episode_index for p in parts]),
     )
     return merged, NormalizationStats.from_data(joint_names, merged.states, merged.actions)
+
+
+def first_sample_of_episode(episode_index: np.ndarray) -> np.ndarray:
+    """For each sample, the index of its episode's first sample (samples of
+    an episode are consecutive, one per commanded step)."""
+    starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
+    return starts[np.searchsorted(starts, np.arange(len(episode_index)), side="right") - 1]
+
+
+def keep_every(samples: Samples, every: int) -> Samples:
+    """Every `every`-th step of each episode, from its first."""
+    if every < 1:
+        raise ValueError(f"keep every N-th step needs N >= 1, got {every}")
+    step_in_episode = np.arange(len(samples.episode_index)) - first_sample_of_episode(samples.episode_index)
+    kept = np.flatnonzero(step_in_episode % every == 0)
+    return Samples([samples.clips[i] for i in kept], samples.states[kept], samples.actions[kept],
+                   samples.episode_index[kept])

@@ -29,7 +29,7 @@ from torch import nn
 
 from video2act_core.bags import EpisodeTopics
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
-from video2act_core.dataset import load_episodes, load_samples
+from video2act_core.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
 from video2act_core.params import CommonParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 
@@ -81,13 +81,6 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def first_sample_of_episode(episode_index: np.ndarray) -> np.ndarray:
-    """For each sample, the index of its episode's first sample (samples of
-    an episode are consecutive, one per commanded step)."""
-    starts = np.flatnonzero(np.r_[True, episode_index[1:] != episode_index[:-1]])
-    return starts[np.searchsorted(starts, np.arange(len(episode_index)), side="right") - 1]
-
-
 @torch.no_grad()
 def refine_all(encoder, clips: list[np.ndarray], batch_size: int, progress) -> tuple[torch.Tensor, torch.Tensor]:
     spatial, motion = [], []
@@ -120,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-staleness", type=int, default=8,
                         help="pair each sample with System 2 maps up to this many action periods old, "
                              "as System 1 sees them when System 2 runs asynchronously at a lower rate")
+    parser.add_argument("--sample-every", type=int, default=1,
+                        help="keep every Nth commanded step of each episode: neighbouring steps look alike, "
+                             "and System 2 then runs on 1/N of the clips (more episodes for the same time)")
     parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
     parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
     parser.add_argument("--cache-dir", type=Path, help="where System 2 features are cached (default: <out>.train/); "
@@ -161,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size)
     samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
                                   action.config.horizon, args.frame_stride)
+    samples = keep_every(samples, args.sample_every)  # statistics stay those of every step
     if not quiet:
         print(f"{len(episodes)} episodes, {len(samples.clips)} samples; device {device}, {world} process(es)")
 
@@ -199,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         resumed = None
 
     # Stage 2: cache System 2's filtered maps once, train projections + DiT.
-    key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride})
+    key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride,
+                                           "every": args.sample_every})
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
@@ -245,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for step in bar:
         picks = shard[torch.randint(len(shard), (args.batch_size,), generator=generator)]
-        age = torch.randint(args.max_staleness + 1, (args.batch_size,), generator=generator)
+        age = torch.randint(args.max_staleness // args.sample_every + 1, (args.batch_size,), generator=generator)
         seen = torch.maximum(picks - age, episode_start[picks])  # never across episodes
         loss = objective(spatial_maps[seen].to(device), motion_maps[seen].to(device),
                          states[picks].to(device), actions[picks].to(device))
@@ -269,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             "stage2_steps": args.steps,
             "state_noise": args.state_noise,
             "max_staleness": args.max_staleness,
+            "sample_every": args.sample_every,
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
