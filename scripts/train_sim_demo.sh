@@ -8,10 +8,10 @@ cd "$root"
 bash scripts/setup.sh
 source scripts/env.sh
 data=data/sim_demos
-episodes="${EPISODES:-60}"
+episodes="${EPISODES:-500}"
 steps="${STEPS:-3000}"
 [ -d "$data" ] || python -m video2act_sim.expert --out "$data" --episodes "$episodes"
-train() { python -m video2act_core.train --data "$data" --steps "$steps" --cache-dir data/feature_cache --overwrite "$@"; }
+train() { python -m video2act_core.train --data "$data" --steps "$steps" --sample-every 3 --cache-dir data/feature_cache --overwrite "$@"; }
 train --out checkpoints/sim_demo --name sim_demo
 if [ "${1:-}" = "--ablations" ]; then
   train --out runs/ablations/no_motion --name sim_no_motion --no-motion
