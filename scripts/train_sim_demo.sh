@@ -8,7 +8,7 @@ cd "$root"
 bash scripts/setup.sh
 source scripts/env.sh
 data=data/sim_demos
-episodes="${EPISODES:-500}"
+episodes="${EPISODES:-300}"
 steps="${STEPS:-3000}"
 [ -d "$data" ] || python -m video2act_sim.expert --out "$data" --episodes "$episodes"
 train() { python -m video2act_core.train --data "$data" --steps "$steps" --sample-every 3 --cache-dir data/feature_cache --overwrite "$@"; }
