@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from datetime import timedelta
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         # then advanced to where training stopped; stepping it before the
         # optimizer is intended here, so torch's warning about that is not.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
             for _ in range(start):
                 schedule.step()
     action.train()
