@@ -43,8 +43,13 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
     sequences = [m.sequence for m in harness.latents]
     assert sequences == sorted(sequences)
 
+    # Nominal inputs keep the policy active. On a 2-core CI machine, three
+    # torch processes can starve the policy's joint-state callback past
+    # max_joint_state_age_s for a tick; it then holds, as it should, and the
+    # holds must be that and rare.
     holds = [c.reason for c in harness.chunks if c.mode != ActionChunk.MODE_ACTIVE]
-    assert not holds, holds
+    assert len(holds) <= 0.1 * len(harness.chunks), holds
+    assert all(reason.startswith("joint state is") for reason in holds), holds
     assert harness.trajectories
     for msg in harness.trajectories:
         assert list(msg.joint_names) == JOINTS
