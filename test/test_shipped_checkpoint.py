@@ -8,6 +8,7 @@ from conftest import PARAMS_FILE
 from video2act_core.checkpoint import read_manifest
 from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
 from video2act_core.ros import resolve_resource
+from video2act_sim.arm import make_arm
 from video2act_sim.evaluate import evaluate
 
 COMMON = node_params(CommonParams, PARAMS_FILE, "/**")
@@ -21,8 +22,6 @@ def test_shipped_checkpoint_is_trained_for_the_configured_arm():
 
 
 def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
-    from video2act_sim.arm import make_arm
-
     sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
     params = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
     # Evaluation seeds (from 0) are disjoint from the demonstrations' (from 1000).

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.dataset import first_sample_of_episode
+from video2act_core.dataset import Samples, first_sample_of_episode, keep_every
 from video2act_core.train import main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
@@ -100,8 +100,6 @@ def test_stale_maps_never_come_from_another_episode():
 
 
 def test_keeping_every_nth_step_starts_at_each_episode():
-    from video2act_core.dataset import Samples, keep_every
-
     episode_index = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     samples = Samples([np.full(1, i) for i in range(9)], np.arange(9.0)[:, None], np.zeros((9, 2, 1)), episode_index)
     kept = keep_every(samples, 2)
