@@ -35,6 +35,9 @@ class CommonParams:
     checkpoint_path: str = "checkpoints/sim_demo"
     device: str = "auto"
     dtype: str = "float32"
+    # torch CPU threads for this node's model; 0: one per core. Give each
+    # model node its share when they run on the same machine.
+    torch_threads: int = 0
 
 
 @dataclass

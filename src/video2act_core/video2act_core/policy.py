@@ -26,6 +26,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def limit_cpu_threads(threads: int) -> None:
+    """Cap torch's intra-op CPU threads (0 keeps torch's default of one per
+    core). Two model processes on one machine each default to every core,
+    and then starve each other's sensor callbacks."""
+    if threads < 0:
+        raise ValueError(f"torch_threads must be >= 0, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """Half precision only on CUDA: on the CPU it is slower, not faster."""
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

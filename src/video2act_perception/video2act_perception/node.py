@@ -15,6 +15,7 @@ from video2act_core.checkpoint import load_system2
 from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.params import PerceptionParams
+from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
 
 
@@ -25,6 +26,7 @@ class PerceptionNode(Node):
         if params.image_qos not in ("sensor_data", "reliable"):
             raise ValueError(f"image_qos must be 'sensor_data' or 'reliable', got '{params.image_qos}'")
         checkpoint = resolve_resource(params.checkpoint_path)
+        limit_cpu_threads(params.torch_threads)
         self.system2 = load_system2(checkpoint, params.device, params.dtype)
         self.frames = FrameBuffer(self.system2.config.num_frames, params.frame_stride)
         self.camera_frame_id = ""

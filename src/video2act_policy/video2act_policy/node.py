@@ -17,6 +17,7 @@ from video2act_core.checkpoint import load_system1
 from video2act_core.control import ChunkPlanner, JointStateError, JointStateSample, Mode, SafetyLimits, reorder_joint_state
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_seconds
 from video2act_core.params import PolicyParams
+from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
 
 
@@ -30,6 +31,7 @@ class PolicyNode(Node):
         super().__init__("video2act_policy")
         self.params = params = declare_params(self, PolicyParams)
         checkpoint = resolve_resource(params.checkpoint_path)
+        limit_cpu_threads(params.torch_threads)
         system1 = load_system1(checkpoint, params.device, params.dtype, params.seed)
         if list(params.joint_names) != system1.joint_names:
             raise ValueError(
