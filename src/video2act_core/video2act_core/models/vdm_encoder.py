@@ -9,6 +9,7 @@ System 1 action head.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,11 @@ def build_backbone(config: VDMEncoderConfig) -> tuple[nn.Module, nn.Module]:
             raise FileNotFoundError(
                 f"{root} is not a diffusers SVD directory: expected unet/ and vae/ subfolders"
             )
-        unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True)
-        vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True)
+        # Lazy (low-memory) loading needs `accelerate`; without it diffusers
+        # falls back anyway, with a warning on every load.
+        lazy = importlib.util.find_spec("accelerate") is not None
+        unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True, low_cpu_mem_usage=lazy)
+        vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True, low_cpu_mem_usage=lazy)
     else:
         unet = UNetSpatioTemporalConditionModel(**config.unet)
         vae = AutoencoderKLTemporalDecoder(**config.vae)
