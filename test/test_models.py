@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from conftest import JOINTS, tiny_model_config
 from video2act_core.checkpoint import build_models
+from video2act_core.models.vdm_encoder import sincos_2d_positions
 
 FRAMES, SIZE = 8, 64
 
@@ -77,6 +78,16 @@ def test_without_bias_cancellation_a_static_clip_shows_spurious_motion():
     with torch.no_grad():
         energy = encoder.eval()(square_clip(moving=False)).motion_energy
     assert float(energy) > 1e-3
+
+
+def test_token_positions_start_distinct_and_closer_for_neighbouring_cells():
+    grid = 8
+    codes = sincos_2d_positions(grid, 128)
+    distance = torch.cdist(codes, codes)
+    cell = lambda row, column: row * grid + column
+    assert distance[~torch.eye(grid * grid, dtype=torch.bool)].min() > 0.1
+    assert distance[cell(3, 3), cell(3, 4)] < distance[cell(3, 3), cell(3, 7)]
+    assert distance[cell(3, 3), cell(4, 3)] < distance[cell(3, 3), cell(7, 3)]
 
 
 def test_dit_sample_shape_and_gradient_reaches_every_input(models):

@@ -105,6 +105,18 @@ class SpatioMotionTokens:
     motion_map: torch.Tensor
 
 
+def sincos_2d_positions(grid: int, dim: int) -> torch.Tensor:
+    """(grid*grid, dim) fixed position codes, row-major like the flattened
+    token grid: half the channels encode the row, half the column."""
+    if dim % 4:
+        raise ValueError(f"token_dim must be a multiple of 4 for 2D sin-cos positions, got {dim}")
+    frequencies = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
+    coordinate = torch.arange(grid, dtype=torch.float32)
+    rows, columns = torch.meshgrid(coordinate, coordinate, indexing="ij")
+    encode = lambda c: torch.cat([torch.sin(c.reshape(-1, 1) * frequencies), torch.cos(c.reshape(-1, 1) * frequencies)], dim=1)
+    return torch.cat([encode(rows), encode(columns)], dim=1)
+
+
 def build_backbone(config: VDMEncoderConfig) -> tuple[nn.Module, nn.Module]:
     """(unet, vae) from a local pretrained directory or from config."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
@@ -156,10 +168,12 @@ class SpatioMotionEncoder(nn.Module):
         self.motion_projection = nn.Sequential(
             nn.LayerNorm(feature_channels), nn.Linear(feature_channels, config.token_dim)
         )
-        self.spatial_position = nn.Parameter(torch.zeros(1, tokens, config.token_dim))
-        self.motion_position = nn.Parameter(torch.zeros(1, tokens, config.token_dim))
-        nn.init.normal_(self.spatial_position, std=0.02)
-        nn.init.normal_(self.motion_position, std=0.02)
+        # Learned, but started from a 2D sin-cos table (as in DiT and MAE):
+        # where a token lies in the image is what locates the target, and a
+        # small random start left it for the head to discover from few demos.
+        grid_positions = sincos_2d_positions(config.token_grid, config.token_dim).unsqueeze(0)
+        self.spatial_position = nn.Parameter(grid_positions.clone())
+        self.motion_position = nn.Parameter(grid_positions.clone())
 
     def _store_features(self, name: str):
         def hook(_module, _inputs, output):
