@@ -31,5 +31,5 @@ def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
     row = evaluate(SHIPPED, "full", 4, False, seeds, sim, params)
     print(row, f"mean start distance {start:.3f}")
     # The shipped policy is weak (see the README's results), so it is held
-    # only to bringing the gripper a quarter closer on average.
-    assert row.mean_final_distance < 0.75 * start, row
+    # only to halving the distance on average (measured: 0.163 of 0.461).
+    assert row.mean_final_distance < 0.5 * start, row
