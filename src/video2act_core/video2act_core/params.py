@@ -35,13 +35,19 @@ class CommonParams:
     checkpoint_path: str = "checkpoints/sim_demo"
     device: str = "auto"
     dtype: str = "float32"
+
+
+@dataclass
+class ModelNodeParams(CommonParams):
+    """What each node that runs a model sets for itself."""
+
     # torch CPU threads for this node's model; 0: one per core. Give each
     # model node its share when they run on the same machine.
     torch_threads: int = 0
 
 
 @dataclass
-class PerceptionParams(CommonParams):
+class PerceptionParams(ModelNodeParams):
     """video2act_perception: camera frames -> spatio-motion latents."""
 
     rate_hz: float = 2.0
@@ -54,7 +60,7 @@ class PerceptionParams(CommonParams):
 
 
 @dataclass
-class PolicyParams(CommonParams):
+class PolicyParams(ModelNodeParams):
     """video2act_policy: latents + joint state -> joint trajectory chunks."""
 
     rate_hz: float = 10.0
