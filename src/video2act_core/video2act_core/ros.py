@@ -1,6 +1,7 @@
 """The one ROS-facing helper module of the core, used by the node shells:
 declares a params dataclass as typed ROS parameters and resolves resource
-paths against the installed `video2act` package."""
+paths against the installed `video2act` package, and runs nodes with their
+model calls on a thread of their own."""
 
 from __future__ import annotations
 
@@ -70,11 +71,25 @@ def latents_qos():
     )
 
 
+def start_model_thread(node: Node, period_s: float, step, name: str):
+    """Call `step` every `period_s` of node time (sim time included) on a
+    ModelThread, so the executor keeps taking sensor messages meanwhile.
+    The node stops the thread in destroy_node, before its publishers go."""
+    from video2act_core.model_thread import ModelThread
+
+    def log_failure(error: Exception) -> None:
+        node.get_logger().error(f"{name} failed: {error!r}", throttle_duration_sec=5.0)
+
+    thread = ModelThread(step, log_failure, name)
+    node.create_timer(period_s, thread.tick)
+    return thread
+
+
 def run_node(node_factory, args=None) -> int:
-    """Spin a node on a multi-threaded executor (so sensor callbacks keep
-    buffering while a model runs) until shutdown; 1 if it could not start."""
+    """Spin a node on a single-threaded executor (model calls run on their
+    own thread, see model_thread.py) until shutdown; 1 if it could not start."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     rclpy.init(args=args)
     try:
@@ -83,7 +98,7 @@ def run_node(node_factory, args=None) -> int:
         rclpy.logging.get_logger("video2act").fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         return 1
-    executor = MultiThreadedExecutor(num_threads=3)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from builtin_interfaces.msg import Time
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -16,7 +15,7 @@ from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.params import PerceptionParams
 from video2act_core.policy import limit_cpu_threads
-from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
+from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node, start_model_thread
 
 
 class PerceptionNode(Node):
@@ -37,11 +36,9 @@ class PerceptionNode(Node):
             if params.image_qos == "sensor_data"
             else QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         )
-        self.create_subscription(
-            Image, params.image_topic, self.on_image, image_qos, callback_group=MutuallyExclusiveCallbackGroup()
-        )
+        self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
-        self.create_timer(1.0 / params.rate_hz, self.on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        self.model_thread = start_model_thread(self, 1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
             f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
@@ -61,7 +58,11 @@ class PerceptionNode(Node):
         self.frames.push(stamp if stamp > 0 else self.now_ns(), frame)
         self.camera_frame_id = msg.header.frame_id
 
-    def on_timer(self) -> None:
+    def destroy_node(self):
+        self.model_thread.stop()
+        return super().destroy_node()
+
+    def encode_and_publish(self) -> None:
         clip = self.frames.clip()
         if clip is None:
             self.get_logger().info(

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -18,7 +17,7 @@ from video2act_core.control import ChunkPlanner, JointStateError, JointStateSamp
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_seconds
 from video2act_core.params import PolicyParams
 from video2act_core.policy import limit_cpu_threads
-from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node
+from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node, start_model_thread
 
 
 def duration(seconds: float) -> Duration:
@@ -49,16 +48,13 @@ class PolicyNode(Node):
         self.latest_state: JointStateSample | None = None
         self.last_mode: Mode | None = None
 
-        inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos(),
-                                 callback_group=inputs)
+        self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         # Best effort matches both reliable and best-effort joint state publishers.
-        self.create_subscription(JointState, params.joint_states_topic, self.on_joint_state, qos_profile_sensor_data,
-                                 callback_group=inputs)
+        self.create_subscription(JointState, params.joint_states_topic, self.on_joint_state, qos_profile_sensor_data)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.trajectory_publisher = self.create_publisher(JointTrajectory, params.trajectory_topic, reliable)
         self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 10)
-        self.create_timer(1.0 / params.rate_hz, self.on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        self.model_thread = start_model_thread(self, 1.0 / params.rate_hz, self.plan_and_publish, "System 1")
         self.get_logger().info(
             f"System 1 '{system1.model_id}' from {checkpoint}: {params.latents_topic} + {params.joint_states_topic} "
             f"-> {params.trajectory_topic} at {params.rate_hz} Hz"
@@ -82,7 +78,11 @@ class PolicyNode(Node):
         stamp = stamp_to_seconds(msg.header.stamp)
         self.latest_state = JointStateSample(positions, stamp if stamp > 0 else self.now_s())
 
-    def on_timer(self) -> None:
+    def destroy_node(self):
+        self.model_thread.stop()
+        return super().destroy_node()
+
+    def plan_and_publish(self) -> None:
         now = self.now_s()
         state = self.latest_state
         plan = self.planner.plan(self.latest_latents, state, now)
