@@ -9,6 +9,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Empty
 from trajectory_msgs.msg import JointTrajectory
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
@@ -36,6 +37,7 @@ class Harness:
         self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
         self.image_pub = self.node.create_publisher(Image, PARAMS.image_topic, qos_profile_sensor_data)
         self.joint_pub = self.node.create_publisher(JointState, PARAMS.joint_states_topic, 10)
+        self.reset_pub = self.node.create_publisher(Empty, PARAMS.reset_topic, 10)
         self.latents, self.trajectories, self.chunks = [], [], []
         self.sent_image_stamps = []
         self.node.create_subscription(SpatioMotionLatents, PARAMS.latents_topic, self.latents.append, latents_qos())
@@ -64,6 +66,11 @@ class Harness:
         msg = JointState(name=list(names), position=[position] * len(names))
         msg.header.stamp = self.now().to_msg()
         self.joint_pub.publish(msg)
+
+    def send_reset(self) -> int:
+        """Start a new episode; returns the reset time in ns."""
+        self.reset_pub.publish(Empty())
+        return self.now().nanoseconds
 
     def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=0.1, images=True):
         """Camera at 15 Hz and joint states at 50 Hz for `seconds`."""

@@ -53,13 +53,19 @@ def test_clip_needs_enough_frames_and_honours_stride():
     assert [int(f[0, 0, 0]) for f in clip.frames] == [0, 2, 4]
 
 
-def test_clip_restarts_when_time_goes_backwards_or_size_changes():
+def test_clip_restarts_when_time_goes_backwards_or_size_changes_or_on_reset():
     buffer = FrameBuffer(num_frames=2)
     buffer.push(5, np.zeros((2, 2, 3), np.uint8))
     buffer.push(1, np.zeros((2, 2, 3), np.uint8))  # bag looped
     assert buffer.clip() is None
     buffer.push(2, np.zeros((4, 4, 3), np.uint8))  # camera reconfigured
     assert buffer.clip() is None
+    buffer.push(3, np.zeros((4, 4, 3), np.uint8))
+    buffer.clear()  # episode reset
+    buffer.push(4, np.zeros((4, 4, 3), np.uint8))
+    assert buffer.clip() is None
+    buffer.push(5, np.zeros((4, 4, 3), np.uint8))
+    assert buffer.clip().stamps_ns == [4, 5]
 
 
 def test_tracker_interpolates_from_the_current_reference():

@@ -69,6 +69,29 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
     assert active and all(0 <= c.latents_age < MAX_LATENTS_AGE_S for c in active)
 
 
+def test_a_reset_drops_the_frames_and_latents_from_before_it(stack):
+    harness, processes, logs = stack
+    wait_ready(harness, processes, logs)
+    harness.run(1.0)
+    harness.clear()
+    reset_ns = harness.send_reset()
+    harness.run(6.0)
+
+    # No clip spans the reset.
+    for msg in harness.latents:
+        before = [stamp_to_ns(s) < reset_ns for s in msg.frame_stamps]
+        assert all(before) or not any(before)
+    assert any(stamp_to_ns(m.header.stamp) >= reset_ns for m in harness.latents)
+
+    # Chunks planned once the reset has arrived (their joint state is 0.2 s
+    # younger) hold until latents from after it come, then act on those only.
+    after = [c for c in harness.chunks if stamp_to_ns(c.header.stamp) > reset_ns + 200_000_000]
+    active = [i for i, c in enumerate(after) if c.mode == ActionChunk.MODE_ACTIVE]
+    assert active and active[0] > 0
+    assert all("last reset" in c.reason for c in after[: active[0]])
+    assert all(stamp_to_ns(after[i].latents_stamp) >= reset_ns for i in active)
+
+
 def test_bad_inputs_make_the_policy_hold_and_nothing_crashes(stack):
     harness, processes, logs = stack
     wait_ready(harness, processes, logs)

@@ -144,7 +144,7 @@ class ChunkPlanner:
         if now_s - state.stamp_s > self.max_joint_state_age_s:
             return hold(f"joint state is {now_s - state.stamp_s:.2f} s old (max {self.max_joint_state_age_s})")
         if latents is None:
-            return hold("no latents received from perception")
+            return hold("no latents from perception since start-up or the last reset")
         age = now_s - latents.stamp_ns * 1e-9
         if age > self.max_latents_age_s:
             return hold(f"latents are {age:.2f} s old (max {self.max_latents_age_s})", age)

@@ -73,6 +73,10 @@ class FrameBuffer:
                 self._frames.clear()
             self._frames.append((stamp_ns, frame))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
+
     def clip(self) -> Clip | None:
         """The newest clip, or None until enough frames arrived."""
         with self._lock:

@@ -31,6 +31,10 @@ class CommonParams:
     latents_topic: str = "/video2act/latents"
     trajectory_topic: str = "/arm_controller/joint_trajectory"
     action_chunk_topic: str = "/video2act/action_chunk"
+    # std_msgs/Empty: a new episode starts (a sim or scene reset). Perception
+    # drops its buffered frames and the policy the latents made before it,
+    # as LeRobot's policy.reset() does between episodes.
+    reset_topic: str = "/video2act/reset"
     # Relative paths resolve against the `video2act` package share directory.
     checkpoint_path: str = "checkpoints/sim_demo"
     device: str = "auto"

@@ -8,6 +8,7 @@ from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
+from std_msgs.msg import Empty
 from video2act_msgs.msg import SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system2
@@ -37,6 +38,7 @@ class PerceptionNode(Node):
             else QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         )
         self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
+        self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         self.model_thread = start_model_thread(self, 1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
@@ -57,6 +59,10 @@ class PerceptionNode(Node):
         # Some drivers leave the stamp empty; receipt time is the best guess.
         self.frames.push(stamp if stamp > 0 else self.now_ns(), frame)
         self.camera_frame_id = msg.header.frame_id
+
+    def on_reset(self, _msg: Empty) -> None:
+        # A clip must not span two episodes: start filling a new one.
+        self.frames.clear()
 
     def destroy_node(self):
         self.model_thread.stop()

@@ -9,6 +9,7 @@ from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Empty
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
@@ -47,10 +48,12 @@ class PolicyNode(Node):
         self.latest_latents = None
         self.latest_state: JointStateSample | None = None
         self.last_mode: Mode | None = None
+        self.reset_ns = 0
 
         self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         # Best effort matches both reliable and best-effort joint state publishers.
         self.create_subscription(JointState, params.joint_states_topic, self.on_joint_state, qos_profile_sensor_data)
+        self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.trajectory_publisher = self.create_publisher(JointTrajectory, params.trajectory_topic, reliable)
         self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 10)
@@ -65,9 +68,17 @@ class PolicyNode(Node):
 
     def on_latents(self, msg: SpatioMotionLatents) -> None:
         try:
-            self.latest_latents = latents_from_message(msg)
+            latents = latents_from_message(msg)
         except ValueError as error:
             self.get_logger().error(f"dropping malformed latents: {error}", throttle_duration_sec=5.0)
+            return
+        # Perception may still publish a clip it began before a reset.
+        if latents.stamp_ns >= self.reset_ns:
+            self.latest_latents = latents
+
+    def on_reset(self, _msg: Empty) -> None:
+        self.reset_ns = self.get_clock().now().nanoseconds
+        self.latest_latents = None
 
     def on_joint_state(self, msg: JointState) -> None:
         try:

@@ -15,7 +15,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Empty
 from trajectory_msgs.msg import JointTrajectory
 
 from video2act_core.frames import encode_rgb8
@@ -46,6 +46,7 @@ class SimArmNode(Node):
         self.image_publisher = self.create_publisher(Image, params.image_topic, qos_profile_sensor_data)
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
+        self.reset_publisher = self.create_publisher(Empty, params.reset_topic, 10)
         self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
         # Timers on the steady clock: the simulation must keep stepping when
         # it is the one that drives /clock.
@@ -103,6 +104,7 @@ class SimArmNode(Node):
                                    f"{'success' if success else 'failure'} after {now - self.episode_start_s:.1f} s")
             self.episode += 1
             self.start_episode(now)
+            self.reset_publisher.publish(Empty())
 
     def on_camera(self) -> None:
         stamp = self.stamp()
