@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image, encode_rgb8
+from video2act_core.frames import FrameBuffer, ImageDecodeError, clip_frame_indices, decode_image, encode_rgb8
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
@@ -42,30 +42,40 @@ def test_bad_images_are_refused(encoding, height, width, step, size, message):
         decode_image(encoding, height, width, step, bytes(size))
 
 
-def test_clip_needs_enough_frames_and_honours_stride():
+def test_clip_honours_stride_and_repeats_the_first_frame_until_enough_arrived():
     buffer = FrameBuffer(num_frames=3, stride=2)
-    for i in range(4):
-        buffer.push(i, np.full((2, 2, 3), i, np.uint8))
     assert buffer.clip() is None
+    buffer.push(0, np.full((2, 2, 3), 0, np.uint8))
+    assert buffer.clip().stamps_ns == [0, 0, 0]
+    for i in range(1, 4):
+        buffer.push(i, np.full((2, 2, 3), i, np.uint8))
+    assert buffer.clip().stamps_ns == [0, 1, 3]
     buffer.push(4, np.full((2, 2, 3), 4, np.uint8))
+    buffer.push(5, np.full((2, 2, 3), 5, np.uint8))
     clip = buffer.clip()
-    assert clip.stamps_ns == [0, 2, 4]
-    assert [int(f[0, 0, 0]) for f in clip.frames] == [0, 2, 4]
+    assert clip.stamps_ns == [1, 3, 5]
+    assert [int(f[0, 0, 0]) for f in clip.frames] == [1, 3, 5]
+
+
+def test_live_clips_match_the_training_clips_of_the_same_frames():
+    num_frames, stride = 4, 2
+    buffer = FrameBuffer(num_frames, stride)
+    for newest in range(10):
+        buffer.push(newest, np.zeros((1, 1, 3), np.uint8))
+        assert buffer.clip().stamps_ns == clip_frame_indices(newest, num_frames, stride).tolist()
 
 
 def test_clip_restarts_when_time_goes_backwards_or_size_changes_or_on_reset():
     buffer = FrameBuffer(num_frames=2)
     buffer.push(5, np.zeros((2, 2, 3), np.uint8))
     buffer.push(1, np.zeros((2, 2, 3), np.uint8))  # bag looped
-    assert buffer.clip() is None
+    assert buffer.clip().stamps_ns == [1, 1]
     buffer.push(2, np.zeros((4, 4, 3), np.uint8))  # camera reconfigured
-    assert buffer.clip() is None
-    buffer.push(3, np.zeros((4, 4, 3), np.uint8))
+    assert buffer.clip().stamps_ns == [2, 2]
     buffer.clear()  # episode reset
-    buffer.push(4, np.zeros((4, 4, 3), np.uint8))
     assert buffer.clip() is None
-    buffer.push(5, np.zeros((4, 4, 3), np.uint8))
-    assert buffer.clip().stamps_ns == [4, 5]
+    buffer.push(4, np.zeros((4, 4, 3), np.uint8))
+    assert buffer.clip().stamps_ns == [4, 4]
 
 
 def test_tracker_interpolates_from_the_current_reference():

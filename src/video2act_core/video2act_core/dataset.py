@@ -1,7 +1,7 @@
 """Time-aligned training samples from recorded episodes.
 
 At every commanded step t_k of an episode a sample holds the camera clip
-ending at the newest frame captured at or before t_k (earlier frames
+ending at the newest frame captured at or before t_k (the first frame
 repeated at the episode start), the newest joint state at or before t_k,
 and the next `horizon` commanded targets (the last one repeated at the
 episode end): exactly what the nodes see and produce at run time.
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.frames import clip_frame_indices
 from video2act_core.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
 
@@ -65,7 +66,7 @@ def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_strid
         state = int(np.searchsorted(episode.state_stamps_ns, stamp, side="right")) - 1
         if newest < 0 or state < 0:
             continue  # commanded before the first frame or joint state: nothing to condition on
-        frame_indices = np.maximum(newest - frame_stride * np.arange(num_frames - 1, -1, -1), 0)
+        frame_indices = clip_frame_indices(newest, num_frames, frame_stride)
         future = np.minimum(np.arange(k, k + horizon), len(episode.commands) - 1)
         clips.append(episode.images[frame_indices])
         states.append(episode.states[state])

@@ -46,6 +46,13 @@ def encode_rgb8(frame: np.ndarray) -> tuple[int, int, int, bytes]:
     return height, width, width * 3, np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
 
 
+def clip_frame_indices(newest: int, num_frames: int, stride: int) -> np.ndarray:
+    """Indices of the clip ending at frame `newest`, oldest first. Before an
+    episode has enough frames its first one repeats: training builds its
+    early clips this way, so the live loop does too instead of waiting."""
+    return np.maximum(newest - stride * np.arange(num_frames - 1, -1, -1), 0)
+
+
 @dataclass
 class Clip:
     frames: np.ndarray  # (T, H, W, 3) uint8, oldest first
@@ -78,9 +85,10 @@ class FrameBuffer:
             self._frames.clear()
 
     def clip(self) -> Clip | None:
-        """The newest clip, or None until enough frames arrived."""
+        """The newest clip, or None before the first frame (see clip_frame_indices)."""
         with self._lock:
-            if len(self._frames) < self._frames.maxlen:
-                return None
-            chosen = list(self._frames)[:: self.stride]
+            frames = list(self._frames)
+        if not frames:
+            return None
+        chosen = [frames[i] for i in clip_frame_indices(len(frames) - 1, self.num_frames, self.stride)]
         return Clip(np.stack([f for _, f in chosen]), [s for s, _ in chosen])

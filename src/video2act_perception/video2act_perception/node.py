@@ -72,7 +72,7 @@ class PerceptionNode(Node):
         clip = self.frames.clip()
         if clip is None:
             self.get_logger().info(
-                f"waiting for {self.frames.num_frames} frames on {self.params.image_topic}", throttle_duration_sec=5.0
+                f"waiting for the first frame on {self.params.image_topic}", throttle_duration_sec=5.0
             )
             return
         newest = clip.stamps_ns[-1]
