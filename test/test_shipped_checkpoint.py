@@ -30,6 +30,6 @@ def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
     # System 2 every fourth step: System 1 acts on latents up to 3 steps old.
     row = evaluate(SHIPPED, "full", 4, False, seeds, sim, params)
     print(row, f"mean start distance {start:.3f}")
-    # The shipped policy is weak (see the README's results), so it is held
-    # only to halving the distance on average (measured: 0.163 of 0.461).
-    assert row.mean_final_distance < 0.5 * start, row
+    # Success on 8 seeds is too coarse to hold it to; the distance is not
+    # (measured: 0.103 of 0.461, 5 of 8 succeeded).
+    assert row.mean_final_distance < 0.4 * start, row
