@@ -11,7 +11,7 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 
 from video2act_core.model_thread import ModelThread
-from video2act_core.ros import start_model_thread
+from video2act_core.ros import ModelNode
 
 
 class SlowStep:
@@ -72,12 +72,12 @@ def test_stop_lets_the_running_call_finish_and_nothing_runs_after():
 def test_the_executor_keeps_taking_messages_while_the_model_is_slow():
     context = Context()
     rclpy.init(context=context)
-    node = rclpy.create_node("model_thread_probe", context=context)
+    node = ModelNode("model_thread_probe", context=context)
     received = []
     node.create_subscription(JointState, "/model_thread_probe", received.append, 100)
     publisher = node.create_publisher(JointState, "/model_thread_probe", 100)
     step = SlowStep(0.5)
-    thread = start_model_thread(node, 0.1, step, "probe")
+    node.start_model_thread(0.1, step, "probe")
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     wall_start = time.monotonic()
@@ -89,10 +89,9 @@ def test_the_executor_keeps_taking_messages_while_the_model_is_slow():
                 sent, next_send = sent + 1, next_send + 0.02
             executor.spin_once(timeout_sec=0.005)
     finally:
-        thread.stop()
         executor.shutdown()
-        node.destroy_node()
+        node.destroy_node()  # stops the model thread
         rclpy.try_shutdown(context=context)
 
-    assert step.calls >= 3 and step.overlaps == 0
+    assert step.calls >= 3 and step.overlaps == 0 and not step._running.locked()
     assert len(received) >= sent - 2  # taken while the model slept, not after

@@ -71,18 +71,30 @@ def latents_qos():
     )
 
 
-def start_model_thread(node: Node, period_s: float, step, name: str):
-    """Call `step` every `period_s` of node time (sim time included) on a
-    ModelThread, so the executor keeps taking sensor messages meanwhile.
-    The node stops the thread in destroy_node, before its publishers go."""
-    from video2act_core.model_thread import ModelThread
+class ModelNode(Node):
+    """A node whose model calls run on ModelThreads, stopped with the node."""
 
-    def log_failure(error: Exception) -> None:
-        node.get_logger().error(f"{name} failed: {error!r}", throttle_duration_sec=5.0)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._model_threads = []
 
-    thread = ModelThread(step, log_failure, name)
-    node.create_timer(period_s, thread.tick)
-    return thread
+    def start_model_thread(self, period_s: float, step, name: str) -> None:
+        """Call `step` every `period_s` of node time (sim time included) on a
+        ModelThread, so the executor keeps taking sensor messages meanwhile."""
+        from video2act_core.model_thread import ModelThread
+
+        def log_failure(error: Exception) -> None:
+            self.get_logger().error(f"{name} failed: {error!r}", throttle_duration_sec=5.0)
+
+        thread = ModelThread(step, log_failure, name)
+        self._model_threads.append(thread)
+        self.create_timer(period_s, thread.tick)
+
+    def destroy_node(self):
+        # A running call may still publish: let it finish before the publishers go.
+        for thread in self._model_threads:
+            thread.stop()
+        return super().destroy_node()
 
 
 def run_node(node_factory, args=None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from builtin_interfaces.msg import Time
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
@@ -16,10 +15,10 @@ from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.params import PerceptionParams
 from video2act_core.policy import limit_cpu_threads
-from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node, start_model_thread
+from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 
 
-class PerceptionNode(Node):
+class PerceptionNode(ModelNode):
     def __init__(self):
         super().__init__("video2act_perception")
         self.params = params = declare_params(self, PerceptionParams)
@@ -40,7 +39,7 @@ class PerceptionNode(Node):
         self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
-        self.model_thread = start_model_thread(self, 1.0 / params.rate_hz, self.encode_and_publish, "System 2")
+        self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
             f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
@@ -63,10 +62,6 @@ class PerceptionNode(Node):
     def on_reset(self, _msg: Empty) -> None:
         # A clip must not span two episodes: start filling a new one.
         self.frames.clear()
-
-    def destroy_node(self):
-        self.model_thread.stop()
-        return super().destroy_node()
 
     def encode_and_publish(self) -> None:
         clip = self.frames.clip()

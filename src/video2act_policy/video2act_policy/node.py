@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty
@@ -18,7 +17,7 @@ from video2act_core.control import ChunkPlanner, JointStateError, JointStateSamp
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_seconds
 from video2act_core.params import PolicyParams
 from video2act_core.policy import limit_cpu_threads
-from video2act_core.ros import declare_params, latents_qos, resolve_resource, run_node, start_model_thread
+from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 
 
 def duration(seconds: float) -> Duration:
@@ -26,7 +25,7 @@ def duration(seconds: float) -> Duration:
     return Duration(sec=whole, nanosec=int(round((seconds - whole) * 1e9)))
 
 
-class PolicyNode(Node):
+class PolicyNode(ModelNode):
     def __init__(self):
         super().__init__("video2act_policy")
         self.params = params = declare_params(self, PolicyParams)
@@ -57,7 +56,7 @@ class PolicyNode(Node):
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.trajectory_publisher = self.create_publisher(JointTrajectory, params.trajectory_topic, reliable)
         self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 10)
-        self.model_thread = start_model_thread(self, 1.0 / params.rate_hz, self.plan_and_publish, "System 1")
+        self.start_model_thread(1.0 / params.rate_hz, self.plan_and_publish, "System 1")
         self.get_logger().info(
             f"System 1 '{system1.model_id}' from {checkpoint}: {params.latents_topic} + {params.joint_states_topic} "
             f"-> {params.trajectory_topic} at {params.rate_hz} Hz"
@@ -88,10 +87,6 @@ class PolicyNode(Node):
             return
         stamp = stamp_to_seconds(msg.header.stamp)
         self.latest_state = JointStateSample(positions, stamp if stamp > 0 else self.now_s())
-
-    def destroy_node(self):
-        self.model_thread.stop()
-        return super().destroy_node()
 
     def plan_and_publish(self) -> None:
         now = self.now_s()
