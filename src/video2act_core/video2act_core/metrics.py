@@ -55,3 +55,34 @@ def percentiles_ms(seconds: np.ndarray) -> tuple[float, float]:
 def describe_ms(key: str, seconds: np.ndarray) -> str:
     p50, p99 = percentiles_ms(seconds)
     return f"{key} p50={p50:.1f} ms p99={p99:.1f} ms"
+
+
+class RecentStats:
+    """Events and values of the last `window_s` seconds only, for figures a
+    long-running node reports (diagnostics) without growing without bound."""
+
+    def __init__(self, window_s: float = 10.0):
+        self.window_s = window_s
+        self._events: list[tuple[float, dict[str, float]]] = []
+        self._lock = threading.Lock()
+
+    def record(self, **values: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._events.append((now, values))
+            self._forget(now)
+
+    def _forget(self, now: float) -> None:
+        cutoff = now - self.window_s
+        while self._events and self._events[0][0] < cutoff:
+            self._events.pop(0)
+
+    def rate_hz(self) -> float:
+        with self._lock:
+            self._forget(time.monotonic())
+            return len(self._events) / self.window_s
+
+    def percentiles_ms(self, key: str) -> tuple[float, float]:
+        with self._lock:
+            values = np.asarray([v[key] for _, v in self._events if key in v], dtype=np.float64)
+        return percentiles_ms(values)

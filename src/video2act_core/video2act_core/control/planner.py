@@ -1,0 +1,112 @@
+"""System 1's decision each tick: sample a chunk of joint targets from the
+newest latents and joint state, or say why the arm must hold. Nothing here
+raises on bad input: a robot loop must keep running and hold."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+
+from video2act_core.policy import Latents, System1
+
+
+class Mode(IntEnum):
+    # Values match video2act_msgs/ActionChunk's MODE_* constants.
+    ACTIVE = 0
+    HOLD = 1
+    REJECTED = 2
+    DISARMED = 3
+
+
+@dataclass
+class JointStateSample:
+    positions: np.ndarray  # (J,) in the policy's joint order
+    stamp_s: float  # the message's stamp (its receipt time when it had none)
+    received_s: float | None = None  # node time of receipt
+
+    def age_s(self, now_s: float) -> float:
+        """Age by the older of stamp and receipt: a stamp that runs ahead of
+        our clock cannot make a state look fresher than its arrival."""
+        received = self.stamp_s if self.received_s is None else self.received_s
+        return now_s - min(self.stamp_s, received)
+
+
+@dataclass
+class LatentsSample:
+    latents: Latents
+    stamp_ns: int  # capture time of the newest frame used
+    sequence: int
+    model_id: str
+
+
+@dataclass
+class Plan:
+    mode: Mode
+    reason: str
+    positions: np.ndarray | None  # (H, J) requested targets when ACTIVE, before the envelope
+    latents: LatentsSample | None
+    latents_age_s: float
+    inference_s: float
+
+
+class ChunkPlanner:
+    def __init__(
+        self,
+        system1: System1,
+        action_period_s: float,
+        max_latents_age_s: float,
+        max_joint_state_age_s: float,
+        num_inference_steps: int | None = None,
+        max_stamp_lead_s: float = 0.1,
+    ):
+        self.system1 = system1
+        self.action_period_s = action_period_s
+        self.max_latents_age_s = max_latents_age_s
+        self.max_joint_state_age_s = max_joint_state_age_s
+        self.num_inference_steps = num_inference_steps
+        self.max_stamp_lead_s = max_stamp_lead_s
+        self._token_width = system1.config.context_dim
+
+    def check_latents(self, sample: LatentsSample) -> str:
+        """Why these latents cannot be used, or '' when they can."""
+        if sample.model_id != self.system1.model_id:
+            return f"latents from model '{sample.model_id}', policy runs '{self.system1.model_id}'"
+        for name, tokens in (("spatial", sample.latents.spatial), ("motion", sample.latents.motion)):
+            if tokens.ndim != 2 or tokens.shape[1] != self._token_width or tokens.shape[0] == 0:
+                return f"{name} tokens shaped {tokens.shape}, expected (N, {self._token_width})"
+            if not np.all(np.isfinite(tokens)):
+                return f"{name} tokens contain NaN or Inf"
+        return ""
+
+    def input_problem(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float) -> str:
+        """Why these inputs cannot be acted on now, or '' when they can."""
+        if state is None:
+            return "no joint state received since start-up or the last reset"
+        if state.stamp_s - now_s > self.max_stamp_lead_s:
+            return f"joint state stamped {state.stamp_s - now_s:.2f} s in the future"
+        age = state.age_s(now_s)
+        if age > self.max_joint_state_age_s:
+            return f"joint state is {age:.2f} s old (max {self.max_joint_state_age_s})"
+        if latents is None:
+            return "no latents from perception since start-up or the last reset"
+        age = now_s - latents.stamp_ns * 1e-9
+        if age < -self.max_stamp_lead_s:
+            return f"latents stamped {-age:.2f} s in the future"
+        if age > self.max_latents_age_s:
+            return f"latents are {age:.2f} s old (max {self.max_latents_age_s})"
+        return self.check_latents(latents)
+
+    def plan(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float) -> Plan:
+        age = float("nan") if latents is None else now_s - latents.stamp_ns * 1e-9
+        problem = self.input_problem(latents, state, now_s)
+        if problem:
+            return Plan(Mode.HOLD, problem, None, latents, age, 0.0)
+        started = time.perf_counter()
+        chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps)
+        inference = time.perf_counter() - started
+        if not np.all(np.isfinite(chunk)):
+            return Plan(Mode.REJECTED, "action head produced NaN or Inf", None, latents, age, inference)
+        return Plan(Mode.ACTIVE, "", chunk, latents, age, inference)
