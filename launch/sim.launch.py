@@ -1,31 +1,44 @@
-"""The simulated arm closed-loop with both Video2Act nodes on sim time.
+"""The simulated arm closed-loop with both Video2Act nodes on sim time, the
+policy armed.
 
-    ros2 launch video2act sim.launch.py [params_file:=/path/to.yaml]
+    ros2 launch video2act sim.launch.py [namespace:=sim1] [backend:=mujoco_so101]
+        [params_file:=/path/to.yaml] [checkpoint:=/path/to/checkpoint] [device:=cpu]
 
 The simulator publishes /clock; perception and policy follow it. Without a
-ROS install the same loop runs with `python -m video2act_sim.demo --sim-time`.
+ROS install the same nodes start with `python -m video2act_sim.demo --sim-time`.
+What it starts is defined once, in video2act_core.bringup.
 """
 
+import tempfile
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.logging import get_logger
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from video2act_core.bringup import SIM_ARGUMENTS, sim_nodes, write_params_files
+
+
+def video2act_nodes(context):
+    values = {argument.name: LaunchConfiguration(argument.name).perform(context) for argument in SIM_ARGUMENTS}
+    unknown = sorted(set(context.launch_configurations) - set(values))
+    if unknown:  # `ros2 launch` itself accepts any name:=value without a word
+        get_logger("video2act").warning(f"ignoring unknown launch arguments {unknown}; see --show-args")
+    directory = Path(tempfile.mkdtemp(prefix="video2act_launch_"))
+    specs = sim_nodes(values, Path(get_package_share_directory("video2act")))
+    return [
+        Node(package=spec.executable.package, executable=spec.executable.name, name=spec.executable.node,
+             namespace=spec.namespace, parameters=write_params_files(spec, directory), output="screen",
+             emulate_tty=True)
+        for spec in specs
+    ]
+
 
 def generate_launch_description():
-    params_file = LaunchConfiguration("params_file")
-    default = Path(get_package_share_directory("video2act")) / "config" / "video2act.yaml"
     return LaunchDescription(
-        [
-            DeclareLaunchArgument("params_file", default_value=str(default), description="ROS 2 params file"),
-            Node(package="video2act_sim", executable="sim_arm_node", name="video2act_sim_arm",
-                 parameters=[params_file, {"publish_clock": True}], output="screen"),
-            Node(package="video2act_perception", executable="perception_node", name="video2act_perception",
-                 parameters=[params_file, {"use_sim_time": True}], output="screen"),
-            Node(package="video2act_policy", executable="policy_node", name="video2act_policy",
-                 parameters=[params_file, {"use_sim_time": True}], output="screen"),
-        ]
+        [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description) for a in SIM_ARGUMENTS]
+        + [OpaqueFunction(function=video2act_nodes)]
     )

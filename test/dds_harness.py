@@ -14,13 +14,17 @@ from trajectory_msgs.msg import JointTrajectory
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE
+from video2act_core.control import JointLimits, envelope_violations
 from video2act_core.frames import encode_rgb8
 from video2act_core.messages import stamp_to_ns
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.ros import latents_qos
+from video2act_core.trajectory import Trajectory, TrajectoryTracker
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
 PARAMS = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
+LIMITS = JointLimits.from_lists(PARAMS.joint_names, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits,
+                                PARAMS.max_joint_velocity)
 # Generous: System 2 runs ~1 Hz with ~1 s latency on a loaded 2-core machine.
 MAX_LATENTS_AGE_S = 5.0
 
@@ -28,8 +32,8 @@ MAX_LATENTS_AGE_S = 5.0
 class Harness:
     """Publishes camera frames and joint states; records what comes back."""
 
-    def __init__(self, sim_time_start_s: float | None = None):
-        self.node = rclpy.create_node("video2act_test_harness")
+    def __init__(self, sim_time_start_s: float | None = None, namespace: str = ""):
+        self.node = rclpy.create_node("video2act_test_harness", namespace=namespace)
         # With a sim time start, this harness is the simulator: it publishes
         # /clock and stamps everything in sim time.
         self.sim_time_start_s = sim_time_start_s
@@ -39,11 +43,20 @@ class Harness:
         self.joint_pub = self.node.create_publisher(JointState, PARAMS.joint_states_topic, 10)
         self.reset_pub = self.node.create_publisher(Empty, PARAMS.reset_topic, 10)
         self.latents, self.trajectories, self.chunks = [], [], []
+        # Every command the policy published, for the envelope check: chunks
+        # are not cleared with the rest. Node times (ns) after which a command
+        # may start afresh from the measured state (start-up, resets, arming).
+        self.all_chunks = []
+        self.fresh_start_ns = []
         self.sent_image_stamps = []
         self.node.create_subscription(SpatioMotionLatents, PARAMS.latents_topic, self.latents.append, latents_qos())
         self.node.create_subscription(JointTrajectory, PARAMS.trajectory_topic, self.trajectories.append, 10)
-        self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.chunks.append, 10)
+        self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 50)
         self.frame_index = 0
+
+    def on_chunk(self, msg):
+        self.chunks.append(msg)
+        self.all_chunks.append(msg)
 
     def now(self):
         if self.sim_time_start_s is None:
@@ -69,6 +82,7 @@ class Harness:
 
     def send_reset(self) -> int:
         """Start a new episode; returns the reset time in ns."""
+        self.fresh_start_ns.append(self.now().nanoseconds)
         self.reset_pub.publish(Empty())
         return self.now().nanoseconds
 
@@ -92,20 +106,48 @@ class Harness:
         self.latents.clear(), self.trajectories.clear(), self.chunks.clear()
 
 
-def run_stack(checkpoint, logs, sim_time_start_s=None):
+def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS, period_s=PARAMS.action_period_s) -> int:
+    """Replays every command reported on action_chunk through a model of
+    joint_trajectory_controller and checks each against the envelope from
+    the setpoint it starts from. A command may start afresh (from the
+    measured state, not the command in force) only first, or within 2 s
+    after a reset or an arming call of the harness. Returns how many."""
+    commands = sorted((c for c in chunks if c.horizon), key=lambda c: stamp_to_ns(c.command_stamp))
+    tracker = None
+    for chunk in commands:
+        stamp = stamp_to_ns(chunk.command_stamp)
+        origin = np.asarray(chunk.command_origin)
+        if tracker is not None and not np.allclose(origin, tracker.reference(stamp * 1e-9), atol=1e-6):
+            assert any(0 <= stamp - start < 2_000_000_000 for start in fresh_start_ns), (
+                "a command left the setpoint in force", chunk.reason, origin, tracker.reference(stamp * 1e-9))
+        positions = np.asarray(chunk.positions).reshape(chunk.horizon, -1)
+        velocities = np.asarray(chunk.velocities).reshape(chunk.horizon, -1)
+        times = period_s * np.arange(1, chunk.horizon + 1)
+        problems = envelope_violations(positions, velocities, times, origin, limits, period_s)
+        assert not problems, (problems, chunk.mode, chunk.reason, origin, positions[:2])
+        tracker = TrajectoryTracker(origin)
+        tracker.command(Trajectory(0.0, times, positions), stamp * 1e-9)
+    return len(commands)
+
+
+def run_stack(checkpoint, logs, sim_time_start_s=None, namespace="", **overrides):
     overrides = {"checkpoint_path": str(checkpoint), "device": "cpu", "max_latents_age_s": MAX_LATENTS_AGE_S,
-                 "use_sim_time": sim_time_start_s is not None}
+                 "use_sim_time": sim_time_start_s is not None, "start_armed": True, **overrides}
     files = [open(logs / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
-    processes = [start_node(exe, PARAMS_FILE, overrides, log) for exe, log in zip((PERCEPTION, POLICY), files)]
+    processes = [start_node(exe, PARAMS_FILE, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)]
     rclpy.init()
-    harness = Harness(sim_time_start_s)
+    harness = Harness(sim_time_start_s, namespace)
     yield harness, processes, logs
     codes = stop_nodes(processes)
+    checked = commands_inside_envelope(harness.all_chunks, harness.fresh_start_ns)
+    print(f"commands checked against the safety envelope: {checked}")
     harness.node.destroy_node()
     rclpy.try_shutdown()
     for f in files:
         f.close()
-    assert all(code in (0, -2) for code in codes), (codes, [p.read_text()[-2000:] for p in logs.iterdir()])
+    logs_text = [p.read_text()[-3000:] for p in logs.iterdir()]
+    assert codes == [0, 0], (codes, logs_text)
+    assert not any("Traceback" in text for text in logs_text), logs_text
 
 
 def wait_ready(harness, processes, logs, timeout=60.0):

@@ -16,6 +16,7 @@ import numpy as np
 
 from video2act_core.control import JointStateError, reorder_joint_state
 from video2act_core.frames import ImageDecodeError, decode_image
+from video2act_core.params import absolute_topic
 
 
 class BagError(RuntimeError):
@@ -24,10 +25,18 @@ class BagError(RuntimeError):
 
 @dataclass(frozen=True)
 class EpisodeTopics:
+    """Topic names as a bag stores them: absolute (relative names of the
+    params file are resolved in the root namespace, as `ros2 bag record`
+    of a root-namespace stack would name them)."""
+
     image: str
     joint_states: str
     trajectory: str
     success: str
+
+    def __post_init__(self):
+        for name in ("image", "joint_states", "trajectory", "success"):
+            object.__setattr__(self, name, absolute_topic(getattr(self, name)))
 
 
 @dataclass

@@ -1,14 +1,25 @@
-"""Node parameters: one dataclass per node, the single schema for both ROS
-parameter declarations and plain-Python use of `config/*.yaml`.
+"""Node parameters: one dataclass per node, the single schema for the ROS
+parameter declarations (with descriptions and ranges that
+`ros2 param describe` shows) and for plain-Python use of `config/*.yaml`.
 
 The YAML follows the ROS 2 params-file layout: shared facts (topics, joint
 names, checkpoint) live under `/**` so every node reads the same value;
-node-specific values under the node's name.
+node-specific values under `/**/<node name>`, which applies in any
+namespace (a plain `<node name>` section only matches the root namespace).
+rcl keeps one slot per section name, ordered by where it first appears
+across the files, and the last matching slot wins: a launch-level `/**`
+dict loses to a node section that came before it. Launch-level settings
+therefore go in a last file under the node's exact name
+(`overrides_document`), a slot no earlier file has.
+
+Topic names are relative, so a namespace moves the whole stack.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,89 +30,158 @@ import yaml
 WILDCARD = "/**"
 
 
+def param(default, description: str, *, low: float | None = None, high: float | None = None,
+          choices: tuple[str, ...] | None = None):
+    """A params dataclass field with what ROS shows and checks for it."""
+    metadata = {"description": description, "low": low, "high": high, "choices": choices}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def validate_fields(params) -> None:
+    """Refuse values outside a field's range or choices, naming the value given."""
+    for item in dataclasses.fields(params):
+        value, meta = getattr(params, item.name), item.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{item.name} must be one of {list(meta['choices'])}, got {value!r}")
+        for bound, outside in (("low", lambda v, b: v < b), ("high", lambda v, b: v > b)):
+            limit = meta.get(bound)
+            if limit is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            bad = [v for v in values if isinstance(v, (int, float)) and (not math.isfinite(v) or outside(v, limit))]
+            if bad:
+                raise ValueError(f"{item.name} must lie in [{meta.get('low')}, {meta.get('high')}], got {value!r}")
+
+
 @dataclass
 class CommonParams:
     """Facts every node of the stack shares (under `/**` in the YAML)."""
 
-    joint_names: list[str] = field(
-        default_factory=lambda: ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
-    )
-    image_topic: str = "/camera/image_raw"
-    joint_states_topic: str = "/joint_states"
-    latents_topic: str = "/video2act/latents"
-    trajectory_topic: str = "/arm_controller/joint_trajectory"
-    action_chunk_topic: str = "/video2act/action_chunk"
+    joint_names: list[str] = param(
+        ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
+        "joints the policy reads and commands, in the checkpoint's order")
+    image_topic: str = param("camera/image_raw", "sensor_msgs/Image camera input")
+    joint_states_topic: str = param("joint_states", "sensor_msgs/JointState input")
+    latents_topic: str = param("video2act/latents", "video2act_msgs/SpatioMotionLatents from System 2 to System 1")
+    trajectory_topic: str = param("arm_controller/joint_trajectory",
+                                  "trajectory_msgs/JointTrajectory to the arm's joint_trajectory_controller")
+    # A gripper usually has a controller of its own; a trajectory naming a
+    # joint the arm controller does not own is rejected as a whole.
+    gripper_joint_names: list[str] = param(
+        [], "joints sent to the gripper controller instead of the arm's (empty: all to trajectory_topic)")
+    gripper_command_topic: str = param("gripper_controller/joint_trajectory", "the gripper controller's command topic")
+    gripper_command_type: str = param(
+        "joint_trajectory", "JointTrajectory for a joint_trajectory_controller, std_msgs/Float64MultiArray "
+        "for a forward_command_controller", choices=("joint_trajectory", "float64_multi_array"))
+    action_chunk_topic: str = param("video2act/action_chunk", "video2act_msgs/ActionChunk monitoring output")
     # std_msgs/Empty: a new episode starts (a sim or scene reset). Perception
     # drops its buffered frames and the policy the latents made before it,
     # as LeRobot's policy.reset() does between episodes.
-    reset_topic: str = "/video2act/reset"
-    # Relative paths resolve against the `video2act` package share directory.
-    checkpoint_path: str = "checkpoints/sim_demo"
-    device: str = "auto"
-    dtype: str = "float32"
+    reset_topic: str = param("video2act/reset", "std_msgs/Empty: a new episode starts")
+    checkpoint_path: str = param("checkpoints/sim_demo",
+                                 "checkpoint directory; relative paths resolve against share/video2act")
+    device: str = param("auto", "torch device: auto, cpu, cuda or cuda:N")
+    dtype: str = param("float32", "model dtype (half precision only on CUDA)",
+                       choices=("float32", "bfloat16", "float16"))
+    # Stamps from another machine's clock may lead ours a little; more than
+    # this is a broken clock, and a message from the future never goes stale.
+    max_stamp_lead_s: float = param(0.1, "inputs stamped further than this ahead of the node clock are refused",
+                                    low=0.0, high=10.0)
+
+    def __post_init__(self):
+        validate_fields(self)
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"joint_names has duplicates: {self.joint_names}")
+        strangers = [name for name in self.gripper_joint_names if name not in self.joint_names]
+        if strangers:
+            raise ValueError(f"gripper_joint_names {strangers} are not in joint_names {self.joint_names}")
+        if self.gripper_joint_names and len(self.gripper_joint_names) == len(self.joint_names):
+            raise ValueError("gripper_joint_names takes every joint: the arm controller would get none")
 
 
 @dataclass
 class ModelNodeParams(CommonParams):
     """What each node that runs a model sets for itself."""
 
-    # torch CPU threads for this node's model; 0: one per core. Give each
-    # model node its share when they run on the same machine.
-    torch_threads: int = 0
+    # Give each model node its share when they run on the same machine.
+    torch_threads: int = param(0, "torch CPU threads for this node's model (0: one per core)", low=0, high=256)
+    diagnostics_rate_hz: float = param(1.0, "rate of diagnostic_msgs/DiagnosticArray on /diagnostics",
+                                       low=0.1, high=50.0)
 
 
 @dataclass
 class PerceptionParams(ModelNodeParams):
     """video2act_perception: camera frames -> spatio-motion latents."""
 
-    rate_hz: float = 2.0
-    # Use every n-th camera frame: the clip then spans num_frames * n frames.
-    frame_stride: int = 1
-    # Skip an update (and warn) when the newest frame is older than this.
-    max_frame_age_s: float = 1.0
-    # 'sensor_data' (best effort, as cameras publish) or 'reliable'.
-    image_qos: str = "sensor_data"
+    rate_hz: float = param(2.0, "System 2 updates per second", low=0.01, high=100.0)
+    frame_stride: int = param(1, "use every n-th camera frame: a clip spans num_frames * n frames", low=1, high=100)
+    max_frame_age_s: float = param(1.0, "skip an update (and warn) when the newest frame is older", low=0.0, high=60.0)
+    # Best effort is how cameras publish; reliable loses no frames of large
+    # images on one machine (see ../shared/ENVIRONMENT.md).
+    image_qos: str = param("sensor_data", "camera subscription QoS", choices=("sensor_data", "reliable"))
 
 
 @dataclass
 class PolicyParams(ModelNodeParams):
     """video2act_policy: latents + joint state -> joint trajectory chunks."""
 
-    rate_hz: float = 10.0
-    # Spacing of the chunk's points: the demonstrations' action period.
-    action_period_s: float = 0.1
-    # Older latents or joint states than these make the node hold position.
-    max_latents_age_s: float = 3.0
-    max_joint_state_age_s: float = 0.5
-    num_inference_steps: int = 8
-    seed: int = 0
-    # Safety envelope, one value per joint (empty: no limit).
-    joint_lower_limits: list[float] = field(default_factory=list)
-    joint_upper_limits: list[float] = field(default_factory=list)
-    max_joint_velocity: list[float] = field(default_factory=list)
+    rate_hz: float = param(10.0, "System 1 chunks per second", low=0.1, high=1000.0)
+    action_period_s: float = param(0.1, "spacing of a chunk's points: the demonstrations' action period",
+                                   low=0.001, high=10.0)
+    max_latents_age_s: float = param(3.0, "older latents make the policy hold", low=0.0, high=3600.0)
+    max_joint_state_age_s: float = param(0.5, "an older joint state makes the policy hold", low=0.0, high=60.0)
+    num_inference_steps: int = param(8, "System 1 sampling steps per chunk", low=1, high=1000)
+    seed: int = param(0, "sampling seed", low=0)
+    # On a robot the policy starts disarmed: `~/arm` (std_srvs/SetBool)
+    # arms it once its inputs are fresh. Simulations start armed.
+    start_armed: bool = param(False, "arm at start-up (simulation); a robot is armed with the ~/arm service")
+    # Safety envelope, one value per joint; the tighter of these and the
+    # URDF's limits apply. Without position and velocity limits for every
+    # joint the policy refuses to arm.
+    joint_lower_limits: list[float] = param([], "lowest commanded position per joint (rad or m)")
+    joint_upper_limits: list[float] = param([], "highest commanded position per joint (rad or m)")
+    max_joint_velocity: list[float] = param([], "largest commanded speed per joint (rad/s or m/s)", low=1e-6)
+    # Encoders read a little beyond a limit the arm rests on; further out
+    # the state is not trusted and the policy holds.
+    state_limit_margin: float = param(0.05, "measured positions this far outside the limits are still trusted",
+                                      low=0.0, high=1.0)
+    robot_description_topic: str = param(
+        "robot_description", "std_msgs/String URDF (transient local, as robot_state_publisher offers it) "
+        "whose joint limits also apply; empty: none")
+
+    def __post_init__(self):
+        super().__post_init__()
+        joints = len(self.joint_names)
+        for name in ("joint_lower_limits", "joint_upper_limits", "max_joint_velocity"):
+            values = getattr(self, name)
+            if values and len(values) != joints:
+                raise ValueError(f"{name} needs {joints} values (one per joint of {self.joint_names}), got {values}")
+        if self.joint_lower_limits and self.joint_upper_limits and any(
+                low > high for low, high in zip(self.joint_lower_limits, self.joint_upper_limits)):
+            raise ValueError(f"joint_lower_limits {self.joint_lower_limits} exceed joint_upper_limits "
+                             f"{self.joint_upper_limits}")
 
 
 @dataclass
 class SimArmParams(CommonParams):
     """video2act_sim arm: a simulated arm speaking the controller topics."""
 
-    # 'kinematic' (fast, the shipped checkpoint's task) or 'mujoco_so101'.
-    backend: str = "kinematic"
-
-    joint_state_rate_hz: float = 50.0
-    camera_rate_hz: float = 15.0
-    image_width: int = 96
-    image_height: int = 96
-    camera_info_topic: str = "/camera/camera_info"
-    # One std_msgs/Bool per episode: its outcome.
-    success_topic: str = "/video2act/task_success"
+    backend: str = param("kinematic", "simulator: the kinematic arm (the shipped checkpoint's task) or "
+                         "the MuJoCo SO-101 scene", choices=("kinematic", "mujoco_so101"))
+    joint_state_rate_hz: float = param(50.0, "joint states per second", low=1.0, high=2000.0)
+    camera_rate_hz: float = param(15.0, "camera frames per second", low=0.1, high=240.0)
+    image_width: int = param(96, "camera image width (px)", low=8, high=4096)
+    image_height: int = param(96, "camera image height (px)", low=8, high=4096)
+    camera_info_topic: str = param("camera/camera_info", "sensor_msgs/CameraInfo output")
+    success_topic: str = param("video2act/task_success", "std_msgs/Bool: one outcome per episode")
     # An episode ends this long after first success, or at the time limit;
     # the arm then resets with the next seed.
-    episode_settle_s: float = 0.5
-    episode_time_limit_s: float = 8.0
-    # Publish /clock from the simulation (run the other nodes with use_sim_time).
-    publish_clock: bool = False
-    seed: int = 0
+    episode_settle_s: float = param(0.5, "an episode ends this long after its first success", low=0.0, high=60.0)
+    episode_time_limit_s: float = param(8.0, "an episode ends unsuccessfully after this long", low=0.1, high=3600.0)
+    publish_clock: bool = param(False, "publish /clock from the simulation (run the other nodes with use_sim_time)")
+    seed: int = param(0, "seed of the first episode; each next episode adds one", low=0)
 
 
 NODE_PARAMS: dict[str, type] = {
@@ -121,6 +201,11 @@ def param_fields(params_type: type) -> dict[str, tuple[type, Any]]:
     return result
 
 
+def param_metadata(params_type: type) -> dict[str, dict[str, Any]]:
+    """name -> description, low, high, choices of every parameter."""
+    return {item.name: dict(item.metadata) for item in dataclasses.fields(params_type)}
+
+
 def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """The `ros__parameters` of every section of a ROS 2 params file."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
@@ -132,17 +217,49 @@ def load_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
     return sections
 
 
-def node_params(params_type: type, path: str | Path, node_name: str, overrides: dict[str, Any] | None = None):
-    """Build a node's params the way rclpy resolves a params file: defaults,
-    then `/**`, then the node's section, then overrides. Unknown keys fail."""
-    sections = load_params_file(path)
+def absolute_topic(name: str, namespace: str = "") -> str:
+    """A topic name as a node in `namespace` resolves it (bags store these)."""
+    return name if name.startswith("/") else fully_qualified_name(name, namespace)
+
+
+def fully_qualified_name(node_name: str, namespace: str = "") -> str:
+    namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    return f"{namespace}/{node_name}"
+
+
+def section_matches(section: str, node_name: str, namespace: str = "") -> bool:
+    """Whether a params-file section applies to a node, by rclpy's own rule
+    (node.cpp: a leading '/' is added and each '/*' becomes '(/\\w+)')."""
+    pattern = section if section.startswith("/") else "/" + section
+    return re.fullmatch(pattern.replace("/*", r"(/\w+)"), fully_qualified_name(node_name, namespace)) is not None
+
+
+def node_params(params_type: type, paths: str | Path | list, node_name: str, overrides: dict[str, Any] | None = None,
+                namespace: str = ""):
+    """Build a node's params the way rcl and rclpy resolve params files:
+    every section name gets one slot where it first appears in any file
+    (later files update that slot), and the matching slots apply in that
+    order, so the last-introduced one wins. Then `overrides`. Unknown keys
+    in a node's own sections fail; `/**` may hold other nodes' keys."""
+    files = paths if isinstance(paths, list) else [paths]
     known = param_fields(params_type)
+    slots: dict[str, dict[str, Any]] = {}
+    for path in files:
+        for section, section_values in load_params_file(path).items():
+            if not section_matches(section, node_name, namespace):
+                continue
+            unknown = set(section_values) - set(known) - {"use_sim_time"}
+            if section != WILDCARD and unknown:
+                raise ValueError(f"{path}: '{section}' has unknown parameters {sorted(unknown)}")
+            slots.setdefault(section, {}).update(section_values)
     values: dict[str, Any] = {}
-    values.update({k: v for k, v in sections.get(WILDCARD, {}).items() if k in known})
-    section = sections.get(node_name, {})
-    unknown = set(section) - set(known)
-    if unknown:
-        raise ValueError(f"{path}: '{node_name}' has unknown parameters {sorted(unknown)}")
-    values.update(section)
+    for section_values in slots.values():
+        values.update({k: v for k, v in section_values.items() if k in known})
     values.update(overrides or {})
     return params_type(**values)
+
+
+def overrides_document(node_name: str, namespace: str, values: dict[str, Any]) -> dict:
+    """A params-file document that sets `values` for one node above any
+    section of any earlier file: keyed by its exact fully qualified name."""
+    return {fully_qualified_name(node_name, namespace): {"ros__parameters": dict(values)}}

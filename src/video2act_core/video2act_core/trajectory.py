@@ -62,3 +62,27 @@ class TrajectoryTracker:
         segment = int(np.searchsorted(times, elapsed, side="right")) - 1
         fraction = (elapsed - times[segment]) / (times[segment + 1] - times[segment])
         return points[segment] + fraction * (points[segment + 1] - points[segment])
+
+
+class ControllerSet:
+    """Trajectory controllers side by side, each owning some joints (say an
+    arm's and a gripper's), as ros2_control runs them: a trajectory for one
+    leaves the others' joints alone."""
+
+    def __init__(self, initial_positions: np.ndarray):
+        self._initial = np.asarray(initial_positions, dtype=np.float64).copy()
+        self._controllers: dict[tuple[int, ...], TrajectoryTracker] = {}
+
+    def command(self, trajectory: Trajectory, now_s: float, joints: tuple[int, ...] | None = None) -> None:
+        """`trajectory` for the controller of `joints` (all joints when None)."""
+        joints = tuple(range(len(self._initial))) if joints is None else tuple(joints)
+        if joints not in self._controllers:
+            self._controllers[joints] = TrajectoryTracker(self.reference(now_s)[list(joints)])
+        self._controllers[joints].command(trajectory, now_s)
+
+    def reference(self, now_s: float) -> np.ndarray:
+        """Commanded positions of every joint at `now_s`."""
+        reference = self._initial.copy()
+        for joints, tracker in self._controllers.items():
+            reference[list(joints)] = tracker.reference(now_s)
+        return reference

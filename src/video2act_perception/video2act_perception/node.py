@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
@@ -13,6 +14,7 @@ from video2act_msgs.msg import SpatioMotionLatents
 from video2act_core.checkpoint import load_system2
 from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
+from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
@@ -22,14 +24,15 @@ class PerceptionNode(ModelNode):
     def __init__(self):
         super().__init__("video2act_perception")
         self.params = params = declare_params(self, PerceptionParams)
-        if params.image_qos not in ("sensor_data", "reliable"):
-            raise ValueError(f"image_qos must be 'sensor_data' or 'reliable', got '{params.image_qos}'")
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
         self.system2 = load_system2(checkpoint, params.device, params.dtype)
         self.frames = FrameBuffer(self.system2.config.num_frames, params.frame_stride)
         self.camera_frame_id = ""
         self.sequence = 0
+        self.stats = RecentStats()
+        self.dropped_images = 0
+        self.last_problem = ""
 
         image_qos = (
             qos_profile_sensor_data
@@ -39,6 +42,8 @@ class PerceptionNode(ModelNode):
         self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)
         self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
@@ -52,12 +57,19 @@ class PerceptionNode(ModelNode):
         try:
             frame = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         except ImageDecodeError as error:
-            self.get_logger().error(f"dropping image: {error}", throttle_duration_sec=5.0)
-            return
+            return self.drop_image(str(error))
         stamp = stamp_to_ns(msg.header.stamp)
+        lead = (stamp - self.now_ns()) * 1e-9
+        if lead > self.params.max_stamp_lead_s:
+            return self.drop_image(f"stamped {lead:.2f} s in the future")
         # Some drivers leave the stamp empty; receipt time is the best guess.
         self.frames.push(stamp if stamp > 0 else self.now_ns(), frame)
         self.camera_frame_id = msg.header.frame_id
+
+    def drop_image(self, problem: str) -> None:
+        self.dropped_images += 1
+        self.last_problem = f"dropping image: {problem}"
+        self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
 
     def on_reset(self, _msg: Empty) -> None:
         # A clip must not span two episodes: start filling a new one.
@@ -73,16 +85,15 @@ class PerceptionNode(ModelNode):
         newest = clip.stamps_ns[-1]
         age = (self.now_ns() - newest) * 1e-9
         if age > self.params.max_frame_age_s:
-            self.get_logger().warn(
-                f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
-                "not publishing stale latents",
-                throttle_duration_sec=5.0,
-            )
+            self.last_problem = (f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
+                                 "not publishing stale latents")
+            self.get_logger().warn(self.last_problem, throttle_duration_sec=5.0)
             return
         try:
             latents = self.system2.encode(clip.frames)
         except Exception as error:  # keep serving: the policy holds on stale latents
-            self.get_logger().error(f"System 2 failed on this clip: {error}", throttle_duration_sec=5.0)
+            self.last_problem = f"System 2 failed on a clip: {error}"
+            self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
             return
 
         msg = SpatioMotionLatents()
@@ -93,6 +104,21 @@ class PerceptionNode(ModelNode):
         msg.latency = (self.now_ns() - newest) * 1e-9
         self.publisher.publish(msg)
         self.sequence += 1
+        self.stats.record(latency=msg.latency)
+        self.last_problem = ""
+
+    def publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.WARN if self.last_problem else DiagnosticStatus.OK
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 2",
+                                  hardware_id=self.params.checkpoint_path, message=self.last_problem or "OK")
+        p50, p99 = self.stats.percentiles_ms("latency")
+        values = {"latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
+                  "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
+                  "images dropped": self.dropped_images, "sequence": self.sequence}
+        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_publisher.publish(array)
 
 
 def main(args=None) -> int:

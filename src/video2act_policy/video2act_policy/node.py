@@ -1,23 +1,50 @@
-"""video2act_policy: latest latents + joint state -> JointTrajectory chunks."""
+"""video2act_policy: latest latents + joint state -> JointTrajectory chunks
+for the arm's controller (and the gripper's, when it has its own).
+
+A thin shell over video2act_core.control.PolicySupervisor: every command it
+publishes comes out of the safety envelope. On a robot it starts disarmed;
+`~/arm` (std_srvs/SetBool) arms it once the limits are known and the inputs
+fresh, and disarms it with a hold. The limits are the params file's and the
+URDF's on `robot_description`, the tighter of the two.
+"""
 
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 from builtin_interfaces.msg import Duration
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, Float64MultiArray, String
+from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system1
-from video2act_core.control import ChunkPlanner, JointStateError, JointStateSample, Mode, SafetyLimits, reorder_joint_state
-from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_seconds
+from video2act_core.control import (
+    ChunkPlanner,
+    JointCommand,
+    JointGroups,
+    JointLimits,
+    JointStateError,
+    JointStateSample,
+    Mode,
+    PolicySupervisor,
+    SafetyEnvelope,
+    Step,
+    reorder_joint_state,
+)
+from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns, stamp_to_seconds
+from video2act_core.metrics import RecentStats
 from video2act_core.params import PolicyParams
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
+
+_DIAGNOSTIC_LEVEL = {Mode.ACTIVE: DiagnosticStatus.OK, Mode.HOLD: DiagnosticStatus.WARN,
+                     Mode.DISARMED: DiagnosticStatus.WARN, Mode.REJECTED: DiagnosticStatus.ERROR}
 
 
 def duration(seconds: float) -> Duration:
@@ -37,100 +64,206 @@ class PolicyNode(ModelNode):
                 f"joint_names {params.joint_names} differ from the joints the checkpoint was trained on "
                 f"{system1.joint_names}"
             )
-        limits = SafetyLimits.from_lists(
-            len(params.joint_names), params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
-        )
-        self.planner = ChunkPlanner(
-            system1, limits, params.action_period_s, params.max_latents_age_s, params.max_joint_state_age_s,
-            params.num_inference_steps,
-        )
+        self.file_limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits,
+                                                  params.joint_upper_limits, params.max_joint_velocity)
+        planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s,
+                               params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
+        envelope = SafetyEnvelope(self.file_limits, params.action_period_s, params.state_limit_margin)
+        self.supervisor = PolicySupervisor(planner, envelope, params.start_armed)
+        # The model thread ticks while the executor takes messages and service calls.
+        self.lock = threading.Lock()
+        self.groups = JointGroups.split(list(params.joint_names), list(params.gripper_joint_names))
         self.latest_latents = None
         self.latest_state: JointStateSample | None = None
-        self.last_mode: Mode | None = None
+        self.last_step: Step | None = None
         self.reset_ns = 0
+        self.stats = RecentStats()
+        self.rejected_inputs = 0
+        self.last_command_ns = 0
 
         self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         # Best effort matches both reliable and best-effort joint state publishers.
         self.create_subscription(JointState, params.joint_states_topic, self.on_joint_state, qos_profile_sensor_data)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
+        if params.robot_description_topic:
+            # robot_state_publisher latches the URDF: transient local, reliable.
+            latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(String, params.robot_description_topic, self.on_robot_description, latched)
+        # Reliable, depth 1: the controller wants the newest chunk, and all of it.
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.trajectory_publisher = self.create_publisher(JointTrajectory, params.trajectory_topic, reliable)
+        self.gripper_publisher = None
+        if self.groups.gripper:
+            gripper_type = JointTrajectory if params.gripper_command_type == "joint_trajectory" else Float64MultiArray
+            self.gripper_publisher = self.create_publisher(gripper_type, params.gripper_command_topic, reliable)
         self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 10)
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(SetBool, "~/arm", self.on_arm)
+        self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)
         self.start_model_thread(1.0 / params.rate_hz, self.plan_and_publish, "System 1")
+        missing = self.file_limits.missing()
         self.get_logger().info(
             f"System 1 '{system1.model_id}' from {checkpoint}: {params.latents_topic} + {params.joint_states_topic} "
-            f"-> {params.trajectory_topic} at {params.rate_hz} Hz"
+            f"-> {params.trajectory_topic} at {params.rate_hz} Hz; "
+            + ("arms by itself (start_armed)" if params.start_armed else "disarmed until ~/arm")
+            + (f"; until the URDF says more: {missing}" if missing else "")
         )
 
     def now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def refuse_input(self, what: str, problem: str) -> None:
+        self.rejected_inputs += 1
+        self.get_logger().error(f"ignoring {what}: {problem}", throttle_duration_sec=5.0)
+
     def on_latents(self, msg: SpatioMotionLatents) -> None:
         try:
             latents = latents_from_message(msg)
         except ValueError as error:
-            self.get_logger().error(f"dropping malformed latents: {error}", throttle_duration_sec=5.0)
-            return
+            return self.refuse_input("malformed latents", str(error))
+        lead = latents.stamp_ns * 1e-9 - self.now_s()
+        if lead > self.params.max_stamp_lead_s:
+            return self.refuse_input("latents", f"stamped {lead:.2f} s in the future")
         # Perception may still publish a clip it began before a reset.
         if latents.stamp_ns >= self.reset_ns:
             self.latest_latents = latents
 
     def on_reset(self, _msg: Empty) -> None:
-        self.reset_ns = self.get_clock().now().nanoseconds
-        self.latest_latents = None
+        with self.lock:
+            self.reset_ns = self.get_clock().now().nanoseconds
+            self.latest_latents = None
+            # The state measured before the reset belongs to the last episode.
+            self.latest_state = None
+            self.supervisor.reset()
 
     def on_joint_state(self, msg: JointState) -> None:
         try:
             positions = reorder_joint_state(list(msg.name), list(msg.position), self.params.joint_names)
         except JointStateError as error:
-            self.get_logger().error(f"ignoring joint state: {error}", throttle_duration_sec=5.0)
-            return
+            return self.refuse_input("joint state", str(error))
+        now = self.now_s()
         stamp = stamp_to_seconds(msg.header.stamp)
-        self.latest_state = JointStateSample(positions, stamp if stamp > 0 else self.now_s())
+        if stamp - now > self.params.max_stamp_lead_s:
+            return self.refuse_input("joint state", f"stamped {stamp - now:.2f} s in the future")
+        if stamp_to_ns(msg.header.stamp) and stamp_to_ns(msg.header.stamp) < self.reset_ns:
+            return  # measured before the last reset
+        self.latest_state = JointStateSample(positions, stamp if stamp > 0 else now, now)
+
+    def on_robot_description(self, msg: String) -> None:
+        try:
+            urdf = JointLimits.from_urdf(msg.data, list(self.params.joint_names))
+            limits = self.file_limits.tighter(urdf)
+        except ValueError as error:
+            self.get_logger().error(f"ignoring robot_description: {error}")
+            return
+        with self.lock:
+            self.supervisor.set_limits(limits)
+        self.get_logger().info(f"joint limits from the URDF and the params file: lower {limits.lower.tolist()}, "
+                               f"upper {limits.upper.tolist()}, velocity {limits.max_velocity.tolist()}")
+
+    def on_arm(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self.lock:
+            if request.data:
+                problem = self.supervisor.arm(self.latest_latents, self.latest_state, self.now_s())
+                response.success, response.message = not problem, problem or "armed"
+            else:
+                response.success, response.message = True, "disarmed: holding at the last setpoint"
+                self.publish_step(Step(Mode.DISARMED, response.message, self.supervisor.disarm(self.now_s()), None))
+        self.get_logger().warn(f"~/arm {request.data}: {response.message}")
+        return response
+
+    def on_stop(self) -> None:
+        # The last command of a stopping policy is a hold at its setpoint.
+        with self.lock:
+            self.publish_step(Step(Mode.DISARMED, "stopping", self.supervisor.disarm(self.now_s()), None))
 
     def plan_and_publish(self) -> None:
-        now = self.now_s()
-        state = self.latest_state
-        plan = self.planner.plan(self.latest_latents, state, now)
-        if plan.mode == Mode.ACTIVE:
-            self.publish_trajectory(plan.positions)
-        elif self.last_mode == Mode.ACTIVE and state is not None:
-            # Stop the arm where it is instead of letting it finish a chunk
-            # sampled from inputs we no longer trust.
-            self.publish_trajectory(state.positions[None])
-        if plan.mode != self.last_mode:
-            log = self.get_logger().info if plan.mode == Mode.ACTIVE else self.get_logger().warn
-            log(f"mode {plan.mode.name}" + (f": {plan.reason}" if plan.reason else ""))
-            self.last_mode = plan.mode
-        self.publish_chunk(plan, state, now)
+        with self.lock:
+            step = self.supervisor.tick(self.latest_latents, self.latest_state, self.now_s(), self.now_s)
+            self.publish_step(step)
+        if step.command is not None and step.command.limited:
+            self.get_logger().warn(f"safety envelope limited {step.command.limited} values of a chunk",
+                                   throttle_duration_sec=5.0)
+        if self.last_step is None or step.mode != self.last_step.mode:
+            log = self.get_logger().info if step.mode == Mode.ACTIVE else self.get_logger().warn
+            log(f"mode {step.mode.name}" + (f": {step.reason}" if step.reason else ""))
+        self.last_step = step
+        if step.plan is not None and step.mode == Mode.ACTIVE:
+            self.stats.record(inference=step.plan.inference_s, latents_age=step.plan.latents_age_s)
 
-    def publish_trajectory(self, positions: np.ndarray) -> None:
-        msg = JointTrajectory()
+    def publish_step(self, step: Step) -> None:
+        """The step's command to the controllers, if any, and what was done on action_chunk."""
+        if step.command is not None:
+            self.publish_command(step.command)
+        self.publish_chunk(step, self.latest_state, self.now_s())
+
+    def publish_command(self, command: JointCommand) -> None:
+        self.last_command_ns = round(command.issued_s * 1e9)
+        self.trajectory_publisher.publish(self.trajectory(command, self.groups.arm))
+        if self.gripper_publisher is None:
+            return
+        if self.params.gripper_command_type == "joint_trajectory":
+            self.gripper_publisher.publish(self.trajectory(command, self.groups.gripper))
+        else:
+            # A forward command controller takes one position: the next point's.
+            self.gripper_publisher.publish(Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist()))
+
+    def trajectory(self, command: JointCommand, columns: tuple[int, ...]) -> JointTrajectory:
         # A zero stamp tells the controller to start the trajectory on receipt.
-        msg.joint_names = list(self.params.joint_names)
-        period = self.params.action_period_s
+        msg = JointTrajectory(joint_names=[self.params.joint_names[i] for i in columns])
+        cols = list(columns)
         msg.points = [
-            JointTrajectoryPoint(positions=row.tolist(), time_from_start=duration((i + 1) * period))
-            for i, row in enumerate(positions)
+            JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),
+                                 time_from_start=duration(time))
+            for positions, velocities, time in zip(command.positions, command.velocities, command.times_s)
         ]
-        self.trajectory_publisher.publish(msg)
+        return msg
 
-    def publish_chunk(self, plan, state: JointStateSample | None, now: float) -> None:
+    def publish_chunk(self, step: Step, state: JointStateSample | None, now: float) -> None:
         msg = ActionChunk()
         ns_to_stamp(round((state.stamp_s if state is not None else now) * 1e9), msg.header.stamp)
-        msg.mode = int(plan.mode)
-        msg.reason = plan.reason
+        msg.mode = int(step.mode)
+        msg.reason = step.reason
         msg.joint_names = list(self.params.joint_names)
         msg.control_period = self.params.action_period_s
-        if plan.positions is not None:
-            msg.positions = plan.positions.ravel().tolist()
-            msg.horizon = plan.positions.shape[0]
-        if plan.latents is not None:
-            ns_to_stamp(plan.latents.stamp_ns, msg.latents_stamp)
-            msg.latents_sequence = plan.latents.sequence
-        msg.latents_age = float(plan.latents_age_s)
-        msg.inference_latency = float(plan.inference_s)
+        if step.command is not None:
+            msg.positions = step.command.positions.ravel().tolist()
+            msg.velocities = step.command.velocities.ravel().tolist()
+            msg.horizon = step.command.positions.shape[0]
+            msg.limited_values = step.command.limited
+            msg.command_origin = step.command.origin.tolist()
+            ns_to_stamp(self.last_command_ns, msg.command_stamp)
+        plan = step.plan
+        if plan is not None:
+            if plan.latents is not None:
+                ns_to_stamp(plan.latents.stamp_ns, msg.latents_stamp)
+                msg.latents_sequence = plan.latents.sequence
+            msg.latents_age = float(plan.latents_age_s)
+            msg.inference_latency = float(plan.inference_s)
         self.chunk_publisher.publish(msg)
+
+    def publish_diagnostics(self) -> None:
+        step, state, now = self.last_step, self.latest_state, self.now_s()
+        mode = step.mode if step is not None else Mode.DISARMED
+        status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[mode], name=f"{self.get_fully_qualified_name()}: System 1",
+                                  hardware_id=self.params.checkpoint_path,
+                                  message=mode.name + (f": {step.reason}" if step is not None and step.reason else ""))
+        inference_p50, inference_p99 = self.stats.percentiles_ms("inference")
+        age_p50, _ = self.stats.percentiles_ms("latents_age")
+        values = {
+            "armed": self.supervisor.armed,
+            "active chunks per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
+            "inference p50 / p99 ms": f"{inference_p50:.1f} / {inference_p99:.1f}",
+            "latents age p50 ms": f"{age_p50:.0f}",
+            "joint state age s": f"{state.age_s(now):.3f}" if state is not None else "none",
+            "inputs refused": self.rejected_inputs,
+            "limits missing": self.supervisor.envelope.limits.missing() or "none",
+        }
+        status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_publisher.publish(array)
 
 
 def main(args=None) -> int:

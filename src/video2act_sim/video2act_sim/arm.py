@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from video2act_core.trajectory import Trajectory, TrajectoryTracker
+from video2act_core.trajectory import ControllerSet, Trajectory
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
 SUCCESS_RADIUS = 0.06
@@ -39,7 +39,8 @@ class SimArm(Protocol):
     @property
     def state(self) -> ArmState: ...
 
-    def command(self, trajectory: Trajectory) -> None: ...
+    def command(self, trajectory: Trajectory, joints: tuple[int, ...] | None = None) -> None:
+        """Hand `trajectory` to the controller of `joints` (all when None)."""
 
     def step(self, dt: float) -> None: ...
 
@@ -74,11 +75,11 @@ class KinematicArm:
         # the direction away and policies learn to copy their own motion.
         start = HOME + self.rng.uniform(-1.0, 1.0, 6) * START_SPREAD
         self.state = ArmState(start, np.zeros(6))
-        self.tracker = TrajectoryTracker(self.state.positions)
+        self.tracker = ControllerSet(self.state.positions)
         self.time_s = 0.0
 
-    def command(self, trajectory: Trajectory) -> None:
-        self.tracker.command(trajectory, self.time_s)
+    def command(self, trajectory: Trajectory, joints: tuple[int, ...] | None = None) -> None:
+        self.tracker.command(trajectory, self.time_s, joints)
 
     def step(self, dt: float) -> None:
         self.time_s += dt

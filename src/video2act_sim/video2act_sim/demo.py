@@ -15,8 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from video2act_core.bringup import sim_nodes
 from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
-from video2act_sim.launcher import PERCEPTION, POLICY, SIM_ARM, start_node, stop_nodes
+from video2act_sim.launcher import start_spec, stop_nodes
 
 
 def default_params_file() -> Path:
@@ -109,14 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = ensure_checkpoint(args.checkpoint or resolve_resource(common.checkpoint_path), common.joint_names)
 
     args.logs.mkdir(parents=True, exist_ok=True)
-    overrides = {"checkpoint_path": str(checkpoint.resolve())}
-    node_overrides = {
-        SIM_ARM: {**overrides, "publish_clock": args.sim_time, **({"backend": args.backend} if args.backend else {})},
-        PERCEPTION: {**overrides, "use_sim_time": args.sim_time},
-        POLICY: {**overrides, "use_sim_time": args.sim_time},
-    }
-    logs = {exe: open(args.logs / f"{exe.name}.log", "w") for exe in node_overrides}
-    processes = [start_node(exe, params_file, node_overrides[exe], log) for exe, log in logs.items()]
+    # What `ros2 launch video2act sim.launch.py` starts, with the same arguments.
+    specs = sim_nodes({"params_file": str(params_file), "checkpoint": str(checkpoint.resolve()),
+                       "use_sim_time": str(args.sim_time).lower(), "backend": args.backend or ""},
+                      share=Path(params_file).resolve().parents[1])
+    logs = {spec.executable: open(args.logs / f"{spec.executable.name}.log", "w") for spec in specs}
+    processes = [start_spec(spec, logs[spec.executable]) for spec in specs]
     rclpy.init()
     monitor = Monitor(policy, sim)
     print(f"video2act demo: sim arm + perception + policy for {args.duration:.0f} s (logs in {args.logs}/)")
@@ -135,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for log in logs.values():
             log.close()
     print(monitor.report())
-    failed = [exe.name for exe, code in zip(logs, codes) if code not in (0, -2)]
+    failed = [exe.name for exe, code in zip(logs, codes) if code != 0]
     if failed:
         print(f"nodes exited with errors: {failed}; see {args.logs}/", file=sys.stderr)
         return 1

@@ -5,8 +5,8 @@
         --variant no_motion=runs/ablations/no_motion --variant no_spatial=runs/ablations/no_spatial \\
         --ratios 1 4 8 --out runs/eval
 
-Runs seeded episodes in sim time through the same ChunkPlanner (safety
-envelope included) as the policy node. Each command takes effect after the
+Runs seeded episodes in sim time through the same PolicySupervisor (planner
+and safety envelope) as the policy node. Each command takes effect after the
 compute latency measured for it, so the synchronous baseline (System 2 and
 System 1 back to back every step) pays for System 2 in arm time, while the
 asynchronous rows pay only for System 1 and use latents that are up to
@@ -24,7 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.checkpoint import load_policy
-from video2act_core.control import ChunkPlanner, JointStateSample, LatentsSample, Mode, SafetyLimits
+from video2act_core.control import (
+    ChunkPlanner,
+    JointLimits,
+    JointStateSample,
+    LatentsSample,
+    Mode,
+    PolicySupervisor,
+    SafetyEnvelope,
+)
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
@@ -34,8 +42,8 @@ from video2act_sim.episode import Command, run_episode
 class Video2ActController:
     """System 2 every `update_ratio` ticks, System 1 every tick."""
 
-    def __init__(self, policy, planner: ChunkPlanner, update_ratio: int, synchronous: bool):
-        self.policy, self.planner = policy, planner
+    def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool):
+        self.policy, self.supervisor = policy, supervisor
         self.update_ratio, self.synchronous = update_ratio, synchronous
         self.system2_s: list[float] = []
         self.system1_s: list[float] = []
@@ -43,6 +51,7 @@ class Video2ActController:
     def reset(self, arm: SimArm) -> None:
         self.latents: LatentsSample | None = None
         self.tick = 0
+        self.supervisor.reset()
 
     def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
         clip = frames.clip()
@@ -54,12 +63,12 @@ class Video2ActController:
             self.system2_s.append(system2)
             self.latents = LatentsSample(tokens, clip.stamps_ns[-1], self.tick, self.policy.system2.model_id)
         self.tick += 1
-        plan = self.planner.plan(self.latents, JointStateSample(joint_positions, time_s), now_s=time_s)
-        if plan.mode != Mode.ACTIVE:
+        step = self.supervisor.tick(self.latents, JointStateSample(joint_positions, time_s), now_s=time_s)
+        if step.mode != Mode.ACTIVE:
             return None
-        self.system1_s.append(plan.inference_s)
-        latency = plan.inference_s + (system2 if self.synchronous else 0.0)
-        return Command(plan.positions, latency)
+        self.system1_s.append(step.plan.inference_s)
+        latency = step.plan.inference_s + (system2 if self.synchronous else 0.0)
+        return Command(step.command.positions, latency)
 
 
 @dataclass
@@ -79,12 +88,13 @@ class Row:
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
              sim: SimArmParams, params: PolicyParams) -> Row:
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
-    joints = len(params.joint_names)
-    limits = SafetyLimits.from_lists(joints, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity)
+    limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
+                                    params.max_joint_velocity)
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
-    planner = ChunkPlanner(policy.system1, limits, params.action_period_s, params.max_latents_age_s,
-                           params.max_joint_state_age_s, params.num_inference_steps)
-    controller = Video2ActController(policy, planner, ratio, synchronous)
+    planner = ChunkPlanner(policy.system1, params.action_period_s, params.max_latents_age_s,
+                           params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
+    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin)
+    controller = Video2ActController(policy, PolicySupervisor(planner, envelope, start_armed=True), ratio, synchronous)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
                for seed in seeds]
     s2 = float(np.median(controller.system2_s)) if controller.system2_s else float("nan")

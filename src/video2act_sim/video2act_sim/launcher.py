@@ -1,6 +1,7 @@
-"""Start the stack's nodes as separate processes the way `ros2 run` would,
-for machines without `ros2 launch` (the PyPI wheels have none) and for the
-multi-process tests. On a full ROS 2 install use launch/bringup.launch.py."""
+"""Start the stack's nodes as separate processes the way `ros2 launch`
+would (same node specs, params files and command lines, from
+video2act_core.bringup), for machines without `ros2 launch` (the PyPI
+wheels have none) and for the multi-process tests."""
 
 from __future__ import annotations
 
@@ -9,22 +10,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from video2act_core.bringup import PERCEPTION, POLICY, SIM_ARM, Executable, NodeSpec, ros_arguments, write_params_files
 
-
-@dataclass(frozen=True)
-class Executable:
-    package: str
-    name: str
-    node: str  # the node's name: its section in the params file
-
-
-PERCEPTION = Executable("video2act_perception", "perception_node", "video2act_perception")
-POLICY = Executable("video2act_policy", "policy_node", "video2act_policy")
-SIM_ARM = Executable("video2act_sim", "sim_arm_node", "video2act_sim_arm")
+__all__ = ["PERCEPTION", "POLICY", "SIM_ARM", "executable_path", "start_node", "start_spec", "stop_nodes"]
 
 
 def executable_path(executable: Executable) -> Path:
@@ -36,23 +26,10 @@ def executable_path(executable: Executable) -> Path:
     return path
 
 
-def start_node(
-    executable: Executable,
-    params_file: str | os.PathLike,
-    parameters: dict[str, object] | None = None,
-    log_file=None,
-) -> subprocess.Popen:
-    """One node process with the params file, then `parameters` on top.
-
-    The overrides go in a second params file under the node's own name: a
-    `-p` override is a wildcard, and node-specific file entries beat those.
-    """
-    command = [sys.executable, str(executable_path(executable)), "--ros-args", "--params-file", str(params_file)]
-    if parameters:
-        overrides = tempfile.NamedTemporaryFile("w", prefix=f"{executable.node}-", suffix=".yaml", delete=False)
-        with overrides:
-            yaml.safe_dump({executable.node: {"ros__parameters": parameters}}, overrides)
-        command += ["--params-file", overrides.name]
+def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
+    """One node process as launch would start it, in a process group of its own."""
+    files = write_params_files(spec, Path(tempfile.mkdtemp(prefix="video2act_")))
+    command = [sys.executable, str(executable_path(spec.executable)), *ros_arguments(spec, files)]
     return subprocess.Popen(
         command,
         stdout=log_file or subprocess.DEVNULL,
@@ -61,8 +38,14 @@ def start_node(
     )
 
 
+def start_node(executable: Executable, params_file: str | os.PathLike, parameters: dict[str, object] | None = None,
+               log_file=None, namespace: str = "") -> subprocess.Popen:
+    """One node with the params file, then `parameters` above every section of it."""
+    return start_spec(NodeSpec(executable, namespace, (str(params_file),), dict(parameters or {})), log_file)
+
+
 def stop_nodes(processes: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:
-    """SIGINT (a clean rclpy shutdown), then SIGKILL after `timeout_s`."""
+    """SIGINT (a clean stop), then SIGKILL after `timeout_s`."""
     for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)

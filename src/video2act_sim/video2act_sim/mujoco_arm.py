@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from video2act_core.trajectory import Trajectory, TrajectoryTracker
+from video2act_core.trajectory import ControllerSet, Trajectory
 from video2act_sim.arm import ArmState
 
 SCENE = "pick_scene.xml"
@@ -54,15 +54,15 @@ class MujocoArm:
         self.data.qpos[address : address + 3] = self.target
         self.data.ctrl[:] = HOME
         mujoco.mj_forward(self.model, self.data)
-        self.tracker = TrajectoryTracker(HOME)
+        self.tracker = ControllerSet(HOME)
         self.time_s = 0.0
 
     @property
     def state(self) -> ArmState:
         return ArmState(self.data.qpos[self.joint_qpos].copy(), self.data.qvel[self.joint_dof].copy())
 
-    def command(self, trajectory: Trajectory) -> None:
-        self.tracker.command(trajectory, self.time_s)
+    def command(self, trajectory: Trajectory, joints: tuple[int, ...] | None = None) -> None:
+        self.tracker.command(trajectory, self.time_s, joints)
 
     def step(self, dt: float) -> None:
         substeps = max(1, int(round(dt / self.model.opt.timestep)))

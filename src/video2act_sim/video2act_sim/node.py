@@ -15,9 +15,10 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Empty
+from std_msgs.msg import Bool, Empty, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
+from video2act_core.control import JointGroups
 from video2act_core.frames import encode_rgb8
 from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
@@ -41,7 +42,16 @@ class SimArmNode(Node):
         self.wall_last_s = monotonic()
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
-        self.create_subscription(JointTrajectory, params.trajectory_topic, self.on_trajectory, reliable)
+        # Controllers as ros2_control would run them: one for the arm's joints,
+        # and one for the gripper's when the params give it its own.
+        self.groups = JointGroups.split(list(params.joint_names), list(params.gripper_joint_names))
+        self.create_subscription(JointTrajectory, params.trajectory_topic,
+                                 lambda msg: self.on_trajectory(msg, self.groups.arm), reliable)
+        if self.groups.gripper and params.gripper_command_type == "joint_trajectory":
+            self.create_subscription(JointTrajectory, params.gripper_command_topic,
+                                     lambda msg: self.on_trajectory(msg, self.groups.gripper), reliable)
+        elif self.groups.gripper:
+            self.create_subscription(Float64MultiArray, params.gripper_command_topic, self.on_forward_command, reliable)
         self.joint_publisher = self.create_publisher(JointState, params.joint_states_topic, 10)
         self.image_publisher = self.create_publisher(Image, params.image_topic, qos_profile_sensor_data)
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
@@ -66,14 +76,32 @@ class SimArmNode(Node):
         self.arm.time_s = self.episode_start_s = time_s
         self.succeeded_at_s = None
 
-    def on_trajectory(self, msg: JointTrajectory) -> None:
+    def on_trajectory(self, msg: JointTrajectory, joints: tuple[int, ...]) -> None:
+        """Accepted only when it names exactly the controller's joints, as a
+        joint_trajectory_controller without partial goals does."""
+        names = [self.params.joint_names[i] for i in joints]
+        if sorted(msg.joint_names) != sorted(names):
+            self.get_logger().error(f"rejecting trajectory for joints {list(msg.joint_names)}: "
+                                    f"this controller owns {names}", throttle_duration_sec=5.0)
+            return
         try:
-            order = [list(msg.joint_names).index(name) for name in self.params.joint_names]
+            order = [list(msg.joint_names).index(name) for name in names]
             positions = [[point.positions[i] for i in order] for point in msg.points]
             times = [stamp_to_seconds(point.time_from_start) for point in msg.points]
-            self.arm.command(Trajectory(stamp_to_seconds(msg.header.stamp), times, positions))
+            self.arm.command(Trajectory(stamp_to_seconds(msg.header.stamp), times, positions), joints)
         except (ValueError, IndexError) as error:
             self.get_logger().error(f"rejecting trajectory: {error}", throttle_duration_sec=5.0)
+
+    def on_forward_command(self, msg: Float64MultiArray) -> None:
+        """A forward command controller: the position applies at once."""
+        if len(msg.data) != len(self.groups.gripper):
+            self.get_logger().error(f"rejecting gripper command of {len(msg.data)} values for "
+                                    f"{len(self.groups.gripper)} joints", throttle_duration_sec=5.0)
+            return
+        try:
+            self.arm.command(Trajectory(0.0, [1e-3], [list(msg.data)]), self.groups.gripper)
+        except ValueError as error:
+            self.get_logger().error(f"rejecting gripper command: {error}", throttle_duration_sec=5.0)
 
     def on_physics(self) -> None:
         wall = monotonic()

@@ -84,17 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
     topics = EpisodeTopics(policy.image_topic, policy.joint_states_topic, policy.trajectory_topic, sim.success_topic)
     recorded = read_episode(args.bag, topics, policy.joint_names)  # fails early on a corrupt bag
-    stream = list(recorded_stream(args.bag, [policy.image_topic, policy.joint_states_topic]))
+    stream = list(recorded_stream(args.bag, [topics.image, topics.joint_states]))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    overrides = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True}
+    # The replayed policy drives no arm: it is armed so that it plans.
+    overrides = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True, "start_armed": True}
     logs = [open(args.out / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
     processes = [start_node(exe, args.params, overrides, log) for exe, log in zip((PERCEPTION, POLICY), logs)]
     rclpy.init()
     node = rclpy.create_node("video2act_replay")
     clock = node.create_publisher(Clock, "/clock", 10)
-    publishers = {policy.image_topic: (node.create_publisher(Image, policy.image_topic, 10), Image),
-                  policy.joint_states_topic: (node.create_publisher(JointState, policy.joint_states_topic, 10), JointState)}
+    publishers = {topics.image: (node.create_publisher(Image, topics.image, 10), Image),
+                  topics.joint_states: (node.create_publisher(JointState, topics.joint_states, 10), JointState)}
     chunks, chunk_latency, latents_latency, modes = [], [], [], []
 
     def on_chunk(msg):

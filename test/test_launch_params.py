@@ -1,0 +1,114 @@
+"""Every node's effective parameters for each launch file and documented
+argument, resolved by real rclpy from the same params files and command line
+that `ros2 launch` hands the node (video2act_core.bringup), and by our own
+offline resolver, which must agree."""
+
+import pytest
+import rclpy
+import yaml
+from rclpy.node import Node
+
+from conftest import PARAMS_FILE, REPO
+from video2act_core.bringup import bringup_nodes, ros_arguments, sim_nodes, write_params_files
+from video2act_core.params import NODE_PARAMS, node_params
+from video2act_core.ros import declare_params
+
+GAZEBO = REPO / "config" / "bridges" / "gazebo.yaml"
+
+
+def effective(spec, directory):
+    """(params, use_sim_time, resolved trajectory topic) of the node as rclpy builds it."""
+    files = write_params_files(spec, directory)
+    context = rclpy.Context()
+    rclpy.init(args=ros_arguments(spec, files), context=context)
+    try:
+        node = Node("unnamed", context=context)  # -r __node:= and __ns:= name it, as launch does
+        try:
+            params = declare_params(node, NODE_PARAMS[spec.executable.node])
+            offline = node_params(NODE_PARAMS[spec.executable.node], files, spec.executable.node,
+                                  namespace=spec.namespace)
+            assert params == offline, "rclpy and video2act_core.params resolve the files differently"
+            assert node.get_fully_qualified_name() == ("/" + spec.namespace.strip("/")).rstrip("/") + "/" + \
+                spec.executable.node
+            return params, node.get_parameter("use_sim_time").value, node.resolve_topic_name(params.trajectory_topic)
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def by_node(specs, directory):
+    return {spec.executable.node: effective(spec, directory) for spec in specs}
+
+
+def test_bringup_defaults_start_a_disarmed_policy_with_the_files_limits(tmp_path):
+    nodes = by_node(bringup_nodes({"params_file": str(PARAMS_FILE)}, REPO), tmp_path)
+    policy, sim_time, topic = nodes["video2act_policy"]
+    assert not policy.start_armed and not sim_time
+    assert policy.max_joint_velocity == [2.0, 2.0, 2.0, 2.5, 3.0, 3.0]
+    assert topic == "/arm_controller/joint_trajectory"
+    assert nodes["video2act_perception"][0].checkpoint_path == "checkpoints/sim_demo"
+
+
+@pytest.mark.parametrize("namespace", ["arm1", "/robots/left"])
+def test_a_namespace_keeps_the_limits_and_moves_the_topics(tmp_path, namespace):
+    nodes = by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "namespace": namespace}, REPO), tmp_path)
+    policy, _, topic = nodes["video2act_policy"]
+    assert policy.joint_lower_limits == [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0]
+    assert policy.rate_hz == 10.0 and nodes["video2act_perception"][0].rate_hz == 2.0
+    assert topic == "/" + namespace.strip("/") + "/arm_controller/joint_trajectory"
+
+
+def test_every_bringup_argument_takes_effect(tmp_path):
+    given = {"params_file": str(PARAMS_FILE), "overrides_file": str(GAZEBO), "checkpoint": "/ckpt/mine",
+             "device": "cpu", "use_sim_time": "true", "start_armed": "true", "namespace": "arm2"}
+    nodes = by_node(bringup_nodes(given, REPO), tmp_path)
+    for name in ("video2act_perception", "video2act_policy"):
+        params, sim_time, _ = nodes[name]
+        assert (params.checkpoint_path, params.device, sim_time) == ("/ckpt/mine", "cpu", True)
+        assert params.image_topic == "/camera/image"  # from the Gazebo overrides
+    assert nodes["video2act_policy"][0].start_armed
+
+
+def test_launch_settings_win_over_any_section_of_a_users_params_file(tmp_path):
+    """Even a plain `video2act_policy:` section (the exact name, which
+    outranks `/**/video2act_policy`) cannot undo a launch argument."""
+    users = tmp_path / "users.yaml"
+    users.write_text(yaml.safe_dump({
+        "/**": {"ros__parameters": {"checkpoint_path": "/theirs", "device": "cuda"}},
+        "video2act_policy": {"ros__parameters": {"start_armed": True, "checkpoint_path": "/theirs", "use_sim_time": True}},
+        "/video2act_sim_arm": {"ros__parameters": {"publish_clock": False}},
+    }))
+    nodes = by_node(bringup_nodes({"params_file": str(users), "checkpoint": "/ours"}, REPO), tmp_path)
+    policy, sim_time, _ = nodes["video2act_policy"]
+    assert (policy.start_armed, policy.checkpoint_path, sim_time) == (False, "/ours", False)
+    assert policy.device == "cuda"  # not a launch argument here: the file's value stands
+    sim = by_node(sim_nodes({"params_file": str(users)}, REPO), tmp_path)
+    assert sim["video2act_sim_arm"][0].publish_clock
+    assert sim["video2act_policy"][0].start_armed and sim["video2act_policy"][1]
+
+
+def test_the_sim_launch_owns_the_clock_and_arms_the_policy(tmp_path):
+    nodes = by_node(sim_nodes({"params_file": str(PARAMS_FILE)}, REPO), tmp_path)
+    assert nodes["video2act_sim_arm"][0].publish_clock and not nodes["video2act_sim_arm"][1]
+    assert nodes["video2act_perception"][1] and nodes["video2act_policy"][1]
+    assert nodes["video2act_policy"][0].start_armed
+
+
+def test_every_sim_argument_takes_effect(tmp_path):
+    given = {"params_file": str(PARAMS_FILE), "namespace": "sim1", "backend": "mujoco_so101", "use_sim_time": "false",
+             "checkpoint": "/ckpt/x", "device": "cpu"}
+    nodes = by_node(sim_nodes(given, REPO), tmp_path)
+    sim, sim_time, topic = nodes["video2act_sim_arm"]
+    assert (sim.backend, sim.publish_clock, sim_time, sim.checkpoint_path) == ("mujoco_so101", False, False, "/ckpt/x")
+    assert topic == "/sim1/arm_controller/joint_trajectory"
+    assert not nodes["video2act_policy"][1] and nodes["video2act_policy"][0].device == "cpu"
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"checkpoint_path": "/x"}, "unknown launch arguments"),
+    ({"use_sim_time": "yes"}, "must be true or false"),
+])
+def test_mistyped_launch_arguments_are_refused(given, message):
+    with pytest.raises(ValueError, match=message):
+        bringup_nodes(given, REPO)
