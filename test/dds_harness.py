@@ -47,14 +47,17 @@ class Harness:
         # are not cleared with the rest. Node times (ns) after which a command
         # may start afresh from the measured state (start-up, resets, arming).
         self.all_chunks = []
+        self.received_s = {}  # id(chunk) -> monotonic receipt time
         self.fresh_start_ns = []
         self.sent_image_stamps = []
         self.node.create_subscription(SpatioMotionLatents, PARAMS.latents_topic, self.latents.append, latents_qos())
         self.node.create_subscription(JointTrajectory, PARAMS.trajectory_topic, self.trajectories.append, 10)
         self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 50)
         self.frame_index = 0
+        self.arm_client = None
 
     def on_chunk(self, msg):
+        self.received_s[id(msg)] = time.monotonic()
         self.chunks.append(msg)
         self.all_chunks.append(msg)
 
@@ -75,10 +78,28 @@ class Harness:
         self.image_pub.publish(msg)
         self.sent_image_stamps.append(stamp_to_ns(msg.header.stamp))
 
-    def send_joint_state(self, names=JOINTS, position=0.1):
-        msg = JointState(name=list(names), position=[position] * len(names))
-        msg.header.stamp = self.now().to_msg()
+    def send_joint_state(self, names=JOINTS, position=0.1, stamp_offset_s=0.0):
+        """`position`: one value for every joint, or a list."""
+        positions = list(position) if isinstance(position, (list, tuple, np.ndarray)) else [position] * len(names)
+        msg = JointState(name=list(names), position=[float(p) for p in positions])
+        msg.header.stamp = Time(nanoseconds=self.now().nanoseconds + int(stamp_offset_s * 1e9)).to_msg()
         self.joint_pub.publish(msg)
+
+    def call_arm(self, armed: bool, timeout_s: float = 10.0):
+        """The policy's ~/arm service; returns its response. Arming and
+        disarming may start the next command afresh."""
+        from std_srvs.srv import SetBool
+
+        if self.arm_client is None:
+            self.arm_client = self.node.create_client(SetBool, "video2act_policy/arm")
+        assert self.arm_client.wait_for_service(timeout_sec=timeout_s)
+        self.fresh_start_ns.append(self.now().nanoseconds)
+        future = self.arm_client.call_async(SetBool.Request(data=armed))
+        end = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < end:
+            rclpy.spin_once(self.node, timeout_sec=0.05)
+        assert future.done(), "~/arm did not answer"
+        return future.result()
 
     def send_reset(self) -> int:
         """Start a new episode; returns the reset time in ns."""
@@ -86,7 +107,8 @@ class Harness:
         self.reset_pub.publish(Empty())
         return self.now().nanoseconds
 
-    def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=0.1, images=True):
+    def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=0.1, images=True,
+            joint_states=True, stamp_offset_s=0.0):
         """Camera at 15 Hz and joint states at 50 Hz for `seconds`."""
         end = time.monotonic() + seconds
         next_image = next_joint = time.monotonic()
@@ -97,8 +119,8 @@ class Harness:
             if images and now >= next_image:
                 self.send_image(image_encoding)
                 next_image += 1 / 15
-            if now >= next_joint:
-                self.send_joint_state(joint_names, joint_position)
+            if joint_states and now >= next_joint:
+                self.send_joint_state(joint_names, joint_position, stamp_offset_s)
                 next_joint += 1 / 50
             rclpy.spin_once(self.node, timeout_sec=0.005)
 

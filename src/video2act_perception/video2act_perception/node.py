@@ -78,16 +78,15 @@ class PerceptionNode(ModelNode):
     def encode_and_publish(self) -> None:
         clip = self.frames.clip()
         if clip is None:
-            self.get_logger().info(
-                f"waiting for the first frame on {self.params.image_topic}", throttle_duration_sec=5.0
-            )
+            self.last_problem = f"waiting for the first frame on {self.params.image_topic}"
+            self.get_logger().info(self.last_problem, throttle_duration_sec=5.0)
             return
         newest = clip.stamps_ns[-1]
         age = (self.now_ns() - newest) * 1e-9
         if age > self.params.max_frame_age_s:
             self.last_problem = (f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
                                  "not publishing stale latents")
-            self.get_logger().warn(self.last_problem, throttle_duration_sec=5.0)
+            self.get_logger().warning(self.last_problem, throttle_duration_sec=5.0)
             return
         try:
             latents = self.system2.encode(clip.frames)

@@ -170,7 +170,7 @@ class PolicyNode(ModelNode):
             else:
                 response.success, response.message = True, "disarmed: holding at the last setpoint"
                 self.publish_step(Step(Mode.DISARMED, response.message, self.supervisor.disarm(self.now_s()), None))
-        self.get_logger().warn(f"~/arm {request.data}: {response.message}")
+        self.get_logger().warning(f"~/arm {request.data}: {response.message}")
         return response
 
     def on_stop(self) -> None:
@@ -183,10 +183,10 @@ class PolicyNode(ModelNode):
             step = self.supervisor.tick(self.latest_latents, self.latest_state, self.now_s(), self.now_s)
             self.publish_step(step)
         if step.command is not None and step.command.limited:
-            self.get_logger().warn(f"safety envelope limited {step.command.limited} values of a chunk",
+            self.get_logger().warning(f"safety envelope limited {step.command.limited} values of a chunk",
                                    throttle_duration_sec=5.0)
         if self.last_step is None or step.mode != self.last_step.mode:
-            log = self.get_logger().info if step.mode == Mode.ACTIVE else self.get_logger().warn
+            log = self.get_logger().info if step.mode == Mode.ACTIVE else self.get_logger().warning
             log(f"mode {step.mode.name}" + (f": {step.reason}" if step.reason else ""))
         self.last_step = step
         if step.plan is not None and step.mode == Mode.ACTIVE:
