@@ -25,10 +25,27 @@ from video2act_sim.launcher import POLICY, start_node, stop_nodes
 def test_ctrl_c_stops_every_node_cleanly_and_the_last_command_is_a_hold(tiny_checkpoint, tmp_path):
     stack = run_stack(tiny_checkpoint, tmp_path)
     harness, processes, logs = next(stack)
+    try:
+        stopped_s = interrupt_like_a_terminal(harness, processes, logs)
+        print(f"every node exited {stopped_s:.2f} s after Ctrl-C")
+        assert stopped_s < 2.0
+        last = harness.all_chunks[-1]
+        assert last.mode == ActionChunk.MODE_DISARMED and last.reason == "stopping" and last.horizon == 1
+        np.testing.assert_allclose(last.positions, last.command_origin)  # at the setpoint in force
+        assert len(harness.trajectories[-1].points) == 1
+        with np.testing.assert_raises(StopIteration):
+            next(stack)  # exit codes 0, no traceback, every command inside the envelope
+    finally:
+        stop_nodes(processes)  # when the test failed before the stack's own teardown
+        rclpy.try_shutdown()
+
+
+def interrupt_like_a_terminal(harness, processes, logs) -> float:
+    """Seconds from Ctrl-C until every node exited. A terminal's Ctrl-C
+    reaches every process of the group; a non-interactive `ros2 launch`
+    forwards a second SIGINT at once."""
     wait_ready(harness, processes, logs)
     harness.run(1.0)
-    # A terminal's Ctrl-C reaches every process of the group; a
-    # non-interactive `ros2 launch` forwards a second SIGINT at once.
     started = time.monotonic()
     for signum in (signal.SIGINT, signal.SIGINT):
         for process in processes:
@@ -41,14 +58,7 @@ def test_ctrl_c_stops_every_node_cleanly_and_the_last_command_is_a_hold(tiny_che
     end = time.monotonic() + 0.5
     while time.monotonic() < end:
         rclpy.spin_once(harness.node, timeout_sec=0.02)
-    print(f"every node exited {stopped_s:.2f} s after Ctrl-C")
-    assert stopped_s < 2.0
-    last = harness.all_chunks[-1]
-    assert last.mode == ActionChunk.MODE_DISARMED and last.reason == "stopping" and last.horizon == 1
-    np.testing.assert_allclose(last.positions, last.command_origin)  # at the setpoint in force
-    assert len(harness.trajectories[-1].points) == 1
-    with np.testing.assert_raises(StopIteration):
-        next(stack)  # exit codes 0, no traceback, every command inside the envelope
+    return stopped_s
 
 
 def send_latents(publisher, manifest, stamp):

@@ -33,21 +33,35 @@ class ControllerModel:
         self.limits, self.period_s = limits, period_s
         self.tracker: TrajectoryTracker | None = None
         self.checked = 0
+        self.last_s: float | None = None
+        self.peak_speed_ratio = 0.0
+
+    def advance(self, now_s: float) -> None:
+        """The setpoint between commands, every 2 ms: the controller's
+        spline never leaves the position limits."""
+        if self.tracker is not None and self.last_s is not None:
+            for t in np.arange(self.last_s, now_s, 0.002):
+                position, velocity = self.tracker.sample(t)
+                assert np.all(position >= self.limits.lower - 1e-9) and np.all(position <= self.limits.upper + 1e-9), \
+                    (t, position)
+                self.peak_speed_ratio = max(self.peak_speed_ratio, float(np.max(np.abs(velocity) / self.limits.max_velocity)))
+        self.last_s = now_s
 
     def receive(self, command, now_s: float, measured: np.ndarray) -> None:
         """With no command in force the controller starts from the arm's
         measured position (clamped to the limits, as the envelope trusts it)."""
+        self.advance(now_s)
         if self.tracker is None:
             self.tracker = TrajectoryTracker(np.clip(measured, self.limits.lower, self.limits.upper))
         previous = self.tracker.reference(now_s)
-        problems = envelope_violations(command.positions, command.velocities, command.times_s, previous,
-                                       self.limits, self.period_s)
+        problems = envelope_violations(command, previous, self.limits)
         assert not problems, (problems, previous, command.positions)
         self.checked += 1
-        self.tracker.command(Trajectory(0.0, command.times_s, command.positions), now_s)
+        self.tracker.command(Trajectory(command.stamp_s, command.times_s, command.positions, command.velocities), now_s)
 
     def forget(self) -> None:
         self.tracker = None
+        self.last_s = None
 
 
 def random_limits(rng, joints=6) -> JointLimits:
@@ -67,18 +81,20 @@ def random_targets(rng, limits: JointLimits, horizon: int) -> np.ndarray:
 
 def test_every_command_stays_inside_the_envelope_whatever_is_asked():
     rng = np.random.default_rng(0)
-    checked = 0
+    checked, peak = 0, 0.0
     for _ in range(300):
         limits = random_limits(rng)
         envelope = SafetyEnvelope(limits, PERIOD_S)
         controller = ControllerModel(limits, PERIOD_S)
-        now = 0.0
+        now = 100.0  # stamps are positive: a zero stamp means "on receipt"
         for _ in range(30):
             now += rng.choice([0.0, 0.01, PERIOD_S, 0.35, 2.0])
             action = rng.random()
             state = rng.uniform(limits.lower, limits.upper)
             if action < 0.7:
-                command = envelope.chunk(random_targets(rng, limits, int(rng.integers(1, 20))), state, now)
+                # Planned a while ago: inference and transport take their time.
+                planned = now - rng.choice([0.0, 0.03, 0.25, 5.0])
+                command = envelope.chunk(random_targets(rng, limits, int(rng.integers(1, 20))), state, planned, now)
             elif action < 0.9:
                 command = envelope.hold(now)
             else:
@@ -87,27 +103,45 @@ def test_every_command_stays_inside_the_envelope_whatever_is_asked():
                 continue
             if command is not None:
                 controller.receive(command, now, state)
+        controller.advance(now + 3.0)
         checked += controller.checked
-    print(f"commands checked against the envelope: {checked}")
+        peak = max(peak, controller.peak_speed_ratio)
+    # Between points the spline may run faster than a segment's mean speed
+    # (up to 1.5x where a chunk starts or stops within one period).
+    print(f"commands checked against the envelope: {checked}; peak setpoint speed {peak:.2f}x the limit")
     assert checked > 4000
 
 
 def test_a_chunk_starts_from_the_setpoint_in_force_not_the_measured_state():
     limits = JointLimits.from_lists(JOINTS[:1], [-1.0], [1.0], [1.0])
-    envelope = SafetyEnvelope(limits, PERIOD_S)
-    envelope.chunk(np.full((5, 1), 1.0), np.zeros(1), now_s=0.0)  # heading for 0.5 at 0.1 per step
-    # The arm lags at 0.0; the setpoint is at 0.2 after 0.2 s.
-    command = envelope.chunk(np.full((3, 1), 1.0), np.zeros(1), now_s=0.2)
+    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.0)
+    envelope.chunk(np.full((5, 1), 1.0), np.zeros(1), 0.0, 0.0)  # heading for 0.5 at 0.1 per step
+    # The arm lags at 0.0; the setpoint is at 0.2 after 0.2 s (a linear ramp).
+    command = envelope.chunk(np.full((3, 1), 1.0), np.zeros(1), 0.2, 0.2)
+    np.testing.assert_allclose(command.origin, [0.2], atol=1e-9)
     np.testing.assert_allclose(command.positions[:, 0], [0.3, 0.4, 0.5])
+
+
+def test_points_due_while_the_model_ran_are_dropped_and_the_rest_keep_their_times():
+    limits = JointLimits.from_lists(JOINTS[:1], [-5.0], [5.0], [10.0])
+    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.02)
+    targets = np.arange(1.0, 6.0)[:, None] * 0.1  # for 10.1, 10.2, ... 10.5
+    command = envelope.chunk(targets, np.zeros(1), planned_s=10.0, issued_s=10.19)
+    np.testing.assert_allclose(command.times_s, [0.3, 0.4, 0.5])  # 10.1 and 10.2 (< 10.21) were due
+    np.testing.assert_allclose(command.positions[:, 0], [0.3, 0.4, 0.5])
+    assert command.stamp_s == 10.0 and command.issued_s == 10.19
+    np.testing.assert_allclose(command.segment_durations(), [0.11, 0.1, 0.1])
+    assert envelope.chunk(targets, np.zeros(1), planned_s=10.0, issued_s=10.6) is None
 
 
 def test_holds_stop_at_the_setpoint_and_never_at_a_measured_state():
     limits = JointLimits.from_lists(JOINTS[:1], [-1.0], [1.0], [1.0])
-    envelope = SafetyEnvelope(limits, PERIOD_S)
+    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.0)
     assert envelope.hold(0.0) is None  # nothing in force: nothing to stop
-    envelope.chunk(np.full((5, 1), 1.0), np.zeros(1), now_s=0.0)
+    envelope.chunk(np.full((5, 1), 1.0), np.zeros(1), 0.0, 0.0)
     hold = envelope.hold(0.15)
-    np.testing.assert_allclose(hold.positions, [[0.15]])
+    assert hold.stamp_s == 0.0 and hold.times_s[0] == pytest.approx(0.25)  # it belongs to the command it stops
+    np.testing.assert_allclose(hold.positions, [[0.15]], atol=0.02)
     np.testing.assert_allclose(hold.velocities, [[0.0]])
     assert hold.hold
     assert "outside the limits" in envelope.state_problem(np.array([1e300]))
@@ -117,7 +151,7 @@ def test_holds_stop_at_the_setpoint_and_never_at_a_measured_state():
 
 def test_point_velocities_follow_the_positions_and_end_at_rest():
     positions = np.array([[0.1], [0.2], [0.3], [0.3], [0.2]])
-    velocities = point_velocities(np.zeros(1), positions, PERIOD_S)
+    velocities = point_velocities(np.zeros(1), positions, np.full(5, PERIOD_S))
     np.testing.assert_allclose(velocities[:, 0], [1.0, 1.0, 0.0, 0.0, 0.0])
 
 

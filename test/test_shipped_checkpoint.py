@@ -8,7 +8,7 @@ from conftest import PARAMS_FILE
 from video2act_core.checkpoint import read_manifest
 from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
 from video2act_core.ros import resolve_resource
-from video2act_sim.arm import make_arm
+from video2act_sim.arm import HardwareLimits, make_arm
 from video2act_sim.evaluate import evaluate
 
 COMMON = node_params(CommonParams, PARAMS_FILE, "/**")
@@ -26,9 +26,9 @@ def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
     params = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
     # Evaluation seeds (from 0) are disjoint from the demonstrations' (from 1000).
     seeds = list(range(8))
-    start = np.mean([make_arm(sim.backend, len(sim.joint_names), seed).distance() for seed in seeds])
+    start = np.mean([make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim)).distance() for seed in seeds])
     # System 2 every fourth step: System 1 acts on latents up to 3 steps old.
-    row = evaluate(SHIPPED, "full", 4, False, seeds, sim, params)
+    row = evaluate(SHIPPED, "full", 4, False, seeds, sim, params, [])
     print(row, f"mean start distance {start:.3f}")
     # Success on 8 seeds is too coarse to hold it to; the distance is not
     # (measured: 0.103 of 0.461, 5 of 8 succeeded).

@@ -89,6 +89,12 @@ class CommonParams:
     # this is a broken clock, and a message from the future never goes stale.
     max_stamp_lead_s: float = param(0.1, "inputs stamped further than this ahead of the node clock are refused",
                                     low=0.0, high=10.0)
+    # The arm's limits, one value per joint: the policy's safety envelope
+    # (the tighter of these and the URDF's) and the simulated arm's hardware. Without position and velocity limits for every
+    # joint the policy refuses to arm.
+    joint_lower_limits: list[float] = param([], "lowest commanded position per joint (rad or m)")
+    joint_upper_limits: list[float] = param([], "highest commanded position per joint (rad or m)")
+    max_joint_velocity: list[float] = param([], "largest commanded speed per joint (rad/s or m/s)", low=1e-6)
 
     def __post_init__(self):
         validate_fields(self)
@@ -99,6 +105,15 @@ class CommonParams:
             raise ValueError(f"gripper_joint_names {strangers} are not in joint_names {self.joint_names}")
         if self.gripper_joint_names and len(self.gripper_joint_names) == len(self.joint_names):
             raise ValueError("gripper_joint_names takes every joint: the arm controller would get none")
+        joints = len(self.joint_names)
+        for name in ("joint_lower_limits", "joint_upper_limits", "max_joint_velocity"):
+            values = getattr(self, name)
+            if values and len(values) != joints:
+                raise ValueError(f"{name} needs {joints} values (one per joint of {self.joint_names}), got {values}")
+        if self.joint_lower_limits and self.joint_upper_limits and any(
+                low > high for low, high in zip(self.joint_lower_limits, self.joint_upper_limits)):
+            raise ValueError(f"joint_lower_limits {self.joint_lower_limits} exceed joint_upper_limits "
+                             f"{self.joint_upper_limits}")
 
 
 @dataclass
@@ -137,31 +152,17 @@ class PolicyParams(ModelNodeParams):
     # On a robot the policy starts disarmed: `~/arm` (std_srvs/SetBool)
     # arms it once its inputs are fresh. Simulations start armed.
     start_armed: bool = param(False, "arm at start-up (simulation); a robot is armed with the ~/arm service")
-    # Safety envelope, one value per joint; the tighter of these and the
-    # URDF's limits apply. Without position and velocity limits for every
-    # joint the policy refuses to arm.
-    joint_lower_limits: list[float] = param([], "lowest commanded position per joint (rad or m)")
-    joint_upper_limits: list[float] = param([], "highest commanded position per joint (rad or m)")
-    max_joint_velocity: list[float] = param([], "largest commanded speed per joint (rad/s or m/s)", low=1e-6)
     # Encoders read a little beyond a limit the arm rests on; further out
     # the state is not trusted and the policy holds.
     state_limit_margin: float = param(0.05, "measured positions this far outside the limits are still trusted",
                                       low=0.0, high=1.0)
+    # A first point that passes in transit makes the controller jump.
+    command_lead_s: float = param(0.02, "a command's first point lies at least this far after it is sent (s)",
+                                  low=0.0, high=1.0)
     robot_description_topic: str = param(
         "robot_description", "std_msgs/String URDF (transient local, as robot_state_publisher offers it) "
         "whose joint limits also apply; empty: none")
 
-    def __post_init__(self):
-        super().__post_init__()
-        joints = len(self.joint_names)
-        for name in ("joint_lower_limits", "joint_upper_limits", "max_joint_velocity"):
-            values = getattr(self, name)
-            if values and len(values) != joints:
-                raise ValueError(f"{name} needs {joints} values (one per joint of {self.joint_names}), got {values}")
-        if self.joint_lower_limits and self.joint_upper_limits and any(
-                low > high for low, high in zip(self.joint_lower_limits, self.joint_upper_limits)):
-            raise ValueError(f"joint_lower_limits {self.joint_lower_limits} exceed joint_upper_limits "
-                             f"{self.joint_upper_limits}")
 
 
 @dataclass
@@ -180,8 +181,20 @@ class SimArmParams(CommonParams):
     # the arm then resets with the next seed.
     episode_settle_s: float = param(0.5, "an episode ends this long after its first success", low=0.0, high=60.0)
     episode_time_limit_s: float = param(8.0, "an episode ends unsuccessfully after this long", low=0.1, high=3600.0)
+    # What the hardware does above the policy's envelope: a real arm's servos
+    # and controller do not follow a command at any speed.
+    max_joint_acceleration: list[float] = param([], "the simulated arm's acceleration limit per joint (rad/s^2; "
+                                                "empty: none)", low=1e-6)
+    hardware_limit_margin: float = param(0.1, "the simulated arm allows this fraction above max_joint_velocity "
+                                         "before it clips a command", low=0.0, high=10.0)
     publish_clock: bool = param(False, "publish /clock from the simulation (run the other nodes with use_sim_time)")
     seed: int = param(0, "seed of the first episode; each next episode adds one", low=0)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_joint_acceleration and len(self.max_joint_acceleration) != len(self.joint_names):
+            raise ValueError(f"max_joint_acceleration needs {len(self.joint_names)} values, "
+                             f"got {self.max_joint_acceleration}")
 
 
 NODE_PARAMS: dict[str, type] = {

@@ -1,8 +1,16 @@
-"""Joint trajectory tracking with ros2_control JointTrajectoryController
-semantics, for simulated arms: points are interpolated by time_from_start
-from the trajectory's start time, a newer trajectory replaces whatever is
-left of the older one from its own start, and after the last point the arm
-holds it."""
+"""Joint trajectory tracking with ros2_control joint_trajectory_controller
+semantics, for the simulated arms and for the safety envelope's model of
+the controller.
+
+As JTC (Jazzy) reads a JointTrajectory: the header stamp is the time of the
+points' time_from_start (zero: on receipt); a trajectory replaces the
+running one on receipt (or at its stamp, if that lies ahead), interpolated
+from the setpoint at that moment to its first point still ahead; points
+already in the past are skipped, and a trajectory whose points all lie in
+the past is rejected. With velocities the points are joined by cubic
+Hermite splines, without them linearly; after the last point the
+controller holds it.
+"""
 
 from __future__ import annotations
 
@@ -11,57 +19,103 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class TrajectoryRejected(ValueError):
+    """A trajectory the controller refuses, and why."""
+
+
 @dataclass
 class Trajectory:
-    start_s: float
+    start_s: float  # header stamp; 0 means on receipt
     times_s: np.ndarray  # (P,) time_from_start of each point, increasing
     positions: np.ndarray  # (P, J)
+    velocities: np.ndarray | None = None  # (P, J); None: linear interpolation
+
+
+@dataclass
+class _Spline:
+    times: np.ndarray  # (K,) absolute, the first is the take-over time
+    positions: np.ndarray  # (K, J)
+    velocities: np.ndarray | None  # (K, J) or None for linear segments
 
 
 class TrajectoryTracker:
     def __init__(self, initial_positions: np.ndarray):
         self._hold = np.asarray(initial_positions, dtype=np.float64).copy()
-        self._active: Trajectory | None = None
-        # A trajectory whose start lies ahead: the active one runs until then.
-        self._pending: Trajectory | None = None
-        # Where the arm was commanded to be when the active trajectory began:
-        # the controller interpolates from there to the first point.
-        self._origin = self._hold.copy()
+        self._spline: _Spline | None = None
+        # A trajectory stamped ahead of now: the running one goes on until then.
+        self._pending: tuple[float, np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def command(self, trajectory: Trajectory, now_s: float) -> None:
-        """Accept a trajectory (a start of 0 means 'now', as in the JTC); it
-        replaces the rest of the current one from its start time."""
+        """Accept a trajectory received at `now_s`.
+
+        Raises:
+            TrajectoryRejected: malformed, non-finite, or every point in the past.
+        """
         times = np.asarray(trajectory.times_s, dtype=np.float64)
         positions = np.asarray(trajectory.positions, dtype=np.float64)
-        if positions.ndim != 2 or positions.shape[1] != self._hold.shape[0] or len(times) != len(positions):
-            raise ValueError(f"trajectory points shaped {positions.shape} for {self._hold.shape[0]} joints")
-        if len(times) == 0 or np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)):
-            raise ValueError("trajectory needs finite positions at strictly increasing, non-negative times")
-        start = max(trajectory.start_s, now_s) if trajectory.start_s > 0 else now_s
-        self._pending = Trajectory(start, times, positions)
-        self.reference(now_s)
+        velocities = None if trajectory.velocities is None else np.asarray(trajectory.velocities, dtype=np.float64)
+        joints = self._hold.shape[0]
+        if positions.ndim != 2 or positions.shape[1] != joints or len(times) != len(positions):
+            raise TrajectoryRejected(f"trajectory points shaped {positions.shape} for {joints} joints")
+        if velocities is not None and velocities.shape != positions.shape:
+            raise TrajectoryRejected(f"velocities shaped {velocities.shape}, positions {positions.shape}")
+        if len(times) == 0 or np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)) \
+                or (velocities is not None and not np.all(np.isfinite(velocities))):
+            raise TrajectoryRejected("trajectory needs finite points at strictly increasing, non-negative times")
+        start = trajectory.start_s if trajectory.start_s > 0 else now_s
+        absolute = start + times
+        if absolute[-1] <= now_s:
+            raise TrajectoryRejected(f"every point lies in the past (last {now_s - absolute[-1]:.3f} s ago)")
+        if start > now_s:
+            self.reference(now_s)
+            self._pending = (start, absolute, positions, velocities)
+        else:
+            self._pending = None
+            self._take_over(now_s, absolute, positions, velocities)
 
     def reference(self, now_s: float) -> np.ndarray:
         """Commanded joint positions at `now_s`."""
-        if self._pending is not None and now_s >= self._pending.start_s:
-            self._origin = self._follow(self._pending.start_s)
-            self._active, self._pending = self._pending, None
-        return self._follow(now_s)
+        return self.sample(now_s)[0]
 
-    def _follow(self, now_s: float) -> np.ndarray:
-        active = self._active
-        if active is None or now_s < active.start_s:
-            return self._hold.copy()
-        elapsed = now_s - active.start_s
-        if elapsed >= active.times_s[-1]:
-            self._hold = active.positions[-1].copy()
-            self._active = None
-            return self._hold.copy()
-        times = np.concatenate([[0.0], active.times_s])
-        points = np.vstack([self._origin, active.positions])
-        segment = int(np.searchsorted(times, elapsed, side="right")) - 1
-        fraction = (elapsed - times[segment]) / (times[segment + 1] - times[segment])
-        return points[segment] + fraction * (points[segment + 1] - points[segment])
+    def sample(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Commanded positions and velocities at `now_s`."""
+        if self._pending is not None and now_s >= self._pending[0]:
+            start, absolute, positions, velocities = self._pending
+            self._pending = None
+            self._take_over(start, absolute, positions, velocities)
+        return self._sample(now_s)
+
+    def _take_over(self, at_s: float, absolute: np.ndarray, positions: np.ndarray,
+                   velocities: np.ndarray | None) -> None:
+        origin, origin_velocity = self._sample(at_s)
+        ahead = absolute > at_s
+        self._spline = _Spline(
+            np.concatenate([[at_s], absolute[ahead]]),
+            np.vstack([origin, positions[ahead]]),
+            None if velocities is None else np.vstack([origin_velocity, velocities[ahead]]),
+        )
+
+    def _sample(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        spline = self._spline
+        if spline is None:
+            return self._hold.copy(), np.zeros_like(self._hold)
+        if now_s >= spline.times[-1]:
+            self._hold, self._spline = spline.positions[-1].copy(), None
+            return self._hold.copy(), np.zeros_like(self._hold)
+        if now_s <= spline.times[0]:
+            return spline.positions[0].copy(), np.zeros_like(self._hold)
+        i = int(np.searchsorted(spline.times, now_s, side="right")) - 1
+        duration = spline.times[i + 1] - spline.times[i]
+        u = (now_s - spline.times[i]) / duration
+        p0, p1 = spline.positions[i], spline.positions[i + 1]
+        if spline.velocities is None:
+            return p0 + u * (p1 - p0), (p1 - p0) / duration
+        m0, m1 = spline.velocities[i] * duration, spline.velocities[i + 1] * duration
+        position = ((2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * m0
+                    + (-2 * u**3 + 3 * u**2) * p1 + (u**3 - u**2) * m1)
+        velocity = ((6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * m0
+                    + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * m1) / duration
+        return position, velocity
 
 
 class ControllerSet:
@@ -74,7 +128,11 @@ class ControllerSet:
         self._controllers: dict[tuple[int, ...], TrajectoryTracker] = {}
 
     def command(self, trajectory: Trajectory, now_s: float, joints: tuple[int, ...] | None = None) -> None:
-        """`trajectory` for the controller of `joints` (all joints when None)."""
+        """`trajectory` for the controller of `joints` (all joints when None).
+
+        Raises:
+            TrajectoryRejected: as TrajectoryTracker.command.
+        """
         joints = tuple(range(len(self._initial))) if joints is None else tuple(joints)
         if joints not in self._controllers:
             self._controllers[joints] = TrajectoryTracker(self.reference(now_s)[list(joints)])

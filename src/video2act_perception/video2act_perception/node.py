@@ -20,6 +20,17 @@ from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 
 
+def cv_bridge():
+    """ROS 2's cv_bridge where installed (the Docker image), else None: the
+    PyPI wheels have none."""
+    try:
+        from cv_bridge import CvBridge
+
+        return CvBridge()
+    except Exception:  # absent, or PyPI's cv-bridge, ROS 1 code that does not import
+        return None
+
+
 class PerceptionNode(ModelNode):
     def __init__(self):
         super().__init__("video2act_perception")
@@ -31,6 +42,7 @@ class PerceptionNode(ModelNode):
         self.camera_frame_id = ""
         self.sequence = 0
         self.stats = RecentStats()
+        self.bridge = cv_bridge()
         self.dropped_images = 0
         self.last_problem = ""
 
@@ -53,9 +65,19 @@ class PerceptionNode(ModelNode):
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
+    def decode(self, msg: Image):
+        """(H, W, 3) uint8 RGB: by cv_bridge where a ROS 2 install has it (it
+        knows every encoding), else by the built-in decoder."""
+        if self.bridge is not None:
+            try:
+                return self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+            except Exception:  # an encoding cv_bridge refuses: the built-in decoder says why
+                pass
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
     def on_image(self, msg: Image) -> None:
         try:
-            frame = decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+            frame = self.decode(msg)
         except ImageDecodeError as error:
             return self.drop_image(str(error))
         stamp = stamp_to_ns(msg.header.stamp)

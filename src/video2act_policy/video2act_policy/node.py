@@ -16,6 +16,7 @@ import threading
 import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.duration import Duration as RclpyDuration
 from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64MultiArray, String
@@ -68,7 +69,8 @@ class PolicyNode(ModelNode):
                                                   params.joint_upper_limits, params.max_joint_velocity)
         planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s,
                                params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
-        envelope = SafetyEnvelope(self.file_limits, params.action_period_s, params.state_limit_margin)
+        envelope = SafetyEnvelope(self.file_limits, params.action_period_s, params.state_limit_margin,
+                                  params.command_lead_s)
         self.supervisor = PolicySupervisor(planner, envelope, params.start_armed)
         # The model thread ticks while the executor takes messages and service calls.
         self.lock = threading.Lock()
@@ -146,8 +148,8 @@ class PolicyNode(ModelNode):
         stamp = stamp_to_seconds(msg.header.stamp)
         if stamp - now > self.params.max_stamp_lead_s:
             return self.refuse_input("joint state", f"stamped {stamp - now:.2f} s in the future")
-        if stamp_to_ns(msg.header.stamp) and stamp_to_ns(msg.header.stamp) < self.reset_ns:
-            return  # measured before the last reset
+        if stamp_to_ns(msg.header.stamp) and stamp_to_ns(msg.header.stamp) <= self.reset_ns:
+            return  # measured before (or at) the last reset: the last episode's
         self.latest_state = JointStateSample(positions, stamp if stamp > 0 else now, now)
 
     def on_robot_description(self, msg: String) -> None:
@@ -177,10 +179,14 @@ class PolicyNode(ModelNode):
         # The last command of a stopping policy is a hold at its setpoint.
         with self.lock:
             self.publish_step(Step(Mode.DISARMED, "stopping", self.supervisor.disarm(self.now_s()), None))
+        # The process exits right after: let the controllers have the hold first.
+        for publisher in (self.trajectory_publisher, self.gripper_publisher, self.chunk_publisher):
+            if publisher is not None:
+                publisher.wait_for_all_acked(RclpyDuration(seconds=0.5))
 
     def plan_and_publish(self) -> None:
         with self.lock:
-            step = self.supervisor.tick(self.latest_latents, self.latest_state, self.now_s(), self.now_s)
+            step = self.supervisor.tick(self.latest_latents, self.latest_state, self.now_s(), lambda _plan: self.now_s())
             self.publish_step(step)
         if step.command is not None and step.command.limited:
             self.get_logger().warning(f"safety envelope limited {step.command.limited} values of a chunk",
@@ -210,8 +216,11 @@ class PolicyNode(ModelNode):
             self.gripper_publisher.publish(Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist()))
 
     def trajectory(self, command: JointCommand, columns: tuple[int, ...]) -> JointTrajectory:
-        # A zero stamp tells the controller to start the trajectory on receipt.
+        # Stamped with the time of the state the chunk was planned from: the
+        # controller skips what elapsed meanwhile, and the simulator refuses
+        # a chunk planned before its last reset.
         msg = JointTrajectory(joint_names=[self.params.joint_names[i] for i in columns])
+        ns_to_stamp(round(command.stamp_s * 1e9), msg.header.stamp)
         cols = list(columns)
         msg.points = [
             JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),
@@ -222,12 +231,14 @@ class PolicyNode(ModelNode):
 
     def publish_chunk(self, step: Step, state: JointStateSample | None, now: float) -> None:
         msg = ActionChunk()
-        ns_to_stamp(round((state.stamp_s if state is not None else now) * 1e9), msg.header.stamp)
+        stamp = step.command.stamp_s if step.command is not None else state.stamp_s if state is not None else now
+        ns_to_stamp(round(stamp * 1e9), msg.header.stamp)
         msg.mode = int(step.mode)
         msg.reason = step.reason
         msg.joint_names = list(self.params.joint_names)
         msg.control_period = self.params.action_period_s
         if step.command is not None:
+            msg.times_from_start = step.command.times_s.tolist()
             msg.positions = step.command.positions.ravel().tolist()
             msg.velocities = step.command.velocities.ravel().tolist()
             msg.horizon = step.command.positions.shape[0]

@@ -2,8 +2,11 @@
 
 Joint positions follow the commanded trajectory (JTC semantics, see
 `video2act_core.trajectory`) through a first-order lag, as a position
-controlled servo does. The camera renders the arm's links and a target
-block; the task succeeds when the gripper tip reaches the block.
+controlled servo does, within a real arm's limits: joint stops, and
+velocity and acceleration limits a little above the policy's envelope
+(`HardwareLimits`); steps where the arm could not follow its command are
+counted. The camera renders the arm's links and a target block; the task
+succeeds when the gripper tip reaches the block.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from video2act_core.params import SimArmParams
 from video2act_core.trajectory import ControllerSet, Trajectory
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
@@ -31,10 +35,56 @@ class ArmState:
     velocities: np.ndarray
 
 
+@dataclass(frozen=True)
+class HardwareLimits:
+    """What the arm's hardware allows, per joint (+-inf where unlimited)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+    max_velocity: np.ndarray
+    max_acceleration: np.ndarray
+
+    @classmethod
+    def from_params(cls, sim: SimArmParams) -> "HardwareLimits":
+        """The params file's joint limits, velocities with the hardware margin."""
+        joints = len(sim.joint_names)
+
+        def values(given: list[float], fallback: float) -> np.ndarray:
+            return np.asarray(given, dtype=np.float64) if given else np.full(joints, fallback)
+
+        return cls(values(sim.joint_lower_limits, -np.inf), values(sim.joint_upper_limits, np.inf),
+                   values(sim.max_joint_velocity, np.inf) * (1.0 + sim.hardware_limit_margin),
+                   values(sim.max_joint_acceleration, np.inf))
+
+
+class Servos:
+    """Moves joints towards a desired position within the hardware limits,
+    counting the steps where a limit held them back."""
+
+    def __init__(self, limits: HardwareLimits | None, joints: int):
+        self.limits = limits or HardwareLimits(*(np.full(joints, bound) for bound in (-np.inf, np.inf, np.inf, np.inf)))
+        self.limited_steps = 0
+        self.peak_speed_ratio = 0.0  # highest |velocity| / max_velocity seen
+
+    def move(self, state: ArmState, desired: np.ndarray, dt: float) -> ArmState:
+        wanted = (desired - state.positions) / dt
+        velocity = np.clip(wanted, -self.limits.max_velocity, self.limits.max_velocity)
+        change = self.limits.max_acceleration * dt
+        velocity = np.clip(velocity, state.velocities - change, state.velocities + change)
+        positions = np.clip(state.positions + velocity * dt, self.limits.lower, self.limits.upper)
+        velocity = (positions - state.positions) / dt
+        if np.any(np.abs(velocity - wanted) > 1e-9):
+            self.limited_steps += 1
+        self.peak_speed_ratio = max(self.peak_speed_ratio, float(np.max(np.abs(velocity) * (1.0 + 1e-12)
+                                                                        / self.limits.max_velocity)))
+        return ArmState(positions, velocity)
+
+
 class SimArm(Protocol):
     """What the sim node, the episode loop and the expert need of a backend."""
 
     time_s: float
+    servos: Servos
 
     @property
     def state(self) -> ArmState: ...
@@ -60,11 +110,13 @@ class KinematicArm:
     its planar reach; wrist roll only turns the gripper, the gripper opens.
     """
 
-    def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05):
+    def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
+                 hardware: HardwareLimits | None = None):
         if joints != 6:
             raise ValueError("the kinematic arm models the 6 joints of an SO-101-like arm")
         self.time_constant_s = time_constant_s
         self.rng = np.random.default_rng(seed)
+        self.servos = Servos(hardware, joints)
         self.reset()
 
     def reset(self) -> None:
@@ -74,7 +126,7 @@ class KinematicArm:
         # it monotonically towards the target, so the joint state alone gives
         # the direction away and policies learn to copy their own motion.
         start = HOME + self.rng.uniform(-1.0, 1.0, 6) * START_SPREAD
-        self.state = ArmState(start, np.zeros(6))
+        self.state = ArmState(np.clip(start, self.servos.limits.lower, self.servos.limits.upper), np.zeros(6))
         self.tracker = ControllerSet(self.state.positions)
         self.time_s = 0.0
 
@@ -85,8 +137,7 @@ class KinematicArm:
         self.time_s += dt
         reference = self.tracker.reference(self.time_s)
         alpha = 1.0 - np.exp(-dt / self.time_constant_s)
-        new_positions = self.state.positions + alpha * (reference - self.state.positions)
-        self.state = ArmState(new_positions, (new_positions - self.state.positions) / dt)
+        self.state = self.servos.move(self.state, self.state.positions + alpha * (reference - self.state.positions), dt)
 
     def joint_points(self) -> np.ndarray:
         """(4, 2) base, elbow, wrist and tip positions in the view plane."""
@@ -153,12 +204,12 @@ class KinematicArm:
         return image
 
 
-def make_arm(backend: str, joints: int, seed: int) -> SimArm:
+def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None) -> SimArm:
     """The simulated arm of a backend: 'kinematic' or 'mujoco_so101'."""
     if backend == "kinematic":
-        return KinematicArm(joints, seed=seed)
+        return KinematicArm(joints, seed=seed, hardware=hardware)
     if backend == "mujoco_so101":
         from video2act_sim.mujoco_arm import MujocoArm
 
-        return MujocoArm(joints, seed=seed)
+        return MujocoArm(joints, seed=seed, hardware=hardware)
     raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

@@ -47,6 +47,7 @@ class Monitor:
         import rclpy
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
+        from diagnostic_msgs.msg import DiagnosticStatus
         from std_msgs.msg import Bool
         from trajectory_msgs.msg import JointTrajectory
         from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
@@ -58,6 +59,7 @@ class Monitor:
         self.streams = {name: StreamStats(name) for name in ("camera", "joint_states", "latents", "action_chunk", "trajectory")}
         self.outcomes: list[bool] = []
         self.modes: dict[int, int] = {}
+        self.episode_reports: list[dict[str, str]] = []
         subscribe = self.node.create_subscription
         subscribe(Image, params.image_topic, lambda m: self.streams["camera"].record(), qos_profile_sensor_data)
         subscribe(JointState, params.joint_states_topic, lambda m: self.streams["joint_states"].record(), 10)
@@ -65,6 +67,8 @@ class Monitor:
         subscribe(ActionChunk, params.action_chunk_topic, self.on_chunk, 10)
         subscribe(JointTrajectory, params.trajectory_topic, lambda m: self.streams["trajectory"].record(), 10)
         subscribe(Bool, sim.success_topic, self.on_success, 10)
+        subscribe(DiagnosticStatus, "video2act/episode_report",
+                  lambda m: self.episode_reports.append({kv.key: kv.value for kv in m.values}), 10)
 
     def on_latents(self, msg) -> None:
         self.streams["latents"].record(latency=msg.latency)
@@ -78,7 +82,7 @@ class Monitor:
         self.outcomes.append(bool(msg.data))
 
     def report(self) -> str:
-        names = {0: "active", 1: "hold", 2: "rejected"}
+        names = {0: "active", 1: "hold", 2: "rejected", 3: "disarmed"}
         modes = ", ".join(f"{names.get(k, k)}={v}" for k, v in sorted(self.modes.items())) or "none"
         lines = [stream.summary() for stream in self.streams.values()]
         lines.append(f"policy chunks by mode: {modes}")
@@ -87,6 +91,14 @@ class Monitor:
                          f"(success rate {sum(self.outcomes) / len(self.outcomes):.2f})")
         else:
             lines.append("episodes: none finished yet (run longer: --duration)")
+        if self.episode_reports:
+            total = {key: sum(int(r[key]) for r in self.episode_reports)
+                     for key in ("commands", "refused_from_last_episode", "refused_all_points_past", "limited_steps")}
+            peak = max(float(r["peak_speed_ratio"]) for r in self.episode_reports)
+            lines.append(f"simulated arm: {total['commands']} commands executed, "
+                         f"{total['refused_from_last_episode']} refused as planned before a reset, "
+                         f"{total['refused_all_points_past']} refused as late, {total['limited_steps']} steps held back "
+                         f"by its hardware limits, peak joint speed {peak:.2f}x its limit")
         return "\n".join(lines)
 
 

@@ -3,8 +3,11 @@ scripted expert records demonstrations through this loop and the offline
 evaluation runs policies through it.
 
 Physics steps at the joint-state rate, the camera renders at its rate, and a
-controller is asked for a trajectory every action period, which the arm
-tracks with JointTrajectoryController semantics.
+controller is asked for a trajectory every action period. The trajectory
+reaches the arm once the compute it took has passed in sim time, stamped
+with the time it was planned at, and the arm tracks it with
+JointTrajectoryController semantics (what elapsed meanwhile is skipped)
+within its hardware limits.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import numpy as np
 from video2act_core.bags import EpisodeRecorder
 from video2act_core.frames import FrameBuffer
 from video2act_core.params import SimArmParams
-from video2act_core.trajectory import Trajectory
-from video2act_sim.arm import SimArm, make_arm
+from video2act_core.trajectory import Trajectory, TrajectoryRejected
+from video2act_sim.arm import HardwareLimits, SimArm, make_arm
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a
 # trajectory controller and "unset" to many drivers.
@@ -27,10 +30,16 @@ EPISODE_START_NS = 1_000_000_000
 
 @dataclass
 class Command:
-    points: np.ndarray  # (P, J) trajectory points spaced by the action period
-    # Compute time it took: the trajectory starts this much later in sim
-    # time, as it would on a robot waiting for the model.
+    points: np.ndarray  # (P, J) trajectory positions
+    # Compute time it took: the arm gets it this much later in sim time, as
+    # a robot's controller would, waiting for the model.
     latency_s: float = 0.0
+    # As on a JointTrajectory: None, the points follow every action period
+    # from the step's time.
+    stamp_s: float | None = None
+    times_s: np.ndarray | None = None
+    velocities: np.ndarray | None = None
+    hold: bool = False  # a stop, not a chunk from the policy
 
 
 class Controller(Protocol):
@@ -46,6 +55,10 @@ class EpisodeResult:
     success: bool
     steps: int  # action periods until success (or the time limit)
     final_distance: float
+    hold_s: float  # time the controller sent no chunk (holding, or waiting for inputs)
+    rejected_commands: int  # commands the arm's controller refused (every point past)
+    limited_steps: int  # physics steps where the hardware limits held the arm back
+    peak_speed_ratio: float  # highest joint speed over its limit (incl. the hardware margin)
 
 
 def run_episode(
@@ -59,13 +72,15 @@ def run_episode(
     recorder: EpisodeRecorder | None = None,
 ) -> EpisodeResult:
     """One episode; ends `settle_s` after first success or at the time limit."""
-    arm = make_arm(sim.backend, len(sim.joint_names), seed)
+    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim))
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
     frames = FrameBuffer(num_frames)
     physics_dt = 1.0 / sim.joint_state_rate_hz
     camera_period, next_camera, next_action = 1.0 / sim.camera_rate_hz, 0.0, 0.0
     elapsed, steps, succeeded_at = 0.0, 0, None
+    in_transit: list[tuple[float, Trajectory]] = []  # (arrival time, trajectory)
+    idle_ticks = rejected = 0
     if recorder:
         # The state the first command is decided on, as a robot's bag has it.
         recorder.clock(EPISODE_START_NS)
@@ -80,13 +95,24 @@ def run_episode(
             next_camera += camera_period
         if elapsed >= next_action - 1e-9:
             command = controller.act(arm.time_s, arm.state.positions.copy(), frames)
+            if command is None or command.hold:
+                idle_ticks += 1
             if command is not None:
-                times = action_period_s * np.arange(1, len(command.points) + 1)
-                arm.command(Trajectory(arm.time_s + command.latency_s, times, command.points))
+                times = (command.times_s if command.times_s is not None
+                         else action_period_s * np.arange(1, len(command.points) + 1))
+                stamp = arm.time_s if command.stamp_s is None else command.stamp_s
+                trajectory = Trajectory(stamp, times, command.points, command.velocities)
+                in_transit.append((arm.time_s + command.latency_s, trajectory))
                 if recorder:
                     recorder.command(now_ns, command.points, action_period_s)
             next_action += action_period_s
             steps += 1
+        for arrival, trajectory in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
+            in_transit.remove((arrival, trajectory))
+            try:
+                arm.command(trajectory)
+            except TrajectoryRejected:
+                rejected += 1
         arm.step(physics_dt)
         elapsed += physics_dt
         success = arm.success()
@@ -99,4 +125,5 @@ def run_episode(
             recorder.success(stamp, success)
     distance = arm.distance()
     steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
-    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance)
+    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * action_period_s,
+                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio)

@@ -6,7 +6,10 @@
         --ratios 1 4 8 --out runs/eval
 
 Runs seeded episodes in sim time through the same PolicySupervisor (planner
-and safety envelope) as the policy node. Each command takes effect after the
+and safety envelope) as the policy node, on the simulated arm with its
+hardware limits. Besides success it reports, per episode (episodes.csv) and
+per row, the time without a chunk, the steps the arm could not follow its
+command, and the commands its controller refused. Each command takes effect after the
 compute latency measured for it, so the synchronous baseline (System 2 and
 System 1 back to back every step) pays for System 2 in arm time, while the
 asynchronous rows pay only for System 1 and use latents that are up to
@@ -63,12 +66,17 @@ class Video2ActController:
             self.system2_s.append(system2)
             self.latents = LatentsSample(tokens, clip.stamps_ns[-1], self.tick, self.policy.system2.model_id)
         self.tick += 1
-        step = self.supervisor.tick(self.latents, JointStateSample(joint_positions, time_s), now_s=time_s)
-        if step.mode != Mode.ACTIVE:
+        # The chunk is sent once System 1 (and, synchronously, System 2) has run.
+        step = self.supervisor.tick(
+            self.latents, JointStateSample(joint_positions, time_s), now_s=time_s,
+            publish_time=lambda plan: time_s + plan.inference_s + (system2 if self.synchronous else 0.0))
+        if step.plan is not None and step.mode == Mode.ACTIVE:
+            self.system1_s.append(step.plan.inference_s)
+        command = step.command
+        if command is None:
             return None
-        self.system1_s.append(step.plan.inference_s)
-        latency = step.plan.inference_s + (system2 if self.synchronous else 0.0)
-        return Command(step.command.positions, latency)
+        return Command(command.positions, command.issued_s - time_s, command.stamp_s, command.times_s,
+                       command.velocities, command.hold)
 
 
 @dataclass
@@ -83,10 +91,15 @@ class Row:
     system2_p50_ms: float
     system1_p50_ms: float
     control_rate_hz: float
+    mean_hold_s: float  # per episode: no chunk sent (holding or waiting for inputs)
+    rejected_commands: int  # refused by the arm's controller (every point past)
+    limited_steps: int  # physics steps the arm's hardware limits held it back
+    peak_speed_ratio: float  # highest joint speed over its hardware limit
 
 
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
-             sim: SimArmParams, params: PolicyParams) -> Row:
+             sim: SimArmParams, params: PolicyParams, episodes: list[dict]) -> Row:
+    """One row of the table; appends each episode's result to `episodes`."""
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
     limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
                                     params.max_joint_velocity)
@@ -97,6 +110,9 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     controller = Video2ActController(policy, PolicySupervisor(planner, envelope, start_armed=True), ratio, synchronous)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
                for seed in seeds]
+    for result in results:
+        episodes.append({"variant": variant, "mode": "sync" if synchronous else "async", "update_ratio": ratio,
+                         **result.__dict__})
     s2 = float(np.median(controller.system2_s)) if controller.system2_s else float("nan")
     s1 = float(np.median(controller.system1_s)) if controller.system1_s else float("nan")
     # Chunks per second the loop sustains: System 1 alone when System 2 runs
@@ -104,11 +120,17 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     rate = 1.0 / (s1 + s2) if synchronous else 1.0 / s1
     return Row(variant, "sync" if synchronous else "async", ratio, len(results),
                float(np.mean([r.success for r in results])), float(np.mean([r.steps for r in results])),
-               float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate)
+               float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate,
+               float(np.mean([r.hold_s for r in results])), sum(r.rejected_commands for r in results),
+               sum(r.limited_steps for r in results), max(r.peak_speed_ratio for r in results))
 
 
-def write_results(rows: list[Row], out: Path) -> None:
+def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    with open(out / "episodes.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(episodes[0]))
+        writer.writeheader()
+        writer.writerows(episodes)
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(Row.__dataclass_fields__))
         writer.writeheader()
@@ -133,12 +155,13 @@ def write_results(rows: list[Row], out: Path) -> None:
 
 
 def format_table(rows: list[Row]) -> str:
-    header = f"{'variant':<12} {'mode':<5} {'ratio':>5} {'n':>3} {'success':>8} {'steps':>6} {'dist':>6} {'S2 ms':>7} {'S1 ms':>6} {'Hz':>6}"
+    header = (f"{'variant':<12} {'mode':<5} {'ratio':>5} {'n':>3} {'success':>8} {'steps':>6} {'dist':>6} "
+              f"{'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'hold s':>6} {'clip':>5} {'rej':>4}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.episodes:>3} {r.success_rate:>8.2f} "
                      f"{r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} {r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} "
-                     f"{r.control_rate_hz:>6.1f}")
+                     f"{r.control_rate_hz:>6.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4}")
     return "\n".join(lines)
 
 
@@ -165,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.variant:
         name, _, path = item.partition("=")
         runs.append((name, Path(path), args.ratios[0], False))
-    rows = []
+    rows, episodes = [], []
     for name, checkpoint, ratio, synchronous in runs:
-        rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params))
+        rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-    write_results(rows, args.out)
+    write_results(rows, episodes, args.out)
     print(format_table(rows))
-    print(f"wrote {args.out / 'results.csv'} and {args.out / 'results.png'}")
+    print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
+          "back; rej: commands its controller refused")
+    print(f"wrote {args.out / 'results.csv'}, {args.out / 'episodes.csv'} and {args.out / 'results.png'}")
     return 0
 
 

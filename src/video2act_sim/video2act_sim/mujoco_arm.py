@@ -12,7 +12,7 @@ from importlib import resources
 import numpy as np
 
 from video2act_core.trajectory import ControllerSet, Trajectory
-from video2act_sim.arm import ArmState
+from video2act_sim.arm import ArmState, HardwareLimits, Servos
 
 SCENE = "pick_scene.xml"
 CAMERA = "front"
@@ -25,7 +25,7 @@ HOME = np.array([0.0, -1.0, 1.0, 0.6, 0.0, 0.6])
 
 
 class MujocoArm:
-    def __init__(self, joints: int = 6, seed: int = 0):
+    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None):
         # Headless by default; MuJoCo reads this once, at import.
         os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
@@ -41,6 +41,8 @@ class MujocoArm:
         self.joint_qpos = [self.model.jnt_qposadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
         self.joint_dof = [self.model.jnt_dofadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
         self.rng = np.random.default_rng(seed)
+        # The position actuators' setpoint moves within the hardware limits.
+        self.servos = Servos(hardware, joints)
         self._renderers: dict[tuple[int, int], object] = {}
         self.reset()
 
@@ -55,6 +57,7 @@ class MujocoArm:
         self.data.ctrl[:] = HOME
         mujoco.mj_forward(self.model, self.data)
         self.tracker = ControllerSet(HOME)
+        self.setpoint = ArmState(HOME.copy(), np.zeros_like(HOME))
         self.time_s = 0.0
 
     @property
@@ -68,7 +71,8 @@ class MujocoArm:
         substeps = max(1, int(round(dt / self.model.opt.timestep)))
         for _ in range(substeps):
             self.time_s += self.model.opt.timestep
-            self.data.ctrl[:] = self.tracker.reference(self.time_s)
+            self.setpoint = self.servos.move(self.setpoint, self.tracker.reference(self.time_s), self.model.opt.timestep)
+            self.data.ctrl[:] = self.setpoint.positions
             self.mujoco.mj_step(self.model, self.data)
 
     def tip(self) -> np.ndarray:

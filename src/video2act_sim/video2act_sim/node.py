@@ -1,7 +1,15 @@
 """video2act_sim arm node: the kinematic arm behind the topics a Gazebo
 (ros_gz_bridge) or Isaac Sim bridge would offer: /joint_states, a camera
 Image with its CameraInfo, /clock, a JointTrajectory controller topic, and
-one task-success outcome per episode."""
+one task-success outcome per episode.
+
+Episodes are scoped: a reset is published at each episode start, and a
+trajectory stamped at or before it (planned from the last episode's state,
+or a hold of the last episode's command) is refused, so nothing planned in
+one episode moves the arm in the next. The arm moves within its hardware
+limits; each episode's report (`video2act/episode_report`,
+diagnostic_msgs/DiagnosticStatus) counts what it refused and could not
+follow."""
 
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from std_msgs.msg import Bool, Empty, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
@@ -23,8 +32,8 @@ from video2act_core.frames import encode_rgb8
 from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
-from video2act_core.trajectory import Trajectory
-from video2act_sim.arm import make_arm
+from video2act_core.trajectory import Trajectory, TrajectoryRejected
+from video2act_sim.arm import HardwareLimits, make_arm
 from video2act_sim.episode import EPISODE_START_NS
 
 # Sim time per wall time when the node owns /clock.
@@ -38,7 +47,7 @@ class SimArmNode(Node):
         if params.publish_clock and self.get_parameter("use_sim_time").value:
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
         self.episode = 0
-        self.arm = make_arm(params.backend, len(params.joint_names), params.seed)
+        self.hardware = HardwareLimits.from_params(params)
         self.wall_last_s = monotonic()
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -56,6 +65,7 @@ class SimArmNode(Node):
         self.image_publisher = self.create_publisher(Image, params.image_topic, qos_profile_sensor_data)
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
+        self.report_publisher = self.create_publisher(DiagnosticStatus, "video2act/episode_report", 10)
         self.reset_publisher = self.create_publisher(Empty, params.reset_topic, 10)
         self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
         # Timers on the steady clock: the simulation must keep stepping when
@@ -72,9 +82,11 @@ class SimArmNode(Node):
         return Time(nanoseconds=int(round(self.now_s() * 1e9))).to_msg()
 
     def start_episode(self, time_s: float) -> None:
-        self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode)
+        self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode,
+                            self.hardware)
         self.arm.time_s = self.episode_start_s = time_s
         self.succeeded_at_s = None
+        self.counts = {"commands": 0, "refused_from_last_episode": 0, "refused_all_points_past": 0}
 
     def on_trajectory(self, msg: JointTrajectory, joints: tuple[int, ...]) -> None:
         """Accepted only when it names exactly the controller's joints, as a
@@ -84,11 +96,21 @@ class SimArmNode(Node):
             self.get_logger().error(f"rejecting trajectory for joints {list(msg.joint_names)}: "
                                     f"this controller owns {names}", throttle_duration_sec=5.0)
             return
+        stamp = stamp_to_seconds(msg.header.stamp)
+        if 0 < stamp <= self.episode_start_s:
+            self.counts["refused_from_last_episode"] += 1
+            return
         try:
             order = [list(msg.joint_names).index(name) for name in names]
             positions = [[point.positions[i] for i in order] for point in msg.points]
+            velocities = ([[point.velocities[i] for i in order] for point in msg.points]
+                          if all(len(point.velocities) for point in msg.points) else None)
             times = [stamp_to_seconds(point.time_from_start) for point in msg.points]
-            self.arm.command(Trajectory(stamp_to_seconds(msg.header.stamp), times, positions), joints)
+            self.arm.command(Trajectory(stamp, times, positions, velocities), joints)
+            self.counts["commands"] += 1
+        except TrajectoryRejected as error:
+            self.counts["refused_all_points_past"] += "in the past" in str(error)
+            self.get_logger().error(f"rejecting trajectory: {error}", throttle_duration_sec=5.0)
         except (ValueError, IndexError) as error:
             self.get_logger().error(f"rejecting trajectory: {error}", throttle_duration_sec=5.0)
 
@@ -113,7 +135,9 @@ class SimArmNode(Node):
         if self.clock_publisher:
             self.clock_publisher.publish(Clock(clock=self.stamp()))
         msg = JointState()
-        msg.header.stamp = self.stamp()
+        # The time of the physics state itself: an episode starts at it, so a
+        # command planned from its last state is one of that episode's.
+        msg.header.stamp = Time(nanoseconds=int(round(self.arm.time_s * 1e9))).to_msg()
         msg.name = list(self.params.joint_names)
         msg.position = self.arm.state.positions.tolist()
         msg.velocity = self.arm.state.velocities.tolist()
@@ -128,8 +152,16 @@ class SimArmNode(Node):
         if settled or now - self.episode_start_s >= self.params.episode_time_limit_s:
             success = self.succeeded_at_s is not None
             self.success_publisher.publish(Bool(data=success))
-            self.get_logger().info(f"episode {self.episode} (seed {self.params.seed + self.episode}): "
-                                   f"{'success' if success else 'failure'} after {now - self.episode_start_s:.1f} s")
+            report = {"seed": self.params.seed + self.episode, "success": success,
+                      "start_ns": int(round(self.episode_start_s * 1e9)), "duration_s": round(now - self.episode_start_s, 3),
+                      "final_distance": round(self.arm.distance(), 4), **self.counts,
+                      "limited_steps": self.arm.servos.limited_steps,
+                      "peak_speed_ratio": round(self.arm.servos.peak_speed_ratio, 3)}
+            self.report_publisher.publish(DiagnosticStatus(
+                level=DiagnosticStatus.OK if success else DiagnosticStatus.WARN, name=f"episode {self.episode}",
+                message="success" if success else "failure",
+                values=[KeyValue(key=key, value=str(value)) for key, value in report.items()]))
+            self.get_logger().info(f"episode {self.episode}: " + ", ".join(f"{k} {v}" for k, v in report.items()))
             self.episode += 1
             self.start_episode(now)
             self.reset_publisher.publish(Empty())

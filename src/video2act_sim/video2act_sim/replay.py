@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         modes.append(msg.mode)
         if msg.mode == ActionChunk.MODE_ACTIVE:
             positions = np.asarray(msg.positions).reshape(msg.horizon, len(msg.joint_names))
-            chunks.append((stamp_to_ns(msg.header.stamp), positions))
+            # Points due while the model ran were not sent: the first one sent
+            # lines up with the command recorded a period before it is due.
+            first_due_ns = stamp_to_ns(msg.header.stamp) + round((msg.times_from_start[0] - msg.control_period) * 1e9)
+            chunks.append((first_due_ns, positions))
             chunk_latency.append(msg.inference_latency)
 
     node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 10)

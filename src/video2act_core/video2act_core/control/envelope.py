@@ -28,30 +28,30 @@ TOLERANCE = 1e-9
 
 @dataclass
 class JointCommand:
-    """Points for the controller, timed from receipt (a zero header stamp)."""
+    """Points for the controller, as a JointTrajectory carries them."""
 
+    stamp_s: float  # header stamp: the time of the state it was planned from (a hold: of the command it stops)
+    times_s: np.ndarray  # (P,) time_from_start
     positions: np.ndarray  # (P, J)
     velocities: np.ndarray  # (P, J), consistent with the positions
-    times_s: np.ndarray  # (P,) time_from_start
     limited: int  # values of the requested chunk the envelope changed
     hold: bool
     origin: np.ndarray  # (J,) the setpoint it starts from: the command in force, or the trusted measured state
-    issued_s: float  # when it takes over from the command in force (published, started on receipt)
+    issued_s: float  # when it is sent and takes over from the command in force
+
+    def segment_durations(self) -> np.ndarray:
+        """(P,) seconds from `issued_s` to the first point, then between points."""
+        # Differences first: absolute times near 1.8e9 s resolve only 0.24 us.
+        return np.diff(np.concatenate([[0.0], (self.stamp_s - self.issued_s) + self.times_s]))
 
 
-def point_velocities(start: np.ndarray, positions: np.ndarray, period_s: float) -> np.ndarray:
-    """Velocities for positions reached every `period_s` from `start`: the
-    smaller of the two adjacent segment speeds (zero where the direction
-    turns), and zero at the last point so a chunk that is not followed by
-    another ends at rest. No point is faster than its segments.
-
-    Args:
-        start: (J,) the setpoint the first segment leaves from.
-        positions: (P, J).
-    Returns:
-        (P, J) velocities.
+def point_velocities(start: np.ndarray, positions: np.ndarray, durations: np.ndarray) -> np.ndarray:
+    """Velocities for `positions` (P, J) reached after `durations` (P,) from
+    `start` (J,): the smaller of the two adjacent segment speeds (zero where
+    the direction turns), and zero at the last point so a chunk that is not
+    followed by another ends at rest. No point is faster than its segments.
     """
-    segments = np.diff(np.vstack([start, positions]), axis=0) / period_s  # (P, J)
+    segments = np.diff(np.vstack([start, positions]), axis=0) / np.asarray(durations)[:, None]  # (P, J)
     velocities = np.zeros_like(positions)
     before, after = segments[:-1], segments[1:]
     same_direction = np.sign(before) == np.sign(after)
@@ -63,11 +63,16 @@ class SafetyEnvelope:
     """Turns requested joint targets into commands that respect the limits,
     and remembers the command in force to bound the next one."""
 
-    def __init__(self, limits: JointLimits, period_s: float, state_margin: float = 0.05):
+    def __init__(self, limits: JointLimits, period_s: float, state_margin: float = 0.05, lead_s: float = 0.02):
         self.limits = limits
         self.period_s = period_s
         self.state_margin = state_margin
+        # A command's first point lies at least this far after it is sent:
+        # one whose first point passed in transit makes JTC jump to the
+        # trajectory instead of interpolating from its setpoint.
+        self.lead_s = lead_s
         self._tracker: TrajectoryTracker | None = None
+        self._stamp_s = 0.0  # the stamp of the command in force
 
     def state_problem(self, positions: np.ndarray) -> str:
         """Why a measured state is not trusted to plan from, or ''."""
@@ -79,6 +84,20 @@ class SafetyEnvelope:
             return f"joint state outside the limits for {joints}: {positions[outside].tolist()}"
         return ""
 
+    def spline_safe_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """The position limits pulled in by the most a controller's cubic
+        spline can overshoot a point: where a chunk reverses the motion in
+        force, the spline leaves its origin at the old velocity and
+        overshoots by 4/27 of it times the segment's duration. Between
+        points of ours a spline runs at up to 1.5x max_velocity, and chains
+        of reversals push a take-over velocity towards 2.2x at most, so the
+        overshoot stays below 0.33 max_velocity * period. Targets are
+        clamped to these limits, so the setpoint never crosses the real ones."""
+        margin = 0.35 * self.limits.max_velocity * self.period_s
+        middle = np.where(np.isfinite(self.limits.lower + self.limits.upper),
+                          (self.limits.lower + self.limits.upper) / 2, 0.0)
+        return np.minimum(self.limits.lower + margin, middle), np.maximum(self.limits.upper - margin, middle)
+
     def setpoint(self, now_s: float) -> np.ndarray | None:
         """Where the command in force has the controller's setpoint at `now_s`."""
         return None if self._tracker is None else self._tracker.reference(now_s)
@@ -88,62 +107,79 @@ class SafetyEnvelope:
         chunk starts from the measured state."""
         self._tracker = None
 
-    def chunk(self, targets: np.ndarray, state: np.ndarray, now_s: float) -> JointCommand:
-        """Clamp `targets` (H, J) to the position limits and bound each step
-        by max_velocity * period, starting from the setpoint in force at
-        `now_s`, the moment the command is published (or from the trusted
-        measured `state`, clamped, when none is in force)."""
-        start = self.setpoint(now_s)
+    def chunk(self, targets: np.ndarray, state: np.ndarray, planned_s: float, issued_s: float) -> JointCommand | None:
+        """A command from `targets` (H, J), the positions for `planned_s` +
+        (k + 1) * period: points that are due before `issued_s` + lead are
+        dropped (they elapsed while the model ran), the rest are clamped to
+        the position limits and each step is bounded by max_velocity times
+        its duration, starting from the setpoint in force at `issued_s` (or
+        from the trusted measured `state`, clamped, when none is in force).
+        None when no point is left."""
+        times = self.period_s * np.arange(1, len(targets) + 1)
+        ahead = (planned_s - issued_s) + times >= self.lead_s
+        if not np.any(ahead):
+            return None
+        times, targets = times[ahead], targets[ahead]
+        start = self.setpoint(issued_s)
         if start is None:
             start = np.clip(state, self.limits.lower, self.limits.upper)
         requested = np.where(np.isfinite(targets), targets, start)
-        clamped = np.clip(requested, self.limits.lower, self.limits.upper)
-        step = self.limits.max_velocity * self.period_s
+        lower, upper = self.spline_safe_limits()
+        clamped = np.clip(requested, lower, upper)
+        durations = np.diff(np.concatenate([[0.0], (planned_s - issued_s) + times]))
         positions = np.empty_like(clamped)
         previous = start
         for i, target in enumerate(clamped):
-            previous = np.clip(previous + np.clip(target - previous, -step, step), self.limits.lower, self.limits.upper)
+            step = self.limits.max_velocity * durations[i]
+            previous = previous + np.clip(target - previous, -step, step)
             positions[i] = previous
         limited = int(np.sum(np.abs(positions - targets) > TOLERANCE) if np.all(np.isfinite(targets))
                       else targets.size)
-        return self._issue(start, positions, limited, hold=False, now_s=now_s)
+        return self._issue(planned_s, times, start, positions, durations, limited, hold=False, issued_s=issued_s)
 
-    def hold(self, now_s: float) -> JointCommand | None:
+    def hold(self, issued_s: float) -> JointCommand | None:
         """Stop at the setpoint in force, never at a measured state (which may
-        be the very thing that is wrong); None when nothing is in force."""
-        start = self.setpoint(now_s)
+        be the very thing that is wrong); None when nothing is in force. The
+        hold carries the stamp of the command it stops: it belongs to that
+        command's episode."""
+        start = self.setpoint(issued_s)
         if start is None:
             return None
-        return self._issue(start, start[None].copy(), 0, hold=True, now_s=now_s)
+        times = np.array([issued_s + self.period_s - self._stamp_s])
+        return self._issue(self._stamp_s, times, start, start[None].copy(), np.array([self.period_s]), 0, hold=True,
+                           issued_s=issued_s)
 
-    def _issue(self, start: np.ndarray, positions: np.ndarray, limited: int, hold: bool, now_s: float) -> JointCommand:
-        times = self.period_s * np.arange(1, len(positions) + 1)
-        command = JointCommand(positions, point_velocities(start, positions, self.period_s), times, limited, hold,
-                               start.copy(), now_s)
+    def _issue(self, stamp_s: float, times: np.ndarray, start: np.ndarray, positions: np.ndarray,
+               durations: np.ndarray, limited: int, hold: bool, issued_s: float) -> JointCommand:
+        command = JointCommand(stamp_s, times, positions, point_velocities(start, positions, durations), limited, hold,
+                               start.copy(), issued_s)
         if self._tracker is None:
             self._tracker = TrajectoryTracker(start)
-        self._tracker.command(Trajectory(0.0, times, positions), now_s)
+        self._tracker.command(Trajectory(stamp_s, times, positions, command.velocities), issued_s)
+        self._stamp_s = stamp_s
         return command
 
 
-def envelope_violations(command_positions: np.ndarray, command_velocities: np.ndarray, times_s: np.ndarray,
-                        previous_setpoint: np.ndarray | None, limits: JointLimits, period_s: float,
+def envelope_violations(command: JointCommand, previous_setpoint: np.ndarray | None, limits: JointLimits,
                         tolerance: float = 1e-6) -> list[str]:
     """Everything wrong with a published command, for tests and monitors:
     non-finite values, positions outside the limits, steps (from the
     previous command's setpoint, then point to point) or point velocities
     above max_velocity. Empty when the command is inside the envelope."""
     problems = []
-    if not (np.all(np.isfinite(command_positions)) and np.all(np.isfinite(command_velocities))):
+    if not (np.all(np.isfinite(command.positions)) and np.all(np.isfinite(command.velocities))):
         return ["non-finite values"]
-    if np.any(command_positions < limits.lower - tolerance) or np.any(command_positions > limits.upper + tolerance):
+    if np.any(command.positions < limits.lower - tolerance) or np.any(command.positions > limits.upper + tolerance):
         problems.append("position outside the limits")
-    path = command_positions if previous_setpoint is None else np.vstack([previous_setpoint, command_positions])
-    durations = np.diff(np.concatenate([[0.0], times_s]))[-len(path) + 1:] if len(path) > 1 else np.array([])
-    if len(path) > 1:
-        speeds = np.abs(np.diff(path, axis=0)) / durations[:, None]
+    durations = command.segment_durations()
+    if np.any(durations <= 0):
+        problems.append("a point is due before the command is sent")
+    elif previous_setpoint is not None or len(command.positions) > 1:
+        path = command.positions if previous_setpoint is None else np.vstack([previous_setpoint, command.positions])
+        steps = durations if previous_setpoint is not None else durations[1:]
+        speeds = np.abs(np.diff(path, axis=0)) / steps[:, None]
         if np.any(speeds > limits.max_velocity * (1 + tolerance) + tolerance):
             problems.append(f"step speed {speeds.max():.4f} above the velocity limit")
-    if np.any(np.abs(command_velocities) > limits.max_velocity * (1 + tolerance) + tolerance):
+    if np.any(np.abs(command.velocities) > limits.max_velocity * (1 + tolerance) + tolerance):
         problems.append("point velocity above the velocity limit")
     return problems

@@ -67,10 +67,11 @@ class PolicySupervisor:
         self.last_mode = None
 
     def tick(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
-             publish_time: Callable[[], float] | None = None) -> Step:
-        """One System 1 step at `now_s`. `publish_time` tells when the command
-        will be sent, after inference: the envelope bounds it from where the
-        setpoint is then, not where it was when planning began."""
+             publish_time: Callable[[Plan], float] | None = None) -> Step:
+        """One System 1 step at `now_s`. `publish_time` tells when the chunk
+        of a plan will be sent, after inference: points due by then are
+        dropped, and the rest is bounded from where the setpoint is then,
+        not where it was when planning began."""
         limits_problem = self.envelope.limits.missing()
         if not self.armed and self._arm_when_possible and not limits_problem:
             self.armed = True
@@ -80,15 +81,18 @@ class PolicySupervisor:
 
         untrusted = self.envelope.state_problem(state.positions) if state is not None else ""
         plan = None if untrusted else self.planner.plan(latents, state, now_s)
-        if plan is not None and plan.mode == Mode.ACTIVE:
-            issued = publish_time() if publish_time is not None else now_s
-            command = self.envelope.chunk(plan.positions, state.positions, issued)
-            reason = f"safety envelope limited {command.limited} values" if command.limited else ""
-            return self._step(Mode.ACTIVE, reason, command, plan)
         mode, reason = (Mode.HOLD, untrusted) if plan is None else (plan.mode, plan.reason)
+        issued = now_s
+        if mode == Mode.ACTIVE:
+            issued = publish_time(plan) if publish_time is not None else now_s
+            command = self.envelope.chunk(plan.positions, state.positions, state.stamp_s, issued)
+            if command is not None:
+                reason = f"safety envelope limited {command.limited} values" if command.limited else ""
+                return self._step(Mode.ACTIVE, reason, command, plan)
+            mode, reason = Mode.HOLD, f"every point of the chunk was due before it was sent ({issued - now_s:.3f} s)"
         # Stop once when leaving ACTIVE, rather than let the controller finish
         # a chunk sampled from inputs we no longer trust.
-        command = self.envelope.hold(now_s) if self.last_mode == Mode.ACTIVE else None
+        command = self.envelope.hold(issued) if self.last_mode == Mode.ACTIVE else None
         return self._step(mode, reason, command, plan)
 
     def _step(self, mode: Mode, reason: str, command: JointCommand | None, plan: Plan | None) -> Step:
