@@ -7,13 +7,14 @@
 
 Runs seeded episodes in sim time through the same PolicySupervisor (planner
 and safety envelope) as the policy node, on the simulated arm with its
-hardware limits. Besides success it reports, per episode (episodes.csv) and
-per row, the time without a chunk, the steps the arm could not follow its
-command, and the commands its controller refused. Each command takes effect after the
-compute latency measured for it, so the synchronous baseline (System 2 and
-System 1 back to back every step) pays for System 2 in arm time, while the
-asynchronous rows pay only for System 1 and use latents that are up to
-`ratio - 1` steps stale. Writes results.csv and results.png.
+hardware limits. Chunks are stamped with the time they were planned at and
+reach the arm after their measured compute time, so the synchronous
+baseline (System 2 and System 1 back to back, the next cycle only when both
+are done) pays for System 2 in arm time, while the asynchronous rows pay
+only for System 1 and use latents up to `ratio - 1` steps stale. Besides
+success it reports, per episode (episodes.csv) and per row (results.csv,
+results.png), the time without a chunk, the steps the arm's hardware limits
+held it back, and the commands its controller refused.
 """
 
 from __future__ import annotations
@@ -54,9 +55,12 @@ class Video2ActController:
     def reset(self, arm: SimArm) -> None:
         self.latents: LatentsSample | None = None
         self.tick = 0
+        self.busy_until_s = 0.0
         self.supervisor.reset()
 
     def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
+        if time_s < self.busy_until_s:
+            return None  # the synchronous loop is still computing its last chunk
         clip = frames.clip()
         system2 = 0.0
         if clip is not None and (self.latents is None or self.tick % self.update_ratio == 0):
@@ -72,6 +76,9 @@ class Video2ActController:
             publish_time=lambda plan: time_s + plan.inference_s + (system2 if self.synchronous else 0.0))
         if step.plan is not None and step.mode == Mode.ACTIVE:
             self.system1_s.append(step.plan.inference_s)
+        if self.synchronous and step.plan is not None:
+            # System 2 and System 1 back to back: the next cycle starts after both.
+            self.busy_until_s = time_s + system2 + step.plan.inference_s
         command = step.command
         if command is None:
             return None
