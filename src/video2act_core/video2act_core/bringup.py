@@ -12,8 +12,10 @@ the params file already opened and whose node sections follow it.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -141,3 +143,33 @@ def ros_arguments(spec: NodeSpec, params_files: list[str]) -> list[str]:
     for path in params_files:
         arguments += ["--params-file", path]
     return arguments
+
+
+def launch_description(arguments: tuple[LaunchArgument, ...], specs: Callable[[dict[str, str], Path], list[NodeSpec]]):
+    """The LaunchDescription of a launch file: its declared arguments, then
+    the nodes `specs` makes of their values. `launch` and `launch_ros` are
+    imported here, not at module level: they exist only on a ROS 2 install."""
+    from ament_index_python.packages import get_package_share_directory
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.logging import get_logger
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    def nodes(context):
+        values = {argument.name: LaunchConfiguration(argument.name).perform(context) for argument in arguments}
+        unknown = sorted(set(context.launch_configurations) - set(values))
+        if unknown:  # `ros2 launch` itself accepts any name:=value without a word
+            get_logger("video2act").warning(f"ignoring unknown launch arguments {unknown}; see --show-args")
+        directory = Path(tempfile.mkdtemp(prefix="video2act_launch_"))
+        return [
+            Node(package=spec.executable.package, executable=spec.executable.name, name=spec.executable.node,
+                 namespace=spec.namespace, parameters=write_params_files(spec, directory), output="screen",
+                 emulate_tty=True)
+            for spec in specs(values, Path(get_package_share_directory("video2act")))
+        ]
+
+    return LaunchDescription(
+        [DeclareLaunchArgument(a.name, default_value=a.default, description=a.description) for a in arguments]
+        + [OpaqueFunction(function=nodes)]
+    )
