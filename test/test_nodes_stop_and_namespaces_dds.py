@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from dds_harness import PARAMS, Harness, commands_inside_envelope, run_stack, wait_ready
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
@@ -114,13 +115,15 @@ def test_two_namespaced_stacks_keep_their_own_limits_and_topics(tiny_checkpoint,
     assert codes == [0, 0], (tmp_path / "policies.log").read_text()[-3000:]
 
 
-def test_a_node_whose_launcher_dies_stops_instead_of_driving_on(tiny_checkpoint, tmp_path):
+@pytest.mark.parametrize("after_s", [0.5, 8.0], ids=["while-loading", "running"])
+def test_a_node_whose_launcher_dies_stops_instead_of_driving_on(tiny_checkpoint, tmp_path, after_s):
     """`ros2 launch` killed by SIGTERM leaves its children running
-    (ros2/launch#666); ours ask the kernel for SIGTERM when their parent dies."""
+    (ros2/launch#666); ours ask the kernel for SIGTERM when their parent
+    dies, from their first line (torch takes seconds to import)."""
     launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(PARAMS_FILE), str(tiny_checkpoint),
                                  str(tmp_path / "policy.log")], stdout=subprocess.PIPE, text=True)
     node_pid = int(launcher.stdout.readline())
-    time.sleep(8.0)  # the node loads its model
+    time.sleep(after_s)
     launcher.kill()
     launcher.wait()
     deadline = time.monotonic() + 10.0

@@ -6,7 +6,6 @@ SIGINT or SIGTERM (a terminal's Ctrl-C reaches every process of the group)."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -140,24 +139,13 @@ class ModelNode(Node):
         return super().destroy_node()
 
 
-def stop_with_parent() -> None:
-    """Ask Linux for SIGTERM when the launching process dies: `ros2 launch`
-    killed by SIGTERM (systemd, docker stop) leaves its nodes running, and a
-    policy left running keeps commanding the arm (ros2/launch#666)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the launcher must stop its nodes itself
-        pass
-
-
 def run_node(node_factory, args=None) -> int:
     """Spin a node on a single-threaded executor (model calls run on their
-    own thread, see model_thread.py) until SIGINT or SIGTERM (or the death
-    of the launching process), then stop it cleanly and exit the process
-    with 0: no traceback, model threads joined. Returns 1 if the node could
-    not start.
+    own thread, see model_thread.py) until SIGINT or SIGTERM (the node
+    modules call process.guard_process_start first, so the death of the
+    launching process sends one too), then stop it cleanly and exit the
+    process with 0: no traceback, model threads joined. Returns 1 if the
+    node could not start.
 
     rclpy's own handlers are off: they shut the context down at the signal
     (so a final command could not be published) and raise KeyboardInterrupt
@@ -167,10 +155,6 @@ def run_node(node_factory, args=None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop_with_parent()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = node_factory()
@@ -178,6 +162,10 @@ def run_node(node_factory, args=None) -> int:
         rclpy.logging.get_logger("video2act").fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         return 1
+    # From here a signal stops the node cleanly (until now it ended the process).
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:

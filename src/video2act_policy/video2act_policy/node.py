@@ -10,6 +10,12 @@ URDF's on `robot_description`, the tighter of the two.
 
 from __future__ import annotations
 
+from video2act_core.process import guard_process_start
+
+# First, before the imports below load torch for seconds: the process dies
+# with its launcher, and a Ctrl-C meanwhile ends it at once.
+guard_process_start()
+
 import sys
 import threading
 
@@ -192,8 +198,12 @@ class PolicyNode(ModelNode):
             self.get_logger().warning(f"safety envelope limited {step.command.limited} values of a chunk",
                                    throttle_duration_sec=5.0)
         if self.last_step is None or step.mode != self.last_step.mode:
-            log = self.get_logger().info if step.mode == Mode.ACTIVE else self.get_logger().warning
-            log(f"mode {step.mode.name}" + (f": {step.reason}" if step.reason else ""))
+            # One severity per call site: rclpy refuses a call site whose severity changes.
+            message = f"mode {step.mode.name}" + (f": {step.reason}" if step.reason else "")
+            if step.mode == Mode.ACTIVE:
+                self.get_logger().info(message)
+            else:
+                self.get_logger().warning(message)
         self.last_step = step
         if step.plan is not None and step.mode == Mode.ACTIVE:
             self.stats.record(inference=step.plan.inference_s, latents_age=step.plan.latents_age_s)

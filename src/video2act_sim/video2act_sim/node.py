@@ -13,6 +13,12 @@ follow."""
 
 from __future__ import annotations
 
+from video2act_core.process import guard_process_start
+
+# First, before the imports below load torch for seconds: the process dies
+# with its launcher, and a Ctrl-C meanwhile ends it at once.
+guard_process_start()
+
 import sys
 from time import monotonic
 
