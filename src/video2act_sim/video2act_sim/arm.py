@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from video2act_core.control import JointLimits
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import ControllerSet, Trajectory
 
@@ -46,15 +47,12 @@ class HardwareLimits:
 
     @classmethod
     def from_params(cls, sim: SimArmParams) -> "HardwareLimits":
-        """The params file's joint limits, velocities with the hardware margin."""
-        joints = len(sim.joint_names)
-
-        def values(given: list[float], fallback: float) -> np.ndarray:
-            return np.asarray(given, dtype=np.float64) if given else np.full(joints, fallback)
-
-        return cls(values(sim.joint_lower_limits, -np.inf), values(sim.joint_upper_limits, np.inf),
-                   values(sim.max_joint_velocity, np.inf) * (1.0 + sim.hardware_limit_margin),
-                   values(sim.max_joint_acceleration, np.inf))
+        """The joint limits the policy reads too, velocities with the hardware margin."""
+        joints = JointLimits.from_lists(sim.joint_names, sim.joint_lower_limits, sim.joint_upper_limits,
+                                        sim.max_joint_velocity)
+        acceleration = (np.asarray(sim.max_joint_acceleration, dtype=np.float64) if sim.max_joint_acceleration
+                        else np.full(len(sim.joint_names), np.inf))
+        return cls(joints.lower, joints.upper, joints.max_velocity * (1.0 + sim.hardware_limit_margin), acceleration)
 
 
 class Servos:
