@@ -19,7 +19,6 @@ guard_process_start()
 import sys
 import threading
 
-import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.duration import Duration as RclpyDuration
@@ -44,7 +43,7 @@ from video2act_core.control import (
     Step,
     reorder_joint_state,
 )
-from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns, stamp_to_seconds
+from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PolicyParams
 from video2act_core.policy import limit_cpu_threads
@@ -87,7 +86,6 @@ class PolicyNode(ModelNode):
         self.reset_ns = 0
         self.stats = RecentStats()
         self.rejected_inputs = 0
-        self.last_command_ns = 0
 
         self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         # Best effort matches both reliable and best-effort joint state publishers.
@@ -151,12 +149,12 @@ class PolicyNode(ModelNode):
         except JointStateError as error:
             return self.refuse_input("joint state", str(error))
         now = self.now_s()
-        stamp = stamp_to_seconds(msg.header.stamp)
-        if stamp - now > self.params.max_stamp_lead_s:
-            return self.refuse_input("joint state", f"stamped {stamp - now:.2f} s in the future")
-        if stamp_to_ns(msg.header.stamp) and stamp_to_ns(msg.header.stamp) <= self.reset_ns:
+        stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns * 1e-9 - now > self.params.max_stamp_lead_s:
+            return self.refuse_input("joint state", f"stamped {stamp_ns * 1e-9 - now:.2f} s in the future")
+        if stamp_ns and stamp_ns <= self.reset_ns:
             return  # measured before (or at) the last reset: the last episode's
-        self.latest_state = JointStateSample(positions, stamp if stamp > 0 else now, now)
+        self.latest_state = JointStateSample(positions, stamp_ns * 1e-9 if stamp_ns else now, now)
 
     def on_robot_description(self, msg: String) -> None:
         try:
@@ -215,7 +213,6 @@ class PolicyNode(ModelNode):
         self.publish_chunk(step, self.latest_state, self.now_s())
 
     def publish_command(self, command: JointCommand) -> None:
-        self.last_command_ns = round(command.issued_s * 1e9)
         self.trajectory_publisher.publish(self.trajectory(command, self.groups.arm))
         if self.gripper_publisher is None:
             return
@@ -254,7 +251,7 @@ class PolicyNode(ModelNode):
             msg.horizon = step.command.positions.shape[0]
             msg.limited_values = step.command.limited
             msg.command_origin = step.command.origin.tolist()
-            ns_to_stamp(self.last_command_ns, msg.command_stamp)
+            ns_to_stamp(round(step.command.issued_s * 1e9), msg.command_stamp)
         plan = step.plan
         if plan is not None:
             if plan.latents is not None:
