@@ -41,7 +41,7 @@ def expert_bags(tmp_path_factory) -> Path:
 
 
 def episode_topics():
-    from video2act_core.bags import EpisodeTopics
+    from video2act_core.data.bags import EpisodeTopics
     from video2act_core.params import SimArmParams, node_params
 
     sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
-from video2act_core.bags import BagError, EpisodeRecorder, read_episode
-from video2act_core.dataset import episode_samples, find_episode_bags, load_episodes, load_samples
+from video2act_core.data.bags import BagError, EpisodeRecorder, read_episode
+from video2act_core.data.dataset import episode_samples, find_episode_bags, load_episodes, load_samples
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher

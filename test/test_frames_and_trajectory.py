@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from video2act_core.frames import FrameBuffer, ImageDecodeError, clip_frame_indices, decode_image, encode_rgb8
+from video2act_core.data.frames import FrameBuffer, ImageDecodeError, clip_frame_indices, decode_image, encode_rgb8
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, episode_topics
-from video2act_core.bags import BagError
-from video2act_core.dataset import load_episodes, load_samples
-from video2act_core.lerobot import read_lerobot_dataset
+from video2act_core.data.bags import BagError
+from video2act_core.data.dataset import load_episodes, load_samples
+from video2act_core.data.lerobot import read_lerobot_dataset
 
 FPS, ROWS, SIZE = 10, 12, 64
 # The dataset names its joints in another order and has an extra one.

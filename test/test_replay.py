@@ -3,7 +3,7 @@
 import json
 
 from conftest import PARAMS_FILE
-from video2act_core.dataset import find_episode_bags
+from video2act_core.data.dataset import find_episode_bags
 from video2act_sim.replay import main as replay
 
 

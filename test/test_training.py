@@ -8,7 +8,7 @@ import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.dataset import Samples, first_sample_of_episode, keep_every
+from video2act_core.data.dataset import Samples, first_sample_of_episode, keep_every
 from video2act_core.train import main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.

@@ -28,9 +28,9 @@ import torch
 import yaml
 from torch import nn
 
-from video2act_core.bags import EpisodeTopics
+from video2act_core.data.bags import EpisodeTopics
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
-from video2act_core.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
+from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
 from video2act_core.params import CommonParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 

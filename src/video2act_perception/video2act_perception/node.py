@@ -18,7 +18,7 @@ from std_msgs.msg import Empty
 from video2act_msgs.msg import SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system2
-from video2act_core.frames import FrameBuffer, ImageDecodeError, decode_image
+from video2act_core.data.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams

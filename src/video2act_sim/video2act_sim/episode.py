@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from video2act_core.bags import EpisodeRecorder
-from video2act_core.frames import FrameBuffer
+from video2act_core.data.bags import EpisodeRecorder
+from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, SimArm, make_arm

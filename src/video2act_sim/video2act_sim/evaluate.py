@@ -37,7 +37,7 @@ from video2act_core.control import (
     PolicySupervisor,
     SafetyEnvelope,
 )
-from video2act_core.frames import FrameBuffer
+from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.bags import EpisodeRecorder, EpisodeTopics
-from video2act_core.frames import FrameBuffer
+from video2act_core.data.bags import EpisodeRecorder, EpisodeTopics
+from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.bags import BagError, EpisodeTopics, read_episode
+from video2act_core.data.bags import BagError, EpisodeTopics, read_episode
 from video2act_core.metrics import percentiles_ms
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes

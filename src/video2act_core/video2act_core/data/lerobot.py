@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.bags import BagError, Episode
+from video2act_core.data.bags import BagError, Episode
 
 SUPPORTED_VERSIONS = ("v2.0", "v2.1")
 STATE_KEY, ACTION_KEY = "observation.state", "action"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.control import JointStateError, reorder_joint_state
-from video2act_core.frames import ImageDecodeError, decode_image
+from video2act_core.data.frames import ImageDecodeError, decode_image
 from video2act_core.params import absolute_topic
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.bags import BagError, Episode, EpisodeTopics, read_episode
-from video2act_core.frames import clip_frame_indices
-from video2act_core.lerobot import is_lerobot_dataset, read_lerobot_dataset
+from video2act_core.data.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.data.frames import clip_frame_indices
+from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
 
 
