@@ -35,6 +35,8 @@ def test_training_writes_a_loadable_checkpoint(trained):
     manifest = read_manifest(out)
     assert manifest.metadata["trained"] and manifest.metadata["stage2_steps"] == 20
     assert manifest.metadata["stage1_steps"] == 2
+    # The expert's bags carry the camera on /tf_static; perception compares it with tf.
+    assert manifest.metadata["camera_pose"]["child"] == "camera_optical_frame"
     assert manifest.stats.state_std != [1.0] * 6  # statistics from the demonstrations
     load_policy(out, device="cpu")
 

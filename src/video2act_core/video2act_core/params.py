@@ -95,6 +95,10 @@ class CommonParams:
     joint_lower_limits: list[float] = param([], "lowest commanded position per joint (rad or m)")
     joint_upper_limits: list[float] = param([], "highest commanded position per joint (rad or m)")
     max_joint_velocity: list[float] = param([], "largest commanded speed per joint (rad/s or m/s)", low=1e-6)
+    # The camera's pose in the base frame is recorded with demonstrations
+    # (/tf_static) and checkpoints, and checked against the robot's tf tree.
+    base_frame: str = param("base_link", "the arm's base frame: joint limits and the camera pose refer to it")
+    camera_frame: str = param("camera_optical_frame", "the camera's optical frame in the tf tree")
 
     def __post_init__(self):
         validate_fields(self)
@@ -136,6 +140,12 @@ class PerceptionParams(ModelNodeParams):
     # Best effort is how cameras publish; reliable loses no frames of large
     # images on one machine (see ../shared/ENVIRONMENT.md).
     image_qos: str = param("sensor_data", "camera subscription QoS", choices=("sensor_data", "reliable"))
+    camera_pose_tolerance_m: float = param(0.02, "warn when the camera sits further than this from its pose in "
+                                           "the checkpoint (m)", low=0.0, high=10.0)
+    camera_pose_tolerance_deg: float = param(3.0, "warn when the camera is turned more than this from its pose "
+                                             "in the checkpoint (deg)", low=0.0, high=180.0)
+    camera_pose_timeout_s: float = param(10.0, "how long start-up looks for the base-to-camera transform in tf",
+                                         low=0.0, high=600.0)
 
 
 @dataclass

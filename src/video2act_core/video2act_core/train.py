@@ -28,10 +28,11 @@ import torch
 import yaml
 from torch import nn
 
-from video2act_core.data.bags import EpisodeTopics
+from video2act_core.camera_pose import demonstrations_camera_pose
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
+from video2act_core.data.bags import EpisodeTopics
 from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
-from video2act_core.params import CommonParams, SimArmParams, node_params
+from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 
 STATE_FILE = "state.pt"
@@ -155,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     encoder.to(device), action.to(device)
 
     frame_size = (encoder.config.image_height, encoder.config.image_width)
-    episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size)
+    episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size,
+                                      (common.base_frame, common.camera_frame))
+    perception = node_params(PerceptionParams, args.params, "video2act_perception")
+    camera_pose, no_camera_pose = demonstrations_camera_pose(
+        [episode.camera_pose for episode in episodes], perception.camera_pose_tolerance_m,
+        np.radians(perception.camera_pose_tolerance_deg))
+    if no_camera_pose and not quiet:
+        print(f"warning: the checkpoint will record no camera pose: {no_camera_pose}")
     samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
                                   action.config.horizon, args.frame_stride)
     samples = keep_every(samples, args.sample_every)  # statistics stay those of every step
@@ -272,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
+            # Perception compares it with the robot's tf at start-up.
+            "camera_pose": camera_pose.to_dict() if camera_pose else None,
         }
         model_id = save_checkpoint(args.out, encoder, action, stats, name=args.name, metadata=metadata,
                                    overwrite=args.overwrite)

@@ -8,8 +8,10 @@ from video2act_core.process import guard_process_start
 # with its launcher, and a Ctrl-C meanwhile ends it at once.
 guard_process_start()
 
+import math
 import sys
 
+import rclpy.time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
@@ -17,7 +19,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Empty
 from video2act_msgs.msg import SpatioMotionLatents
 
-from video2act_core.checkpoint import load_system2
+from video2act_core.camera_pose import CameraPose, pose_mismatch
+from video2act_core.checkpoint import load_system2, read_manifest
 from video2act_core.data.frames import FrameBuffer, ImageDecodeError, decode_image
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
@@ -51,6 +54,8 @@ class PerceptionNode(ModelNode):
         self.bridge = cv_bridge()
         self.dropped_images = 0
         self.last_problem = ""
+        self.camera_pose_status, self.camera_moved = "", False
+        self.start_camera_pose_check(checkpoint)
 
         image_qos = (
             qos_profile_sensor_data
@@ -67,6 +72,48 @@ class PerceptionNode(ModelNode):
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
             f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
         )
+
+    def start_camera_pose_check(self, checkpoint) -> None:
+        """Compare the camera's pose in tf with the demonstrations' (in the
+        checkpoint), retrying until the tree has it or the timeout passes."""
+        recorded = read_manifest(checkpoint, verify=False).metadata.get("camera_pose")
+        if not recorded:
+            self.camera_pose_status = "not checked: the checkpoint records no camera pose"
+            return
+        try:
+            import tf2_ros
+        except ImportError:  # the PyPI wheels have no tf2; a ROS 2 install does
+            self.camera_pose_status = "not checked: tf2_ros is not installed here"
+            self.get_logger().info(f"camera pose {self.camera_pose_status}")
+            return
+        self.expected_camera_pose = CameraPose.from_dict(recorded)
+        self.tf_buffer = tf2_ros.Buffer()
+        self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self)
+        self.tf_error = tf2_ros.TransformException
+        self.camera_pose_status = f"looking up {self.params.base_frame} -> {self.params.camera_frame} in tf"
+        self.camera_pose_deadline_ns = self.now_ns() + int(self.params.camera_pose_timeout_s * 1e9)
+        self.camera_pose_timer = self.create_timer(0.5, self.check_camera_pose)
+
+    def check_camera_pose(self) -> None:
+        try:
+            transform = self.tf_buffer.lookup_transform(self.params.base_frame, self.params.camera_frame,
+                                                        rclpy.time.Time())
+        except self.tf_error as error:
+            if self.now_ns() > self.camera_pose_deadline_ns:
+                self.camera_pose_timer.cancel()
+                self.camera_pose_status = f"not checked: no transform in tf ({error})"
+                self.get_logger().warning(f"camera pose {self.camera_pose_status}")
+            return
+        self.camera_pose_timer.cancel()
+        problem = pose_mismatch(self.expected_camera_pose, CameraPose.from_transform_stamped(transform),
+                                self.params.camera_pose_tolerance_m,
+                                math.radians(self.params.camera_pose_tolerance_deg))
+        self.camera_moved = problem is not None
+        self.camera_pose_status = problem or "as in the demonstrations"
+        if problem:
+            self.get_logger().warning(f"{problem}: the policy sees a scene it was not trained on")
+        else:
+            self.get_logger().info("camera pose matches the checkpoint's")
 
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
@@ -135,13 +182,15 @@ class PerceptionNode(ModelNode):
         self.last_problem = ""
 
     def publish_diagnostics(self) -> None:
-        level = DiagnosticStatus.WARN if self.last_problem else DiagnosticStatus.OK
+        problem = self.last_problem or (self.camera_pose_status if self.camera_moved else "")
+        level = DiagnosticStatus.WARN if problem else DiagnosticStatus.OK
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 2",
-                                  hardware_id=self.params.checkpoint_path, message=self.last_problem or "OK")
+                                  hardware_id=self.params.checkpoint_path, message=problem or "OK")
         p50, p99 = self.stats.percentiles_ms("latency")
         values = {"latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
                   "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
-                  "images dropped": self.dropped_images, "sequence": self.sequence}
+                  "images dropped": self.dropped_images, "sequence": self.sequence,
+                  "camera pose": self.camera_pose_status}
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

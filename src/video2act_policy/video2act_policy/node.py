@@ -103,7 +103,9 @@ class PolicyNode(ModelNode):
         if self.groups.gripper:
             gripper_type = JointTrajectory if params.gripper_command_type == "joint_trajectory" else Float64MultiArray
             self.gripper_publisher = self.create_publisher(gripper_type, params.gripper_command_topic, reliable)
-        self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 10)
+        # A record of every command: a recorder or monitor that falls a few
+        # seconds behind (a loaded machine) still gets each one.
+        self.chunk_publisher = self.create_publisher(ActionChunk, params.action_chunk_topic, 100)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(SetBool, "~/arm", self.on_arm)
         self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)

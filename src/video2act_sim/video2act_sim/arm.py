@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from video2act_core.camera_pose import CameraPose
 from video2act_core.control import JointLimits
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import ControllerSet, Trajectory
@@ -28,6 +29,10 @@ START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
+# The top-down camera above the centre of its view, optical axis down
+# (optical frame: x right, y down the image, z forward): in view units.
+CAMERA_HEIGHT = 1.0
+CAMERA_ROTATION_XYZW = (1.0, 0.0, 0.0, 0.0)  # half a turn about the base's x axis
 
 
 @dataclass
@@ -100,6 +105,8 @@ class SimArm(Protocol):
 
     def render(self, height: int, width: int) -> np.ndarray: ...
 
+    def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose: ...
+
 
 class KinematicArm:
     """Six joints: pan, shoulder lift, elbow, wrist flex, wrist roll, gripper.
@@ -171,6 +178,9 @@ class KinematicArm:
         goal[0] = np.arctan2(self.target[0], self.target[1])
         goal[1], goal[2], goal[3] = lift[best], elbow[best], HOME[3]
         return goal
+
+    def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose:
+        return CameraPose(base_frame, camera_frame, (0.0, 0.5 / VIEW_SCALE, CAMERA_HEIGHT), CAMERA_ROTATION_XYZW)
 
     def render(self, height: int, width: int) -> np.ndarray:
         """(H, W, 3) uint8 top-down view; the base sits at the bottom centre."""

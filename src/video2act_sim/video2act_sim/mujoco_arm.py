@@ -11,6 +11,7 @@ from importlib import resources
 
 import numpy as np
 
+from video2act_core.camera_pose import CameraPose
 from video2act_core.trajectory import ControllerSet, Trajectory
 from video2act_sim.arm import ArmState, HardwareLimits, Servos
 
@@ -115,6 +116,23 @@ class MujocoArm:
         goal_joints = scratch.qpos[self.joint_qpos].copy()
         low, high = self.model.actuator_ctrlrange.T
         return np.clip(goal_joints, low, high)
+
+    def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose:
+        """The scene camera in the arm's base body; a MuJoCo camera looks
+        along its -z with y up, an optical frame along z with y down."""
+        mujoco, data = self.mujoco, self.data
+
+        def world_pose(position, rotation_matrix, child: str) -> CameraPose:
+            wxyz = np.empty(4)
+            mujoco.mju_mat2Quat(wxyz, np.asarray(rotation_matrix, np.float64).ravel())
+            return CameraPose("world", child, tuple(position), (*wxyz[1:], wxyz[0]))
+
+        base_body = self.model.body_parentid[self.model.jnt_bodyid[self.model.actuator_trnid[0, 0]]]
+        base = world_pose(data.xpos[base_body], data.xmat[base_body], base_frame)
+        camera = world_pose(data.cam_xpos[self.model.camera(CAMERA).id], data.cam_xmat[self.model.camera(CAMERA).id],
+                            "mujoco_camera")
+        optical = CameraPose("mujoco_camera", camera_frame, (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
+        return base.inverse().then(camera).then(optical)
 
     def render(self, height: int, width: int) -> np.ndarray:
         renderer = self._renderers.get((height, width))

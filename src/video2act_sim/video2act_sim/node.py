@@ -79,6 +79,24 @@ class SimArmNode(Node):
         steady = SteadyClock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(1.0 / params.joint_state_rate_hz, self.on_physics, clock=steady)
         self.create_timer(1.0 / params.camera_rate_hz, self.on_camera, clock=steady)
+        self.publish_camera_pose()
+
+    def publish_camera_pose(self) -> None:
+        """The camera on /tf_static, as a robot's robot_state_publisher puts
+        it, where tf2_ros is installed (not in the PyPI wheels)."""
+        try:
+            from geometry_msgs.msg import TransformStamped
+            from tf2_ros import StaticTransformBroadcaster
+        except ImportError:
+            return
+        pose = self.arm.camera_pose(self.params.base_frame, self.params.camera_frame)
+        msg = TransformStamped(child_frame_id=pose.child)
+        msg.header.stamp, msg.header.frame_id = self.stamp(), pose.parent
+        t, q = msg.transform.translation, msg.transform.rotation
+        t.x, t.y, t.z = pose.translation
+        q.x, q.y, q.z, q.w = pose.rotation
+        self.tf_static_broadcaster = StaticTransformBroadcaster(self)
+        self.tf_static_broadcaster.sendTransform(msg)
 
     def now_s(self) -> float:
         """Simulation time: the node clock, or the arm's own when it owns /clock."""
@@ -176,7 +194,7 @@ class SimArmNode(Node):
         stamp = self.stamp()
         msg = Image()
         msg.header.stamp = stamp
-        msg.header.frame_id = "camera_optical_frame"
+        msg.header.frame_id = self.params.camera_frame
         msg.encoding = "rgb8"
         msg.height, msg.width, msg.step, msg.data = encode_rgb8(
             self.arm.render(self.params.image_height, self.params.image_width)

@@ -2,8 +2,9 @@
 
 An episode bag holds camera `sensor_msgs/Image`, `sensor_msgs/JointState`,
 the commanded `trajectory_msgs/JointTrajectory` (what the controller was
-asked to do: the action labels), `std_msgs/Bool` task success and
-`rosgraph_msgs/Clock`. Bags recorded on a robot with `ros2 bag record` of
+asked to do: the action labels), `std_msgs/Bool` task success,
+`rosgraph_msgs/Clock` and `/tf_static` (the camera's pose in the base
+frame). Bags recorded on a robot with `ros2 bag record` of
 the same topics read the same way; mcap and sqlite3 storage both work.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from video2act_core.camera_pose import CameraPose, compose_static_tree
 from video2act_core.control import JointStateError, reorder_joint_state
 from video2act_core.data.frames import ImageDecodeError, decode_image
 from video2act_core.params import absolute_topic
@@ -48,6 +50,10 @@ class Episode:
     command_stamps_ns: np.ndarray  # (K,)
     commands: np.ndarray  # (K, J): the first point of each commanded trajectory
     success: bool
+    camera_pose: CameraPose | None = None  # camera frame in base frame, from /tf_static
+
+
+TF_STATIC = "/tf_static"
 
 
 def _typestore():
@@ -80,9 +86,11 @@ class EpisodeRecorder:
             topics.trajectory: "trajectory_msgs/msg/JointTrajectory",
             topics.success: "std_msgs/msg/Bool",
             "/clock": "rosgraph_msgs/msg/Clock",
+            TF_STATIC: "tf2_msgs/msg/TFMessage",
         }
         self.connections = {topic: self.writer.add_connection(topic, msgtype, typestore=self.store) for topic, msgtype in types.items()}
         self.topics = topics
+        self.camera_frame = ""
 
     def _write(self, topic: str, stamp_ns: int, message) -> None:
         connection = self.connections[topic]
@@ -94,10 +102,23 @@ class EpisodeRecorder:
     def clock(self, stamp_ns: int) -> None:
         self._write("/clock", stamp_ns, self.store.types["rosgraph_msgs/msg/Clock"](clock=_to_time(self.store, stamp_ns)))
 
+    def camera_pose(self, stamp_ns: int, pose: CameraPose) -> None:
+        """The camera's place on /tf_static, as robot_state_publisher puts it
+        in a robot's bag; images are then stamped with its frame."""
+        types = self.store.types
+        transform = types["geometry_msgs/msg/TransformStamped"](
+            header=self._header(stamp_ns, pose.parent), child_frame_id=pose.child,
+            transform=types["geometry_msgs/msg/Transform"](
+                translation=types["geometry_msgs/msg/Vector3"](*pose.translation),
+                rotation=types["geometry_msgs/msg/Quaternion"](*pose.rotation)),
+        )
+        self._write(TF_STATIC, stamp_ns, types["tf2_msgs/msg/TFMessage"](transforms=[transform]))
+        self.camera_frame = pose.child
+
     def image(self, stamp_ns: int, frame: np.ndarray) -> None:
         height, width, _ = frame.shape
         message = self.store.types["sensor_msgs/msg/Image"](
-            header=self._header(stamp_ns, "camera_optical_frame"), height=height, width=width, encoding="rgb8",
+            header=self._header(stamp_ns, self.camera_frame), height=height, width=width, encoding="rgb8",
             is_bigendian=0, step=width * 3, data=np.ascontiguousarray(frame, dtype=np.uint8).ravel(),
         )
         self._write(self.topics.image, stamp_ns, message)
@@ -147,16 +168,19 @@ def _stamp_ns(message, receive_ns: int) -> int:
     return stamp if stamp > 0 else receive_ns
 
 
-def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]) -> Episode:
+def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str],
+                 camera_frames: tuple[str, str] | None = None) -> Episode:
     """Decode one episode bag; undecodable messages are skipped, a bag
-    without images, joint states or commands is an error."""
+    without images, joint states or commands is an error. With
+    `camera_frames` (base, camera) the camera pose is composed from the
+    bag's /tf_static, when it holds both frames."""
     from rosbags.highlevel import AnyReader
 
-    images, states, commands, success = [], [], [], False
+    images, states, commands, success, static_links = [], [], [], False, []
     skipped = 0
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
-            wanted = {topics.image, topics.joint_states, topics.trajectory, topics.success}
+            wanted = {topics.image, topics.joint_states, topics.trajectory, topics.success, TF_STATIC}
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
@@ -172,6 +196,8 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
                             order = [list(message.joint_names).index(n) for n in joint_names]
                             first = np.asarray(message.points[0].positions, np.float64)[order]
                             commands.append((receive_ns, first))
+                    elif connection.topic == TF_STATIC:
+                        static_links.extend(CameraPose.from_transform_stamped(t) for t in message.transforms)
                     else:
                         success |= bool(message.data)
                 except (ImageDecodeError, JointStateError, ValueError, IndexError):
@@ -191,4 +217,6 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     image_stamps, frames = stacked(images)
     state_stamps, state_values = stacked(states)
     command_stamps, command_values = stacked(commands)
-    return Episode(image_stamps, frames, state_stamps, state_values, command_stamps, command_values, success)
+    camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
+    return Episode(image_stamps, frames, state_stamps, state_values, command_stamps, command_values, success,
+                   camera_pose)

@@ -42,10 +42,12 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
 
 
 def load_episodes(
-    roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None
+    roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None,
+    camera_frames: tuple[str, str] | None = None,
 ) -> tuple[list[Episode], list[str]]:
     """Episodes from rosbag2 directories (one episode each) and LeRobot
-    datasets (many each) under the roots, and a name for each source."""
+    datasets (many each) under the roots, and a name for each source;
+    `camera_frames` (base, camera) as for `read_episode`."""
     episodes, sources = [], []
     for root in roots:
         if is_lerobot_dataset(root):
@@ -54,7 +56,7 @@ def load_episodes(
             sources += [f"{root}#{i}" for i in range(len(found))]
         else:
             for bag in find_episode_bags([root]):
-                episodes.append(read_episode(bag, topics, joint_names))
+                episodes.append(read_episode(bag, topics, joint_names, camera_frames))
                 sources.append(str(bag))
     return episodes, sources
 
