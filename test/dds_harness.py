@@ -15,7 +15,7 @@ from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE
 from video2act_core.control import JointCommand, JointLimits, envelope_violations
-from video2act_core.data.frames import encode_rgb8
+from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_ns
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.ros import latents_qos

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from video2act_core.data.frames import FrameBuffer, ImageDecodeError, clip_frame_indices, decode_image, encode_rgb8
+from video2act_core.data.frames import FrameBuffer, clip_frame_indices
+from video2act_core.data.images import (ImageDecodeError, decode_compressed, decode_image, decode_image_message,
+                                        encode_compressed, encode_rgb8)
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
@@ -26,6 +28,37 @@ def test_mono_is_replicated():
     mono = np.array([[1, 2], [3, 4]], np.uint8)
     decoded = decode_image("mono8", 2, 2, 2, mono.tobytes())
     assert decoded.shape == (2, 2, 3) and np.all(decoded[..., 0] == mono) and np.all(decoded[..., 2] == mono)
+
+
+def test_compressed_images_decode_to_rgb():
+    rng = np.random.default_rng(0)
+    frame = np.repeat(np.repeat(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), 8, 0), 8, 1)
+    format, data = encode_compressed(frame, "png")
+    assert format == "rgb8; compressed png"
+    np.testing.assert_array_equal(decode_compressed(format, data), frame)
+    format, data = encode_compressed(frame, "jpeg", quality=95)
+    decoded = decode_compressed(format, data).astype(int)
+    # Lossy (chroma subsampling on random colours), but far from swapped colours.
+    assert np.abs(decoded - frame).mean() < 12 < np.abs(decoded - frame[..., ::-1]).mean()
+
+    class Compressed:  # what rclpy and the bag reader both hand over
+        def __init__(self, format, data):
+            self.format, self.data = format, data
+
+    # image_transport's format string says bgr8, the file holds its own order.
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    decoded = decode_image_message(Compressed("bgr8; jpeg compressed bgr8", encode_compressed(red, "jpeg")[1]))
+    assert decoded[..., 0].min() > 200 and decoded[..., 2].max() < 50
+
+
+@pytest.mark.parametrize("format, data, message", [
+    ("jpeg", b"not an image", "cannot decode compressed image"),
+    ("16UC1; compressedDepth", b"", "compressed depth image"),
+])
+def test_bad_compressed_images_are_refused(format, data, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        decode_compressed(format, data)
 
 
 @pytest.mark.parametrize(

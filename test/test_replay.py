@@ -2,7 +2,10 @@
 
 import json
 
-from conftest import PARAMS_FILE
+import numpy as np
+import pytest
+
+from conftest import JOINTS, PARAMS_FILE
 from video2act_core.data.dataset import find_episode_bags
 from video2act_sim.replay import main as replay
 
@@ -19,3 +22,82 @@ def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_
     assert report["active_chunks"] > 0 and report["chunks_compared"] > 0
     assert report["chunk_mae"] >= 0 and report["system1_latency_p50_ms"] > 0
     assert (tmp_path / "latency.png").stat().st_size > 0
+
+
+def write_outside_bag(path, seconds=3.0):
+    """A robot's bag as another stack writes it (the rosbags writer, not our
+    recorder): jpeg CompressedImage on <camera>/compressed, joints named
+    `<joint>.pos` with an extra joint, in another order, sqlite3 storage."""
+    import io
+
+    from PIL import Image
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    T = store.types
+    names = [f"{j}.pos" for j in reversed(JOINTS)] + ["camera_tilt"]
+    with Writer(path, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
+        camera = writer.add_connection("/cam/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
+                                       typestore=store)
+        states = writer.add_connection("/arm/joint_states", "sensor_msgs/msg/JointState", typestore=store)
+        commands = writer.add_connection("/arm/joint_trajectory", "trajectory_msgs/msg/JointTrajectory",
+                                         typestore=store)
+
+        def header(ns, frame=""):
+            return T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=ns // 10**9, nanosec=ns % 10**9),
+                                            frame_id=frame)
+
+        start = 1_700_000_000 * 10**9
+        for step in range(int(seconds * 50)):
+            ns = start + step * 20_000_000
+            positions = np.append(0.3 * np.sin(step / 50 + np.arange(len(JOINTS)))[::-1], 0.1)
+            writer.write(states, ns, store.serialize_cdr(T["sensor_msgs/msg/JointState"](
+                header=header(ns), name=names, position=positions, velocity=np.zeros(0), effort=np.zeros(0)),
+                states.msgtype))
+            if step % 5 == 0:  # 10 Hz commands
+                point = T["trajectory_msgs/msg/JointTrajectoryPoint"](
+                    positions=positions[:-1], velocities=np.zeros(0), accelerations=np.zeros(0), effort=np.zeros(0),
+                    time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=100_000_000))
+                writer.write(commands, ns, store.serialize_cdr(T["trajectory_msgs/msg/JointTrajectory"](
+                    header=header(0), joint_names=names[:-1], points=[point]), commands.msgtype))
+            if step % 3 == 0:  # ~15 Hz camera
+                frame = np.zeros((48, 64, 3), np.uint8)
+                frame[:, (step // 3) % 64] = (255, 0, 0)
+                buffer = io.BytesIO()
+                Image.fromarray(frame).save(buffer, format="JPEG")
+                writer.write(camera, ns, store.serialize_cdr(T["sensor_msgs/msg/CompressedImage"](
+                    header=header(ns, "cam_optical"), format="bgr8; jpeg compressed bgr8",
+                    data=np.frombuffer(buffer.getvalue(), np.uint8)), camera.msgtype))
+
+
+OUTSIDE_TOPICS = ["--image-topic", "/cam/color/image_raw", "--joint-states-topic", "/arm/joint_states",
+                  "--command-topic", "/arm/joint_trajectory", "--strip-joint-suffix", ".pos"]
+
+
+def test_an_outside_robot_bag_with_compressed_images_replays(tiny_checkpoint, tmp_path):
+    write_outside_bag(tmp_path / "bag")
+    assert replay(["--bag", str(tmp_path / "bag"), "--checkpoint", str(tiny_checkpoint), "--params",
+                   str(PARAMS_FILE), "--rate", "0.25", "--out", str(tmp_path / "out"), *OUTSIDE_TOPICS]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["camera_type"] == "sensor_msgs/msg/CompressedImage"
+    assert report["active_chunks"] > 0 and report["chunks_compared"] > 0
+    assert report["modes"]["active"] == report["active_chunks"]
+    # Its own graph: a domain of its own, restored for the caller afterwards.
+    assert report["ros_domain_id"] is not None
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--image-topic", "/wrong"], "no camera images on /wrong or /wrong/compressed; image topics in the bag: "
+                                  "/cam/color/image_raw/compressed (CompressedImage)"),
+    (["--strip-joint-suffix", ""], "no usable joint states on /arm/joint_states (150 x /arm/joint_states: "),
+    (["--checkpoint", "/nonexistent"], "/nonexistent"),
+])
+def test_a_users_mistake_is_one_line_and_a_nonzero_exit(tmp_path, capsys, change, message):
+    write_outside_bag(tmp_path / "bag", seconds=3.0)
+    argv = ["--bag", str(tmp_path / "bag"), "--params", str(PARAMS_FILE), "--out", str(tmp_path / "out"),
+            *OUTSIDE_TOPICS, *change]
+    assert replay(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("replay: error: ") and message in error and "Traceback" not in error
+    assert error.count("\n") == 1

@@ -140,6 +140,10 @@ class PerceptionParams(ModelNodeParams):
     # Best effort is how cameras publish; reliable loses no frames of large
     # images on one machine (see ../shared/ENVIRONMENT.md).
     image_qos: str = param("sensor_data", "camera subscription QoS", choices=("sensor_data", "reliable"))
+    # image_transport's compressed plugin publishes on <image_topic>/compressed.
+    image_transport: str = param("raw", "raw: sensor_msgs/Image on image_topic; compressed: "
+                                 "sensor_msgs/CompressedImage (jpeg, png) on image_topic/compressed",
+                                 choices=("raw", "compressed"))
     camera_pose_tolerance_m: float = param(0.02, "warn when the camera sits further than this from its pose in "
                                            "the checkpoint (m)", low=0.0, high=10.0)
     camera_pose_tolerance_deg: float = param(3.0, "warn when the camera is turned more than this from its pose "

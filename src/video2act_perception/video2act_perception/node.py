@@ -15,13 +15,14 @@ import rclpy.time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty
 from video2act_msgs.msg import SpatioMotionLatents
 
 from video2act_core.camera_pose import CameraPose, pose_mismatch
 from video2act_core.checkpoint import load_system2, read_manifest
-from video2act_core.data.frames import FrameBuffer, ImageDecodeError, decode_image
+from video2act_core.data.frames import FrameBuffer
+from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
@@ -62,7 +63,12 @@ class PerceptionNode(ModelNode):
             if params.image_qos == "sensor_data"
             else QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         )
-        self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
+        if params.image_transport == "compressed":
+            self.image_topic = params.image_topic.rstrip("/") + COMPRESSED_SUFFIX
+            self.create_subscription(CompressedImage, self.image_topic, self.on_image, image_qos)
+        else:
+            self.image_topic = params.image_topic
+            self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -70,7 +76,7 @@ class PerceptionNode(ModelNode):
         self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
-            f"from {params.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
+            f"from {self.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
         )
 
     def start_camera_pose_check(self, checkpoint) -> None:
@@ -118,17 +124,17 @@ class PerceptionNode(ModelNode):
     def now_ns(self) -> int:
         return self.get_clock().now().nanoseconds
 
-    def decode(self, msg: Image):
-        """(H, W, 3) uint8 RGB: by cv_bridge where a ROS 2 install has it (it
-        knows every encoding), else by the built-in decoder."""
-        if self.bridge is not None:
+    def decode(self, msg: Image | CompressedImage):
+        """(H, W, 3) uint8 RGB: a raw image by cv_bridge where a ROS 2 install
+        has it (it knows every encoding), else by the built-in decoder."""
+        if self.bridge is not None and isinstance(msg, Image):
             try:
                 return self.bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
             except Exception:  # an encoding cv_bridge refuses: the built-in decoder says why
                 pass
-        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        return decode_image_message(msg)
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg: Image | CompressedImage) -> None:
         try:
             frame = self.decode(msg)
         except ImageDecodeError as error:
@@ -153,7 +159,7 @@ class PerceptionNode(ModelNode):
     def encode_and_publish(self) -> None:
         clip = self.frames.clip()
         if clip is None:
-            self.last_problem = f"waiting for the first frame on {self.params.image_topic}"
+            self.last_problem = f"waiting for the first frame on {self.image_topic}"
             self.get_logger().info(self.last_problem, throttle_duration_sec=5.0)
             return
         newest = clip.stamps_ns[-1]

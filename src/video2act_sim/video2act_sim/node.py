@@ -34,7 +34,7 @@ from std_msgs.msg import Bool, Empty, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from video2act_core.control import JointGroups
-from video2act_core.data.frames import encode_rgb8
+from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node

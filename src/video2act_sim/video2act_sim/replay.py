@@ -3,10 +3,18 @@
     python -m video2act_sim.replay --bag data/sim_demos/episode_001000 [--rate 1.0]
 
 Starts the perception and policy nodes (separate processes, use_sim_time),
-plays the bag's camera images and joint states with a /clock that follows
-the bag's timeline (`--rate` > 1 plays faster), and compares the policy's
-action chunks with the commands recorded in the bag; bags from a real robot
-work the same way. Prints action errors and latency percentiles and writes
+plays the bag's camera images (raw or compressed, as recorded) and joint
+states with a /clock that follows the bag's timeline (`--rate` > 1 plays
+faster), and compares the policy's action chunks with the commands recorded
+in the bag; bags from a real robot work the same way (`--image-topic`,
+`--joint-states-topic`, `--command-topic` name their topics).
+
+Safe next to a robot: the replay runs in a ROS domain of its own with
+discovery limited to this machine (`--live-graph` to share the current
+one), and the policy's commands go to video2act_replay/*, never to a
+controller's topic. The bag is streamed, not loaded: memory stays bounded
+whatever its length. Writes report.json (action errors, counts of modes and
+hold reasons, latency percentiles; also when nothing could be compared) and
 a latency histogram.
 """
 
@@ -14,19 +22,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import BagError, EpisodeTopics, read_episode
+from video2act_core.checkpoint import CheckpointError, read_manifest
+from video2act_core.data.bags import BagError, EpisodeTopics, find_image_connection, read_episode
+from video2act_core.data.images import COMPRESSED_SUFFIX
+from video2act_core.data.joint_names import JointNameMap
 from video2act_core.metrics import percentiles_ms
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
 
 def recorded_stream(bag: Path, topics: list[str]):
-    """(receive time ns, topic, raw CDR bytes) of the bag's messages on `topics`, in time order."""
+    """(receive time ns, topic, raw CDR bytes) of the bag's messages on
+    `topics`, in time order, read as they are played: memory does not grow
+    with the bag's length."""
     from rosbags.highlevel import AnyReader
 
     with AnyReader([bag]) as reader:
@@ -36,6 +52,33 @@ def recorded_stream(bag: Path, topics: list[str]):
             raise BagError(f"{bag} has no messages on {sorted(missing)}")
         for connection, stamp, raw in reader.messages(connections=connections):
             yield stamp, connection.topic, bytes(raw)
+
+
+def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[str, str, int, int]:
+    """The camera topic and its type in the bag, and the bag's first and
+    last receive times (ns)."""
+    from rosbags.highlevel import AnyReader
+
+    try:
+        with AnyReader([bag]) as reader:
+            camera = find_image_connection(reader.connections, topics.image, str(bag))
+            return camera.topic, camera.msgtype, reader.start_time, reader.end_time
+    except BagError:
+        raise
+    except Exception as error:  # rosbags raises several unrelated types for damaged bags
+        raise BagError(f"{bag}: cannot read bag: {error}") from error
+
+
+ISOLATION_VARIABLES = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")
+
+
+def isolate_ros_graph(domain_id: int | None) -> int:
+    """Keep the replay off any live robot's graph: a ROS domain of its own,
+    discovery limited to this machine. The node processes inherit it."""
+    domain = domain_id if domain_id is not None else 1 + os.getpid() % 100
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return domain
 
 
 def action_errors(chunks: list[tuple[int, np.ndarray]], command_stamps_ns: np.ndarray, commands: np.ndarray) -> dict:
@@ -55,51 +98,109 @@ def action_errors(chunks: list[tuple[int, np.ndarray]], command_stamps_ns: np.nd
     return {"chunks_compared": len(whole), "first_step_mae": float(np.mean(first)), "chunk_mae": float(np.mean(whole))}
 
 
-def nodes_ready(node, policy: PolicyParams) -> bool:
+def nodes_ready(node, camera_topic: str, joint_states_topic: str) -> bool:
     """Perception listens to the camera, and the policy to joint states (after latents)."""
-    return all(node.count_subscribers(topic) > 0 for topic in (policy.image_topic, policy.joint_states_topic))
+    return all(node.count_subscribers(topic) > 0 for topic in (camera_topic, joint_states_topic))
+
+
+def count_modes(modes: list[int], reasons: list[str]) -> dict:
+    from video2act_msgs.msg import ActionChunk
+
+    names = {getattr(ActionChunk, name): name[len("MODE_"):].lower() for name in dir(ActionChunk)
+             if name.startswith("MODE_")}
+    return {"modes": dict(Counter(names.get(m, str(m)) for m in modes)),
+            "reasons": dict(Counter(r for r in reasons if r).most_common(10))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.serialization import deserialize_message
-    from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import Image, JointState
-    from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
-
-    from video2act_core.messages import stamp_to_ns
-    from video2act_core.ros import latents_qos
-
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bag", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, default=repo / "checkpoints" / "sim_demo")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
+    parser.add_argument("--image-topic", help="camera topic in the bag (default: the params file's); raw or "
+                        "compressed, also found on <topic>/compressed")
+    parser.add_argument("--joint-states-topic", help="sensor_msgs/JointState topic in the bag")
+    parser.add_argument("--command-topic", help="the recorded trajectory_msgs/JointTrajectory commands")
+    parser.add_argument("--strip-joint-suffix", default="", help="cut this off recorded joint names (e.g. .pos)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed (sim time per wall time)")
     parser.add_argument("--warmup", type=float, default=120.0, help="max seconds to wait for the nodes to start")
+    parser.add_argument("--domain-id", type=int, help="ROS domain of the replay (default: one from the process id)")
+    parser.add_argument("--live-graph", action="store_true",
+                        help="replay in the current ROS domain, visible to other nodes (the policy's commands "
+                             "still go to video2act_replay/*, never to a controller)")
     parser.add_argument("--out", type=Path, default=Path("runs/replay"))
+    parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
+    environment = {name: os.environ.get(name) for name in ISOLATION_VARIABLES}
+    try:
+        return replay(args)
+    except (BagError, CheckpointError, OSError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"replay: error: {error}", file=sys.stderr)
+        return 1
+    finally:  # a caller in the same process (a test, a script) keeps its graph
+        for name, value in environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
+
+def replay(args) -> int:
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
-    topics = EpisodeTopics(policy.image_topic, policy.joint_states_topic, policy.trajectory_topic, sim.success_topic)
-    recorded = read_episode(args.bag, topics, policy.joint_names)  # fails early on a corrupt bag
-    stream = list(recorded_stream(args.bag, [topics.image, topics.joint_states]))
+    topics = EpisodeTopics(args.image_topic or policy.image_topic,
+                           args.joint_states_topic or policy.joint_states_topic,
+                           args.command_topic or policy.trajectory_topic, sim.success_topic)
+    read_manifest(args.checkpoint)  # a missing or corrupt checkpoint fails here, in one line
+    camera_topic, camera_type, first_ns, last_ns = bag_layout(args.bag, topics)
+    # The commands only (no image is decoded): fails early on unusable
+    # joint names or commands, and names them.
+    joint_map = JointNameMap(strip_suffix=args.strip_joint_suffix)
+    recorded = read_episode(args.bag, topics, policy.joint_names, images=False, joint_name_map=joint_map)
+    compressed = camera_type.endswith("CompressedImage")
+    # Perception subscribes to <image_topic>/compressed for compressed images.
+    image_topic = camera_topic.removesuffix(COMPRESSED_SUFFIX) if compressed else camera_topic
+    listen_topic = image_topic + COMPRESSED_SUFFIX if compressed else image_topic
+    domain = None if args.live_graph else isolate_ros_graph(args.domain_id)
+
+    import rclpy
+    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import CompressedImage, Image, JointState
+    from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
+
+    from video2act_core.messages import stamp_to_ns
+    from video2act_core.ros import latents_qos
 
     args.out.mkdir(parents=True, exist_ok=True)
-    # The replayed policy drives no arm: it is armed so that it plans.
-    overrides = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True, "start_armed": True}
-    logs = [open(args.out / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
-    processes = [start_node(exe, args.params, overrides, log) for exe, log in zip((PERCEPTION, POLICY), logs)]
+    # The replayed policy is armed so that it plans; its commands go to a
+    # replay topic of their own, so even on a live graph no controller gets
+    # them. Reliable images: large frames over best effort are mostly lost.
+    common = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True,
+              "image_topic": image_topic, "joint_states_topic": topics.joint_states}
+    overrides = {
+        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if compressed else "raw"},
+        POLICY: {**common, "start_armed": True, "trajectory_topic": "video2act_replay/arm_commands",
+                 "gripper_command_topic": "video2act_replay/gripper_commands", "robot_description_topic": ""},
+    }
+    logs = {exe: open(args.out / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)}
+    processes = [start_node(exe, args.params, overrides[exe], logs[exe]) for exe in (PERCEPTION, POLICY)]
     rclpy.init()
     node = rclpy.create_node("video2act_replay")
     clock = node.create_publisher(Clock, "/clock", 10)
-    publishers = {topics.image: (node.create_publisher(Image, topics.image, 10), Image),
-                  topics.joint_states: (node.create_publisher(JointState, topics.joint_states, 10), JointState)}
-    chunks, chunk_latency, latents_latency, modes = [], [], [], []
+    reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
+    publishers = {camera_topic: node.create_publisher(CompressedImage if compressed else Image, listen_topic, reliable),
+                  topics.joint_states: node.create_publisher(JointState, topics.joint_states, 50)}
+    chunks, chunk_latency, latents_latency, modes, reasons = [], [], [], [], []
+    played = 0
 
     def on_chunk(msg):
         modes.append(msg.mode)
+        reasons.append(msg.reason)
         if msg.mode == ActionChunk.MODE_ACTIVE:
             positions = np.asarray(msg.positions).reshape(msg.horizon, len(msg.joint_names))
             # Points due while the model ran were not sent: the first one sent
@@ -108,41 +209,64 @@ def main(argv: list[str] | None = None) -> int:
             chunks.append((first_due_ns, positions))
             chunk_latency.append(msg.inference_latency)
 
-    node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 10)
-    node.create_subscription(SpatioMotionLatents, policy.latents_topic, lambda m: latents_latency.append(m.latency), latents_qos())
+    node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 100)
+    node.create_subscription(SpatioMotionLatents, policy.latents_topic, lambda m: latents_latency.append(m.latency),
+                             latents_qos())
     try:
         # Hold the clock at the bag's start until both nodes are up: each node
         # loads its model before it subscribes, so a subscription means ready.
-        first_ns = stream[0][0]
         deadline = time.monotonic() + args.warmup
-        while not nodes_ready(node, policy):
+        while not nodes_ready(node, listen_topic, topics.joint_states):
             if time.monotonic() > deadline:
                 raise BagError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
+            if any(process.poll() is not None for process in processes):
+                raise BagError(f"a node exited while starting; see the logs in {args.out}")
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=first_ns).to_msg()))
             rclpy.spin_once(node, timeout_sec=0.1)
         time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
         started = time.monotonic()
-        for stamp, topic, raw in stream:
+        for stamp, topic, raw in recorded_stream(args.bag, [camera_topic, topics.joint_states]):
             while (wait := (stamp - first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
                 rclpy.spin_once(node, timeout_sec=min(wait, 0.01))
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
-            publisher, msg_type = publishers[topic]
-            publisher.publish(deserialize_message(raw, msg_type))
+            if topic == topics.joint_states and args.strip_joint_suffix:
+                # The nodes know the configured names only: rename as the recording is read.
+                message = deserialize_message(raw, JointState)
+                message.name = joint_map.names(list(message.name))
+                publishers[topic].publish(message)
+            else:
+                publishers[topic].publish(raw)  # as recorded: serialized, never decoded here
+            played += 1
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
+        wall_s = time.monotonic() - started
     finally:
         stop_nodes(processes)
         node.destroy_node()
         rclpy.try_shutdown()
-        for log in logs:
+        for log in logs.values():
             log.close()
 
-    report = {"bag": str(args.bag), "rate": args.rate, "chunks": len(modes),
-              "active_chunks": len(chunks), **action_errors(chunks, recorded.command_stamps_ns, recorded.commands)}
+    report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
+              "wall_seconds": round(wall_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
+              "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
+              "active_chunks": len(chunks), **count_modes(modes, reasons)}
     for name, values in (("system1", chunk_latency), ("latents", latents_latency)):
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
+    try:
+        report.update(action_errors(chunks, recorded.command_stamps_ns, recorded.commands))
+    except BagError as error:
+        report["error"] = str(error)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_latency_plot(args.out / "latency.png", chunk_latency, latents_latency)
+    print(json.dumps(report, indent=2))
+    if "error" in report:
+        raise BagError(f"{report['error']}; report in {args.out / 'report.json'}")
+    return 0
+
+
+def write_latency_plot(path: Path, chunk_latency: list[float], latents_latency: list[float]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,9 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     axis.set_xlabel("latency (ms)")
     axis.legend()
     figure.tight_layout()
-    figure.savefig(args.out / "latency.png", dpi=120)
-    print(json.dumps(report, indent=2))
-    return 0
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the same topics read the same way; mcap and sqlite3 storage both work.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose, compose_static_tree
 from video2act_core.control import JointStateError, reorder_joint_state
-from video2act_core.data.frames import ImageDecodeError, decode_image
+from video2act_core.data.images import (COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_compressed,
+                                        encode_rgb8)
+from video2act_core.data.joint_names import JointNameMap
 from video2act_core.params import absolute_topic
 
 
@@ -54,6 +57,7 @@ class Episode:
 
 
 TF_STATIC = "/tf_static"
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")  # raw, compressed
 
 
 def _typestore():
@@ -68,9 +72,13 @@ def _to_time(typestore, nanoseconds: int):
 
 
 class EpisodeRecorder:
-    """Writes one episode as a rosbag2 directory (mcap by default)."""
+    """Writes one episode as a rosbag2 directory (mcap by default), camera
+    frames as raw rgb8 Images or, with `image_format` jpeg or png, as
+    CompressedImage on `<image topic>/compressed`, as a robot's
+    image_transport records them."""
 
-    def __init__(self, path: str | Path, topics: EpisodeTopics, joint_names: list[str], storage: str = "mcap"):
+    def __init__(self, path: str | Path, topics: EpisodeTopics, joint_names: list[str], storage: str = "mcap",
+                 image_format: str = "raw"):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -79,9 +87,13 @@ class EpisodeRecorder:
         self.store = _typestore()
         self.joint_names = list(joint_names)
         self.writer = Writer(Path(path), version=9, storage_plugin=plugins[storage])
+        if image_format not in ("raw", "jpeg", "png"):
+            raise ValueError(f"image_format must be raw, jpeg or png, got '{image_format}'")
+        self.image_format = image_format
+        self.image_topic = topics.image if image_format == "raw" else topics.image.rstrip("/") + COMPRESSED_SUFFIX
         self.writer.open()
         types = {
-            topics.image: "sensor_msgs/msg/Image",
+            self.image_topic: IMAGE_TYPES[image_format != "raw"],
             topics.joint_states: "sensor_msgs/msg/JointState",
             topics.trajectory: "trajectory_msgs/msg/JointTrajectory",
             topics.success: "std_msgs/msg/Bool",
@@ -116,12 +128,17 @@ class EpisodeRecorder:
         self.camera_frame = pose.child
 
     def image(self, stamp_ns: int, frame: np.ndarray) -> None:
-        height, width, _ = frame.shape
-        message = self.store.types["sensor_msgs/msg/Image"](
-            header=self._header(stamp_ns, self.camera_frame), height=height, width=width, encoding="rgb8",
-            is_bigendian=0, step=width * 3, data=np.ascontiguousarray(frame, dtype=np.uint8).ravel(),
-        )
-        self._write(self.topics.image, stamp_ns, message)
+        header = self._header(stamp_ns, self.camera_frame)
+        if self.image_format == "raw":
+            height, width, step, data = encode_rgb8(frame)
+            message = self.store.types["sensor_msgs/msg/Image"](
+                header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=step,
+                data=np.frombuffer(data, np.uint8))
+        else:
+            format, data = encode_compressed(frame, self.image_format)
+            message = self.store.types["sensor_msgs/msg/CompressedImage"](
+                header=header, format=format, data=np.frombuffer(data, np.uint8))
+        self._write(self.image_topic, stamp_ns, message)
 
     def joint_state(self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         message = self.store.types["sensor_msgs/msg/JointState"](
@@ -168,55 +185,81 @@ def _stamp_ns(message, receive_ns: int) -> int:
     return stamp if stamp > 0 else receive_ns
 
 
+def find_image_connection(connections, topic: str, where: str):
+    """The bag connection carrying the camera `topic`: raw or compressed on
+    that topic, or compressed on `<topic>/compressed` as image_transport
+    records it. Otherwise an error naming the image topics the bag has."""
+    by_topic = {c.topic: c for c in connections if c.msgtype in IMAGE_TYPES}
+    for candidate in (topic, topic.rstrip("/") + COMPRESSED_SUFFIX):
+        if candidate in by_topic:
+            return by_topic[candidate]
+    found = ", ".join(f"{c.topic} ({c.msgtype.rsplit('/', 1)[-1]})" for c in by_topic.values()) or "none"
+    raise BagError(f"{where}: no camera images on {topic} or {topic.rstrip('/')}{COMPRESSED_SUFFIX}; "
+                   f"image topics in the bag: {found}")
+
+
 def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str],
-                 camera_frames: tuple[str, str] | None = None) -> Episode:
-    """Decode one episode bag; undecodable messages are skipped, a bag
-    without images, joint states or commands is an error. With
-    `camera_frames` (base, camera) the camera pose is composed from the
-    bag's /tf_static, when it holds both frames."""
+                 camera_frames: tuple[str, str] | None = None, images: bool = True,
+                 joint_name_map: JointNameMap | None = None) -> Episode:
+    """Decode one episode bag; undecodable messages are skipped (and named
+    with their reasons if nothing usable is left), a bag without images,
+    joint states or commands is an error. With `camera_frames` (base,
+    camera) the camera pose is composed from the bag's /tf_static, when it
+    holds both frames. `images=False` reads no image at all (replay only
+    needs the commands); `joint_name_map` renames recorded joints."""
     from rosbags.highlevel import AnyReader
 
-    images, states, commands, success, static_links = [], [], [], False, []
-    skipped = 0
+    rename = joint_name_map.names if joint_name_map else list
+    frames, states, commands, success, static_links = [], [], [], False, []
+    skipped: Counter[str] = Counter()
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
-            wanted = {topics.image, topics.joint_states, topics.trajectory, topics.success, TF_STATIC}
+            image_topic = find_image_connection(reader.connections, topics.image, str(path)).topic if images else None
+            wanted = {image_topic, topics.joint_states, topics.trajectory, topics.success, TF_STATIC}
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
                 try:
-                    if connection.topic == topics.image:
-                        frame = decode_image(message.encoding, message.height, message.width, message.step, message.data)
-                        images.append((_stamp_ns(message, receive_ns), frame))
+                    if connection.topic == image_topic:
+                        frames.append((_stamp_ns(message, receive_ns), decode_image_message(message)))
                     elif connection.topic == topics.joint_states:
-                        positions = reorder_joint_state(list(message.name), list(message.position), joint_names)
+                        positions = reorder_joint_state(rename(list(message.name)), list(message.position), joint_names)
                         states.append((_stamp_ns(message, receive_ns), positions))
                     elif connection.topic == topics.trajectory:
                         if message.points:
-                            order = [list(message.joint_names).index(n) for n in joint_names]
+                            names = rename(list(message.joint_names))
+                            missing = [n for n in joint_names if n not in names]
+                            if missing:
+                                raise JointStateError(f"trajectory lacks joints {missing} (has {names})")
+                            order = [names.index(n) for n in joint_names]
                             first = np.asarray(message.points[0].positions, np.float64)[order]
                             commands.append((receive_ns, first))
                     elif connection.topic == TF_STATIC:
                         static_links.extend(CameraPose.from_transform_stamped(t) for t in message.transforms)
                     else:
                         success |= bool(message.data)
-                except (ImageDecodeError, JointStateError, ValueError, IndexError):
-                    skipped += 1
+                except (ImageDecodeError, JointStateError, ValueError, IndexError) as error:
+                    skipped[f"{connection.topic}: {error}"] += 1
     except BagError:
         raise
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
         raise BagError(f"{path}: cannot read bag: {error}") from error
-    for name, items in (("images", images), ("joint states", states), ("commands", commands)):
+    needed = [("joint states", states, topics.joint_states), ("commands", commands, topics.trajectory)]
+    if images:
+        needed.insert(0, ("images", frames, image_topic))
+    for name, items, topic in needed:
         if not items:
-            raise BagError(f"{path}: no usable {name} (topics {topics}; {skipped} messages skipped)")
+            reasons = "; ".join(f"{count} x {reason}" for reason, count in skipped.most_common(3)
+                                if reason.startswith(f"{topic}:")) or "no messages on it"
+            raise BagError(f"{path}: no usable {name} on {topic} ({reasons})")
 
     def stacked(items):
         items.sort(key=lambda item: item[0])
         return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
 
-    image_stamps, frames = stacked(images)
+    image_stamps, image_values = stacked(frames) if images else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8))
     state_stamps, state_values = stacked(states)
     command_stamps, command_values = stacked(commands)
     camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
-    return Episode(image_stamps, frames, state_stamps, state_values, command_stamps, command_values, success,
+    return Episode(image_stamps, image_values, state_stamps, state_values, command_stamps, command_values, success,
                    camera_pose)

@@ -1,4 +1,4 @@
-"""Camera frames: decoding sensor_msgs/Image payloads and the clip buffer."""
+"""The clip buffer: the newest camera frames, from which System 2 takes clips."""
 
 from __future__ import annotations
 
@@ -7,44 +7,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-
-# encoding -> (channels, indices of R, G, B); mono is replicated to RGB.
-_ENCODINGS = {
-    "rgb8": (3, (0, 1, 2)),
-    "bgr8": (3, (2, 1, 0)),
-    "rgba8": (4, (0, 1, 2)),
-    "bgra8": (4, (2, 1, 0)),
-    "mono8": (1, (0, 0, 0)),
-}
-SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
-
-
-class ImageDecodeError(ValueError):
-    pass
-
-
-def decode_image(encoding: str, height: int, width: int, step: int, data: bytes | memoryview) -> np.ndarray:
-    """An Image message's fields -> (H, W, 3) uint8 RGB, honouring row padding."""
-    if encoding not in _ENCODINGS:
-        raise ImageDecodeError(f"unsupported image encoding '{encoding}'; supported: {', '.join(SUPPORTED_ENCODINGS)}")
-    channels, rgb = _ENCODINGS[encoding]
-    if height <= 0 or width <= 0:
-        raise ImageDecodeError(f"empty image {width}x{height}")
-    if step < width * channels:
-        raise ImageDecodeError(f"row step {step} is shorter than {width} px x {channels} channels")
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if buffer.size < step * height:
-        raise ImageDecodeError(f"image data has {buffer.size} bytes, {step * height} expected for {width}x{height}")
-    rows = buffer[: step * height].reshape(height, step)[:, : width * channels]
-    pixels = rows.reshape(height, width, channels)
-    return np.ascontiguousarray(pixels[:, :, list(rgb)])
-
-
-def encode_rgb8(frame: np.ndarray) -> tuple[int, int, int, bytes]:
-    """(H, W, 3) uint8 -> (height, width, step, data) for an rgb8 Image."""
-    height, width, _ = frame.shape
-    return height, width, width * 3, np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
-
 
 def clip_frame_indices(newest: int, num_frames: int, stride: int) -> np.ndarray:
     """Indices of the clip ending at frame `newest`, oldest first. Before an
