@@ -1,13 +1,19 @@
-"""LeRobot-format datasets (v2.1) read into episodes and training samples."""
+"""LeRobot-format datasets read into episodes and training samples: a
+hand-written v2.1 dataset for the edge cases, and the v2.1 and v3.0
+datasets the real lerobot library wrote under test/fixtures/lerobot/ (see
+scripts/fixtures/write_lerobot_fixtures.py for what they hold)."""
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import JOINTS, episode_topics
+from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.data.bags import BagError
 from video2act_core.data.dataset import load_episodes, load_samples
+from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
 
 FPS, ROWS, SIZE = 10, 12, 64
@@ -66,6 +72,15 @@ def write_dataset(root, episodes=2, version="v2.1"):
     return truth
 
 
+def stretch_timestamps(path, factor):
+    """Rows that outlast their video."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    stretched = np.asarray(table["timestamp"]) * factor
+    pq.write_table(table.set_column(table.schema.get_field_index("timestamp"), "timestamp", [stretched]), path)
+
+
 def reorder(values):
     return values[:, [DATASET_JOINTS.index(n) for n in JOINTS]]
 
@@ -103,9 +118,10 @@ def test_training_samples_from_a_lerobot_dataset(tmp_path):
     [
         (lambda root: (root / "meta" / "info.json").write_text("{"), "cannot read LeRobot metadata"),
         (lambda root: (root / "meta" / "info.json").write_text(
-            (root / "meta" / "info.json").read_text().replace("v2.1", "v3.0")), "version v3.0"),
+            (root / "meta" / "info.json").read_text().replace("v2.1", "v1.6")), "version v1.6"),
         (lambda root: next(root.rglob("*.mp4")).write_bytes(b"not a video"), "cannot decode video"),
         (lambda root: next(root.rglob("*.parquet")).write_bytes(b"PAR1"), "cannot read episode data"),
+        (lambda root: stretch_timestamps(next(root.rglob("*.parquet")), 2), "no video frame within"),
     ],
 )
 def test_broken_datasets_are_clear_errors(tmp_path, break_it, message):
@@ -119,3 +135,98 @@ def test_missing_joint_is_a_clear_error(tmp_path):
     write_dataset(tmp_path, episodes=1)
     with pytest.raises(BagError, match="lacks joints"):
         read_lerobot_dataset(tmp_path, [*JOINTS, "elbow_2"])
+
+
+def test_unsupported_version_is_named_before_anything_else_is_read(tmp_path):
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v1.6"}))
+    with pytest.raises(BagError, match=r"version v1\.6 is not supported \(reads v2\.0, v2\.1, v3\.0\)"):
+        read_lerobot_dataset(tmp_path, JOINTS)
+
+
+def test_joint_name_map_renames_explicitly_first_then_strips_the_suffix():
+    names = JointNameMap(strip_suffix=".pos", explicit={"gripper.pos": "jaw", "base": "shoulder_pan"})
+    assert names.names(["shoulder_pan.pos", "gripper.pos", "base", "wrist_roll"]) == [
+        "shoulder_pan", "jaw", "shoulder_pan", "wrist_roll"]
+    assert JointNameMap().name("elbow_flex.pos") == "elbow_flex.pos"
+
+
+# The fixtures lerobot wrote: 2 episodes of 20 rows; frame f of episode e
+# shows a 16 px white square at x = 4 + 2 f, y = 4 + 28 e; state joint j is
+# 100 e + f + j / 10 (SO-101 joints in our order), action the state + 0.5.
+FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
+VERSIONS = ["v2.1", "v3.0"]
+FIXTURE_ROWS, FIXTURE_FPS, SQUARE = 20, 30, 16
+LEROBOT_NAMES = JointNameMap(strip_suffix=".pos")
+
+
+def square_position(frame):
+    """Which (episode, frame index) the pattern in a frame shows."""
+    rows, columns = np.nonzero(frame.mean(axis=2) > 128)
+    centre = SQUARE / 2 - 0.5
+    return (rows.mean() - 4 - centre) / 28, (columns.mean() - 4 - centre) / 2
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("camera", ["observation.images.front", "observation.images.wrist"])  # video, PNG image
+def test_datasets_written_by_lerobot_read_back_with_frames_on_their_rows(version, camera):
+    assert version in (FIXTURES / version / "WRITTEN_BY.txt").read_text()
+    episodes = read_lerobot_dataset(FIXTURES / version, JOINTS, camera=camera, joint_name_map=LEROBOT_NAMES)
+    assert [episode.success for episode in episodes] == [False, True]
+    row = np.arange(FIXTURE_ROWS)
+    for index, episode in enumerate(episodes):
+        states = 100 * index + row[:, None] + np.arange(len(JOINTS)) / 10
+        np.testing.assert_allclose(episode.states, states, atol=1e-4)
+        np.testing.assert_allclose(episode.commands, states + 0.5, atol=1e-4)
+        np.testing.assert_allclose(episode.image_stamps_ns, row / FIXTURE_FPS * 1e9, atol=1e3)
+        shown = np.array([square_position(frame) for frame in episode.images])
+        np.testing.assert_allclose(shown[:, 0], index, atol=0.05)
+        np.testing.assert_allclose(shown[:, 1], row, atol=0.25)  # a frame off would be 1
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_lerobot_joint_names_without_a_map_are_a_clear_error(version):
+    with pytest.raises(BagError, match=r"lacks joints \['shoulder_pan'.*after name mapping: \['shoulder_pan\.pos'"):
+        read_lerobot_dataset(FIXTURES / version, JOINTS)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_images_are_resized_while_decoding(version):
+    episodes = read_lerobot_dataset(FIXTURES / version, JOINTS, camera="observation.images.wrist",
+                                    frame_size=(32, 48), joint_name_map=LEROBOT_NAMES)
+    assert episodes[0].images.shape == (FIXTURE_ROWS, 32, 48, 3)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_train_command_trains_on_datasets_written_by_lerobot(version, tmp_path):
+    from video2act_core.checkpoint import load_policy, read_manifest
+    from video2act_core.train import main as train
+
+    config = tmp_path / "micro.yaml"
+    config.write_text(json.dumps({"system2": {"num_frames": 4, "image_height": 32, "image_width": 32, "token_grid": 2,
+                                              "token_dim": 32},
+                                  "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
+                                              "num_inference_steps": 4}}))
+    out = tmp_path / "ckpt"
+    assert train(["--data", str(FIXTURES / version), "--out", str(out), "--model-config", str(config),
+                  "--params", str(PARAMS_FILE), "--strip-joint-suffix", ".pos", "--batch-size", "8",
+                  "--steps", "4", "--device", "cpu"]) == 0
+    manifest = read_manifest(out)
+    assert manifest.metadata["samples"] == 2 * FIXTURE_ROWS and manifest.stats.joint_names == JOINTS
+    assert manifest.metadata["camera_pose"] is None  # LeRobot datasets record none
+    load_policy(out, device="cpu")
+
+
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda root: shutil.rmtree(root / "meta" / "episodes"), "cannot read LeRobot metadata"),
+        (lambda root: next(root.rglob("*.mp4")).write_bytes(b"not a video"), "cannot decode video"),
+        (lambda root: next((root / "data").rglob("*.parquet")).write_bytes(b"PAR1"), "cannot read episode data"),
+    ],
+)
+def test_broken_v3_datasets_are_clear_errors(tmp_path, break_it, message):
+    root = shutil.copytree(FIXTURES / "v3.0", tmp_path / "dataset")
+    break_it(root)
+    with pytest.raises(BagError, match=message):
+        read_lerobot_dataset(root, JOINTS, joint_name_map=LEROBOT_NAMES)

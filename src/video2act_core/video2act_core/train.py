@@ -32,6 +32,7 @@ from video2act_core.camera_pose import demonstrations_camera_pose
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
 from video2act_core.data.bags import EpisodeTopics
 from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
+from video2act_core.data.joint_names import JointNameMap
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 
@@ -101,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, nargs="+", required=True,
                         help="bag directories, folders of them, or LeRobot dataset roots")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
+    parser.add_argument("--strip-joint-suffix", default="",
+                        help="cut this off recorded joint names (LeRobot robots write shoulder_pan.pos)")
+    parser.add_argument("--joint-map", nargs="+", default=[], metavar="RECORDED=OURS",
+                        help="rename single recorded joints, e.g. joint_1=shoulder_pan")
+    parser.add_argument("--camera", help="the LeRobot camera key to train on (default: the first)")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml",
                         help="topics and joint names (ROS 2 params file)")
     parser.add_argument("--model-config", type=Path, default=repo / "config" / "model_tiny.yaml")
@@ -127,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint at --out")
     args = parser.parse_args(argv)
+    malformed = [pair for pair in args.joint_map if pair.count("=") != 1]
+    if malformed:
+        parser.error(f"--joint-map takes RECORDED=OURS pairs, got {malformed}")
+    joint_map = JointNameMap(args.strip_joint_suffix, dict(pair.split("=") for pair in args.joint_map))
 
     from tqdm import tqdm
 
@@ -157,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
 
     frame_size = (encoder.config.image_height, encoder.config.image_width)
     episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size,
-                                      (common.base_frame, common.camera_frame))
+                                      (common.base_frame, common.camera_frame), joint_map, args.camera)
     perception = node_params(PerceptionParams, args.params, "video2act_perception")
     camera_pose, no_camera_pose = demonstrations_camera_pose(
         [episode.camera_pose for episode in episodes], perception.camera_pose_tolerance_m,

@@ -16,6 +16,7 @@ import numpy as np
 
 from video2act_core.data.bags import BagError, Episode, EpisodeTopics, read_episode
 from video2act_core.data.frames import clip_frame_indices
+from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
 
@@ -43,20 +44,22 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
 
 def load_episodes(
     roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None,
-    camera_frames: tuple[str, str] | None = None,
+    camera_frames: tuple[str, str] | None = None, joint_name_map: JointNameMap | None = None,
+    camera: str | None = None,
 ) -> tuple[list[Episode], list[str]]:
     """Episodes from rosbag2 directories (one episode each) and LeRobot
     datasets (many each) under the roots, and a name for each source;
-    `camera_frames` (base, camera) as for `read_episode`."""
+    `camera_frames` (base, camera) as for `read_episode`, `joint_name_map`
+    renames recorded joints, `camera` picks a LeRobot dataset's camera."""
     episodes, sources = [], []
     for root in roots:
         if is_lerobot_dataset(root):
-            found = read_lerobot_dataset(root, joint_names, frame_size=frame_size)
+            found = read_lerobot_dataset(root, joint_names, camera, frame_size, joint_name_map)
             episodes += found
             sources += [f"{root}#{i}" for i in range(len(found))]
         else:
             for bag in find_episode_bags([root]):
-                episodes.append(read_episode(bag, topics, joint_names, camera_frames))
+                episodes.append(read_episode(bag, topics, joint_names, camera_frames, joint_name_map=joint_name_map))
                 sources.append(str(bag))
     return episodes, sources
 
