@@ -77,3 +77,13 @@ def test_statistics_come_from_the_data(expert_bags):
     np.testing.assert_allclose(stats.state_mean, samples.states.mean(0))
     assert stats.joint_names == JOINTS
     assert set(samples.episode_index) == {0, 1}
+
+
+def test_frames_spilled_to_disk_give_the_same_samples_at_the_model_size(expert_bags, tmp_path):
+    in_memory, _ = load_episodes([expert_bags], episode_topics(), JOINTS, frame_size=(32, 40))
+    spilled, _ = load_episodes([expert_bags], episode_topics(), JOINTS, frame_size=(32, 40), spill_dir=tmp_path)
+    assert all(isinstance(e.images, np.memmap) for e in spilled) and len(list(tmp_path.glob("*.npy"))) == 2
+    resident, mapped = load_samples(in_memory, JOINTS, 4, 5)[0], load_samples(spilled, JOINTS, 4, 5)[0]
+    assert resident.clips[0].shape == (4, 32, 40, 3)
+    for i in (0, len(resident.clips) // 2, len(resident.clips) - 1):
+        np.testing.assert_array_equal(resident.clips[i], mapped.clips[i])

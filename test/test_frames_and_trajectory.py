@@ -5,7 +5,7 @@ import pytest
 
 from video2act_core.data.frames import FrameBuffer, clip_frame_indices
 from video2act_core.data.images import (ImageDecodeError, decode_compressed, decode_image, decode_image_message,
-                                        encode_compressed, encode_rgb8)
+                                        encode_compressed, encode_rgb8, resize_frame)
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
@@ -50,6 +50,16 @@ def test_compressed_images_decode_to_rgb():
     red[..., 0] = 255
     decoded = decode_image_message(Compressed("bgr8; jpeg compressed bgr8", encode_compressed(red, "jpeg")[1]))
     assert decoded[..., 0].min() > 200 and decoded[..., 2].max() < 50
+
+
+def test_frames_resized_while_reading_match_what_system2_does_to_full_frames():
+    import torch
+    import torch.nn.functional as F
+
+    frame = np.random.default_rng(1).integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    full = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 255
+    at_run_time = F.interpolate(full, size=(24, 32), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+    assert np.abs(resize_frame(frame, (24, 32)) / 255 - at_run_time).max() <= 0.5 / 255 + 1e-6
 
 
 @pytest.mark.parametrize("format, data, message", [

@@ -8,7 +8,7 @@ import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.data.dataset import Samples, first_sample_of_episode, keep_every
+from video2act_core.data.dataset import Clips, Samples, first_sample_of_episode, keep_every
 from video2act_core.train import main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
@@ -103,7 +103,10 @@ def test_stale_maps_never_come_from_another_episode():
 
 def test_keeping_every_nth_step_starts_at_each_episode():
     episode_index = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    samples = Samples([np.full(1, i) for i in range(9)], np.arange(9.0)[:, None], np.zeros((9, 2, 1)), episode_index)
+    # Clip i holds frame i: one "frame" per sample, numbered through the episodes.
+    frames = [np.arange(3), np.arange(3, 5), np.arange(5, 9)]
+    within = np.array([0, 1, 2, 0, 1, 0, 1, 2, 3])[:, None]
+    samples = Samples(Clips(frames, episode_index, within), np.arange(9.0)[:, None], np.zeros((9, 2, 1)), episode_index)
     kept = keep_every(samples, 2)
     np.testing.assert_array_equal(kept.states[:, 0], [0, 2, 3, 5, 7])
     np.testing.assert_array_equal(kept.episode_index, [0, 0, 1, 2, 2])

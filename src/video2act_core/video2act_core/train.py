@@ -18,8 +18,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,11 +87,11 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
 
 
 @torch.no_grad()
-def refine_all(encoder, clips: list[np.ndarray], batch_size: int, progress) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress) -> tuple[torch.Tensor, torch.Tensor]:
     spatial, motion = [], []
     encoder.eval()
     for start in progress(range(0, len(clips), batch_size), desc="System 2 features", unit="batch"):
-        batch = torch.cat([frames_to_tensor(c) for c in clips[start : start + batch_size]])
+        batch = torch.cat([frames_to_tensor(clips[i]) for i in range(start, min(start + batch_size, len(clips)))])
         maps = encoder.refine(batch)
         spatial.append(maps.spatial.float().cpu())
         motion.append(maps.motion.float().cpu())
@@ -166,8 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     encoder.to(device), action.to(device)
 
     frame_size = (encoder.config.image_height, encoder.config.image_width)
+    # Frames at the model's input size, spilled to disk episode by episode:
+    # memory does not grow with the recordings' length or resolution.
+    spill_dir = work / f"frames-{rank}"
+    shutil.rmtree(spill_dir, ignore_errors=True)
     episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size,
-                                      (common.base_frame, common.camera_frame), joint_map, args.camera)
+                                      (common.base_frame, common.camera_frame), joint_map, args.camera, spill_dir,
+                                      lambda sources: progress(sources, desc="reading episodes", unit="source"))
     perception = node_params(PerceptionParams, args.params, "video2act_perception")
     camera_pose, no_camera_pose = demonstrations_camera_pose(
         [episode.camera_pose for episode in episodes], perception.camera_pose_tolerance_m,
@@ -225,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         save_atomically(refine_all(encoder, samples.clips, 16, progress), cache_path)
     if world > 1:
         torch.distributed.barrier()
-    spatial_maps, motion_maps = torch.load(cache_path)
+    spatial_maps, motion_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
     states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
     actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
 
@@ -296,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         model_id = save_checkpoint(args.out, encoder, action, stats, name=args.name, metadata=metadata,
                                    overwrite=args.overwrite)
         print(f"wrote {args.out} ({model_id})")
+    shutil.rmtree(spill_dir, ignore_errors=True)
     if world > 1:
         torch.distributed.destroy_process_group()
     return 0

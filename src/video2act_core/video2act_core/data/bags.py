@@ -19,7 +19,7 @@ import numpy as np
 from video2act_core.camera_pose import CameraPose, compose_static_tree
 from video2act_core.control import JointStateError, reorder_joint_state
 from video2act_core.data.images import (COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_compressed,
-                                        encode_rgb8)
+                                        encode_rgb8, resize_frame)
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.params import absolute_topic
 
@@ -200,13 +200,14 @@ def find_image_connection(connections, topic: str, where: str):
 
 def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str],
                  camera_frames: tuple[str, str] | None = None, images: bool = True,
-                 joint_name_map: JointNameMap | None = None) -> Episode:
+                 joint_name_map: JointNameMap | None = None, frame_size: tuple[int, int] | None = None) -> Episode:
     """Decode one episode bag; undecodable messages are skipped (and named
     with their reasons if nothing usable is left), a bag without images,
     joint states or commands is an error. With `camera_frames` (base,
     camera) the camera pose is composed from the bag's /tf_static, when it
     holds both frames. `images=False` reads no image at all (replay only
-    needs the commands); `joint_name_map` renames recorded joints."""
+    needs the commands); `joint_name_map` renames recorded joints;
+    `frame_size` (H, W) resizes each frame as it is decoded."""
     from rosbags.highlevel import AnyReader
 
     rename = joint_name_map.names if joint_name_map else list
@@ -221,7 +222,9 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
                 message = reader.deserialize(raw, connection.msgtype)
                 try:
                     if connection.topic == image_topic:
-                        frames.append((_stamp_ns(message, receive_ns), decode_image_message(message)))
+                        frame = decode_image_message(message)
+                        frames.append((_stamp_ns(message, receive_ns),
+                                       resize_frame(frame, frame_size) if frame_size else frame))
                     elif connection.topic == topics.joint_states:
                         positions = reorder_joint_state(rename(list(message.name)), list(message.position), joint_names)
                         states.append((_stamp_ns(message, receive_ns), positions))

@@ -5,10 +5,15 @@ ending at the newest frame captured at or before t_k (the first frame
 repeated at the episode start), the newest joint state at or before t_k,
 and the next `horizon` commanded targets (the last one repeated at the
 episode end): exactly what the nodes see and produce at run time.
+
+Memory stays bounded by one episode: frames are resized to the model's
+input as they are decoded, can be spilled to memory-mapped files on disk
+episode by episode, and a clip is T frame indices, not T frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +26,27 @@ from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
 
 
+class Clips(Sequence):
+    """Camera clips as indices into their episodes' frames: clip i is
+    frames[episode[i]][frame_indices[i]], a (T, H, W, 3) uint8 array made
+    when it is read."""
+
+    def __init__(self, frames: list[np.ndarray], episode: np.ndarray, frame_indices: np.ndarray):
+        self.frames, self.episode, self.frame_indices = frames, episode, frame_indices
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    def __getitem__(self, i) -> np.ndarray:
+        return self.frames[self.episode[i]][self.frame_indices[i]]
+
+    def subset(self, kept: np.ndarray) -> "Clips":
+        return Clips(self.frames, self.episode[kept], self.frame_indices[kept])
+
+
 @dataclass
 class Samples:
-    clips: list[np.ndarray]  # each (T, H, W, 3) uint8
+    clips: Clips
     states: np.ndarray  # (N, J)
     actions: np.ndarray  # (N, horizon, J)
     episode_index: np.ndarray  # (N,) which episode each sample came from
@@ -45,40 +68,57 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
 def load_episodes(
     roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None,
     camera_frames: tuple[str, str] | None = None, joint_name_map: JointNameMap | None = None,
-    camera: str | None = None,
+    camera: str | None = None, spill_dir: Path | None = None, progress=None,
 ) -> tuple[list[Episode], list[str]]:
     """Episodes from rosbag2 directories (one episode each) and LeRobot
     datasets (many each) under the roots, and a name for each source;
     `camera_frames` (base, camera) as for `read_episode`, `joint_name_map`
-    renames recorded joints, `camera` picks a LeRobot dataset's camera."""
+    renames recorded joints, `camera` picks a LeRobot dataset's camera.
+    With `spill_dir` each episode's frames go to a .npy file there and are
+    memory-mapped back; `progress` wraps the sources (e.g. tqdm)."""
+    def spilled(episode: Episode) -> Episode:
+        if spill_dir is None:
+            return episode
+        path = spill_dir / f"frames_{len(episodes):06d}.npy"
+        np.save(path, episode.images)
+        episode.images = np.load(path, mmap_mode="r")
+        return episode
+
+    if spill_dir is not None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+    datasets = [root for root in roots if is_lerobot_dataset(root)]
+    bags = find_episode_bags([root for root in roots if root not in datasets]) if len(datasets) < len(roots) else []
     episodes, sources = [], []
-    for root in roots:
-        if is_lerobot_dataset(root):
-            found = read_lerobot_dataset(root, joint_names, camera, frame_size, joint_name_map)
-            episodes += found
-            sources += [f"{root}#{i}" for i in range(len(found))]
+    for source in (progress or iter)(datasets + bags):
+        if source in datasets:
+            found = read_lerobot_dataset(source, joint_names, camera, frame_size, joint_name_map)
+            sources += [f"{source}#{i}" for i in range(len(found))]
+            for episode in found:
+                episodes.append(spilled(episode))
         else:
-            for bag in find_episode_bags([root]):
-                episodes.append(read_episode(bag, topics, joint_names, camera_frames, joint_name_map=joint_name_map))
-                sources.append(str(bag))
+            episode = read_episode(source, topics, joint_names, camera_frames, joint_name_map=joint_name_map,
+                                   frame_size=frame_size)
+            episodes.append(spilled(episode))
+            sources.append(str(source))
     return episodes, sources
 
 
 def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1) -> Samples:
-    clips, states, actions = [], [], []
+    frame_indices, states, actions = [], [], []
     for k, stamp in enumerate(episode.command_stamps_ns):
         newest = int(np.searchsorted(episode.image_stamps_ns, stamp, side="right")) - 1
         state = int(np.searchsorted(episode.state_stamps_ns, stamp, side="right")) - 1
         if newest < 0 or state < 0:
             continue  # commanded before the first frame or joint state: nothing to condition on
-        frame_indices = clip_frame_indices(newest, num_frames, frame_stride)
         future = np.minimum(np.arange(k, k + horizon), len(episode.commands) - 1)
-        clips.append(episode.images[frame_indices])
+        frame_indices.append(clip_frame_indices(newest, num_frames, frame_stride))
         states.append(episode.states[state])
         actions.append(episode.commands[future])
-    if not clips:
+    if not frame_indices:
         raise BagError("episode has no command with a frame and a joint state before it")
-    return Samples(clips, np.stack(states), np.stack(actions), np.zeros(len(clips), np.int64))
+    episode_index = np.zeros(len(frame_indices), np.int64)
+    return Samples(Clips([episode.images], episode_index, np.stack(frame_indices)), np.stack(states),
+                   np.stack(actions), episode_index)
 
 
 def load_samples(
@@ -89,12 +129,11 @@ def load_samples(
         samples = episode_samples(episode, num_frames, horizon, frame_stride)
         samples.episode_index[:] = index
         parts.append(samples)
-    merged = Samples(
-        [clip for part in parts for clip in part.clips],
-        np.concatenate([p.states for p in parts]),
-        np.concatenate([p.actions for p in parts]),
-        np.concatenate([p.episode_index for p in parts]),
-    )
+    episode_index = np.concatenate([p.episode_index for p in parts])
+    clips = Clips([episode.images for episode in episodes], episode_index,
+                  np.concatenate([p.clips.frame_indices for p in parts]))
+    merged = Samples(clips, np.concatenate([p.states for p in parts]), np.concatenate([p.actions for p in parts]),
+                     episode_index)
     return merged, NormalizationStats.from_data(joint_names, merged.states, merged.actions)
 
 
@@ -111,5 +150,4 @@ def keep_every(samples: Samples, every: int) -> Samples:
         raise ValueError(f"keep every N-th step needs N >= 1, got {every}")
     step_in_episode = np.arange(len(samples.episode_index)) - first_sample_of_episode(samples.episode_index)
     kept = np.flatnonzero(step_in_episode % every == 0)
-    return Samples([samples.clips[i] for i in kept], samples.states[kept], samples.actions[kept],
-                   samples.episode_index[kept])
+    return Samples(samples.clips.subset(kept), samples.states[kept], samples.actions[kept], samples.episode_index[kept])

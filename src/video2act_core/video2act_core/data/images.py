@@ -90,3 +90,17 @@ def encode_compressed(frame: np.ndarray, file_format: str = "jpeg", quality: int
     Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(buffer, format=file_format.upper(), quality=quality)
     kind = "jpeg compressed bgr8" if file_format == "jpeg" else "compressed png"
     return f"rgb8; {kind}", buffer.getvalue()
+
+
+def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (height, width, 3) uint8 by the interpolation
+    System 2 applies to its input (bilinear, no antialiasing), so frames
+    resized while a dataset is read match what the nodes compute at run time."""
+    if frame.shape[:2] == tuple(size):
+        return frame
+    import torch
+    import torch.nn.functional as F
+
+    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    resized = F.interpolate(pixels, size=tuple(size), mode="bilinear", align_corners=False)
+    return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
