@@ -26,20 +26,30 @@ REPO = Path(__file__).resolve().parents[1]
 JOINTS = ["j1", "j2", "j3", "j4", "j5", "j6"]
 
 # Stable Video Diffusion img2vid sizes: the diffusers defaults of the UNet
-# are SVD's; its VAE has four blocks of 128-512 channels.
+# are SVD's; its VAE has four blocks of 128-512 channels. The spatial frame
+# at SVD's 576x1024, the motion clip of 14 frames at 288x512.
 REALISTIC = {
     "system2": {
+        "backbone": {
+            "type": "svd",
+            "unet": {"num_frames": 14},
+            "vae": {
+                "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+                "down_block_types": ["DownEncoderBlock2D"] * 4, "block_out_channels": [128, 256, 512, 512],
+            },
+            "feature_blocks": ["up_blocks.1", "up_blocks.2"],
+        },
         "num_frames": 14,
+        "motion_fps": 7.0,
+        "motion_band_hz": [1.0, 3.5],
         "image_height": 576,
         "image_width": 1024,
-        "unet": {"num_frames": 14},
-        "vae": {
-            "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-            "down_block_types": ["DownEncoderBlock2D"] * 4, "block_out_channels": [128, 256, 512, 512],
-        },
-        "feature_blocks": ["up_blocks.1", "up_blocks.2"],
-        "token_grid": 16,
+        "motion_height": 288,
+        "motion_width": 512,
+        "spatial_grid": 16,
+        "motion_grid": 16,
         "token_dim": 768,
+        "former_hidden": 1536,
     },
     "system1": {"horizon": 16, "hidden_dim": 768, "num_layers": 12, "num_heads": 12, "num_inference_steps": 8},
 }
@@ -80,8 +90,9 @@ def main() -> None:
 
     print(f"device={device} dtype={dtype} torch_threads={torch.get_num_threads()} "
           f"config={'realistic SVD' if args.realistic else 'tiny CPU demo'}")
-    print(f"System 2: {cfg.num_frames} frames {cfg.image_height}x{cfg.image_width}, "
-          f"UNet {sum(p.numel() for p in encoder.unet.parameters()) / 1e6:.1f} M params, "
+    print(f"System 2: spatial frame {cfg.image_height}x{cfg.image_width}, motion clip {cfg.num_frames} frames "
+          f"{cfg.motion_height}x{cfg.motion_width}, {cfg.backbone['type']} backbone "
+          f"{sum(p.numel() for p in encoder.backbone.parameters()) / 1e6:.1f} M params, "
           f"{latents.spatial.shape[0]}+{latents.motion.shape[0]} tokens x {latents.spatial.shape[1]}")
     print(f"System 1: DiT {sum(p.numel() for p in action.parameters()) / 1e6:.1f} M params, "
           f"horizon {action.config.horizon}, {action.config.num_inference_steps} DDIM steps")

@@ -18,7 +18,7 @@ from video2act_core.checkpoint import (
 )
 from video2act_core.normalization import NormalizationStats
 
-FRAMES = (np.random.default_rng(1).random((8, 64, 64, 3)) * 255).astype(np.uint8)
+FRAMES = (np.random.default_rng(1).random((32, 64, 64, 3)) * 255).astype(np.uint8)  # the tiny config's clip
 
 
 def outputs(policy, state=np.zeros(len(JOINTS))):
@@ -46,9 +46,8 @@ def test_pretrained_backbone_directory_loads_through_from_pretrained(tmp_path):
     """A diffusers SVD directory written by save_pretrained (as a user's
     download is laid out) is used by reference, not copied."""
     encoder, action = build_models(tiny_model_config(), JOINTS, seed=2)
-    encoder.unet.save_pretrained(tmp_path / "svd" / "unet")
-    encoder.vae.save_pretrained(tmp_path / "svd" / "vae")
-    encoder.config.pretrained_path = str(tmp_path / "svd")
+    encoder.backbone.save(tmp_path / "svd")
+    encoder.config.backbone["pretrained_path"] = str(tmp_path / "svd")
     save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS), include_backbone=False)
     assert not (tmp_path / "ckpt" / "backbone").exists()
     policy = load_policy(tmp_path / "ckpt", device="cpu")
@@ -63,7 +62,7 @@ def test_missing_pretrained_directory_is_a_clear_error(tmp_path, tiny_checkpoint
     shutil.rmtree(copy / "backbone")
     manifest = json.loads((copy / "checkpoint.json").read_text())
     manifest["has_backbone"] = False
-    manifest["system2"]["pretrained_path"] = str(tmp_path / "nowhere")
+    manifest["system2"]["backbone"]["pretrained_path"] = str(tmp_path / "nowhere")
     manifest["sha256"] = {k: v for k, v in manifest["sha256"].items() if not k.startswith("backbone")}
     (copy / "checkpoint.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="not a diffusers SVD directory"):
@@ -100,6 +99,10 @@ def test_other_format_version_is_refused(tmp_path, tiny_checkpoint):
     manifest["format_version"] = 99
     (copy / "checkpoint.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match="version 99"):
+        load_system1(copy, device="cpu")
+    manifest["format_version"] = 1  # the one-stream System 2 of earlier releases
+    (copy / "checkpoint.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="version 1 checkpoints .* retrain them"):
         load_system1(copy, device="cpu")
 
 

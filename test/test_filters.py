@@ -1,8 +1,12 @@
 """The fixed spatial and motion filters on pixel-like maps."""
 
+import math
+
+import pytest
 import torch
 
-from video2act_core.models.filters import boundary_weights, motion_magnitude, temporal_highpass
+from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude,
+                                           equalise_brightness, gradient_magnitude)
 
 
 def square_image(size=32, top=10, left=10, side=12):
@@ -11,46 +15,59 @@ def square_image(size=32, top=10, left=10, side=12):
     return image
 
 
-def test_boundary_weights_peak_on_edges_not_background_or_interior():
-    weights = boundary_weights(square_image())[0, 0]
-    edge = weights[10, 12:20].mean()  # top edge of the square
-    background = weights[0:6, 0:6].mean()
-    interior = weights[13:19, 13:19].mean()
-    assert abs(float(weights.max()) - 1.0) < 1e-3
-    assert edge > 0.5
-    assert background < 1e-3 and interior < 1e-3
+@pytest.mark.parametrize("kind", SPATIAL_FILTERS)
+def test_edges_show_on_the_square_outline_not_on_background_or_interior(kind):
+    edges = gradient_magnitude(square_image(), kind)[0].mean(0)
+    outline = torch.cat([edges[9:11, 12:20].flatten(), edges[12:20, 9:11].flatten()]).mean()
+    background, interior = edges[0:6, 0:6].max(), edges[13:19, 13:19].max()
+    assert outline > 0.1 and background < 1e-6 and interior < 1e-6
 
 
-def test_uniform_image_has_no_boundaries_even_at_the_border():
-    weights = boundary_weights(torch.full((1, 4, 16, 16), 0.7))
-    assert weights.abs().max() < 1e-3
+def test_a_uniform_image_has_no_edges_even_at_the_border():
+    assert gradient_magnitude(torch.full((1, 4, 16, 16), 0.7)).abs().max() < 1e-6
 
 
-def moving_square_clip(frames=8, moving=True):
-    clip = torch.zeros(1, frames, 1, 32, 32)
-    for t in range(frames):
-        left = 2 + (3 * t if moving else 0)
-        clip[0, t, :, 12:20, left : left + 6] = 1.0
-    return clip
+def test_an_unknown_spatial_filter_is_refused():
+    with pytest.raises(ValueError, match="spatial filter must be one of"):
+        gradient_magnitude(square_image(), "canny")
 
 
-def test_static_clip_has_no_motion():
-    motion = motion_magnitude(temporal_highpass(moving_square_clip(moving=False)))
-    assert motion.abs().max() < 1e-5
+def sinusoid(frequency_hz, fps=15.0, frames=32, amplitude=1.0):
+    t = torch.arange(frames, dtype=torch.float32) / fps
+    return amplitude * torch.sin(2 * math.pi * frequency_hz * t).view(1, frames, 1) + 3.0
 
 
-def test_motion_appears_only_where_the_square_moves():
-    motion = motion_magnitude(temporal_highpass(moving_square_clip()))[0, 0]
-    on_path = motion[12:20, 2:29].mean()
-    off_path = torch.cat([motion[:10].flatten(), motion[22:].flatten()]).abs().max()
-    assert on_path > 0.1
-    assert off_path < 1e-5
+def test_band_magnitude_keeps_in_band_motion_and_drops_what_lies_outside():
+    band = (1.5, 4.0)
+    inside = float(band_magnitude(sinusoid(2.5), 15.0, band))
+    assert inside == pytest.approx(1 / math.sqrt(2), rel=0.15)  # the RMS of a unit sinusoid
+    for outside in (sinusoid(0.2), sinusoid(6.5), torch.linspace(0, 2, 32).view(1, 32, 1)):  # slow, fast, drift
+        assert float(band_magnitude(outside, 15.0, band)) < 0.05 * inside
+    assert float(band_magnitude(torch.full((1, 32, 1), 5.0), 15.0, band)) == 0.0
 
 
-def test_motion_band_selects_frequencies():
-    t = torch.arange(16, dtype=torch.float32)
-    slow = torch.sin(2 * torch.pi * 1 * t / 16)
-    fast = torch.sin(2 * torch.pi * 6 * t / 16)
-    signal = (slow + fast + 3.0).view(1, 16, 1)
-    kept = temporal_highpass(signal, band=(1, 2))[0, :, 0]
-    assert torch.allclose(kept, slow, atol=1e-5)
+@pytest.mark.parametrize("frames, fps, band, message", [
+    (32, 15.0, (1.5, 8.0), "above the Nyquist frequency 7.5 Hz"),
+    (8, 15.0, (1.0, 1.8), "holds no frequency"),
+    (32, 15.0, (4.0, 2.0), "0 < low < high"),
+])
+def test_a_band_the_clip_cannot_see_is_a_clear_error(frames, fps, band, message):
+    with pytest.raises(ValueError, match=message):
+        band_bins(frames, fps, band)
+
+
+def test_the_noise_floor_removes_noise_everywhere_and_keeps_a_moving_patch():
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.1 + 0.02 * torch.rand(1, 4, 16, 16, generator=generator)
+    moving = noise.clone()
+    moving[..., 4:8, 4:8] += 1.0
+    assert float(above_noise_floor(noise, 0.25, 2.5).max()) == 0.0
+    kept = above_noise_floor(moving, 0.25, 2.5)[0]
+    assert float(kept[:, 4:8, 4:8].min()) > 0.7 and float(kept[:, 10:, 10:].max()) == 0.0
+
+
+def test_equalised_brightness_turns_flicker_into_a_static_clip():
+    frame = square_image().unsqueeze(1).expand(1, 6, 3, 32, 32)
+    gains = torch.tensor([1.0, 0.8, 1.2, 0.9, 1.1, 1.0]).view(1, 6, 1, 1, 1)
+    equalised = equalise_brightness(frame * gains)
+    assert float((equalised - equalised[:, :1]).abs().max()) < 1e-5

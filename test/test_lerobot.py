@@ -203,8 +203,9 @@ def test_the_train_command_trains_on_datasets_written_by_lerobot(version, tmp_pa
     from video2act_core.train import main as train
 
     config = tmp_path / "micro.yaml"
-    config.write_text(json.dumps({"system2": {"num_frames": 4, "image_height": 32, "image_width": 32, "token_grid": 2,
-                                              "token_dim": 32},
+    config.write_text(json.dumps({"system2": {"num_frames": 4, "image_height": 32, "image_width": 32,
+                                              "motion_height": 16, "motion_width": 16, "spatial_grid": 2,
+                                              "motion_grid": 2, "token_dim": 32, "former_hidden": 32},
                                   "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
                                               "num_inference_steps": 4}}))
     out = tmp_path / "ckpt"

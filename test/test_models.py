@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from clips import CENTRE, FRAMES, SIZE, SQUARE, square_clip, swept_columns
 from conftest import JOINTS, tiny_model_config
 from video2act_core.checkpoint import build_models
-from video2act_core.models.vdm_encoder import sincos_2d_positions
+from video2act_core.models.vdm_encoder import StreamFormer, sincos_2d_positions
+from video2act_core.policy import frames_to_tensor
 
-FRAMES, SIZE = 8, 64
 
 
 @pytest.fixture(scope="module")
@@ -18,66 +18,128 @@ def models():
     return encoder.eval(), action
 
 
-def square_clip(moving: bool) -> torch.Tensor:
-    clip = torch.full((1, FRAMES, 3, SIZE, SIZE), 0.3)
-    for t in range(FRAMES):
-        left = 8 + (4 * t if moving else 0)
-        clip[0, t, :, 24:40, left : left + 16] = 0.9
-    return clip
+@torch.no_grad()
+def streams(encoder, clip: np.ndarray):
+    """(maps, spatial tokens, motion tokens) of one (T, H, W, 3) uint8 clip."""
+    maps = encoder.refine(frames_to_tensor(clip))
+    spatial, motion = encoder.tokens(maps.spatial, maps.motion)
+    return maps, spatial[0], motion[0]
 
 
-def test_token_shapes(models):
+def change(tokens, reference) -> torch.Tensor:
+    """Per-cell squared distance between two token sets."""
+    return (tokens - reference).pow(2).sum(-1)
+
+
+def test_token_shapes_per_stream(models):
     encoder, _ = models
+    cfg = encoder.config
     with torch.no_grad():
-        tokens = encoder(torch.rand(2, FRAMES, 3, 48, 80))  # resized to the configured 64x64
-    cells = encoder.config.token_grid**2
-    assert tokens.spatial.shape == (2, cells, encoder.config.token_dim)
-    assert tokens.motion.shape == (2, cells, encoder.config.token_dim)
+        tokens = encoder(torch.rand(2, cfg.num_frames, 3, 48, 80))  # resized to the configured 64x64
+    assert tokens.spatial.shape == (2, cfg.spatial_grid**2, cfg.token_dim)
+    assert tokens.motion.shape == (2, cfg.motion_grid**2, cfg.token_dim)
     assert tokens.motion_energy.shape == (2,)
 
 
 def test_wrong_clip_length_is_refused(models):
     encoder, _ = models
     with pytest.raises(ValueError, match="expected frames"):
-        encoder(torch.rand(1, FRAMES - 1, 3, SIZE, SIZE))
+        encoder(torch.rand(1, encoder.config.num_frames - 1, 3, 64, 64))
 
 
-def test_static_clip_gives_zero_motion_energy(models):
+def test_a_band_the_clip_cannot_resolve_is_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match="Nyquist"):
+        build_models(tiny_model_config(motion_band_hz=[1.5, 9.0]), JOINTS)
+
+
+def test_a_static_scene_gives_exactly_the_static_tokens(models):
     encoder, _ = models
-    with torch.no_grad():
-        static = encoder(square_clip(moving=False))
-        moving = encoder(square_clip(moving=True))
-    assert float(static.motion_energy) < 1e-6
-    assert float(static.motion_map.abs().max()) < 1e-6
-    assert float(moving.motion_energy) > 0.05
+    maps, _, motion = streams(encoder, square_clip())
+    zero = encoder.motion_former(torch.zeros_like(maps.motion))[0]
+    assert float(maps.motion.abs().max()) == 0.0 and float(maps.motion_energy) == 0.0
+    assert torch.equal(motion, zero)
 
 
-def test_motion_shows_up_where_the_square_moves(models):
+def test_motion_in_the_band_stands_out_from_noise_flicker_and_motion_outside_it(models):
     encoder, _ = models
-    with torch.no_grad():
-        motion = F.adaptive_avg_pool2d(encoder(square_clip(moving=True)).motion_map, 8)[0, 0]
-    # The square sweeps rows 24..40 of 64 (cells 3..4 of 8).
-    on_path = motion[3:5, 1:6].mean()
-    far_rows = torch.cat([motion[0], motion[7]]).mean()
-    assert on_path > 3 * far_rows
+    _, _, static = streams(encoder, square_clip())
+    energy = lambda **clip: float(change(streams(encoder, square_clip(**clip))[2], static).mean())
+    in_band = energy(frequency_hz=2.5, amplitude_px=6)
+    others = {
+        "sensor noise 2/255": energy(noise_std=2),
+        "sensor noise 5/255": energy(noise_std=5),
+        "flicker +-20%": energy(flicker=0.2),
+        "drift 0.1 Hz, 3 px per clip": energy(frequency_hz=0.1, amplitude_px=3),
+        "7 Hz, 1 px": energy(frequency_hz=7, amplitude_px=1) * in_band / energy(frequency_hz=2.5, amplitude_px=1),
+    }
+    print("\nmotion-token change of 2.5 Hz +-6 px over:",
+          ", ".join(f"{name} {in_band / max(value, 1e-30):.0f}x" for name, value in others.items()))
+    for name, value in others.items():
+        assert in_band >= 5 * value, name
 
 
-def test_boundary_map_is_higher_at_the_square_than_on_background(models):
+def test_motion_tokens_grow_with_the_amplitude(models):
     encoder, _ = models
-    with torch.no_grad():
-        boundary = F.adaptive_avg_pool2d(encoder(square_clip(moving=False)).boundary_map, 8)[0, 0]
-    # Square at columns 8..24 of 64 (cells 1..2), rows 24..40 (cells 3..4).
-    at_square = boundary[3:5, 1:3].mean()
-    background = boundary[3:5, 5:8].mean()
-    assert at_square > 2 * background
+    _, _, static = streams(encoder, square_clip())
+    energies = [float(change(streams(encoder, square_clip(frequency_hz=2.5, amplitude_px=a))[2], static).mean())
+                for a in (0.5, 1, 2, 4)]
+    print("\nmotion-token change at +-0.5, 1, 2, 4 px:", ", ".join(f"{e:.2e}" for e in energies))
+    assert energies == sorted(energies) and energies[-1] > 2 * energies[0]
+
+
+def test_motion_shows_where_the_square_moves(models):
+    encoder, _ = models
+    _, _, static = streams(encoder, square_clip())
+    amplitude = 6
+    per_cell = change(streams(encoder, square_clip(frequency_hz=2.5, amplitude_px=amplitude))[2], static)
+    grid = encoder.config.motion_grid
+    per_cell = per_cell.view(grid, grid)
+    cell = SIZE // grid
+    first, last = swept_columns(amplitude)
+    rows = slice((CENTRE[0] - SQUARE // 2) // cell, (CENTRE[0] + SQUARE // 2 - 1) // cell + 1)
+    columns = slice(first // cell, (last - 1) // cell + 1)
+    swept = torch.zeros(grid, grid, dtype=torch.bool)
+    swept[rows, columns] = True
+    ratio = float(per_cell[swept].mean() / per_cell[~swept].mean())
+    print(f"\nswept cells carry {ratio:.0f}x the motion-token change of the others")
+    assert ratio >= 5
+
+
+def test_boundaries_of_a_large_object_carry_more_spatial_energy_than_its_interior(models):
+    encoder, _ = models
+    flat = np.full((encoder.config.num_frames, SIZE, SIZE, 3), 90, np.uint8)
+    _, nothing, _ = streams(encoder, flat)
+    clip = flat.copy()
+    clip[:, 8:56, 8:56] = (200, 60, 50)  # a 48 px square: cells 1..6, its interior cells 2..5
+    _, spatial, _ = streams(encoder, clip)
+    grid = encoder.config.spatial_grid
+    energy = change(spatial, nothing).view(grid, grid)
+    interior = energy[2:6, 2:6].mean()
+    boundary = torch.cat([energy[1, 1:7], energy[6, 1:7], energy[2:6, 1], energy[2:6, 6]]).mean()
+    print(f"\nboundary cells carry {float(boundary / interior):.1f}x the spatial energy of interior cells")
+    assert boundary >= 2 * interior
 
 
 def test_without_bias_cancellation_a_static_clip_shows_spurious_motion():
     """Why cancel_frame_position_bias exists: SVD's frame-position embedding."""
     encoder, _ = build_models(tiny_model_config(cancel_frame_position_bias=False), JOINTS, seed=0)
+    maps, _, _ = streams(encoder.eval(), square_clip())
+    assert float(maps.motion_energy) > 1e-5  # exactly 0 with the cancellation
+
+
+def test_formers_keep_each_cells_magnitude():
+    """A fixed scale, not a per-token LayerNorm: a cell's token moves away from
+    the static token in proportion to its map, and a fitted scale is the data's RMS."""
+    former = StreamFormer(channels=6, token_dim=8, hidden=16, grid=2)
+    maps = torch.rand(1, 6, 2, 2)
+    maps[..., 0, 0] = 0.0
     with torch.no_grad():
-        energy = encoder.eval()(square_clip(moving=False)).motion_energy
-    assert float(energy) > 1e-3
+        static = former(torch.zeros_like(maps))[0]
+        small, large = (change(former(scale * maps)[0], static) for scale in (1e-3, 2e-3))
+    assert float(small[0]) == 0.0
+    assert torch.allclose(large[1:] / small[1:], torch.full((3,), 4.0), rtol=0.05)
+    former.fit_scale(torch.full((5, 6, 2, 2), 3.0))
+    assert torch.allclose(former.scale, torch.full((6,), 3.0))
 
 
 def test_token_positions_start_distinct_and_closer_for_neighbouring_cells():
@@ -154,3 +216,23 @@ def test_sampling_is_deterministic_with_a_seed(tiny_checkpoint):
         policy = load_policy(tiny_checkpoint, device="cpu", seed=3)
         chunks.append(policy.system1.act(policy.system2.encode(frames), np.zeros(len(JOINTS))))
     np.testing.assert_array_equal(chunks[0], chunks[1])
+
+
+def test_the_wan_backbone_gives_both_streams_through_the_same_encoder(tmp_path):
+    """Wan's VAE packs 4 frames into a latent frame: 32 frames at 15 Hz are 8
+    latent frames at 3.75 Hz, so the band must lie under 1.875 Hz."""
+    from video2act_core.checkpoint import init_checkpoint, load_policy
+
+    # Its tiny VAE and patches leave a 4x4 feature grid at 64x64: enough
+    # cells for the noise floor to tell a moving square from the rest.
+    config = tiny_model_config(backbone={"type": "wan", "num_blocks": 2}, motion_band_hz=[0.5, 1.8],
+                               motion_height=64, motion_width=64, spatial_grid=4, motion_grid=4)
+    with pytest.raises(ValueError, match="Nyquist"):
+        build_models(tiny_model_config(backbone={"type": "wan"}), JOINTS)
+    init_checkpoint(tmp_path / "wan", config, JOINTS)
+    policy = load_policy(tmp_path / "wan", device="cpu")
+    static = policy.system2.encode(square_clip())
+    moving = policy.system2.encode(square_clip(frequency_hz=1.2, amplitude_px=6))
+    assert static.spatial.shape == (16, 128) and static.motion.shape == (16, 128)
+    assert static.motion_energy == 0.0 and moving.motion_energy > 0.0
+    assert policy.system1.act(moving, np.zeros(len(JOINTS))).shape == (policy.system1.config.horizon, len(JOINTS))

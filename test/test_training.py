@@ -13,7 +13,8 @@ from video2act_core.train import main as train
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
-    "system2": {"num_frames": 4, "image_height": 32, "image_width": 32, "token_grid": 2, "token_dim": 32},
+    "system2": {"num_frames": 4, "image_height": 32, "image_width": 32, "motion_height": 16, "motion_width": 16,
+                "spatial_grid": 2, "motion_grid": 2, "token_dim": 32, "former_hidden": 32},
     "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
 }
 

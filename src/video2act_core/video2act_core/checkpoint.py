@@ -4,11 +4,13 @@ Layout of a checkpoint directory:
 
     checkpoint.json          format, version, model id, both configs,
                              normalisation stats, sha256 of every weight file
-    system2_head.safetensors System 2 projections and condition embedding
+    system2_head.safetensors System 2's per-stream formers (and any learned
+                             backbone conditioning)
     system1.safetensors      the DiT action head
-    backbone/unet, backbone/vae
-                             the SVD backbone in diffusers layout (omitted
-                             when it is a referenced local pretrained dir)
+    backbone/<model>         the video backbone's diffusers models (unet and
+                             vae for SVD, transformer and vae for Wan;
+                             omitted when it is a referenced local
+                             pretrained directory)
 
 A checkpoint is written to a temporary directory and renamed into place, so
 an interrupted save never leaves a half-written checkpoint behind, and a
@@ -36,7 +38,11 @@ from video2act_core.normalization import NormalizationStats
 from video2act_core.policy import System1, System2, Video2ActPolicy, resolve_device, resolve_dtype
 
 FORMAT = "video2act-checkpoint"
-FORMAT_VERSION = 1
+# 2: System 2 in two streams (spatial frame, motion clip) with a backbone
+# section and per-stream formers; version 1 had one clip and LayerNorm projections.
+FORMAT_VERSION = 2
+UPGRADE_HINTS = {1: "version 1 checkpoints (System 2 of one clip, per-token LayerNorm projections) have no "
+                    "two-stream weights: retrain them with this release (python -m video2act_core.train)"}
 MANIFEST = "checkpoint.json"
 SYSTEM2_HEAD = "system2_head.safetensors"
 SYSTEM1 = "system1.safetensors"
@@ -92,7 +98,7 @@ def save_checkpoint(
             f"{action.config.action_dim} joints"
         )
     vdm_config = encoder.config
-    if not include_backbone and not vdm_config.pretrained_path:
+    if not include_backbone and not vdm_config.backbone.get("pretrained_path"):
         raise CheckpointError("a randomly initialised backbone must be saved with the checkpoint")
 
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -103,9 +109,8 @@ def save_checkpoint(
         save_file(contiguous(encoder.head_state_dict()), staging / SYSTEM2_HEAD)
         save_file(contiguous(action.model.state_dict()), staging / SYSTEM1)
         if include_backbone:
-            encoder.unet.save_pretrained(staging / BACKBONE / "unet", safe_serialization=True)
-            encoder.vae.save_pretrained(staging / BACKBONE / "vae", safe_serialization=True)
-            vdm_config = replace(vdm_config, pretrained_path="")
+            encoder.backbone.save(staging / BACKBONE)
+            vdm_config = replace(vdm_config, backbone={**vdm_config.backbone, "pretrained_path": ""})
         hashes = {str(p.relative_to(staging)): _sha256(p) for p in _weight_files(staging)}
         combined = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
         model_id = f"{name}@v{FORMAT_VERSION}:{combined[:12]}"
@@ -151,9 +156,10 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> Manifest:
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{root}: format '{raw.get('format')}' is not '{FORMAT}'")
     if raw.get("format_version") != FORMAT_VERSION:
+        hint = UPGRADE_HINTS.get(raw.get("format_version"), "")
         raise CheckpointError(
             f"{root}: checkpoint format version {raw.get('format_version')} is not supported "
-            f"by this release (expects {FORMAT_VERSION})"
+            f"by this release (expects {FORMAT_VERSION})" + (f"; {hint}" if hint else "")
         )
     try:
         vdm = VDMEncoderConfig.from_dict(raw["system2"])
@@ -194,12 +200,13 @@ def _load_weights(module: torch.nn.Module, file: Path, allowed_missing: tuple[st
 def _system2_from(manifest: Manifest, device: str, dtype: str) -> System2:
     config = manifest.vdm
     if manifest.has_backbone:
-        config = replace(config, pretrained_path=str(manifest.path / BACKBONE))
+        config = replace(config, backbone={**config.backbone, "pretrained_path": str(manifest.path / BACKBONE)})
     try:
         encoder = SpatioMotionEncoder(config)
     except (OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{manifest.path}: cannot build System 2 backbone: {error}") from error
-    _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=("unet.", "vae."))
+    saved_apart = tuple(f"backbone.{name}." for name in encoder.backbone.diffusers_modules())
+    _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=saved_apart)
     torch_device = resolve_device(device)
     return System2(encoder.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.model_id)
 

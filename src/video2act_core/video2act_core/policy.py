@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from video2act_core.data.images import resize_frame
 from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
 from video2act_core.normalization import NormalizationStats
@@ -51,6 +52,9 @@ class Latents:
     spatial: np.ndarray  # (N_spatial, token_dim) float32
     motion: np.ndarray  # (N_motion, token_dim) float32
     motion_energy: float
+    # What System 2 saw, for display (not sent to System 1): (h, w) maps.
+    boundary_map: np.ndarray | None = None
+    motion_map: np.ndarray | None = None
 
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -73,11 +77,17 @@ class System2:
 
     @torch.no_grad()
     def encode(self, frames: np.ndarray) -> Latents:
+        """(T, H, W, 3) uint8 RGB of any size: resized to the model's input
+        as training resized them (`resize_frame`), then both streams."""
+        size = (self.config.image_height, self.config.image_width)
+        frames = np.stack([resize_frame(frame, size) for frame in frames])
         tokens = self.encoder(frames_to_tensor(frames))
         return Latents(
             spatial=tokens.spatial[0].float().cpu().numpy(),
             motion=tokens.motion[0].float().cpu().numpy(),
             motion_energy=float(tokens.motion_energy[0]),
+            boundary_map=tokens.boundary_map[0, 0].float().cpu().numpy(),
+            motion_map=tokens.motion_map[0, 0].float().cpu().numpy(),
         )
 
 

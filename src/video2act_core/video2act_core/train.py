@@ -32,6 +32,7 @@ from torch import nn
 
 from video2act_core.camera_pose import demonstrations_camera_pose
 from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
+from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.bags import EpisodeTopics
 from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
@@ -87,11 +88,16 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
 
 
 @torch.no_grad()
-def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress) -> tuple[torch.Tensor, torch.Tensor]:
+def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
+               augmentation: CameraAugmentation | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """System 2's filtered maps of every clip, each clip augmented (or not)
+    once: the backbone is frozen in stage 2, so its maps are cached."""
     spatial, motion = [], []
     encoder.eval()
+    rng = np.random.default_rng(seed)
+    view = (lambda clip: augmentation(clip, rng)) if augmentation else (lambda clip: clip)
     for start in progress(range(0, len(clips), batch_size), desc="System 2 features", unit="batch"):
-        batch = torch.cat([frames_to_tensor(clips[i]) for i in range(start, min(start + batch_size, len(clips)))])
+        batch = torch.cat([frames_to_tensor(view(clips[i])) for i in range(start, min(start + batch_size, len(clips)))])
         maps = encoder.refine(batch)
         spatial.append(maps.spatial.float().cpu())
         motion.append(maps.motion.float().cpu())
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--joint-map", nargs="+", default=[], metavar="RECORDED=OURS",
                         help="rename single recorded joints, e.g. joint_1=shoulder_pan")
     parser.add_argument("--camera", help="the LeRobot camera key to train on (default: the first)")
+    parser.add_argument("--camera-augmentation", type=float, default=0.5, metavar="P",
+                        help="share of clips given a real camera's noise, gain, flicker and shake before System 2 "
+                             "(0: none)")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml",
                         help="topics and joint names (ROS 2 params file)")
     parser.add_argument("--model-config", type=Path, default=repo / "config" / "model_tiny.yaml")
@@ -223,13 +232,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # Stage 2: cache System 2's filtered maps once, train projections + DiT.
     key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride,
-                                           "every": args.sample_every})
+                                       "every": args.sample_every, "augmentation": args.camera_augmentation,
+                                       "seed": args.seed})
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
     # Rank 0 runs System 2 over the data; the other ranks wait and load it.
     if rank == 0 and not cache_path.exists():
-        save_atomically(refine_all(encoder, samples.clips, 16, progress), cache_path)
+        augmentation = CameraAugmentation(args.camera_augmentation) if args.camera_augmentation > 0 else None
+        save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
     if world > 1:
         torch.distributed.barrier()
     spatial_maps, motion_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
@@ -238,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
 
     for p in encoder.parameters():
         p.requires_grad_(False)
-    heads = [encoder.spatial_projection, encoder.motion_projection]
-    trainable = [p for m in heads for p in m.parameters()] + [encoder.spatial_position, encoder.motion_position]
+    # Fixed scales from the data keep each cell's magnitude in its tokens.
+    encoder.fit_scales(spatial_maps, motion_maps)
+    trainable = list(encoder.spatial_former.parameters()) + list(encoder.motion_former.parameters())
     for p in trainable:
         p.requires_grad_(True)
     trainable += list(action.model.parameters())
@@ -297,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             "final_loss": float(np.mean(losses[-50:])) if losses else None,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
+            "device": str(device),
+            "camera_augmentation": args.camera_augmentation,
             # Perception compares it with the robot's tf at start-up.
             "camera_pose": camera_pose.to_dict() if camera_pose else None,
         }

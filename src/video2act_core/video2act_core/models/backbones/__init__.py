@@ -1,0 +1,73 @@
+"""Video diffusion backbones read as feature extractors: one module per
+model, all behind `VideoBackbone`, built by `build_backbone` from the
+`backbone` section of System 2's config (`type` picks the module).
+
+System 2 calls a backbone twice per update: the spatial stream is one
+frame, the motion stream a clip. Either way a clip goes in and per-frame
+feature maps come out; the filters and formers after it do not know which
+model made them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class VideoBackbone(nn.Module):
+    """The interface every backbone module implements.
+
+    - `encode(frames)`: (B, T, 3, H, W) in [0, 1] -> latents (B, t, c, h, w)
+      as the denoiser takes them (scaled); t = 1 + (T - 1) // temporal_compression
+      for causal video VAEs (Wan), t = T for per-frame VAEs (SVD).
+    - `features(latents)`: one pass of the denoiser on clean latents (or at a
+      small fixed noise level), read inside the network: (B, t, C, h', w').
+      Deterministic: the same latents give the same features.
+    - `denoising_loss(latents, generator)`: the model's own training
+      objective on robot clips (stage 1 of training).
+    - `feature_channels`, `temporal_compression`: what System 2 needs to
+      size its formers and to convert its motion band to latent frames.
+    - `diffusers_modules()`: name -> the diffusers models it wraps (e.g.
+      unet, vae); `save(directory)` writes each to directory/<name> in
+      diffusers layout, reloadable with `pretrained_path=directory`. Any
+      other parameter (a learned conditioning, say) belongs to System 2's
+      head weights.
+    """
+
+    feature_channels: int
+    temporal_compression: int
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def features(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def diffusers_modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def save(self, directory) -> None:
+        for name, module in self.diffusers_modules().items():
+            module.save_pretrained(Path(directory) / name, safe_serialization=True)
+
+
+def build_backbone(options: dict[str, Any]) -> VideoBackbone:
+    """The backbone named by options['type'] ('svd' or 'wan'), built from the
+    rest of `options` (a local `pretrained_path`, or configs)."""
+    options = dict(options)
+    kind = options.pop("type", "svd")
+    if kind == "svd":
+        from video2act_core.models.backbones.svd import SVDBackbone
+
+        return SVDBackbone(**options)
+    if kind == "wan":
+        from video2act_core.models.backbones.wan import WanBackbone
+
+        return WanBackbone(**options)
+    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan)")

@@ -1,0 +1,164 @@
+"""Stable Video Diffusion's spatio-temporal UNet as a System 2 backbone.
+
+Frames go through SVD's VAE encoder into latents; the UNet runs one
+denoising step at a small fixed noise level, and forward hooks read
+per-frame feature maps from configurable blocks, resized to the first
+block's grid and concatenated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from video2act_core.models.backbones import VideoBackbone
+
+# A Stable Video Diffusion UNet small enough for CPU tests and the demo:
+# same block types as the real one (../shared/ENVIRONMENT.md), 1.3 M params.
+TINY_UNET: dict[str, Any] = {
+    "sample_size": 16,
+    "in_channels": 8,
+    "out_channels": 4,
+    "down_block_types": ["CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"],
+    "up_block_types": ["UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"],
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "cross_attention_dim": 64,
+    "num_attention_heads": [2, 4],
+    "addition_time_embed_dim": 32,
+    "projection_class_embeddings_input_dim": 96,
+    "num_frames": 8,
+}
+TINY_VAE: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "latent_channels": 4,
+}
+
+
+class SVDBackbone(VideoBackbone):
+    temporal_compression = 1
+
+    def __init__(
+        self,
+        pretrained_path: str = "",
+        unet: dict[str, Any] | None = None,
+        vae: dict[str, Any] | None = None,
+        vae_scaling_factor: float = 0.18215,
+        # One denoising step at this EDM noise level (SVD's sigma
+        # parametrisation). Low: at high noise the added noise texture
+        # dominates the features.
+        sigma: float = 0.05,
+        noise_seed: int = 0,
+        # SVD's added time ids: (fps - 1, motion bucket id, noise augmentation).
+        fps: int = 7,
+        motion_bucket_id: int = 127,
+        noise_aug_strength: float = 0.02,
+        # Blocks whose outputs are read; all are resized to the first one's grid.
+        feature_blocks: tuple[str, ...] = ("up_blocks.0", "up_blocks.1"),
+    ):
+        super().__init__()
+        from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
+
+        if pretrained_path:
+            root = Path(pretrained_path).expanduser()
+            if not (root / "unet").is_dir() or not (root / "vae").is_dir():
+                raise FileNotFoundError(f"{root} is not a diffusers SVD directory: expected unet/ and vae/ subfolders")
+            # Lazy (low-memory) loading needs `accelerate`; without it diffusers
+            # falls back anyway, with a warning on every load.
+            lazy = importlib.util.find_spec("accelerate") is not None
+            self.unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True,
+                                                                         low_cpu_mem_usage=lazy)
+            self.vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True,
+                                                                   low_cpu_mem_usage=lazy)
+        else:
+            self.unet = UNetSpatioTemporalConditionModel(**(unet or TINY_UNET))
+            self.vae = AutoencoderKLTemporalDecoder(**(vae or TINY_VAE))
+        latent_channels = self.vae.config.latent_channels
+        if self.unet.config.in_channels != 2 * latent_channels:
+            raise ValueError(
+                f"SVD UNet expects noisy + conditioning latents: in_channels={self.unet.config.in_channels} "
+                f"must be 2 x VAE latent_channels={latent_channels}"
+            )
+        self.vae_scaling_factor = vae_scaling_factor
+        self.sigma, self.noise_seed = sigma, noise_seed
+        self.time_ids = (fps - 1, motion_bucket_id, noise_aug_strength)
+        self.feature_blocks = list(feature_blocks)
+        # SVD conditions cross-attention on a CLIP embedding of the first
+        # frame; a learned projection of its pooled VAE latent stands in, so
+        # no image encoder weights are needed.
+        self.condition_embedding = torch.nn.Linear(latent_channels, self.unet.config.cross_attention_dim)
+        self._features: dict[str, torch.Tensor] = {}
+        for name in self.feature_blocks:
+            self.unet.get_submodule(name).register_forward_hook(self._store_features(name))
+        with torch.no_grad():
+            probe = torch.zeros(1, 2, 3, 32, 32)
+            self.feature_channels = self.features(self.encode(probe)).shape[2]
+
+    def _store_features(self, name: str):
+        def hook(_module, _inputs, output):
+            self._features[name] = output[0] if isinstance(output, tuple) else output
+
+        return hook
+
+    def diffusers_modules(self) -> dict[str, torch.nn.Module]:
+        return {"unet": self.unet, "vae": self.vae}
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) in [0, 1] -> scaled VAE latent means (B, T, c, h, w)."""
+        batch, steps = frames.shape[:2]
+        pixels = frames.flatten(0, 1) * 2.0 - 1.0
+        latents = self.vae.encode(pixels).latent_dist.mode() * self.vae_scaling_factor
+        return latents.unflatten(0, (batch, steps))
+
+    def _denoise(self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """One SVD UNet pass on `latents + sigma * noise`, conditioned on the
+        first frame as SVD is; returns the raw UNet output (B, T, c, h, w).
+
+        sigma is (B,): EDM preconditioning c_in = 1/sqrt(sigma^2 + 1),
+        c_noise = log(sigma) / 4, as in Stable Video Diffusion.
+        """
+        batch = latents.shape[0]
+        scale = sigma.view(batch, 1, 1, 1, 1)
+        condition = latents[:, :1]
+        noisy = (latents + scale * noise) / torch.sqrt(scale**2 + 1.0)
+        sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
+        context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
+        time_ids = torch.tensor([self.time_ids], device=latents.device, dtype=latents.dtype).expand(batch, 3)
+        return self.unet(sample, 0.25 * torch.log(sigma), context, time_ids, return_dict=False)[0]
+
+    def features(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, T, c, h, w) -> hooked features (B, T, C, h', w') on the first block's grid."""
+        batch, steps = latents.shape[:2]
+        # Same noise for every frame: per-frame noise would itself look like motion.
+        generator = torch.Generator(device="cpu").manual_seed(self.noise_seed)
+        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator).to(latents).expand_as(latents)
+        sigma = torch.full((batch,), self.sigma, device=latents.device, dtype=latents.dtype)
+        self._features.clear()
+        self._denoise(latents, noise, sigma)
+        maps = [self._features[name] for name in self.feature_blocks]
+        grid = maps[0].shape[-2:]
+        resized = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+                   for m in maps]
+        return torch.cat(resized, dim=1).unflatten(0, (batch, steps))
+
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """SVD's EDM v-objective on a batch of robot clips' latents."""
+        batch = latents.shape[0]
+        # log-normal noise levels (P_mean 0.7, P_std 1.6), as SVD fine-tunes.
+        sigma = torch.exp(0.7 + 1.6 * torch.randn(batch, generator=generator)).to(latents)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        output = self._denoise(latents, noise, sigma)
+        scale = sigma.view(batch, 1, 1, 1, 1)
+        noisy = latents + scale * noise
+        denoised = noisy / (scale**2 + 1.0) - output * scale / torch.sqrt(scale**2 + 1.0)
+        weight = (scale**2 + 1.0) / scale**2
+        # The conditioning frame is given, not predicted.
+        return (weight * (denoised - latents) ** 2)[:, 1:].mean()

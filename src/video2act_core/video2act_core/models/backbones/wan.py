@@ -1,0 +1,251 @@
+"""Wan2.2 (TI2V-5B) as a System 2 backbone, the model of the official
+Video2Act code.
+
+Frames go through Wan's causal video VAE into normalised latents; the
+transformer runs once on the clean latents at timestep 0 and the hidden
+states after its first `num_blocks` blocks (20 of 30 in the paper) are the
+features, one map per latent frame. Only those blocks run.
+
+Upstream: diffusers (Apache-2.0) `WanTransformer3DModel` and
+`AutoencoderKLWan`, written against diffusers 0.42.1; weights
+Wan-AI/Wan2.2-TI2V-5B-Diffusers (Apache-2.0), loaded from a local
+directory. Our changes: `features` repeats the transformer's forward up to
+the blocks (patch embedding, rotary positions, time and text embedding) and
+stops after `num_blocks`; `WanTransformer3DModel.forward` is the reference
+to re-check on a diffusers upgrade (a test compares the two).
+
+Text: Wan conditions every block on umT5-XXL embeddings of a prompt. A local
+umT5 is out of scope here, so a fixed null context of zeros stands in (the
+padding Wan itself appends to every prompt). It is not umT5's embedding of
+an empty prompt, so features differ from the official code's by a constant
+text condition; a real instruction embedding would replace
+`_null_context`. With an all-zero context every text token is the same
+vector, so cross-attention returns the same result for any token count:
+one token is enough.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from video2act_core.models.backbones import VideoBackbone
+
+# A Wan2.2-style transformer and VAE small enough for CPU tests and the demo:
+# the same block types as TI2V-5B (patch (1, 2, 2), RMS-normed q/k, residual
+# VAE blocks with 2x2 pixel patchify), 51 k and 178 k parameters. The VAE
+# downsamples 8x in space (Wan2.2: 16x) so that 32x32 frames still give a
+# 2x2 token grid; its two temporal downsamples give Wan's 4x in time.
+TINY_TRANSFORMER: dict[str, Any] = {
+    "patch_size": [1, 2, 2],
+    "num_attention_heads": 2,
+    "attention_head_dim": 16,
+    "in_channels": 8,
+    "out_channels": 8,
+    "text_dim": 16,
+    "freq_dim": 32,
+    "ffn_dim": 64,
+    "num_layers": 3,
+}
+TINY_VAE: dict[str, Any] = {
+    "base_dim": 8,
+    "z_dim": 8,
+    "dim_mult": [1, 2, 2],
+    "num_res_blocks": 1,
+    "temperal_downsample": [True, True],
+    "is_residual": True,
+    "in_channels": 12,
+    "out_channels": 12,
+    "patch_size": 2,
+    "scale_factor_temporal": 4,
+    "scale_factor_spatial": 8,
+    # Arbitrary but not the identity, so that tests see the normalisation.
+    "latents_mean": [-0.2, -0.1, 0.0, 0.1, 0.2, 0.3, -0.3, 0.05],
+    "latents_std": [0.5, 1.0, 1.5, 0.8, 1.2, 0.6, 2.0, 0.9],
+}
+
+# Wan's flow-matching schedulers map a noise level s in [0, 1] to the
+# transformer's timestep s * 1000.
+NUM_TRAIN_TIMESTEPS = 1000
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+
+
+def _load_local(model_class, directory: Path):
+    """A diffusers model saved in `directory` (save_pretrained layout).
+
+    diffusers (0.42.1) loads models that keep modules in fp32, as the Wan
+    transformer does, only through `accelerate`; without it the safetensors
+    files are read here into a model built from the saved config.
+    """
+    if importlib.util.find_spec("accelerate") is not None:
+        return model_class.from_pretrained(directory, local_files_only=True)
+    weight_files = sorted(directory.glob("diffusion_pytorch_model*.safetensors"))
+    if not weight_files:
+        raise FileNotFoundError(f"{directory} holds no diffusion_pytorch_model*.safetensors weights")
+    model = model_class.from_config(model_class.load_config(directory))
+    state_dict = {}
+    for weight_file in weight_files:
+        state_dict.update(load_file(weight_file))
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
+class WanBackbone(VideoBackbone):
+    # Wan's VAE is causal in time: the first frame alone, then 4 frames per latent frame.
+    temporal_compression = 4
+
+    def __init__(
+        self,
+        pretrained_path: str = "",
+        transformer: dict[str, Any] | None = None,
+        vae: dict[str, Any] | None = None,
+        # Features are the hidden states after the first N blocks; 0 or more
+        # than the model has means all. 20 is the paper's (of 30).
+        num_blocks: int = 20,
+        # Transformer timestep of the feature pass, 0..1000. 0: clean latents,
+        # as the official code. Above 0 the latents are mixed with fixed noise
+        # (the same for every latent frame, so that it does not look like motion).
+        timestep: float = 0.0,
+        noise_seed: int = 0,
+        # Tokens of the null text context (see the module docstring).
+        text_tokens: int = 1,
+        # How `denoising_loss` draws noise levels: uniform, or logit-normal
+        # (more weight on mid-range noise, as SD3 trains).
+        loss_timestep_sampling: str = "logit_normal",
+    ):
+        super().__init__()
+        from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+        if not 0.0 <= timestep <= NUM_TRAIN_TIMESTEPS:
+            raise ValueError(f"timestep={timestep}: expected 0..{NUM_TRAIN_TIMESTEPS}")
+        if num_blocks < 0:
+            raise ValueError(f"num_blocks={num_blocks}: expected >= 0 (0 = all blocks)")
+        if text_tokens < 1:
+            raise ValueError(f"text_tokens={text_tokens}: expected >= 1")
+        if loss_timestep_sampling not in TIMESTEP_SAMPLINGS:
+            raise ValueError(f"loss_timestep_sampling='{loss_timestep_sampling}': expected one of {TIMESTEP_SAMPLINGS}")
+
+        if pretrained_path:
+            root = Path(pretrained_path).expanduser()
+            if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
+                raise FileNotFoundError(
+                    f"{root} is not a diffusers Wan directory: expected transformer/ and vae/ subfolders")
+            self.transformer = _load_local(WanTransformer3DModel, root / "transformer")
+            self.vae = _load_local(AutoencoderKLWan, root / "vae")
+        else:
+            self.transformer = WanTransformer3DModel(**(transformer or TINY_TRANSFORMER))
+            self.vae = AutoencoderKLWan(**(vae or TINY_VAE))
+
+        config = self.transformer.config
+        if config.in_channels != self.vae.config.z_dim:
+            raise ValueError(f"Wan transformer in_channels={config.in_channels} must equal the VAE's "
+                             f"z_dim={self.vae.config.z_dim}")
+        if config.patch_size[0] != 1:
+            raise ValueError(f"Wan transformer patch_size={list(config.patch_size)}: features are per latent "
+                             "frame, so the time patch must be 1")
+        total_blocks = len(self.transformer.blocks)
+        self.num_blocks = num_blocks if 0 < num_blocks <= total_blocks else total_blocks
+        self.timestep, self.noise_seed = float(timestep), noise_seed
+        self.text_tokens = text_tokens
+        self.loss_timestep_sampling = loss_timestep_sampling
+        self.feature_channels = config.num_attention_heads * config.attention_head_dim
+        # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
+        z_dim = self.vae.config.z_dim
+        self.register_buffer("latents_mean", torch.tensor(self.vae.config.latents_mean, dtype=torch.float32)
+                             .view(1, z_dim, 1, 1, 1), persistent=False)
+        self.register_buffer("latents_std", torch.tensor(self.vae.config.latents_std, dtype=torch.float32)
+                             .view(1, z_dim, 1, 1, 1), persistent=False)
+
+    def diffusers_modules(self) -> dict[str, torch.nn.Module]:
+        return {"transformer": self.transformer, "vae": self.vae}
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames to normalised VAE latent means, as the Wan pipelines normalise them.
+
+        Args:
+            frames: (B, T, 3, H, W) in [0, 1].
+
+        Returns:
+            (B, t, c, h, w) with t = 1 + (T - 1) // 4. The VAE encodes 1 + 4k
+            frames; any others are dropped from the start of the clip, so the
+            newest frame is always encoded (the VAE itself would drop the newest).
+        """
+        surplus = (frames.shape[1] - 1) % self.temporal_compression
+        pixels = frames[:, surplus:].transpose(1, 2).to(self.vae.dtype) * 2.0 - 1.0  # (B, 3, T, H, W)
+        latents = self.vae.encode(pixels).latent_dist.mode()
+        latents = (latents - self.latents_mean.to(latents)) / self.latents_std.to(latents)
+        return latents.transpose(1, 2)
+
+    def _null_context(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(B, text_tokens, text_dim) zeros: Wan's prompt padding, standing in for umT5 (module docstring)."""
+        return torch.zeros(batch, self.text_tokens, self.transformer.config.text_dim, device=device, dtype=dtype)
+
+    def features(self, latents: torch.Tensor) -> torch.Tensor:
+        """One transformer pass on the latents, read after the first `num_blocks` blocks.
+
+        Args:
+            latents: (B, t, c, h, w) from `encode`; h and w divisible by the patch size (2).
+
+        Returns:
+            (B, t, C, h / 2, w / 2), C = the transformer's width (3072 for TI2V-5B).
+        """
+        batch, steps, _, height, width = latents.shape
+        _, patch_h, patch_w = self.transformer.config.patch_size
+        if height % patch_h or width % patch_w:
+            raise ValueError(f"latent grid {height}x{width} is not divisible by the transformer's patch "
+                             f"{patch_h}x{patch_w}")
+        transformer = self.transformer
+        sample = latents.transpose(1, 2).to(transformer.dtype)  # (B, c, t, h, w), as the transformer takes it
+        noise_level = self.timestep / NUM_TRAIN_TIMESTEPS
+        if noise_level > 0:
+            generator = torch.Generator(device="cpu").manual_seed(self.noise_seed)
+            noise = torch.randn((1, sample.shape[1], 1, height, width), generator=generator).to(sample)
+            sample = (1.0 - noise_level) * sample + noise_level * noise
+        timestep = torch.full((batch,), self.timestep, device=sample.device)
+
+        # WanTransformer3DModel.forward up to its block loop (diffusers 0.42.1).
+        rotary = transformer.rope(sample)
+        tokens = transformer.patch_embedding(sample).flatten(2).transpose(1, 2).contiguous()
+        context = self._null_context(batch, sample.device, sample.dtype)
+        _, modulation, context, _ = transformer.condition_embedder(timestep, context)
+        modulation = modulation.unflatten(1, (6, -1))
+        for block in transformer.blocks[: self.num_blocks]:
+            tokens = block(tokens, context, modulation, rotary)
+
+        # The patch embedding flattens its (t, h, w) output grid with w fastest.
+        grid = tokens.unflatten(1, (steps, height // patch_h, width // patch_w))  # (B, t, h', w', C)
+        return grid.permute(0, 1, 4, 2, 3)
+
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Wan's rectified-flow objective on the full transformer: with
+        x_s = (1 - s) x0 + s noise, predict the velocity noise - x0.
+
+        Args:
+            latents: (B, t, c, h, w) clean latents from `encode`.
+            generator: a CPU generator for the noise levels and the noise.
+
+        Returns:
+            The mean squared velocity error, a scalar.
+        """
+        batch = latents.shape[0]
+        if self.loss_timestep_sampling == "logit_normal":
+            noise_level = torch.sigmoid(torch.randn(batch, generator=generator))
+        else:
+            noise_level = torch.rand(batch, generator=generator)
+        noise = torch.randn(latents.shape, generator=generator).to(latents)
+        noise_level = noise_level.to(latents.device)
+        scale = noise_level.to(latents.dtype).view(batch, 1, 1, 1, 1)
+        noisy = (1.0 - scale) * latents + scale * noise
+        transformer = self.transformer
+        prediction = transformer(
+            noisy.transpose(1, 2).to(transformer.dtype),
+            timestep=noise_level * NUM_TRAIN_TIMESTEPS,
+            encoder_hidden_states=self._null_context(batch, latents.device, transformer.dtype),
+            return_dict=False,
+        )[0]
+        return F.mse_loss(prediction.float(), (noise - latents).transpose(1, 2).float())
