@@ -31,7 +31,8 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
     assert len(harness.latents) >= 2
     for msg in harness.latents:
         assert msg.model_id == manifest.model_id
-        assert tuple(msg.spatial_shape) == (manifest.vdm.token_grid**2, manifest.vdm.token_dim)
+        assert tuple(msg.spatial_shape) == (manifest.vdm.spatial_grid**2, manifest.vdm.token_dim)
+        assert tuple(msg.motion_shape) == (manifest.vdm.motion_grid**2, manifest.vdm.token_dim)
         assert tuple(msg.motion_shape) == tuple(msg.spatial_shape)
         assert len(msg.spatial_tokens) == np.prod(msg.spatial_shape)
         assert np.all(np.isfinite(msg.motion_tokens))

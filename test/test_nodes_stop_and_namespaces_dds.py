@@ -63,7 +63,7 @@ def interrupt_like_a_terminal(harness, processes, logs) -> float:
 
 
 def send_latents(publisher, manifest, stamp):
-    tokens = np.zeros((manifest.vdm.token_grid ** 2, manifest.vdm.token_dim), np.float32)
+    tokens = np.zeros((manifest.vdm.spatial_grid ** 2, manifest.vdm.token_dim), np.float32)
     msg = SpatioMotionLatents()
     msg.header.stamp = stamp
     fill_latents_message(msg, Latents(tokens, tokens, 0.0), manifest.model_id, 0)

@@ -144,6 +144,8 @@ class PerceptionParams(ModelNodeParams):
     image_transport: str = param("raw", "raw: sensor_msgs/Image on image_topic; compressed: "
                                  "sensor_msgs/CompressedImage (jpeg, png) on image_topic/compressed",
                                  choices=("raw", "compressed"))
+    debug_image_topic: str = param("", "sensor_msgs/Image of the newest frame with System 2's boundaries (green) "
+                                   "and motion (red) drawn over it, at rate_hz; empty: off")
     camera_pose_tolerance_m: float = param(0.02, "warn when the camera sits further than this from its pose in "
                                            "the checkpoint (m)", low=0.0, high=10.0)
     camera_pose_tolerance_deg: float = param(3.0, "warn when the camera is turned more than this from its pose "
@@ -201,6 +203,11 @@ class SimArmParams(CommonParams):
                                                 "empty: none)", low=1e-6)
     hardware_limit_margin: float = param(0.1, "the simulated arm allows this fraction above max_joint_velocity "
                                          "before it clips a command", low=0.0, high=10.0)
+    # A real camera's imperfections, to test a policy against them.
+    camera_noise_std: float = param(0.0, "gaussian sensor noise added to each rendered pixel (grey levels)",
+                                    low=0.0, high=255.0)
+    camera_flicker: float = param(0.0, "each frame's brightness is scaled by 1 +- this (lighting flicker)",
+                                  low=0.0, high=1.0)
     publish_clock: bool = param(False, "publish /clock from the simulation (run the other nodes with use_sim_time)")
     seed: int = param(0, "seed of the first episode; each next episode adds one", low=0)
 

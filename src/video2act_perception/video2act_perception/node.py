@@ -11,6 +11,7 @@ guard_process_start()
 import math
 import sys
 
+import numpy as np
 import rclpy.time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -22,12 +23,13 @@ from video2act_msgs.msg import SpatioMotionLatents
 from video2act_core.camera_pose import CameraPose, pose_mismatch
 from video2act_core.checkpoint import load_system2, read_manifest
 from video2act_core.data.frames import FrameBuffer
-from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message
+from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_rgb8
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
+from video2act_core.visualize import overlay
 
 
 def cv_bridge():
@@ -71,6 +73,8 @@ class PerceptionNode(ModelNode):
             self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
+        self.debug_publisher = (self.create_publisher(Image, params.debug_image_topic, qos_profile_sensor_data)
+                                if params.debug_image_topic else None)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)
         self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
@@ -183,9 +187,29 @@ class PerceptionNode(ModelNode):
         fill_latents_message(msg, latents, self.system2.model_id, self.sequence)
         msg.latency = (self.now_ns() - newest) * 1e-9
         self.publisher.publish(msg)
+        if self.debug_publisher is not None:
+            self.publish_debug_image(msg.header, clip.frames[-1], latents)
+        self.check_clip_spacing(clip.stamps_ns)
         self.sequence += 1
         self.stats.record(latency=msg.latency)
         self.last_problem = ""
+
+    def publish_debug_image(self, header, frame, latents) -> None:
+        image = Image(header=header, encoding="rgb8")
+        image.height, image.width, image.step, image.data = encode_rgb8(
+            overlay(frame, latents.boundary_map, latents.motion_map))
+        self.debug_publisher.publish(image)
+
+    def check_clip_spacing(self, stamps_ns: list[int]) -> None:
+        """The motion band is in Hz of frames `1 / motion_fps` apart: a camera
+        rate or frame_stride that spaces them otherwise shifts every band."""
+        spacing = float(np.median(np.diff(stamps_ns))) * 1e-9
+        expected = 1.0 / self.system2.config.motion_fps
+        if spacing > 0 and abs(spacing / expected - 1.0) > 0.25:
+            self.get_logger().warning(
+                f"clip frames are {spacing * 1e3:.0f} ms apart, the model expects {expected * 1e3:.0f} ms "
+                f"(motion_fps {self.system2.config.motion_fps:g}): set frame_stride so camera rate / frame_stride "
+                "matches it", throttle_duration_sec=30.0)
 
     def publish_diagnostics(self) -> None:
         problem = self.last_problem or (self.camera_pose_status if self.camera_moved else "")

@@ -22,6 +22,7 @@ from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, SimArm, make_arm
+from video2act_sim.camera import camera_effects
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a
 # trajectory controller and "unset" to many drivers.
@@ -73,6 +74,7 @@ def run_episode(
 ) -> EpisodeResult:
     """One episode; ends `settle_s` after first success or at the time limit."""
     arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim))
+    camera_rng = np.random.default_rng([seed, 1])  # apart from the arm's own draws
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
     frames = FrameBuffer(num_frames)
@@ -89,7 +91,8 @@ def run_episode(
     while elapsed < max_duration_s and (succeeded_at is None or elapsed < succeeded_at + settle_s):
         now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))
         if elapsed >= next_camera - 1e-9:
-            frame = arm.render(sim.image_height, sim.image_width)
+            frame = camera_effects(arm.render(sim.image_height, sim.image_width), camera_rng, sim.camera_noise_std,
+                                   sim.camera_flicker)
             frames.push(now_ns, frame)
             if recorder:
                 recorder.image(now_ns, frame)

@@ -39,6 +39,7 @@ from video2act_core.control import (
 )
 from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 
@@ -46,9 +47,11 @@ from video2act_sim.episode import Command, run_episode
 class Video2ActController:
     """System 2 every `update_ratio` ticks, System 1 every tick."""
 
-    def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool):
+    def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool,
+                 overlay_video: OverlayVideo | None = None):
         self.policy, self.supervisor = policy, supervisor
         self.update_ratio, self.synchronous = update_ratio, synchronous
+        self.overlay_video = overlay_video
         self.system2_s: list[float] = []
         self.system1_s: list[float] = []
 
@@ -68,6 +71,8 @@ class Video2ActController:
             tokens = self.policy.system2.encode(clip.frames)
             system2 = time.perf_counter() - started
             self.system2_s.append(system2)
+            if self.overlay_video is not None:
+                self.overlay_video.write(overlay(clip.frames[-1], tokens.boundary_map, tokens.motion_map))
             self.latents = LatentsSample(tokens, clip.stamps_ns[-1], self.tick, self.policy.system2.model_id)
         self.tick += 1
         # The chunk is sent once System 1 (and, synchronously, System 2) has run.
@@ -105,8 +110,10 @@ class Row:
 
 
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
-             sim: SimArmParams, params: PolicyParams, episodes: list[dict]) -> Row:
-    """One row of the table; appends each episode's result to `episodes`."""
+             sim: SimArmParams, params: PolicyParams, episodes: list[dict],
+             overlay_video: OverlayVideo | None = None) -> Row:
+    """One row of the table; appends each episode's result to `episodes`;
+    draws what System 2 saw at each update into `overlay_video`."""
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
     limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
                                     params.max_joint_velocity)
@@ -114,7 +121,8 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     planner = ChunkPlanner(policy.system1, params.action_period_s, params.max_latents_age_s,
                            params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
     envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin)
-    controller = Video2ActController(policy, PolicySupervisor(planner, envelope, start_armed=True), ratio, synchronous)
+    controller = Video2ActController(policy, PolicySupervisor(planner, envelope, start_armed=True), ratio, synchronous,
+                                     overlay_video)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
                for seed in seeds]
     for result in results:
@@ -184,9 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sync", action="store_true", help="add the synchronous baseline row")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
+    parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
+    parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
+    parser.add_argument("--overlay-video", type=Path,
+                        help="write the first row's System 2 updates, maps drawn over the frame, to this video "
+                             "(e.g. runs/eval/overlay.mp4)")
     args = parser.parse_args(argv)
 
-    sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
+    camera = {name: value for name, value in (("camera_noise_std", args.camera_noise),
+                                              ("camera_flicker", args.camera_flicker)) if value is not None}
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm", camera or None)
     params = node_params(PolicyParams, args.params, "video2act_policy")
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     runs = [("full", args.checkpoint, ratio, False) for ratio in args.ratios]
@@ -196,9 +211,16 @@ def main(argv: list[str] | None = None) -> int:
         name, _, path = item.partition("=")
         runs.append((name, Path(path), args.ratios[0], False))
     rows, episodes = [], []
-    for name, checkpoint, ratio, synchronous in runs:
-        rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes))
-        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    video = (OverlayVideo(args.overlay_video, 1.0 / (params.action_period_s * args.ratios[0])) if args.overlay_video
+             else None)
+    try:
+        for index, (name, checkpoint, ratio, synchronous) in enumerate(runs):
+            rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes,
+                                 video if index == 0 else None))
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    finally:
+        if video is not None:
+            video.close()
     write_results(rows, episodes, args.out)
     print(format_table(rows))
     print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "

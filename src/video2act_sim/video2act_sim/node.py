@@ -22,6 +22,7 @@ guard_process_start()
 import sys
 from time import monotonic
 
+import numpy as np
 from rclpy.clock import Clock as SteadyClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -40,6 +41,7 @@ from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, make_arm
+from video2act_sim.camera import camera_effects
 from video2act_sim.episode import EPISODE_START_NS
 
 # Sim time per wall time when the node owns /clock.
@@ -54,6 +56,7 @@ class SimArmNode(Node):
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
         self.episode = 0
         self.hardware = HardwareLimits.from_params(params)
+        self.camera_rng = np.random.default_rng([params.seed, 1])
         self.wall_last_s = monotonic()
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -196,9 +199,9 @@ class SimArmNode(Node):
         msg.header.stamp = stamp
         msg.header.frame_id = self.params.camera_frame
         msg.encoding = "rgb8"
-        msg.height, msg.width, msg.step, msg.data = encode_rgb8(
-            self.arm.render(self.params.image_height, self.params.image_width)
-        )
+        frame = camera_effects(self.arm.render(self.params.image_height, self.params.image_width), self.camera_rng,
+                               self.params.camera_noise_std, self.params.camera_flicker)
+        msg.height, msg.width, msg.step, msg.data = encode_rgb8(frame)
         self.image_publisher.publish(msg)
         info = CameraInfo()
         info.header = msg.header
