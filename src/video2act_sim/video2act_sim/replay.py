@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 from collections import Counter
@@ -101,6 +102,16 @@ def action_errors(chunks: list[tuple[int, np.ndarray]], command_stamps_ns: np.nd
 def nodes_ready(node, camera_topic: str, joint_states_topic: str) -> bool:
     """Perception listens to the camera, and the policy to joint states (after latents)."""
     return all(node.count_subscribers(topic) > 0 for topic in (camera_topic, joint_states_topic))
+
+
+def peak_rss_of(pid: int) -> float:
+    """A live process's peak resident memory (MB), from /proc (Linux); NaN elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return float("nan")
+    kilobytes = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return float("nan") if kilobytes is None else kilobytes / 1024
 
 
 def count_modes(modes: list[int], reasons: list[str]) -> dict:
@@ -241,6 +252,8 @@ def replay(args) -> int:
         while time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
         wall_s = time.monotonic() - started
+        peak_rss_mb = {"replay": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       **{exe.name: peak_rss_of(process.pid) for exe, process in zip((PERCEPTION, POLICY), processes)}}
     finally:
         stop_nodes(processes)
         node.destroy_node()
@@ -251,7 +264,8 @@ def replay(args) -> int:
     report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
               "wall_seconds": round(wall_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
               "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
-              "active_chunks": len(chunks), **count_modes(modes, reasons)}
+              "active_chunks": len(chunks), **count_modes(modes, reasons),
+              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()}}
     for name, values in (("system1", chunk_latency), ("latents", latents_latency)):
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
     try:
