@@ -78,13 +78,19 @@ OUTSIDE_TOPICS = ["--image-topic", "/cam/color/image_raw", "--joint-states-topic
 def test_an_outside_robot_bag_with_compressed_images_replays(tiny_checkpoint, tmp_path):
     write_outside_bag(tmp_path / "bag")
     assert replay(["--bag", str(tmp_path / "bag"), "--checkpoint", str(tiny_checkpoint), "--params",
-                   str(PARAMS_FILE), "--rate", "0.25", "--out", str(tmp_path / "out"), *OUTSIDE_TOPICS]) == 0
+                   str(PARAMS_FILE), "--rate", "0.25", "--out", str(tmp_path / "out"), "--overlay-video",
+                   *OUTSIDE_TOPICS]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["camera_type"] == "sensor_msgs/msg/CompressedImage"
     assert report["active_chunks"] > 0 and report["chunks_compared"] > 0
     assert report["modes"]["active"] == report["active_chunks"]
     # Its own graph: a domain of its own, restored for the caller afterwards.
     assert report["ros_domain_id"] is not None
+    import av
+
+    with av.open(str(tmp_path / "out" / "overlay.mp4")) as video:  # what System 2 saw, at the camera's size
+        frames = [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
+    assert frames and frames[0].shape == (48, 64, 3)
 
 
 @pytest.mark.parametrize("change, message", [

@@ -73,7 +73,9 @@ class PerceptionNode(ModelNode):
             self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
-        self.debug_publisher = (self.create_publisher(Image, params.debug_image_topic, qos_profile_sensor_data)
+        # Reliable writers match best-effort viewers and recorders that want every frame.
+        self.debug_publisher = (self.create_publisher(Image, params.debug_image_topic,
+                                                      QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE))
                                 if params.debug_image_topic else None)
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)

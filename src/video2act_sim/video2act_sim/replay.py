@@ -33,10 +33,11 @@ import numpy as np
 
 from video2act_core.checkpoint import CheckpointError, read_manifest
 from video2act_core.data.bags import BagError, EpisodeTopics, find_image_connection, read_episode
-from video2act_core.data.images import COMPRESSED_SUFFIX
+from video2act_core.data.images import COMPRESSED_SUFFIX, decode_image
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.metrics import percentiles_ms
-from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
+from video2act_core.visualize import OverlayVideo
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
 
@@ -70,6 +71,7 @@ def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[str, str, int, int]:
         raise BagError(f"{bag}: cannot read bag: {error}") from error
 
 
+DEBUG_IMAGE_TOPIC = "video2act_replay/debug_image"
 ISOLATION_VARIABLES = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")
 
 
@@ -141,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="replay in the current ROS domain, visible to other nodes (the policy's commands "
                              "still go to video2act_replay/*, never to a controller)")
     parser.add_argument("--out", type=Path, default=Path("runs/replay"))
+    parser.add_argument("--overlay-video", action="store_true",
+                        help="write what System 2 saw (boundaries green, motion red, over the frame) to "
+                             "<out>/overlay.mp4, from perception's debug image")
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
     environment = {name: os.environ.get(name) for name in ISOLATION_VARIABLES}
@@ -194,7 +199,8 @@ def replay(args) -> int:
     common = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True,
               "image_topic": image_topic, "joint_states_topic": topics.joint_states}
     overrides = {
-        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if compressed else "raw"},
+        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if compressed else "raw",
+                     "debug_image_topic": DEBUG_IMAGE_TOPIC if args.overlay_video else ""},
         POLICY: {**common, "start_armed": True, "trajectory_topic": "video2act_replay/arm_commands",
                  "gripper_command_topic": "video2act_replay/gripper_commands", "robot_description_topic": ""},
     }
@@ -221,6 +227,13 @@ def replay(args) -> int:
             chunk_latency.append(msg.inference_latency)
 
     node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 100)
+    video = None
+    if args.overlay_video:
+        video = OverlayVideo(args.out / "overlay.mp4", fps=node_params(PerceptionParams, args.params,
+                                                                       "video2act_perception").rate_hz)
+        reliable_debug = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+        node.create_subscription(Image, DEBUG_IMAGE_TOPIC, lambda msg: video.write(
+            decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)), reliable_debug)
     node.create_subscription(SpatioMotionLatents, policy.latents_topic, lambda m: latents_latency.append(m.latency),
                              latents_qos())
     try:
@@ -256,6 +269,8 @@ def replay(args) -> int:
                        **{exe.name: peak_rss_of(process.pid) for exe, process in zip((PERCEPTION, POLICY), processes)}}
     finally:
         stop_nodes(processes)
+        if video is not None:
+            video.close()
         node.destroy_node()
         rclpy.try_shutdown()
         for log in logs.values():
