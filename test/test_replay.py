@@ -24,10 +24,11 @@ def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_
     assert (tmp_path / "latency.png").stat().st_size > 0
 
 
-def write_outside_bag(path, seconds=3.0):
+def write_outside_bag(path, seconds=3.0, storage="sqlite3", compressed=True):
     """A robot's bag as another stack writes it (the rosbags writer, not our
-    recorder): jpeg CompressedImage on <camera>/compressed, joints named
-    `<joint>.pos` with an extra joint, in another order, sqlite3 storage."""
+    recorder): jpeg CompressedImage on <camera>/compressed (or raw bgr8 on
+    <camera>), joints named `<joint>.pos` with an extra joint, in another
+    order; sqlite3 or mcap storage."""
     import io
 
     from PIL import Image
@@ -37,9 +38,11 @@ def write_outside_bag(path, seconds=3.0):
     store = get_typestore(Stores.ROS2_JAZZY)
     T = store.types
     names = [f"{j}.pos" for j in reversed(JOINTS)] + ["camera_tilt"]
-    with Writer(path, version=8, storage_plugin=StoragePlugin.SQLITE3) as writer:
-        camera = writer.add_connection("/cam/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
-                                       typestore=store)
+    plugin = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}[storage]
+    with Writer(path, version=8, storage_plugin=plugin) as writer:
+        camera = (writer.add_connection("/cam/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage",
+                                        typestore=store) if compressed else
+                  writer.add_connection("/cam/color/image_raw", "sensor_msgs/msg/Image", typestore=store))
         states = writer.add_connection("/arm/joint_states", "sensor_msgs/msg/JointState", typestore=store)
         commands = writer.add_connection("/arm/joint_trajectory", "trajectory_msgs/msg/JointTrajectory",
                                          typestore=store)
@@ -64,11 +67,34 @@ def write_outside_bag(path, seconds=3.0):
             if step % 3 == 0:  # ~15 Hz camera
                 frame = np.zeros((48, 64, 3), np.uint8)
                 frame[:, (step // 3) % 64] = (255, 0, 0)
-                buffer = io.BytesIO()
-                Image.fromarray(frame).save(buffer, format="JPEG")
-                writer.write(camera, ns, store.serialize_cdr(T["sensor_msgs/msg/CompressedImage"](
-                    header=header(ns, "cam_optical"), format="bgr8; jpeg compressed bgr8",
-                    data=np.frombuffer(buffer.getvalue(), np.uint8)), camera.msgtype))
+                if compressed:
+                    buffer = io.BytesIO()
+                    Image.fromarray(frame).save(buffer, format="JPEG")
+                    message = T["sensor_msgs/msg/CompressedImage"](
+                        header=header(ns, "cam_optical"), format="bgr8; jpeg compressed bgr8",
+                        data=np.frombuffer(buffer.getvalue(), np.uint8))
+                else:
+                    message = T["sensor_msgs/msg/Image"](
+                        header=header(ns, "cam_optical"), height=48, width=64, encoding="bgr8", is_bigendian=0,
+                        step=64 * 3, data=np.ascontiguousarray(frame[..., ::-1]).ravel())
+                writer.write(camera, ns, store.serialize_cdr(message, camera.msgtype))
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+@pytest.mark.parametrize("compressed", [True, False])
+def test_outside_bags_read_as_recorded(tmp_path, storage, compressed):
+    from video2act_core.data.bags import EpisodeTopics, read_episode
+    from video2act_core.data.joint_names import JointNameMap
+
+    write_outside_bag(tmp_path / "bag", storage=storage, compressed=compressed)
+    topics = EpisodeTopics("/cam/color/image_raw", "/arm/joint_states", "/arm/joint_trajectory", "/success")
+    episode = read_episode(tmp_path / "bag", topics, JOINTS, joint_name_map=JointNameMap(strip_suffix=".pos"))
+    assert episode.images.shape == (50, 48, 64, 3) and episode.states.shape == (150, len(JOINTS))
+    # The red column is where the frame index puts it, in RGB, whatever the encoding.
+    red = episode.images[1, 10, :, 0].astype(int) - episode.images[1, 10, :, 2]
+    assert red[1] > 50 and abs(red[30]) < 10  # jpeg smears colour over a pixel or two
+    # The recorded joints, renamed and reordered into ours.
+    np.testing.assert_allclose(episode.states[0], 0.3 * np.sin(np.arange(len(JOINTS))), atol=1e-12)
 
 
 OUTSIDE_TOPICS = ["--image-topic", "/cam/color/image_raw", "--joint-states-topic", "/arm/joint_states",
