@@ -4,6 +4,7 @@ a synchronous baseline (System 2 then System 1 every step) in the same run.
 
     python scripts/benchmark.py                 # CPU demo config
     python scripts/benchmark.py --realistic     # SVD-sized UNet/VAE, random weights (needs a GPU)
+    python scripts/benchmark.py --realistic --rdt-head   # and System 1 at RDT-1B's size
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ REALISTIC = {
     },
     "system1": {"horizon": 16, "hidden_dim": 768, "num_layers": 12, "num_heads": 12, "num_inference_steps": 8},
 }
+# The paper's System 1 size: RDT-1B's DiT (hidden 2048, 28 blocks, 32 heads),
+# 64-step chunks, 5 sampling steps (../shared/PAPER.md).
+RDT_1B_HEAD = {"horizon": 64, "hidden_dim": 2048, "num_layers": 28, "num_heads": 32, "num_train_timesteps": 1000,
+               "num_inference_steps": 5}
 
 
 def timed(fn, repeats: int, sync) -> np.ndarray:
@@ -70,6 +75,7 @@ def timed(fn, repeats: int, sync) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--realistic", action="store_true", help="SVD-sized models (random weights)")
+    parser.add_argument("--rdt-head", action="store_true", help="System 1 at RDT-1B's size (with --realistic)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="bfloat16", help="on CUDA; the CPU always uses float32")
     parser.add_argument("--repeats", type=int, default=10)
@@ -80,6 +86,8 @@ def main() -> None:
     dtype = resolve_dtype(args.dtype, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     config = REALISTIC if args.realistic else yaml.safe_load((REPO / "config" / "model_tiny.yaml").read_text())
+    if args.rdt_head:
+        config = {**config, "system1": RDT_1B_HEAD}
     encoder, action = build_models(config, JOINTS)
     system2 = System2(encoder.to(device, dtype), "bench")
     system1 = System1(action.to(device, dtype), NormalizationStats.identity(JOINTS), "bench")
@@ -100,6 +108,8 @@ def main() -> None:
     s1 = timed(lambda: system1.act(latents, state), args.repeats * 5, sync)
     print(describe_ms("System 2 per update", s2))
     print(describe_ms("System 1 per chunk", s1))
+    if device.type == "cuda":
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 
     # Synchronous baseline: every chunk waits for a fresh System 2 update.
     chunks, start = 0, time.perf_counter()

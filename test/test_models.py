@@ -236,3 +236,14 @@ def test_the_wan_backbone_gives_both_streams_through_the_same_encoder(tmp_path):
     assert static.spatial.shape == (16, 128) and static.motion.shape == (16, 128)
     assert static.motion_energy == 0.0 and moving.motion_energy > 0.0
     assert policy.system1.act(moving, np.zeros(len(JOINTS))).shape == (policy.system1.config.horizon, len(JOINTS))
+
+
+def test_system1_samples_in_half_precision():
+    """CUDA runs the head in bfloat16 (the dtype parameter); every input, the
+    timestep table included, must follow the weights' dtype."""
+    from video2act_core.models.dit import ActionDiffusion, DiTConfig
+
+    head = ActionDiffusion(DiTConfig(hidden_dim=32, num_layers=1, num_heads=2, context_dim=16)).to(torch.bfloat16)
+    tokens = torch.randn(1, 4, 16, dtype=torch.bfloat16)
+    sample = head.sample(torch.zeros(1, 6, dtype=torch.bfloat16), tokens, tokens, num_inference_steps=2)
+    assert sample.dtype == torch.bfloat16 and torch.isfinite(sample.float()).all()

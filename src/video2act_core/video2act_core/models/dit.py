@@ -119,7 +119,9 @@ class DiTActionHead(nn.Module):
         motion: torch.Tensor,
     ) -> torch.Tensor:
         state_embedding = self.state_in(state)
-        condition = self.time_mlp(timestep_embedding(timesteps, self.config.hidden_dim)) + state_embedding
+        # The sinusoidal table is float32; a half-precision model takes its own dtype.
+        condition = self.time_mlp(timestep_embedding(timesteps, self.config.hidden_dim).to(state_embedding.dtype))
+        condition = condition + state_embedding
         context = self.context_tokens(spatial, motion, state_embedding)
         x = self.action_in(noisy_actions) + self.action_position
         for block in self.blocks:

@@ -139,7 +139,7 @@ class SVDBackbone(VideoBackbone):
         batch, steps = latents.shape[:2]
         # Same noise for every frame: per-frame noise would itself look like motion.
         generator = torch.Generator(device="cpu").manual_seed(self.noise_seed)
-        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator).to(latents).expand_as(latents)
+        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator, device="cpu").to(latents).expand_as(latents)
         sigma = torch.full((batch,), self.sigma, device=latents.device, dtype=latents.dtype)
         self._features.clear()
         self._denoise(latents, noise, sigma)
