@@ -58,7 +58,8 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
         assert 1 <= len(msg.points) <= manifest.dit.horizon
         times = [stamp_to_seconds(p.time_from_start) for p in msg.points]
         np.testing.assert_allclose(np.diff(times), PARAMS.action_period_s, atol=1e-6)
-        assert times[-1] == pytest.approx(manifest.dit.horizon * PARAMS.action_period_s)
+        if len(times) > 1:  # a chunk, not one of the rare holds allowed above (a single point)
+            assert times[-1] == pytest.approx(manifest.dit.horizon * PARAMS.action_period_s)
         assert all(len(p.positions) == len(JOINTS) and np.all(np.isfinite(p.positions)) for p in msg.points)
 
     # Bounds loose enough for a loaded 2-core CI machine: the CPU model runs

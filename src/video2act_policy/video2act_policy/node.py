@@ -16,8 +16,11 @@ from video2act_core.process import guard_process_start
 # with its launcher, and a Ctrl-C meanwhile ends it at once.
 guard_process_start()
 
+import math
+import re
 import sys
 import threading
+import time
 
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -86,6 +89,7 @@ class PolicyNode(ModelNode):
         self.reset_ns = 0
         self.stats = RecentStats()
         self.rejected_inputs = 0
+        self.refusals_logged: dict[str, float] = {}  # kind of problem -> when last logged (monotonic s)
 
         self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         # Best effort matches both reliable and best-effort joint state publishers.
@@ -122,8 +126,14 @@ class PolicyNode(ModelNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def refuse_input(self, what: str, problem: str) -> None:
+        """Counted always, logged at most every 5 s per kind of problem: a
+        flood of one kind must not hide the first of another."""
         self.rejected_inputs += 1
-        self.get_logger().error(f"ignoring {what}: {problem}", throttle_duration_sec=5.0)
+        kind = re.sub(r"-?\d[\d.e+-]*", "#", f"{what}: {problem}")  # numbers aside
+        now = time.monotonic()
+        if now - self.refusals_logged.get(kind, -math.inf) >= 5.0:
+            self.refusals_logged[kind] = now
+            self.get_logger().error(f"ignoring {what}: {problem}")
 
     def on_latents(self, msg: SpatioMotionLatents) -> None:
         try:
@@ -233,8 +243,8 @@ class PolicyNode(ModelNode):
         cols = list(columns)
         msg.points = [
             JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),
-                                 time_from_start=duration(time))
-            for positions, velocities, time in zip(command.positions, command.velocities, command.times_s)
+                                 time_from_start=duration(offset))
+            for positions, velocities, offset in zip(command.positions, command.velocities, command.times_s)
         ]
         return msg
 
