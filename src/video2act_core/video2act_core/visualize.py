@@ -22,7 +22,8 @@ def overlay(frame: np.ndarray, boundary_map: np.ndarray, motion_map: np.ndarray,
     """(H, W, 3) uint8 RGB with boundaries (0..1) in green and motion
     (relative to its largest cell) in red, over a dimmed frame."""
     height, width = frame.shape[:2]
-    boundary = np.clip(upsampled(np.nan_to_num(boundary_map), height, width), 0.0, 1.0)
+    # Squared: the strongest boundaries stand out from textured or noisy background.
+    boundary = np.clip(upsampled(np.nan_to_num(boundary_map), height, width), 0.0, 1.0) ** 2
     motion = np.nan_to_num(motion_map)
     peak = float(motion.max())
     motion = upsampled(motion / peak, height, width) if peak > MOTION_VISIBLE else np.zeros((height, width))
