@@ -158,3 +158,15 @@ def test_current_trajectory_runs_until_a_future_one_starts():
 def test_bad_trajectories_are_refused(times, positions):
     with pytest.raises(ValueError):
         TrajectoryTracker(np.zeros(1)).command(Trajectory(0.0, times, positions), now_s=0.0)
+
+
+def test_smoothness_sees_a_velocity_step_at_a_seam_and_nothing_on_a_steady_ramp():
+    from video2act_sim.episode import smoothness
+
+    dt = 0.02
+    t = np.arange(50)[:, None] * dt
+    ramp = 0.5 * t  # 0.5 rad/s throughout
+    assert smoothness(ramp, ramp, [10, 20], dt) == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
+    kinked = np.where(t < 20 * dt, 0.5 * t, 0.5 * 20 * dt - 0.3 * (t - 20 * dt))  # turns to -0.3 rad/s at sample 20
+    jump, jerk, tracking = smoothness(kinked, kinked + 0.01, [21], dt)
+    assert jump == pytest.approx(0.8) and jerk > 0 and tracking == pytest.approx(0.01)

@@ -60,6 +60,11 @@ class EpisodeResult:
     rejected_commands: int  # commands the arm's controller refused (every point past)
     limited_steps: int  # physics steps where the hardware limits held the arm back
     peak_speed_ratio: float  # highest joint speed over its limit (incl. the hardware margin)
+    # Smoothness of the commanded setpoint (what the arm's controller tracks),
+    # sampled at the physics rate: chunk seams are where policies jerk.
+    seam_velocity_jump: float  # mean |change of setpoint velocity| across a new command's take-over (rad/s)
+    setpoint_rms_jerk: float  # rad/s^3
+    tracking_rms: float  # measured positions against the setpoint (rad)
 
 
 def run_episode(
@@ -83,6 +88,7 @@ def run_episode(
     elapsed, steps, succeeded_at = 0.0, 0, None
     in_transit: list[tuple[float, Trajectory]] = []  # (arrival time, trajectory)
     idle_ticks = rejected = 0
+    setpoints, positions, seams = [], [], []  # per physics step; steps where a command took over
     if recorder:
         # The state the first command is decided on, as a robot's bag has it.
         recorder.clock(EPISODE_START_NS)
@@ -115,9 +121,12 @@ def run_episode(
             in_transit.remove((arrival, trajectory))
             try:
                 arm.command(trajectory)
+                seams.append(len(setpoints))
             except TrajectoryRejected:
                 rejected += 1
         arm.step(physics_dt)
+        setpoints.append(arm.tracker.reference(arm.time_s))
+        positions.append(arm.state.positions.copy())
         elapsed += physics_dt
         success = arm.success()
         if success and succeeded_at is None:
@@ -130,4 +139,17 @@ def run_episode(
     distance = arm.distance()
     steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
     return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * action_period_s,
-                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio)
+                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio,
+                         *smoothness(np.asarray(setpoints), np.asarray(positions), seams, physics_dt))
+
+
+def smoothness(setpoints: np.ndarray, positions: np.ndarray, seams: list[int], dt: float) -> tuple[float, float, float]:
+    """(mean seam velocity jump, RMS jerk, RMS tracking error) of a setpoint
+    trajectory sampled every `dt` (steps, joints); `seams` index the first
+    sample under a new command."""
+    velocity = np.diff(setpoints, axis=0) / dt  # velocity[k] spans samples k..k+1
+    jumps = [np.linalg.norm(velocity[k - 1] - velocity[k - 2]) for k in seams if 2 <= k <= len(velocity)]
+    jerk = np.diff(setpoints, n=3, axis=0) / dt**3
+    return (float(np.mean(jumps)) if jumps else 0.0,
+            float(np.sqrt(np.mean(jerk**2))) if len(jerk) else 0.0,
+            float(np.sqrt(np.mean((positions - setpoints) ** 2))))

@@ -107,6 +107,9 @@ class Row:
     rejected_commands: int  # refused by the arm's controller (every point past)
     limited_steps: int  # physics steps the arm's hardware limits held it back
     peak_speed_ratio: float  # highest joint speed over its hardware limit
+    seam_velocity_jump: float  # mean change of setpoint velocity where a command takes over (rad/s)
+    setpoint_rms_jerk: float  # rad/s^3
+    tracking_rms: float  # rad
 
 
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
@@ -137,7 +140,9 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
                float(np.mean([r.success for r in results])), float(np.mean([r.steps for r in results])),
                float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate,
                float(np.mean([r.hold_s for r in results])), sum(r.rejected_commands for r in results),
-               sum(r.limited_steps for r in results), max(r.peak_speed_ratio for r in results))
+               sum(r.limited_steps for r in results), max(r.peak_speed_ratio for r in results),
+               *(float(np.mean([getattr(r, name) for r in results]))
+                 for name in ("seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")))
 
 
 def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
@@ -171,12 +176,14 @@ def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
 
 def format_table(rows: list[Row]) -> str:
     header = (f"{'variant':<12} {'mode':<5} {'ratio':>5} {'n':>3} {'success':>8} {'steps':>6} {'dist':>6} "
-              f"{'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'hold s':>6} {'clip':>5} {'rej':>4}")
+              f"{'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'hold s':>6} {'clip':>5} {'rej':>4} {'seam':>6} {'jerk':>7} "
+              f"{'track':>6}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.episodes:>3} {r.success_rate:>8.2f} "
                      f"{r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} {r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} "
-                     f"{r.control_rate_hz:>6.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4}")
+                     f"{r.control_rate_hz:>6.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
+                     f"{r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} {r.tracking_rms:>6.3f}")
     return "\n".join(lines)
 
 
@@ -224,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     write_results(rows, episodes, args.out)
     print(format_table(rows))
     print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
-          "back; rej: commands its controller refused")
+          "back; rej: commands its controller refused; seam: mean setpoint velocity jump where a command takes over "
+          "(rad/s); jerk: RMS setpoint jerk (rad/s^3); track: RMS tracking error (rad)")
     print(f"wrote {args.out / 'results.csv'}, {args.out / 'episodes.csv'} and {args.out / 'results.png'}")
     return 0
 
