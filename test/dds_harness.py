@@ -140,15 +140,22 @@ def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS) -> int:
     """Replays every command reported on action_chunk through a model of
     joint_trajectory_controller and checks each against the envelope from
     the setpoint it starts from. A command may start afresh (from the
-    measured state, not the command in force) only first, or within 2 s
-    after a reset or an arming call of the harness. Returns how many."""
+    measured state, not the command in force) only first, or as the first
+    command after a reset or an arming call of the harness (however long
+    fresh inputs took to arrive; resets made within 0.5 s before the
+    harness noted them count too). Returns how many."""
     commands = sorted((command_of(c) for c in chunks if c.horizon), key=lambda c: c.issued_s)
     tracker = None
+    previous_issued_ns = -np.inf
     for command in commands:
-        if tracker is not None and not np.allclose(command.origin, tracker.reference(command.issued_s), atol=1e-6):
-            assert any(0 <= command.issued_s * 1e9 - start < 2e9 for start in fresh_start_ns), (
+        issued_ns = command.issued_s * 1e9
+        # 1e-5 rad: stamps cross as ns, the node computes in float seconds (0.24 us
+        # at today's epoch, a few 1e-7 rad at these speeds); a fresh start differs by far more.
+        if tracker is not None and not np.allclose(command.origin, tracker.reference(command.issued_s), atol=1e-5):
+            assert any(previous_issued_ns < start + 5e8 and start - 5e8 <= issued_ns for start in fresh_start_ns), (
                 "a command left the setpoint in force", command.origin, tracker.reference(command.issued_s))
             tracker = None  # a fresh start: the controller starts over from the measured state
+        previous_issued_ns = issued_ns
         # Stamps travel as ns and the node computes in float seconds (0.24 us
         # resolution at today's epoch): 1e-4 relative covers the round trip.
         problems = envelope_violations(command, command.origin, limits, tolerance=1e-4)
@@ -165,16 +172,22 @@ def run_stack(checkpoint, logs, sim_time_start_s=None, namespace="", **overrides
                  "use_sim_time": sim_time_start_s is not None, "start_armed": True, **overrides}
     files = [open(logs / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
     processes = [start_node(exe, PARAMS_FILE, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)]
-    rclpy.init()
-    harness = Harness(sim_time_start_s, namespace)
-    yield harness, processes, logs
-    codes = stop_nodes(processes)
+    harness = None
+    try:
+        rclpy.init()
+        harness = Harness(sim_time_start_s, namespace)
+        yield harness, processes, logs
+    finally:
+        # Whatever failed, the nodes stop and rclpy is shut down: a stack left
+        # running would talk into every later test's graph.
+        codes = stop_nodes(processes)
+        if harness is not None:
+            harness.node.destroy_node()
+        rclpy.try_shutdown()
+        for f in files:
+            f.close()
     checked = commands_inside_envelope(harness.all_chunks, harness.fresh_start_ns)
     print(f"commands checked against the safety envelope: {checked}")
-    harness.node.destroy_node()
-    rclpy.try_shutdown()
-    for f in files:
-        f.close()
     logs_text = [p.read_text() for p in logs.iterdir()]
     assert codes == [0, 0], (codes, [text[-3000:] for text in logs_text])
     # A model call that raised (logged as "System 1 failed: ...") is a bug even when the loop goes on.

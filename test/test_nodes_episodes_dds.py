@@ -26,25 +26,27 @@ def test_no_command_planned_before_a_reset_moves_the_arm_after_it(tiny_checkpoin
              PERCEPTION: common, POLICY: {**common, "start_armed": True}}
     log = open(tmp_path / "nodes.log", "w")
     processes = [start_node(exe, PARAMS_FILE, overrides, log) for exe, overrides in nodes.items()]
-    rclpy.init()
-    node = rclpy.create_node("video2act_episode_probe")
     states, trajectories, reports = [], [], []
-    node.create_subscription(JointState, SIM.joint_states_topic,
-                             lambda m: states.append((stamp_to_ns(m.header.stamp), np.array(m.position),
-                                                      np.array(m.velocity))), qos_profile_sensor_data)
-    node.create_subscription(JointTrajectory, SIM.trajectory_topic,
-                             lambda m: trajectories.append((stamp_to_ns(m.header.stamp),
-                                                            node.get_clock().now().nanoseconds)), 10)
-    node.create_subscription(DiagnosticStatus, "video2act/episode_report",
-                             lambda m: reports.append({kv.key: kv.value for kv in m.values}), 10)
+    node = None
     try:
+        rclpy.init()
+        node = rclpy.create_node("video2act_episode_probe")
+        node.create_subscription(JointState, SIM.joint_states_topic,
+                                 lambda m: states.append((stamp_to_ns(m.header.stamp), np.array(m.position),
+                                                          np.array(m.velocity))), qos_profile_sensor_data)
+        node.create_subscription(JointTrajectory, SIM.trajectory_topic,
+                                 lambda m: trajectories.append((stamp_to_ns(m.header.stamp),
+                                                                node.get_clock().now().nanoseconds)), 10)
+        node.create_subscription(DiagnosticStatus, "video2act/episode_report",
+                                 lambda m: reports.append({kv.key: kv.value for kv in m.values}), 10)
         end = time.monotonic() + 90.0
         while time.monotonic() < end and len([r for r in reports if int(r["commands"]) > 0]) < 6:
             rclpy.spin_once(node, timeout_sec=0.05)
             assert all(p.poll() is None for p in processes), (tmp_path / "nodes.log").read_text()[-3000:]
     finally:
         codes = stop_nodes(processes)
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         log.close()
     assert codes == [0, 0, 0], (tmp_path / "nodes.log").read_text()[-3000:]

@@ -81,8 +81,8 @@ def test_two_namespaced_stacks_keep_their_own_limits_and_topics(tiny_checkpoint,
     log = open(tmp_path / "policies.log", "w")
     processes = [start_node(POLICY, PARAMS_FILE, {**overrides, **({"max_joint_velocity": slow} if ns == "arm2" else {})},
                             log, namespace=ns) for ns in limits]
-    rclpy.init()
     try:
+        rclpy.init()
         harnesses = {ns: Harness(namespace=ns) for ns in limits}
         manifest = read_manifest(tiny_checkpoint)
         latents = {ns: h.node.create_publisher(SpatioMotionLatents, PARAMS.latents_topic, latents_qos())

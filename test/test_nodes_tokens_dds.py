@@ -75,14 +75,19 @@ def camera(request, tiny_checkpoint, tmp_path_factory):
     # Updates often, so each clip is encoded soon after its last frame.
     process = start_node(PERCEPTION, PARAMS_FILE, {"checkpoint_path": str(checkpoint), "device": "cpu",
                                                    "rate_hz": 5.0, "image_qos": "reliable", "max_frame_age_s": 30.0}, log)
-    rclpy.init()
-    probe = Camera()
-    probe.ready()
-    yield request.param, probe, read_manifest(checkpoint).vdm
-    assert stop_nodes([process]) == [0]
-    probe.node.destroy_node()
-    rclpy.try_shutdown()
-    log.close()
+    probe = None
+    try:
+        rclpy.init()
+        probe = Camera()
+        probe.ready()
+        yield request.param, probe, read_manifest(checkpoint).vdm
+    finally:
+        codes = stop_nodes([process])
+        if probe is not None:
+            probe.node.destroy_node()
+        rclpy.try_shutdown()
+        log.close()
+    assert codes == [0]
 
 
 def change(tokens: np.ndarray, reference: np.ndarray) -> np.ndarray:
