@@ -17,7 +17,6 @@ taken after it, so frame, state and command all carry that timestamp.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.bags import BagError, Episode
+from video2act_core.data.images import ImageDecodeError, decode_compressed, resize_frame
 from video2act_core.data.joint_names import JointNameMap
 
 SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")
@@ -166,16 +166,14 @@ def _decode_video(files: _EpisodeFiles, row_times_s: np.ndarray, fps: float,
 
 
 def _decode_images(encoded: list[dict], frame_size: tuple[int, int] | None, where: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+    """PNG bytes per row ({"bytes": ..., "path": ...}, as Hugging Face datasets
+    store images), by the project's one decoder, resized as bag frames are."""
     frames = []
     try:
-        for item in encoded:  # {"bytes": PNG, "path": ...}, as Hugging Face datasets store images
-            image = Image.open(io.BytesIO(item["bytes"])).convert("RGB")
-            if frame_size is not None:
-                image = image.resize((frame_size[1], frame_size[0]), Image.Resampling.BILINEAR)
-            frames.append(np.asarray(image))
-    except (UnidentifiedImageError, OSError, TypeError) as error:
+        for item in encoded:
+            frame = decode_compressed("png", item["bytes"])
+            frames.append(resize_frame(frame, frame_size) if frame_size is not None else frame)
+    except (ImageDecodeError, TypeError) as error:
         raise BagError(f"{where}: cannot decode image: {error}") from error
     return np.stack(frames)
 
