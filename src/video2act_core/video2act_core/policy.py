@@ -111,17 +111,26 @@ class System1:
         return self.stats.joint_names
 
     def act(
-        self, latents: Latents, joint_positions: np.ndarray, num_inference_steps: int | None = None
+        self, latents: Latents, joint_positions: np.ndarray, num_inference_steps: int | None = None,
+        prior: np.ndarray | None = None, prior_weights: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(H, J) absolute joint targets for the given state (in `joint_names` order)."""
+        """(H, J) absolute joint targets for the given state (in `joint_names`
+        order); with a `prior` (H, J) of absolute targets and `prior_weights`
+        (H,), inpainted toward it (`ActionDiffusion.sample`)."""
         state = self.stats.normalize_state(np.asarray(joint_positions, dtype=np.float64))
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device).unsqueeze(0)
+        if prior is not None:
+            prior_weights = torch.as_tensor(prior_weights, dtype=torch.float32, device=self._device).unsqueeze(0)
+            prior = torch.as_tensor(self.stats.normalize_action(prior), dtype=torch.float32,
+                                    device=self._device).unsqueeze(0)
         normalised = self.action.sample(
             as_tensor(state),
             as_tensor(latents.spatial),
             as_tensor(latents.motion),
             generator=self._generator,
             num_inference_steps=num_inference_steps,
+            prior=prior,
+            prior_weights=prior_weights,
         )
         return self.stats.unnormalize_action(normalised[0].float().cpu().numpy().astype(np.float64))
 

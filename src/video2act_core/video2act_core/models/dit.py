@@ -4,7 +4,8 @@ The noisy action chunk (horizon H, one token per step) is denoised by
 transformer blocks that are modulated (adaLN-Zero) by the diffusion timestep
 and the joint state, and that cross-attend to the System 2 spatial and
 motion tokens plus a proprioception token. Trained with the DDPM epsilon
-objective; sampled with a few DDIM steps.
+objective; sampled with a few DDIM steps, optionally inpainting toward a
+prior chunk (real-time chunking, `control/execution.py`).
 """
 
 from __future__ import annotations
@@ -68,13 +69,43 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.modulation[-1].weight)
         nn.init.zeros_(self.modulation[-1].bias)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def context_keys_values(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cross-attention's keys and values (B, heads, N, head_dim): the
+        context is the same at every denoising step, so sampling projects
+        it once instead of once per step (about half of System 1's work)."""
+        attention = self.cross_attention
+        width = attention.embed_dim
+        weight, bias = attention.in_proj_weight, attention.in_proj_bias
+        keys = F.linear(context, weight[width:2 * width], bias[width:2 * width])
+        values = F.linear(context, weight[2 * width:], bias[2 * width:])
+        return self._heads(keys), self._heads(values)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.cross_attention.num_heads, -1)).transpose(1, 2)
+
+    def _cross_attend(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        # nn.MultiheadAttention's arithmetic, on its own weights, with the keys and values given.
+        attention = self.cross_attention
+        width = attention.embed_dim
+        queries = self._heads(F.linear(x, attention.in_proj_weight[:width], attention.in_proj_bias[:width]))
+        attended = F.scaled_dot_product_attention(queries, *keys_values,
+                                                  dropout_p=attention.dropout if self.training else 0.0)
+        return attention.out_proj(attended.transpose(1, 2).flatten(2))
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor,
+                keys_values: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         shift_sa, scale_sa, gate_sa, shift_mlp, scale_mlp, gate_mlp = self.modulation(condition).chunk(6, dim=-1)
         h = modulate(self.self_norm(x), shift_sa, scale_sa)
         x = x + gate_sa.unsqueeze(1) * self.self_attention(h, h, h, need_weights=False)[0]
-        x = x + self.cross_attention(self.cross_norm(x), context, context, need_weights=False)[0]
+        x = x + self._cross_attend(self.cross_norm(x), keys_values)
         h = modulate(self.mlp_norm(x), shift_mlp, scale_mlp)
         return x + gate_mlp.unsqueeze(1) * self.mlp(h)
+
+
+@dataclass
+class Conditioning:
+    state_embedding: torch.Tensor  # (B, hidden)
+    keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per block: the context's cross-attention keys, values
 
 
 class DiTActionHead(nn.Module):
@@ -110,6 +141,23 @@ class DiTActionHead(nn.Module):
             parts.append(self.context_in(motion) + self.context_type[1])
         return torch.cat(parts, dim=1)
 
+    def conditioning(self, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor) -> Conditioning:
+        """What stays fixed while one chunk is denoised."""
+        state_embedding = self.state_in(state)
+        context = self.context_tokens(spatial, motion, state_embedding)
+        return Conditioning(state_embedding, [block.context_keys_values(context) for block in self.blocks])
+
+    def denoise(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
+        state_embedding = conditioning.state_embedding
+        # The sinusoidal table is float32; a half-precision model takes its own dtype.
+        condition = self.time_mlp(timestep_embedding(timesteps, self.config.hidden_dim).to(state_embedding.dtype))
+        condition = condition + state_embedding
+        x = self.action_in(noisy_actions) + self.action_position
+        for block, keys_values in zip(self.blocks, conditioning.keys_values):
+            x = block(x, condition, keys_values)
+        shift, scale = self.final_modulation(condition).chunk(2, dim=-1)
+        return self.action_out(modulate(self.final_norm(x), shift, scale))
+
     def forward(
         self,
         noisy_actions: torch.Tensor,
@@ -118,16 +166,7 @@ class DiTActionHead(nn.Module):
         spatial: torch.Tensor,
         motion: torch.Tensor,
     ) -> torch.Tensor:
-        state_embedding = self.state_in(state)
-        # The sinusoidal table is float32; a half-precision model takes its own dtype.
-        condition = self.time_mlp(timestep_embedding(timesteps, self.config.hidden_dim).to(state_embedding.dtype))
-        condition = condition + state_embedding
-        context = self.context_tokens(spatial, motion, state_embedding)
-        x = self.action_in(noisy_actions) + self.action_position
-        for block in self.blocks:
-            x = block(x, condition, context)
-        shift, scale = self.final_modulation(condition).chunk(2, dim=-1)
-        return self.action_out(modulate(self.final_norm(x), shift, scale))
+        return self.denoise(noisy_actions, timesteps, self.conditioning(state, spatial, motion))
 
 
 class ActionDiffusion(nn.Module):
@@ -161,8 +200,20 @@ class ActionDiffusion(nn.Module):
         motion: torch.Tensor,
         generator: torch.Generator | None = None,
         num_inference_steps: int | None = None,
+        prior: torch.Tensor | None = None,
+        prior_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0)."""
+        """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0).
+
+        With a `prior` chunk (B, H, action_dim) and per-step `prior_weights`
+        (B, H) in [0, 1], every step pulls the clean-sample estimate toward
+        the prior by its weight before stepping on: steps of weight 1 come
+        out as the prior exactly (the last DDIM step returns the clean
+        estimate), the others are denoised knowing them, so the chunk
+        continues them (replacement inpainting, as RePaint without
+        resampling; the RTC paper guides with a vector-Jacobian product
+        instead, at a backward pass per step).
+        """
         cfg = self.config
         batch = state.shape[0]
         parameter = next(self.model.parameters())
@@ -172,8 +223,21 @@ class ActionDiffusion(nn.Module):
         # DDIM sampling runs off the scheduler's timestep table; set it per call
         # so one instance can serve different step counts.
         self.scheduler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
+        conditioning = self.model.conditioning(state, spatial, motion)
         for t in self.scheduler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
-            predicted_noise = self.model(actions, timesteps, state, spatial, motion)
+            predicted_noise = self.model.denoise(actions, timesteps, conditioning)
+            if prior is not None:
+                predicted_noise = self._inpainted_noise(actions, predicted_noise, t, prior, prior_weights)
             actions = self.scheduler.step(predicted_noise, t, actions).prev_sample
         return actions
+
+    def _inpainted_noise(self, actions: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prior: torch.Tensor,
+                         weights: torch.Tensor) -> torch.Tensor:
+        """The noise that makes DDIM's clean-sample estimate the weighted blend of its own and the prior's."""
+        alpha = self.scheduler.alphas_cumprod[int(t)].to(actions.device, torch.float32)
+        keep, spread = alpha.sqrt(), (1 - alpha).sqrt()
+        clean = (actions.float() - spread * noise.float()) / keep
+        weights = weights.float().unsqueeze(-1)
+        clean = clean + weights * (prior.float() - clean)
+        return ((actions.float() - keep * clean) / spread).to(noise.dtype)
