@@ -165,6 +165,13 @@ class PolicyParams(ModelNodeParams):
     max_joint_state_age_s: float = param(0.5, "an older joint state makes the policy hold", low=0.0, high=60.0)
     num_inference_steps: int = param(8, "System 1 sampling steps per chunk", low=1, high=1000)
     seed: int = param(0, "sampling seed", low=0)
+    # How a new chunk joins the running one (video2act_core/control/execution.py).
+    execution_strategy: str = param("rtc", "replace: a new chunk replaces the running one; temporal_ensemble: "
+                                    "overlapping chunks averaged (ACT); rtc: real-time chunking, the steps that "
+                                    "execute during inference frozen and the rest inpainted toward the running chunk",
+                                    choices=("replace", "temporal_ensemble", "rtc"))
+    ensemble_weight_decay: float = param(0.01, "temporal_ensemble: weight exp(-m i) of the i-th oldest chunk",
+                                         low=0.0, high=10.0)
     # On a robot the policy starts disarmed: `~/arm` (std_srvs/SetBool)
     # arms it once its inputs are fresh. Simulations start armed.
     start_armed: bool = param(False, "arm at start-up (simulation); a robot is armed with the ~/arm service")

@@ -34,16 +34,14 @@ from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import (
-    ChunkPlanner,
     JointCommand,
     JointGroups,
     JointLimits,
     JointStateError,
     JointStateSample,
     Mode,
-    PolicySupervisor,
-    SafetyEnvelope,
     Step,
+    build_supervisor,
     reorder_joint_state,
 )
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns
@@ -75,11 +73,7 @@ class PolicyNode(ModelNode):
             )
         self.file_limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits,
                                                   params.joint_upper_limits, params.max_joint_velocity)
-        planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s,
-                               params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
-        envelope = SafetyEnvelope(self.file_limits, params.action_period_s, params.state_limit_margin,
-                                  params.command_lead_s)
-        self.supervisor = PolicySupervisor(planner, envelope, params.start_armed)
+        self.supervisor = build_supervisor(system1, params, self.file_limits, params.start_armed)
         # The model thread ticks while the executor takes messages and service calls.
         self.lock = threading.Lock()
         self.groups = JointGroups.split(list(params.joint_names), list(params.gripper_joint_names))
@@ -271,6 +265,7 @@ class PolicyNode(ModelNode):
                 msg.latents_sequence = plan.latents.sequence
             msg.latents_age = float(plan.latents_age_s)
             msg.inference_latency = float(plan.inference_s)
+            msg.frozen_steps = plan.frozen_steps
         self.chunk_publisher.publish(msg)
 
     def publish_diagnostics(self) -> None:

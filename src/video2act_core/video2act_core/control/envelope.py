@@ -73,6 +73,7 @@ class SafetyEnvelope:
         self.lead_s = lead_s
         self._tracker: TrajectoryTracker | None = None
         self._stamp_s = 0.0  # the stamp of the command in force
+        self._end_s = 0.0  # when its last point is due
 
     def state_problem(self, positions: np.ndarray) -> str:
         """Why a measured state is not trusted to plan from, or ''."""
@@ -101,6 +102,11 @@ class SafetyEnvelope:
     def setpoint(self, now_s: float) -> np.ndarray | None:
         """Where the command in force has the controller's setpoint at `now_s`."""
         return None if self._tracker is None else self._tracker.reference(now_s)
+
+    def command_in_force(self) -> tuple[TrajectoryTracker | None, float]:
+        """The controller model tracking the last command, and when that
+        command's last point is due (the tracker is None when none is in force)."""
+        return self._tracker, self._end_s
 
     def forget(self) -> None:
         """No command in force any more (a reset or re-arming): the next
@@ -157,6 +163,7 @@ class SafetyEnvelope:
             self._tracker = TrajectoryTracker(start)
         self._tracker.command(Trajectory(stamp_s, times, positions, command.velocities), issued_s)
         self._stamp_s = stamp_s
+        self._end_s = stamp_s + float(times[-1])
         return command
 
 

@@ -10,6 +10,7 @@ from enum import IntEnum
 
 import numpy as np
 
+from video2act_core.control.execution import ChunkPrior
 from video2act_core.policy import Latents, System1
 
 
@@ -50,6 +51,7 @@ class Plan:
     latents: LatentsSample | None
     latents_age_s: float
     inference_s: float
+    frozen_steps: int = 0  # leading steps inpainted to the command in force (real-time chunking)
 
 
 class ChunkPlanner:
@@ -99,14 +101,17 @@ class ChunkPlanner:
             return f"latents are {age:.2f} s old (max {self.max_latents_age_s})"
         return self.check_latents(latents)
 
-    def plan(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float) -> Plan:
+    def plan(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
+             prior: ChunkPrior | None = None) -> Plan:
+        """A chunk for `now_s`, inpainted toward `prior` when one is given."""
         age = float("nan") if latents is None else now_s - latents.stamp_ns * 1e-9
         problem = self.input_problem(latents, state, now_s)
         if problem:
             return Plan(Mode.HOLD, problem, None, latents, age, 0.0)
         started = time.perf_counter()
-        chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps)
+        chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps,
+                                 *((prior.positions, prior.weights) if prior is not None else ()))
         inference = time.perf_counter() - started
         if not np.all(np.isfinite(chunk)):
             return Plan(Mode.REJECTED, "action head produced NaN or Inf", None, latents, age, inference)
-        return Plan(Mode.ACTIVE, "", chunk, latents, age, inference)
+        return Plan(Mode.ACTIVE, "", chunk, latents, age, inference, prior.frozen_steps if prior is not None else 0)

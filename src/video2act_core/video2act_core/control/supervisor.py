@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from video2act_core.control.envelope import JointCommand, SafetyEnvelope
+from video2act_core.control.execution import ExecutionStrategy
 from video2act_core.control.limits import JointLimits
 from video2act_core.control.planner import ChunkPlanner, JointStateSample, LatentsSample, Mode, Plan
+from video2act_core.params import PolicyParams
 
 
 @dataclass
@@ -26,9 +28,11 @@ class Step:
 
 
 class PolicySupervisor:
-    def __init__(self, planner: ChunkPlanner, envelope: SafetyEnvelope, start_armed: bool):
+    def __init__(self, planner: ChunkPlanner, envelope: SafetyEnvelope, start_armed: bool,
+                 execution: ExecutionStrategy | None = None):
         self.planner = planner
         self.envelope = envelope
+        self.execution = execution or ExecutionStrategy("replace", envelope.period_s, planner.system1.config.horizon)
         # A simulation arms by itself as soon as its limits are complete.
         self._arm_when_possible = start_armed
         self.armed = False
@@ -46,7 +50,7 @@ class PolicySupervisor:
         if problem:
             return problem
         if not self.armed:
-            self.envelope.forget()
+            self._forget()
             self.armed, self.last_mode = True, None
         return ""
 
@@ -57,14 +61,18 @@ class PolicySupervisor:
             return None
         self.armed, self.last_mode = False, Mode.DISARMED
         command = self.envelope.hold(now_s)
-        self.envelope.forget()
+        self._forget()
         return command
 
     def reset(self) -> None:
         """A new episode: nothing planned before it is executed after it, and
         its first chunk starts from its own measured state."""
-        self.envelope.forget()
+        self._forget()
         self.last_mode = None
+
+    def _forget(self) -> None:
+        self.envelope.forget()
+        self.execution.reset()
 
     def tick(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
              publish_time: Callable[[Plan], float] | None = None) -> Step:
@@ -80,12 +88,18 @@ class PolicySupervisor:
             return self._step(Mode.DISARMED, reason, None, None)
 
         untrusted = self.envelope.state_problem(state.positions) if state is not None else ""
-        plan = None if untrusted else self.planner.plan(latents, state, now_s)
+        plan = None
+        if not untrusted:
+            # A chunk's points are timed from the state it is planned from.
+            prior = self.execution.prior(*self.envelope.command_in_force(), state.stamp_s) if state is not None else None
+            plan = self.planner.plan(latents, state, now_s, prior)
         mode, reason = (Mode.HOLD, untrusted) if plan is None else (plan.mode, plan.reason)
         issued = now_s
         if mode == Mode.ACTIVE:
             issued = publish_time(plan) if publish_time is not None else now_s
-            command = self.envelope.chunk(plan.positions, state.positions, state.stamp_s, issued)
+            self.execution.latency.record(issued - state.stamp_s)
+            targets = self.execution.combine(plan.positions, state.stamp_s)
+            command = self.envelope.chunk(targets, state.positions, state.stamp_s, issued)
             if command is not None:
                 reason = f"safety envelope limited {command.limited} values" if command.limited else ""
                 return self._step(Mode.ACTIVE, reason, command, plan)
@@ -93,8 +107,20 @@ class PolicySupervisor:
         # Stop once when leaving ACTIVE, rather than let the controller finish
         # a chunk sampled from inputs we no longer trust.
         command = self.envelope.hold(issued) if self.last_mode == Mode.ACTIVE else None
+        self.execution.reset()
         return self._step(mode, reason, command, plan)
 
     def _step(self, mode: Mode, reason: str, command: JointCommand | None, plan: Plan | None) -> Step:
         self.last_mode = mode
         return Step(mode, reason, command, plan)
+
+
+def build_supervisor(system1, params: PolicyParams, limits: JointLimits, start_armed: bool) -> PolicySupervisor:
+    """Planner, envelope and execution strategy as the policy parameters set
+    them: the node and the closed-loop evaluation run the same."""
+    planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s, params.max_joint_state_age_s,
+                           params.num_inference_steps, params.max_stamp_lead_s)
+    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin, params.command_lead_s)
+    execution = ExecutionStrategy(params.execution_strategy, params.action_period_s, system1.config.horizon,
+                                  params.command_lead_s, params.ensemble_weight_decay)
+    return PolicySupervisor(planner, envelope, start_armed, execution)
