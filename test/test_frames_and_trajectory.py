@@ -160,13 +160,24 @@ def test_bad_trajectories_are_refused(times, positions):
         TrajectoryTracker(np.zeros(1)).command(Trajectory(0.0, times, positions), now_s=0.0)
 
 
-def test_smoothness_sees_a_velocity_step_at_a_seam_and_nothing_on_a_steady_ramp():
-    from video2act_sim.episode import smoothness
+def test_setpoint_log_sees_a_chunk_that_turns_at_its_seam_and_nothing_where_one_continues():
+    from video2act_core.control.smoothness import SetpointLog
 
     dt = 0.02
-    t = np.arange(50)[:, None] * dt
-    ramp = 0.5 * t  # 0.5 rad/s throughout
-    assert smoothness(ramp, ramp, [10, 20], dt) == pytest.approx((0.0, 0.0, 0.0), abs=1e-9)
-    kinked = np.where(t < 20 * dt, 0.5 * t, 0.5 * 20 * dt - 0.3 * (t - 20 * dt))  # turns to -0.3 rad/s at sample 20
-    jump, jerk, tracking = smoothness(kinked, kinked + 0.01, [21], dt)
-    assert jump == pytest.approx(0.8) and jerk > 0 and tracking == pytest.approx(0.01)
+
+    def run(second_target: float):
+        log = SetpointLog(dt)
+        log.command(0.0, Trajectory(0.0, np.array([1.0]), np.array([[0.5]])), initial_positions=np.zeros(1))
+        for k in range(25):  # measured 0.01 rad behind a 0.5 rad/s ramp
+            log.state(k * dt, np.array([0.5 * k * dt + 0.01]))
+        # At 0.5 s (setpoint 0.25) a new command for 1.0 s takes over.
+        log.command(0.5, Trajectory(0.5, np.array([0.5]), np.array([[second_target]])))
+        return log.summary(until_s=0.9)
+
+    steady = run(0.5)  # the ramp continued: 0.5 at 1.0 s
+    assert steady.seam_position_jump == pytest.approx(0.0, abs=1e-9)
+    assert steady.seam_velocity_jump == pytest.approx(0.0, abs=1e-6) and steady.setpoint_rms_jerk < 1e-3
+    assert steady.tracking_rms == pytest.approx(0.01) and steady.commands == 2
+    turned = run(0.1)  # 0.4 short of where the running chunk would be, at -0.3 rad/s
+    assert turned.seam_position_jump == pytest.approx(0.4)
+    assert turned.seam_velocity_jump == pytest.approx(0.8) and turned.setpoint_rms_jerk > 1.0

@@ -8,6 +8,7 @@ import numpy as np
 
 from video2act_core.control import LatentsSample
 from video2act_core.policy import Latents
+from video2act_core.trajectory import Trajectory
 
 
 # Stamps that are passed on travel as integer nanoseconds: float seconds
@@ -54,3 +55,16 @@ def latents_from_message(msg) -> LatentsSample:
         motion_energy=float(msg.motion_energy),
     )
     return LatentsSample(latents, stamp_to_ns(msg.header.stamp), int(msg.sequence), msg.model_id)
+
+
+def command_from_chunk(msg) -> tuple[float, Trajectory, np.ndarray] | None:
+    """The command an ActionChunk reports as sent: (when it was sent, the
+    trajectory, the setpoint it started from); None when nothing was sent."""
+    if not msg.positions:
+        return None
+    joints = len(msg.joint_names)
+    positions = np.asarray(msg.positions, dtype=np.float64).reshape(-1, joints)
+    velocities = np.asarray(msg.velocities, dtype=np.float64).reshape(-1, joints) if msg.velocities else None
+    trajectory = Trajectory(stamp_to_seconds(msg.header.stamp), np.asarray(msg.times_from_start, dtype=np.float64),
+                            positions, velocities)
+    return stamp_to_seconds(msg.command_stamp), trajectory, np.asarray(msg.command_origin, dtype=np.float64)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from video2act_core.bringup import sim_nodes
@@ -52,17 +53,29 @@ class Monitor:
         from trajectory_msgs.msg import JointTrajectory
         from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
+        from std_msgs.msg import Empty
+
+        from video2act_core.control.smoothness import SetpointLog
         from video2act_core.metrics import StreamStats
         from video2act_core.ros import latents_qos
 
+        self.params = params
         self.node = rclpy.create_node("video2act_demo_monitor")
-        self.streams = {name: StreamStats(name) for name in ("camera", "joint_states", "latents", "action_chunk", "trajectory")}
+        # The setpoint the arm's controller follows, rebuilt from the commands
+        # the policy reports sending, one log per episode.
+        self.new_setpoint_log = lambda: SetpointLog(1.0 / sim.joint_state_rate_hz)
+        self.setpoints = self.new_setpoint_log()
+        self.episode_smoothness = []
+        # system1_ticks: every tick the policy reports, holds included; action_chunk: the active ones.
+        self.streams = {name: StreamStats(name) for name in ("camera", "joint_states", "latents", "system1_ticks",
+                                                             "action_chunk", "trajectory")}
         self.outcomes: list[bool] = []
         self.modes: dict[int, int] = {}
         self.episode_reports: list[dict[str, str]] = []
         subscribe = self.node.create_subscription
         subscribe(Image, params.image_topic, lambda m: self.streams["camera"].record(), qos_profile_sensor_data)
-        subscribe(JointState, params.joint_states_topic, lambda m: self.streams["joint_states"].record(), 10)
+        subscribe(JointState, params.joint_states_topic, self.on_joint_state, 10)
+        subscribe(Empty, params.reset_topic, self.on_reset, 10)
         subscribe(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
         subscribe(ActionChunk, params.action_chunk_topic, self.on_chunk, 10)
         subscribe(JointTrajectory, params.trajectory_topic, lambda m: self.streams["trajectory"].record(), 10)
@@ -70,13 +83,51 @@ class Monitor:
         subscribe(DiagnosticStatus, "video2act/episode_report",
                   lambda m: self.episode_reports.append({kv.key: kv.value for kv in m.values}), 10)
 
+    def on_joint_state(self, msg) -> None:
+        from video2act_core.control import JointStateError, reorder_joint_state
+        from video2act_core.messages import stamp_to_seconds
+
+        self.streams["joint_states"].record()
+        try:
+            positions = reorder_joint_state(list(msg.name), list(msg.position), self.params.joint_names)
+        except JointStateError:
+            return  # the policy reports it; the figures skip it
+        self.setpoints.state(stamp_to_seconds(msg.header.stamp), positions)
+
+    def on_reset(self, msg) -> None:
+        # A reset moves the arm by hand: not a seam, and not a tracking error.
+        self.episode_smoothness.append(self.setpoints.summary())
+        self.setpoints = self.new_setpoint_log()
+
     def on_latents(self, msg) -> None:
         self.streams["latents"].record(latency=msg.latency)
 
     def on_chunk(self, msg) -> None:
+        from video2act_core.messages import command_from_chunk
+        from video2act_core.trajectory import TrajectoryRejected
+
         self.modes[msg.mode] = self.modes.get(msg.mode, 0) + 1
+        self.streams["system1_ticks"].record()
         if msg.mode == 0:
             self.streams["action_chunk"].record(inference=msg.inference_latency, latents_age=msg.latents_age)
+        command = command_from_chunk(msg)
+        if command is not None:
+            issued_s, trajectory, origin = command
+            try:
+                self.setpoints.command(issued_s, trajectory, hold=msg.mode != 0, initial_positions=origin)
+            except TrajectoryRejected:
+                pass  # the simulated arm counts the commands its controller refuses
+
+    def smoothness_line(self) -> str:
+        episodes = [s for s in self.episode_smoothness + [self.setpoints.summary()] if s.commands]
+        if not episodes:
+            return "chunk seams: no chunks"
+        mean = lambda name: float(np.nanmean([getattr(s, name) for s in episodes]))
+        rate = self.streams["system1_ticks"].rate_hz()
+        return (f"chunk seams ({self.params.execution_strategy}): position jump {mean('seam_position_jump'):.4f} rad, "
+                f"velocity jump {mean('seam_velocity_jump'):.3f} rad/s, setpoint RMS jerk "
+                f"{mean('setpoint_rms_jerk'):.1f} rad/s^3, tracking RMS {mean('tracking_rms'):.4f} rad\n"
+                f"System 1 rate: {rate:.1f} ticks/s of {self.params.rate_hz:g} configured")
 
     def on_success(self, msg) -> None:
         self.outcomes.append(bool(msg.data))
@@ -86,6 +137,7 @@ class Monitor:
         modes = ", ".join(f"{names.get(k, k)}={v}" for k, v in sorted(self.modes.items())) or "none"
         lines = [stream.summary() for stream in self.streams.values()]
         lines.append(f"policy chunks by mode: {modes}")
+        lines.append(self.smoothness_line())
         if self.outcomes:
             lines.append(f"episodes: {len(self.outcomes)}, succeeded {sum(self.outcomes)} "
                          f"(success rate {sum(self.outcomes) / len(self.outcomes):.2f})")

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from video2act_core.control.smoothness import SetpointLog
 from video2act_core.data.bags import EpisodeRecorder
 from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import SimArmParams
@@ -60,8 +61,11 @@ class EpisodeResult:
     rejected_commands: int  # commands the arm's controller refused (every point past)
     limited_steps: int  # physics steps where the hardware limits held the arm back
     peak_speed_ratio: float  # highest joint speed over its limit (incl. the hardware margin)
+    duration_s: float
+    chunks: int  # policy chunks (not holds) that reached the arm's controller
     # Smoothness of the commanded setpoint (what the arm's controller tracks),
     # sampled at the physics rate: chunk seams are where policies jerk.
+    seam_position_jump: float  # mean |new command's first point - the running one's setpoint then| (rad)
     seam_velocity_jump: float  # mean |change of setpoint velocity| across a new command's take-over (rad/s)
     setpoint_rms_jerk: float  # rad/s^3
     tracking_rms: float  # measured positions against the setpoint (rad)
@@ -88,7 +92,8 @@ def run_episode(
     elapsed, steps, succeeded_at = 0.0, 0, None
     in_transit: list[tuple[float, Trajectory]] = []  # (arrival time, trajectory)
     idle_ticks = rejected = 0
-    setpoints, positions, seams = [], [], []  # per physics step; steps where a command took over
+    setpoints = SetpointLog(physics_dt)
+    setpoints.state(arm.time_s, arm.state.positions)
     if recorder:
         # The state the first command is decided on, as a robot's bag has it.
         recorder.clock(EPISODE_START_NS)
@@ -112,21 +117,22 @@ def run_episode(
                          else action_period_s * np.arange(1, len(command.points) + 1))
                 stamp = arm.time_s if command.stamp_s is None else command.stamp_s
                 trajectory = Trajectory(stamp, times, command.points, command.velocities)
-                in_transit.append((arm.time_s + command.latency_s, trajectory))
+                in_transit.append((arm.time_s + command.latency_s, trajectory, command.hold))
                 if recorder:
                     recorder.command(now_ns, command.points, action_period_s)
             next_action += action_period_s
             steps += 1
-        for arrival, trajectory in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
-            in_transit.remove((arrival, trajectory))
+        for item in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
+            in_transit.remove(item)
+            _, trajectory, hold = item
             try:
                 arm.command(trajectory)
-                seams.append(len(setpoints))
             except TrajectoryRejected:
                 rejected += 1
+                continue
+            setpoints.command(arm.time_s, trajectory, hold=hold)
         arm.step(physics_dt)
-        setpoints.append(arm.tracker.reference(arm.time_s))
-        positions.append(arm.state.positions.copy())
+        setpoints.state(arm.time_s, arm.state.positions)
         elapsed += physics_dt
         success = arm.success()
         if success and succeeded_at is None:
@@ -138,18 +144,8 @@ def run_episode(
             recorder.success(stamp, success)
     distance = arm.distance()
     steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
+    smooth = setpoints.summary()
     return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * action_period_s,
-                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio,
-                         *smoothness(np.asarray(setpoints), np.asarray(positions), seams, physics_dt))
-
-
-def smoothness(setpoints: np.ndarray, positions: np.ndarray, seams: list[int], dt: float) -> tuple[float, float, float]:
-    """(mean seam velocity jump, RMS jerk, RMS tracking error) of a setpoint
-    trajectory sampled every `dt` (steps, joints); `seams` index the first
-    sample under a new command."""
-    velocity = np.diff(setpoints, axis=0) / dt  # velocity[k] spans samples k..k+1
-    jumps = [np.linalg.norm(velocity[k - 1] - velocity[k - 2]) for k in seams if 2 <= k <= len(velocity)]
-    jerk = np.diff(setpoints, n=3, axis=0) / dt**3
-    return (float(np.mean(jumps)) if jumps else 0.0,
-            float(np.sqrt(np.mean(jerk**2))) if len(jerk) else 0.0,
-            float(np.sqrt(np.mean((positions - setpoints) ** 2))))
+                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio, elapsed, smooth.commands,
+                         smooth.seam_position_jump, smooth.seam_velocity_jump, smooth.setpoint_rms_jerk,
+                         smooth.tracking_rms)

@@ -14,13 +14,15 @@ discovery limited to this machine (`--live-graph` to share the current
 one), and the policy's commands go to video2act_replay/*, never to a
 controller's topic. The bag is streamed, not loaded: memory stays bounded
 whatever its length. Writes report.json (action errors, counts of modes and
-hold reasons, latency percentiles; also when nothing could be compared) and
-a latency histogram.
+hold reasons, latency percentiles, how smoothly the chunks join and the
+System 1 rate achieved; also when nothing could be compared) and a latency
+histogram.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -32,11 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.checkpoint import CheckpointError, read_manifest
+from video2act_core.control.smoothness import SetpointLog
 from video2act_core.data.bags import BagError, EpisodeTopics, find_image_connection, read_episode
 from video2act_core.data.images import COMPRESSED_SUFFIX, decode_image
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.metrics import percentiles_ms
 from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
+from video2act_core.trajectory import TrajectoryRejected
 from video2act_core.visualize import OverlayVideo
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
@@ -189,7 +193,7 @@ def replay(args) -> int:
     from sensor_msgs.msg import CompressedImage, Image, JointState
     from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
-    from video2act_core.messages import stamp_to_ns
+    from video2act_core.messages import command_from_chunk, stamp_to_ns
     from video2act_core.ros import latents_qos
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -215,9 +219,19 @@ def replay(args) -> int:
     chunks, chunk_latency, latents_latency, modes, reasons = [], [], [], [], []
     played = 0
 
+    # The policy's commands as a controller would have followed them (they
+    # drive nothing here, so no tracking error): how smoothly chunks join.
+    setpoints = SetpointLog(policy.action_period_s / 10)
+
     def on_chunk(msg):
         modes.append(msg.mode)
         reasons.append(msg.reason)
+        command = command_from_chunk(msg)
+        if command is not None:
+            issued_s, trajectory, origin = command
+            with contextlib.suppress(TrajectoryRejected):
+                setpoints.command(issued_s, trajectory, hold=msg.mode != ActionChunk.MODE_ACTIVE,
+                                  initial_positions=origin)
         if msg.mode == ActionChunk.MODE_ACTIVE:
             positions = np.asarray(msg.positions).reshape(msg.horizon, len(msg.joint_names))
             # Points due while the model ran were not sent: the first one sent
@@ -280,7 +294,11 @@ def replay(args) -> int:
               "wall_seconds": round(wall_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
               "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
               "active_chunks": len(chunks), **count_modes(modes, reasons),
-              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()}}
+              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
+              "execution_strategy": policy.execution_strategy,
+              "system1_chunks_per_s": round(len(chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
+              "system1_configured_rate_hz": policy.rate_hz,
+              **{key: value for key, value in setpoints.summary().as_dict().items() if key != "tracking_rms"}}
     for name, values in (("system1", chunk_latency), ("latents", latents_latency)):
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
     try:
