@@ -4,6 +4,8 @@
     python -m video2act_sim.evaluate --checkpoint checkpoints/sim_demo \\
         --variant no_motion=runs/ablations/no_motion --variant no_spatial=runs/ablations/no_spatial \\
         --ratios 1 4 8 --out runs/eval
+    python -m video2act_sim.evaluate --strategies replace temporal_ensemble rtc \\
+        --delays-ms 0 100 200 400 --out runs/execution
 
 Runs seeded episodes in sim time through the same PolicySupervisor (planner
 and safety envelope) as the policy node, on the simulated arm with its
@@ -14,28 +16,36 @@ are done) pays for System 2 in arm time, while the asynchronous rows pay
 only for System 1 and use latents up to `ratio - 1` steps stale. Besides
 success it reports, per episode (episodes.csv) and per row (results.csv,
 results.png), the time without a chunk, the steps the arm's hardware limits
-held it back, and the commands its controller refused.
+held it back, the commands its controller refused, and how smoothly chunks
+join. --strategies and --delays-ms compare execution strategies under an
+extra System 1 delay (a slower head or computer: System 1 skips the ticks
+it is busy for), with execution.png plotting success and seam jumps.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from video2act_core.checkpoint import load_policy
 from video2act_core.control import (
-    ChunkPlanner,
+    STRATEGIES,
     JointLimits,
     JointStateSample,
     LatentsSample,
     Mode,
     PolicySupervisor,
-    SafetyEnvelope,
+    build_supervisor,
 )
 from video2act_core.data.frames import FrameBuffer
 from video2act_core.params import PolicyParams, SimArmParams, node_params
@@ -45,13 +55,16 @@ from video2act_sim.episode import Command, run_episode
 
 
 class Video2ActController:
-    """System 2 every `update_ratio` ticks, System 1 every tick."""
+    """System 2 every `update_ratio` ticks, System 1 every tick it is free:
+    a System 1 that takes longer than a tick (its inference plus
+    `extra_delay_s`, as a slower model or computer would) skips ticks."""
 
     def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool,
-                 overlay_video: OverlayVideo | None = None):
+                 overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0):
         self.policy, self.supervisor = policy, supervisor
         self.update_ratio, self.synchronous = update_ratio, synchronous
         self.overlay_video = overlay_video
+        self.extra_delay_s = extra_delay_s
         self.system2_s: list[float] = []
         self.system1_s: list[float] = []
 
@@ -76,14 +89,16 @@ class Video2ActController:
             self.latents = LatentsSample(tokens, clip.stamps_ns[-1], self.tick, self.policy.system2.model_id)
         self.tick += 1
         # The chunk is sent once System 1 (and, synchronously, System 2) has run.
+        delay = self.extra_delay_s + (system2 if self.synchronous else 0.0)
         step = self.supervisor.tick(
             self.latents, JointStateSample(joint_positions, time_s), now_s=time_s,
-            publish_time=lambda plan: time_s + plan.inference_s + (system2 if self.synchronous else 0.0))
+            publish_time=lambda plan: time_s + plan.inference_s + delay)
         if step.plan is not None and step.mode == Mode.ACTIVE:
             self.system1_s.append(step.plan.inference_s)
-        if self.synchronous and step.plan is not None:
-            # System 2 and System 1 back to back: the next cycle starts after both.
-            self.busy_until_s = time_s + system2 + step.plan.inference_s
+        if step.plan is not None:
+            # The next cycle starts once this one's chunk is out (synchronously:
+            # after System 2 and System 1 back to back).
+            self.busy_until_s = time_s + delay + step.plan.inference_s
         command = step.command
         if command is None:
             return None
@@ -96,6 +111,8 @@ class Row:
     variant: str
     mode: str
     update_ratio: int
+    strategy: str  # how chunks are joined (execution_strategy)
+    delay_ms: float  # extra System 1 delay injected
     episodes: int
     success_rate: float
     mean_steps: float
@@ -103,10 +120,12 @@ class Row:
     system2_p50_ms: float
     system1_p50_ms: float
     control_rate_hz: float
+    chunk_rate_hz: float  # chunks that reached the arm per second of sim time (configured: 1 / action period)
     mean_hold_s: float  # per episode: no chunk sent (holding or waiting for inputs)
     rejected_commands: int  # refused by the arm's controller (every point past)
     limited_steps: int  # physics steps the arm's hardware limits held it back
     peak_speed_ratio: float  # highest joint speed over its hardware limit
+    seam_position_jump: float  # mean disagreement of a new chunk with the running one where it takes over (rad)
     seam_velocity_jump: float  # mean change of setpoint velocity where a command takes over (rad/s)
     setpoint_rms_jerk: float  # rad/s^3
     tracking_rms: float  # rad
@@ -114,35 +133,41 @@ class Row:
 
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
              sim: SimArmParams, params: PolicyParams, episodes: list[dict],
-             overlay_video: OverlayVideo | None = None) -> Row:
+             overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0) -> Row:
     """One row of the table; appends each episode's result to `episodes`;
     draws what System 2 saw at each update into `overlay_video`."""
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
     limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
                                     params.max_joint_velocity)
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
-    planner = ChunkPlanner(policy.system1, params.action_period_s, params.max_latents_age_s,
-                           params.max_joint_state_age_s, params.num_inference_steps, params.max_stamp_lead_s)
-    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin)
-    controller = Video2ActController(policy, PolicySupervisor(planner, envelope, start_armed=True), ratio, synchronous,
-                                     overlay_video)
+    supervisor = build_supervisor(policy.system1, params, limits, start_armed=True)
+    controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
                for seed in seeds]
+    mode = "sync" if synchronous else "async"
     for result in results:
-        episodes.append({"variant": variant, "mode": "sync" if synchronous else "async", "update_ratio": ratio,
-                         **result.__dict__})
+        episodes.append({"variant": variant, "mode": mode, "update_ratio": ratio,
+                         "strategy": params.execution_strategy, "delay_ms": extra_delay_s * 1e3, **result.__dict__})
     s2 = float(np.median(controller.system2_s)) if controller.system2_s else float("nan")
     s1 = float(np.median(controller.system1_s)) if controller.system1_s else float("nan")
     # Chunks per second the loop sustains: System 1 alone when System 2 runs
     # beside it, both back to back in the synchronous baseline.
     rate = 1.0 / (s1 + s2) if synchronous else 1.0 / s1
-    return Row(variant, "sync" if synchronous else "async", ratio, len(results),
+    chunk_rate = sum(r.chunks for r in results) / sum(r.duration_s for r in results)
+    return Row(variant, mode, ratio, params.execution_strategy, extra_delay_s * 1e3, len(results),
                float(np.mean([r.success for r in results])), float(np.mean([r.steps for r in results])),
-               float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate,
+               float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate, chunk_rate,
                float(np.mean([r.hold_s for r in results])), sum(r.rejected_commands for r in results),
                sum(r.limited_steps for r in results), max(r.peak_speed_ratio for r in results),
                *(float(np.mean([getattr(r, name) for r in results]))
-                 for name in ("seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")))
+                 for name in ("seam_position_jump", "seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")))
+
+
+def evaluate_row(call: tuple) -> tuple[Row, list[dict]]:
+    """`evaluate` in a worker process: the row and its episodes."""
+    checkpoint, name, ratio, synchronous, seeds, sim, params, delay = call
+    episodes: list[dict] = []
+    return evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay), episodes
 
 
 def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
@@ -161,7 +186,7 @@ def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r.variant}\n{r.mode} 1:{r.update_ratio}" for r in rows]
+    labels = [f"{r.variant}\n{r.mode} 1:{r.update_ratio}\n{r.strategy} +{r.delay_ms:.0f} ms" for r in rows]
     figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 1.4 * len(rows)), 4))
     left.bar(labels, [r.success_rate for r in rows], color="tab:blue")
     left.set_ylabel("success rate")
@@ -172,18 +197,41 @@ def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
         axis.tick_params(axis="x", labelsize=7)
     figure.tight_layout()
     figure.savefig(out / "results.png", dpi=120)
+    plt.close(figure)
+    if len({r.delay_ms for r in rows}) > 1:
+        plot_execution(rows, out / "execution.png", plt)
+
+
+def plot_execution(rows: list[Row], path: Path, plt) -> None:
+    """Success and seam smoothness against the injected System 1 delay, one line per strategy."""
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    panels = (("success_rate", "success rate"), ("seam_position_jump", "seam position jump (rad)"),
+              ("seam_velocity_jump", "seam velocity jump (rad/s)"))
+    for strategy in dict.fromkeys(r.strategy for r in rows):
+        mine = sorted((r for r in rows if r.strategy == strategy and r.mode == "async"), key=lambda r: r.delay_ms)
+        for axis, (field_name, label) in zip(axes, panels):
+            axis.plot([r.delay_ms for r in mine], [getattr(r, field_name) for r in mine], marker="o", label=strategy)
+            axis.set_xlabel("extra System 1 delay (ms)")
+            axis.set_ylabel(label)
+    axes[0].set_ylim(0, 1)
+    axes[0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def format_table(rows: list[Row]) -> str:
-    header = (f"{'variant':<12} {'mode':<5} {'ratio':>5} {'n':>3} {'success':>8} {'steps':>6} {'dist':>6} "
-              f"{'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'hold s':>6} {'clip':>5} {'rej':>4} {'seam':>6} {'jerk':>7} "
-              f"{'track':>6}")
+    header = (f"{'variant':<12} {'mode':<5} {'ratio':>5} {'strategy':<17} {'+ms':>4} {'n':>3} {'success':>8} "
+              f"{'steps':>6} {'dist':>6} {'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'chunk/s':>7} {'hold s':>6} {'clip':>5} "
+              f"{'rej':>4} {'seam p':>6} {'seam v':>6} {'jerk':>7} {'track':>6}")
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.episodes:>3} {r.success_rate:>8.2f} "
-                     f"{r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} {r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} "
-                     f"{r.control_rate_hz:>6.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
-                     f"{r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} {r.tracking_rms:>6.3f}")
+        lines.append(f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.strategy:<17} {r.delay_ms:>4.0f} "
+                     f"{r.episodes:>3} {r.success_rate:>8.2f} {r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} "
+                     f"{r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} {r.control_rate_hz:>6.1f} "
+                     f"{r.chunk_rate_hz:>7.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
+                     f"{r.seam_position_jump:>6.3f} {r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} "
+                     f"{r.tracking_rms:>6.3f}")
     return "\n".join(lines)
 
 
@@ -197,10 +245,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--ratios", type=int, nargs="+", default=[4], help="System 2 update every N System 1 steps")
     parser.add_argument("--sync", action="store_true", help="add the synchronous baseline row")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES,
+                        help="execution strategies to compare (default: the params file's execution_strategy)")
+    parser.add_argument("--delays-ms", type=float, nargs="+", default=[0.0],
+                        help="extra System 1 delay to inject, each a row per strategy (e.g. 0 100 200 400)")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="rows evaluated side by side in this many processes (each gets its share of the cores)")
     parser.add_argument("--overlay-video", type=Path,
                         help="write the first row's System 2 updates, maps drawn over the frame, to this video "
                              "(e.g. runs/eval/overlay.mp4)")
@@ -211,29 +265,48 @@ def main(argv: list[str] | None = None) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", camera or None)
     params = node_params(PolicyParams, args.params, "video2act_policy")
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
-    runs = [("full", args.checkpoint, ratio, False) for ratio in args.ratios]
+    strategies = args.strategies or [params.execution_strategy]
+    # (variant, checkpoint, ratio, synchronous, strategy, extra delay in s)
+    runs = [("full", args.checkpoint, ratio, False, strategy, delay / 1e3)
+            for ratio in args.ratios for strategy in strategies for delay in args.delays_ms]
     if args.sync:
-        runs.append(("full", args.checkpoint, 1, True))
+        runs.append(("full", args.checkpoint, 1, True, strategies[0], 0.0))
     for item in args.variant:
         name, _, path = item.partition("=")
-        runs.append((name, Path(path), args.ratios[0], False))
+        runs.append((name, Path(path), args.ratios[0], False, strategies[0], 0.0))
+    if args.jobs > 1 and args.overlay_video:
+        parser.error("--overlay-video draws one row's updates: use it with --jobs 1")
+    calls = [(checkpoint, name, ratio, synchronous, seeds, sim, dataclasses.replace(params, execution_strategy=strategy),
+              delay) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
-    video = (OverlayVideo(args.overlay_video, 1.0 / (params.action_period_s * args.ratios[0])) if args.overlay_video
-             else None)
-    try:
-        for index, (name, checkpoint, ratio, synchronous) in enumerate(runs):
-            rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes,
-                                 video if index == 0 else None))
-            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-    finally:
-        if video is not None:
-            video.close()
+    if args.jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            for row, row_episodes in pool.map(evaluate_row, calls):
+                rows.append(row)
+                episodes.extend(row_episodes)
+                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    else:
+        video = (OverlayVideo(args.overlay_video, 1.0 / (params.action_period_s * args.ratios[0]))
+                 if args.overlay_video else None)
+        try:
+            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay) in enumerate(calls):
+                rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
+                                     video if index == 0 else None, delay))
+                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        finally:
+            if video is not None:
+                video.close()
     write_results(rows, episodes, args.out)
     print(format_table(rows))
     print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
-          "back; rej: commands its controller refused; seam: mean setpoint velocity jump where a command takes over "
-          "(rad/s); jerk: RMS setpoint jerk (rad/s^3); track: RMS tracking error (rad)")
-    print(f"wrote {args.out / 'results.csv'}, {args.out / 'episodes.csv'} and {args.out / 'results.png'}")
+          "back; rej: commands its controller refused; seam p: mean disagreement of a new chunk with the running "
+          "one where it takes over (rad); seam v: mean setpoint velocity jump there (rad/s); jerk: RMS setpoint jerk "
+          "(rad/s^3); track: RMS tracking error (rad); chunk/s: chunks that reached the arm per second (configured "
+          f"{1 / params.action_period_s:.0f})")
+    print(f"wrote {args.out / 'results.csv'}, {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
+          + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else ""))
     return 0
 
 
