@@ -55,7 +55,7 @@ def test_a_namespace_keeps_the_limits_and_moves_the_topics(tmp_path, namespace):
     nodes = by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "namespace": namespace}, REPO), tmp_path)
     policy, _, topic = nodes["video2act_policy"]
     assert policy.joint_lower_limits == [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0]
-    assert policy.rate_hz == 10.0 and nodes["video2act_perception"][0].rate_hz == 2.0
+    assert policy.rate_hz == 30.0 and nodes["video2act_perception"][0].rate_hz == 2.0
     assert topic == "/" + namespace.strip("/") + "/arm_controller/joint_trajectory"
 
 

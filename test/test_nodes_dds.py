@@ -63,7 +63,7 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
         assert all(len(p.positions) == len(JOINTS) and np.all(np.isfinite(p.positions)) for p in msg.points)
 
     # Bounds loose enough for a loaded 2-core CI machine: the CPU model runs
-    # System 2 at ~1 Hz here, System 1 near its 10 Hz timer.
+    # System 2 at ~1 Hz here, System 1 below its rate_hz timer.
     latents_rate = len(harness.latents) / elapsed
     trajectory_rate = len(harness.trajectories) / elapsed
     print(f"measured: latents {latents_rate:.2f} Hz, trajectories {trajectory_rate:.2f} Hz")

@@ -14,6 +14,7 @@ projections and the DiT action head on them. Training state is saved to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -231,15 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         resumed = None
 
     # Stage 2: cache System 2's filtered maps once, train projections + DiT.
+    augmentation = CameraAugmentation(args.camera_augmentation) if args.camera_augmentation > 0 else None
     key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride,
-                                       "every": args.sample_every, "augmentation": args.camera_augmentation,
+                                       "every": args.sample_every, "augmentation": repr(augmentation),
                                        "seed": args.seed})
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
     # Rank 0 runs System 2 over the data; the other ranks wait and load it.
     if rank == 0 and not cache_path.exists():
-        augmentation = CameraAugmentation(args.camera_augmentation) if args.camera_augmentation > 0 else None
         save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
     if world > 1:
         torch.distributed.barrier()
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
             "device": str(device),
-            "camera_augmentation": args.camera_augmentation,
+            "camera_augmentation": dataclasses.asdict(augmentation) if augmentation else None,
             # Perception compares it with the robot's tf at start-up.
             "camera_pose": camera_pose.to_dict() if camera_pose else None,
         }
