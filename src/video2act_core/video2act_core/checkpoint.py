@@ -215,7 +215,8 @@ def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int) -> Sys
     action = ActionDiffusion(manifest.dit)
     _load_weights(action.model, manifest.path / SYSTEM1)
     torch_device = resolve_device(device)
-    return System1(action.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.stats, manifest.model_id, seed)
+    return System1(action.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.stats, manifest.model_id, seed,
+                   manifest.metadata.get("instructions", []))
 
 
 def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True) -> System2:

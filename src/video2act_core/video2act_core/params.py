@@ -80,6 +80,8 @@ class CommonParams:
     # drops its buffered frames and the policy the latents made before it,
     # as LeRobot's policy.reset() does between episodes.
     reset_topic: str = param("video2act/reset", "std_msgs/Empty: a new episode starts")
+    instruction_topic: str = param("video2act/instruction", "std_msgs/String task instruction (transient local): "
+                                   "recorded with demonstrations, read by the policy")
     checkpoint_path: str = param("checkpoints/sim_demo",
                                  "checkpoint directory; relative paths resolve against share/video2act")
     device: str = param("auto", "torch device: auto, cpu, cuda or cuda:N")
@@ -166,6 +168,8 @@ class PolicyParams(ModelNodeParams):
     num_inference_steps: int = param(8, "System 1 sampling steps per chunk", low=1, high=1000)
     seed: int = param(0, "sampling seed", low=0)
     # How a new chunk joins the running one (video2act_core/control/execution.py).
+    instruction: str = param("", "task instruction until one arrives on instruction_topic (empty: the "
+                             "checkpoint's own, when it was trained on one; only for language-conditioned checkpoints)")
     execution_strategy: str = param("rtc", "replace: a new chunk replaces the running one; temporal_ensemble: "
                                     "overlapping chunks averaged (ACT); rtc: real-time chunking, the steps that "
                                     "execute during inference frozen and the rest inpainted toward the running chunk",
@@ -216,6 +220,8 @@ class SimArmParams(CommonParams):
     camera_flicker: float = param(0.0, "each frame's brightness is scaled by 1 +- this (lighting flicker)",
                                   low=0.0, high=1.0)
     publish_clock: bool = param(False, "publish /clock from the simulation (run the other nodes with use_sim_time)")
+    task_instruction: str = param("reach the red square", "the task, as the simulator publishes it on "
+                                  "instruction_topic and the expert records it")
     seed: int = param(0, "seed of the first episode; each next episode adds one", low=0)
 
     def __post_init__(self):

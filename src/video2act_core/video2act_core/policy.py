@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from video2act_core.data.images import resize_frame
-from video2act_core.models.dit import ActionDiffusion, DiTConfig
+from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
 from video2act_core.normalization import NormalizationStats
 
@@ -94,13 +94,34 @@ class System2:
 class System1:
     """Latest tokens + joint state -> a chunk of absolute joint targets."""
 
-    def __init__(self, action: ActionDiffusion, stats: NormalizationStats, model_id: str, seed: int = 0):
+    def __init__(self, action: ActionDiffusion, stats: NormalizationStats, model_id: str, seed: int = 0,
+                 instructions: list[str] | None = None):
         self.action = action.eval()
         self.stats = stats
         self.model_id = model_id
+        # The task instructions it was trained on (language-conditioned heads).
+        self.trained_instructions = list(instructions or [])
         parameter = next(action.parameters())
         self._device, self._dtype = parameter.device, parameter.dtype
         self._generator = torch.Generator(device=self._device).manual_seed(seed)
+        self._tokenized: tuple[str, Instruction] | None = None
+
+    @property
+    def needs_instruction(self) -> bool:
+        return bool(self.config.language)
+
+    @property
+    def default_instruction(self) -> str:
+        """The one instruction it was trained on, if only one ('' otherwise)."""
+        return self.trained_instructions[0] if len(self.trained_instructions) == 1 else ""
+
+    def _instruction(self, text: str) -> Instruction | None:
+        if not self.needs_instruction:
+            return None
+        if self._tokenized is None or self._tokenized[0] != text:
+            ids, mask = self.action.model.text_encoder.tokenize([text])
+            self._tokenized = (text, Instruction(ids.to(self._device), mask.to(self._device)))
+        return self._tokenized[1]
 
     @property
     def config(self) -> DiTConfig:
@@ -112,11 +133,12 @@ class System1:
 
     def act(
         self, latents: Latents, joint_positions: np.ndarray, num_inference_steps: int | None = None,
-        prior: np.ndarray | None = None, prior_weights: np.ndarray | None = None,
+        prior: np.ndarray | None = None, prior_weights: np.ndarray | None = None, instruction: str = "",
     ) -> np.ndarray:
         """(H, J) absolute joint targets for the given state (in `joint_names`
         order); with a `prior` (H, J) of absolute targets and `prior_weights`
-        (H,), inpainted toward it (`ActionDiffusion.sample`)."""
+        (H,), inpainted toward it (`ActionDiffusion.sample`); `instruction`
+        for a language-conditioned head."""
         state = self.stats.normalize_state(np.asarray(joint_positions, dtype=np.float64))
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device).unsqueeze(0)
         if prior is not None:
@@ -131,6 +153,7 @@ class System1:
             num_inference_steps=num_inference_steps,
             prior=prior,
             prior_weights=prior_weights,
+            instruction=self._instruction(instruction),
         )
         return self.stats.unnormalize_action(normalised[0].float().cpu().numpy().astype(np.float64))
 

@@ -37,6 +37,7 @@ from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.bags import EpisodeTopics
 from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
+from video2act_core.models.dit import Instruction
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
 from video2act_core.policy import frames_to_tensor, resolve_device
 
@@ -51,12 +52,12 @@ class Stage2Objective(nn.Module):
         self.encoder, self.action = encoder, action
         self.state_noise = state_noise
 
-    def forward(self, spatial_maps, motion_maps, state, actions):
+    def forward(self, spatial_maps, motion_maps, state, actions, instruction=None):
         spatial, motion = self.encoder.tokens(spatial_maps, motion_maps)
         # Noise on the (normalised) joint state keeps the head from reading
         # the demonstration's progress off the state instead of the images.
         state = state + self.state_noise * torch.randn_like(state)
-        return self.action.loss(actions, state, spatial, motion)
+        return self.action.loss(actions, state, spatial, motion, instruction)
 
 
 def distributed() -> tuple[int, int]:
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     common = node_params(CommonParams, args.params, "/**")
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
-    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic)
+    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic,
+                           common.instruction_topic)
     if args.init:
         encoder, action = load_system2(args.init, "cpu").encoder, load_system1(args.init, "cpu").action
         action.config.use_motion, action.config.use_spatial = not args.no_motion, not args.no_spatial
@@ -194,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
                                   action.config.horizon, args.frame_stride)
     samples = keep_every(samples, args.sample_every)  # statistics stay those of every step
+    instructions = [episode.instruction for episode in episodes]
+    if action.config.language:
+        unnamed = sum(not text for text in instructions)
+        if unnamed and not quiet:
+            print(f"warning: {unnamed} of {len(episodes)} episodes have no task instruction "
+                  f"(on {topics.instruction} or in the dataset's tasks); they train on the empty one")
+        # Per episode, tokenized once; each batch picks its samples' rows.
+        instruction_ids, instruction_mask = action.model.text_encoder.tokenize(instructions)
     if not quiet:
         print(f"{len(episodes)} episodes, {len(samples.clips)} samples; device {device}, {world} process(es)")
 
@@ -277,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     action.train()
     shard = torch.arange(rank, len(states), world)  # each process its share of the samples
     episode_start = torch.as_tensor(first_sample_of_episode(samples.episode_index))
+    sample_episode = torch.as_tensor(samples.episode_index)
     bar = progress(range(start, args.steps), desc="stage 2 (DiT)", initial=start, total=args.steps)
     losses = []
     started = time.monotonic()
@@ -284,8 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         picks = shard[torch.randint(len(shard), (args.batch_size,), generator=generator)]
         age = torch.randint(args.max_staleness // args.sample_every + 1, (args.batch_size,), generator=generator)
         seen = torch.maximum(picks - age, episode_start[picks])  # never across episodes
+        instruction = None
+        if action.config.language:
+            rows = sample_episode[picks]
+            instruction = Instruction(instruction_ids[rows].to(device), instruction_mask[rows].to(device))
         loss = objective(spatial_maps[seen].to(device), motion_maps[seen].to(device),
-                         states[picks].to(device), actions[picks].to(device))
+                         states[picks].to(device), actions[picks].to(device), instruction)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -312,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "device": str(device),
             "camera_augmentation": dataclasses.asdict(augmentation) if augmentation else None,
+            # The policy's default instruction when there is only one.
+            "instructions": sorted({text for text in instructions if text}),
             # Perception compares it with the robot's tf at start-up.
             "camera_pose": camera_pose.to_dict() if camera_pose else None,
         }

@@ -94,6 +94,12 @@ class PolicyNode(ModelNode):
             latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
                                  durability=DurabilityPolicy.TRANSIENT_LOCAL)
             self.create_subscription(String, params.robot_description_topic, self.on_robot_description, latched)
+        if params.instruction:
+            self.supervisor.planner.instruction = params.instruction
+        if system1.needs_instruction:
+            latched_instruction = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.create_subscription(String, params.instruction_topic, self.on_instruction, latched_instruction)
         # Reliable, depth 1: the controller wants the newest chunk, and all of it.
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         self.trajectory_publisher = self.create_publisher(JointTrajectory, params.trajectory_topic, reliable)
@@ -161,6 +167,18 @@ class PolicyNode(ModelNode):
         if stamp_ns and stamp_ns <= self.reset_ns:
             return  # measured before (or at) the last reset: the last episode's
         self.latest_state = JointStateSample(positions, stamp_ns * 1e-9 if stamp_ns else now, now)
+
+    def on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text:
+            return self.refuse_input("task instruction", "empty")
+        with self.lock:
+            changed = text != self.supervisor.planner.instruction
+            self.supervisor.planner.instruction = text
+        if changed:
+            known = self.supervisor.planner.system1.trained_instructions
+            self.get_logger().info(f"task instruction: '{text}'"
+                                   + ("" if text in known else f" (not one it was trained on: {known[:5]})"))
 
     def on_robot_description(self, msg: String) -> None:
         try:
@@ -284,7 +302,10 @@ class PolicyNode(ModelNode):
             "joint state age s": f"{state.age_s(now):.3f}" if state is not None else "none",
             "inputs refused": self.rejected_inputs,
             "limits missing": self.supervisor.envelope.limits.missing() or "none",
+            "execution strategy": self.params.execution_strategy,
         }
+        if self.supervisor.planner.system1.needs_instruction:
+            values["task instruction"] = self.supervisor.planner.instruction or "none"
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

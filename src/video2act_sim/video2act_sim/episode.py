@@ -98,6 +98,8 @@ def run_episode(
         # The state the first command is decided on, as a robot's bag has it.
         recorder.clock(EPISODE_START_NS)
         recorder.camera_pose(EPISODE_START_NS, arm.camera_pose(sim.base_frame, sim.camera_frame))
+        if recorder.topics.instruction:
+            recorder.instruction(EPISODE_START_NS, sim.task_instruction)
         recorder.joint_state(EPISODE_START_NS, arm.state.positions, arm.state.velocities)
     while elapsed < max_duration_s and (succeeded_at is None or elapsed < succeeded_at + settle_s):
         now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))

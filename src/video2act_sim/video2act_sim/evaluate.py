@@ -141,6 +141,8 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
                                     params.max_joint_velocity)
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
     supervisor = build_supervisor(policy.system1, params, limits, start_armed=True)
+    if policy.system1.needs_instruction:
+        supervisor.planner.instruction = params.instruction or sim.task_instruction  # as the sim node publishes it
     controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
                for seed in seeds]

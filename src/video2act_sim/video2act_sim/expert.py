@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
                       {"backend": args.backend} if args.backend else None)
     policy = node_params(PolicyParams, args.params, "video2act_policy")
-    topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic)
+    topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic,
+                           sim.instruction_topic)
     args.out.mkdir(parents=True, exist_ok=True)
     # Within the policy node's velocity envelope, with a margin.
     expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity))

@@ -26,12 +26,12 @@ import numpy as np
 from rclpy.clock import Clock as SteadyClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from std_msgs.msg import Bool, Empty, Float64MultiArray
+from std_msgs.msg import Bool, Empty, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from video2act_core.control import JointGroups
@@ -77,6 +77,10 @@ class SimArmNode(Node):
         self.report_publisher = self.create_publisher(DiagnosticStatus, "video2act/episode_report", 10)
         self.reset_publisher = self.create_publisher(Empty, params.reset_topic, 10)
         self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
+        # The task, latched as an operator's `ros2 topic pub` of it would be.
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        self.create_publisher(String, params.instruction_topic, latched).publish(String(data=params.task_instruction))
         # Timers on the steady clock: the simulation must keep stepping when
         # it is the one that drives /clock.
         steady = SteadyClock(clock_type=ClockType.STEADY_TIME)

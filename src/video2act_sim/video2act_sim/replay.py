@@ -173,7 +173,7 @@ def replay(args) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
     topics = EpisodeTopics(args.image_topic or policy.image_topic,
                            args.joint_states_topic or policy.joint_states_topic,
-                           args.command_topic or policy.trajectory_topic, sim.success_topic)
+                           args.command_topic or policy.trajectory_topic, sim.success_topic, policy.instruction_topic)
     read_manifest(args.checkpoint)  # a missing or corrupt checkpoint fails here, in one line
     camera_topic, camera_type, first_ns, last_ns = bag_layout(args.bag, topics)
     # The commands only (no image is decoded): fails early on unusable
@@ -187,10 +187,11 @@ def replay(args) -> int:
     domain = None if args.live_graph else isolate_ros_graph(args.domain_id)
 
     import rclpy
-    from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+    from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CompressedImage, Image, JointState
+    from std_msgs.msg import String
     from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
     from video2act_core.messages import command_from_chunk, stamp_to_ns
@@ -216,6 +217,11 @@ def replay(args) -> int:
     reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
     publishers = {camera_topic: node.create_publisher(CompressedImage if compressed else Image, listen_topic, reliable),
                   topics.joint_states: node.create_publisher(JointState, topics.joint_states, 50)}
+    if recorded.instruction:
+        # Latched, as on a robot: the policy gets it whenever it subscribes.
+        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        node.create_publisher(String, policy.instruction_topic, latched).publish(String(data=recorded.instruction))
     chunks, chunk_latency, latents_latency, modes, reasons = [], [], [], [], []
     played = 0
 

@@ -71,6 +71,8 @@ class ChunkPlanner:
         self.num_inference_steps = num_inference_steps
         self.max_stamp_lead_s = max_stamp_lead_s
         self._token_width = system1.config.context_dim
+        # For a language-conditioned head: the task, until a node sets another.
+        self.instruction = system1.default_instruction
 
     def check_latents(self, sample: LatentsSample) -> str:
         """Why these latents cannot be used, or '' when they can."""
@@ -92,6 +94,10 @@ class ChunkPlanner:
         age = state.age_s(now_s)
         if age > self.max_joint_state_age_s:
             return f"joint state is {age:.2f} s old (max {self.max_joint_state_age_s})"
+        if self.system1.needs_instruction and not self.instruction:
+            known = self.system1.trained_instructions
+            return (f"no task instruction (the checkpoint knows {len(known)}: {known[:3]}); "
+                    "publish one (std_msgs/String) on instruction_topic")
         if latents is None:
             return "no latents from perception since start-up or the last reset"
         age = now_s - latents.stamp_ns * 1e-9
@@ -110,7 +116,8 @@ class ChunkPlanner:
             return Plan(Mode.HOLD, problem, None, latents, age, 0.0)
         started = time.perf_counter()
         chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps,
-                                 *((prior.positions, prior.weights) if prior is not None else ()))
+                                 *((prior.positions, prior.weights) if prior is not None else (None, None)),
+                                 instruction=self.instruction)
         inference = time.perf_counter() - started
         if not np.all(np.isfinite(chunk)):
             return Plan(Mode.REJECTED, "action head produced NaN or Inf", None, latents, age, inference)

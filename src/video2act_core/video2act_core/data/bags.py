@@ -38,10 +38,12 @@ class EpisodeTopics:
     joint_states: str
     trajectory: str
     success: str
+    instruction: str = ""  # std_msgs/String task instruction; empty: none recorded or read
 
     def __post_init__(self):
-        for name in ("image", "joint_states", "trajectory", "success"):
-            object.__setattr__(self, name, absolute_topic(getattr(self, name)))
+        for name in ("image", "joint_states", "trajectory", "success", "instruction"):
+            if getattr(self, name):
+                object.__setattr__(self, name, absolute_topic(getattr(self, name)))
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Episode:
     commands: np.ndarray  # (K, J): the first point of each commanded trajectory
     success: bool
     camera_pose: CameraPose | None = None  # camera frame in base frame, from /tf_static
+    instruction: str = ""  # the task instruction recorded with it ("" when none)
 
 
 TF_STATIC = "/tf_static"
@@ -100,6 +103,8 @@ class EpisodeRecorder:
             "/clock": "rosgraph_msgs/msg/Clock",
             TF_STATIC: "tf2_msgs/msg/TFMessage",
         }
+        if topics.instruction:
+            types[topics.instruction] = "std_msgs/msg/String"
         self.connections = {topic: self.writer.add_connection(topic, msgtype, typestore=self.store) for topic, msgtype in types.items()}
         self.topics = topics
         self.camera_frame = ""
@@ -163,6 +168,11 @@ class EpisodeRecorder:
         )
         self._write(self.topics.trajectory, stamp_ns, message)
 
+    def instruction(self, stamp_ns: int, text: str) -> None:
+        """The task instruction (the topic is latched on a robot, so a bag
+        records it once, near its start)."""
+        self._write(self.topics.instruction, stamp_ns, self.store.types["std_msgs/msg/String"](data=text))
+
     def success(self, stamp_ns: int, value: bool) -> None:
         self._write(self.topics.success, stamp_ns, self.store.types["std_msgs/msg/Bool"](data=bool(value)))
 
@@ -205,18 +215,20 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     with their reasons if nothing usable is left), a bag without images,
     joint states or commands is an error. With `camera_frames` (base,
     camera) the camera pose is composed from the bag's /tf_static, when it
-    holds both frames. `images=False` reads no image at all (replay only
+    holds both frames; the task instruction is read from
+    `topics.instruction` when set. `images=False` reads no image at all (replay only
     needs the commands); `joint_name_map` renames recorded joints;
     `frame_size` (H, W) resizes each frame as it is decoded."""
     from rosbags.highlevel import AnyReader
 
     rename = joint_name_map.names if joint_name_map else list
-    frames, states, commands, success, static_links = [], [], [], False, []
+    frames, states, commands, success, static_links, instructions = [], [], [], False, [], []
     skipped: Counter[str] = Counter()
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
             image_topic = find_image_connection(reader.connections, topics.image, str(path)).topic if images else None
-            wanted = {image_topic, topics.joint_states, topics.trajectory, topics.success, TF_STATIC}
+            wanted = {image_topic, topics.joint_states, topics.trajectory, topics.success, TF_STATIC,
+                      topics.instruction or None}
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
@@ -239,6 +251,8 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
                             commands.append((receive_ns, first))
                     elif connection.topic == TF_STATIC:
                         static_links.extend(CameraPose.from_transform_stamped(t) for t in message.transforms)
+                    elif connection.topic == topics.instruction:
+                        instructions.append(message.data)
                     else:
                         success |= bool(message.data)
                 except (ImageDecodeError, JointStateError, ValueError, IndexError) as error:
@@ -264,5 +278,8 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     state_stamps, state_values = stacked(states)
     command_stamps, command_values = stacked(commands)
     camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
+    if len(set(instructions)) > 1:
+        raise BagError(f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
+                       "split the bag into one episode per task")
     return Episode(image_stamps, image_values, state_stamps, state_values, command_stamps, command_values, success,
-                   camera_pose)
+                   camera_pose, instructions[0] if instructions else "")

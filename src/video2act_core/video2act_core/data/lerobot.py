@@ -202,7 +202,8 @@ def read_lerobot_dataset(
 
     is_v3 = info["codebase_version"] == "v3.0"
     episode_files = (_episode_files_v3 if is_v3 else _episode_files_v2)(root, info, camera, is_video)
-    columns = ["timestamp", STATE_KEY, ACTION_KEY] + ([] if is_video else [camera])
+    tasks = _tasks(root, is_v3)
+    columns = ["timestamp", STATE_KEY, ACTION_KEY] + ([] if is_video else [camera]) + (["task_index"] if tasks else [])
     episodes = []
     for files in episode_files:
         table = _read_rows(files, columns, shared_file=is_v3)
@@ -216,5 +217,28 @@ def read_lerobot_dataset(
         states = np.asarray(table[STATE_KEY], np.float64)[:rows, state_order]
         actions = np.asarray(table[ACTION_KEY], np.float64)[:rows, action_order]
         success = bool(table[SUCCESS_KEY][rows - 1]) if SUCCESS_KEY in table else False
-        episodes.append(Episode(stamps, frames, stamps, states, stamps, actions, success))
+        instruction = tasks.get(int(table["task_index"][0]), "") if tasks else ""
+        episodes.append(Episode(stamps, frames, stamps, states, stamps, actions, success, instruction=instruction))
     return episodes
+
+
+def _tasks(root: Path, is_v3: bool) -> dict[int, str]:
+    """task_index -> task instruction: meta/tasks.jsonl (v2.x) or
+    meta/tasks.parquet (v3.0, written by pandas with the task as its index)."""
+    if not is_v3:
+        path = root / "meta" / "tasks.jsonl"
+        if not path.is_file():
+            return {}
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {int(row["task_index"]): str(row["task"]) for row in rows}
+    path = root / "meta" / "tasks.parquet"
+    if not path.is_file():
+        return {}
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = table.column_names
+    column = "task" if "task" in names else (table.schema.pandas_metadata or {}).get("index_columns", [None])[0]
+    if column not in names:
+        raise BagError(f"{path}: no task column (has {names})")
+    return {int(i): str(t) for i, t in zip(table.column("task_index").to_pylist(), table.column(column).to_pylist())}

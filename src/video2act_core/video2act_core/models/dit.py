@@ -3,7 +3,8 @@
 The noisy action chunk (horizon H, one token per step) is denoised by
 transformer blocks that are modulated (adaLN-Zero) by the diffusion timestep
 and the joint state, and that cross-attend to the System 2 spatial and
-motion tokens plus a proprioception token. Trained with the DDPM epsilon
+motion tokens, a proprioception token and, when configured, the task
+instruction's tokens (`text.py`). Trained with the DDPM epsilon
 objective; sampled with a few DDIM steps, optionally inpainting toward a
 prior chunk (real-time chunking, `control/execution.py`).
 """
@@ -11,13 +12,15 @@ prior chunk (real-time chunking, `control/execution.py`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from video2act_core.models.config import ConfigDict
+from video2act_core.models.text import build_text_encoder
 
 
 @dataclass
@@ -39,6 +42,9 @@ class DiTConfig(ConfigDict):
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True
+    # The task instruction's tokens in the context (`text.build_text_encoder`):
+    # {} for none, {type: learned, ...} or {type: pretrained, path: ...}.
+    language: dict[str, Any] = field(default_factory=dict)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -83,21 +89,22 @@ class DiTBlock(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.cross_attention.num_heads, -1)).transpose(1, 2)
 
-    def _cross_attend(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _cross_attend(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor],
+                      key_mask: torch.Tensor | None) -> torch.Tensor:
         # nn.MultiheadAttention's arithmetic, on its own weights, with the keys and values given.
         attention = self.cross_attention
         width = attention.embed_dim
         queries = self._heads(F.linear(x, attention.in_proj_weight[:width], attention.in_proj_bias[:width]))
-        attended = F.scaled_dot_product_attention(queries, *keys_values,
+        attended = F.scaled_dot_product_attention(queries, *keys_values, attn_mask=key_mask,
                                                   dropout_p=attention.dropout if self.training else 0.0)
         return attention.out_proj(attended.transpose(1, 2).flatten(2))
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor,
-                keys_values: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor],
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
         shift_sa, scale_sa, gate_sa, shift_mlp, scale_mlp, gate_mlp = self.modulation(condition).chunk(6, dim=-1)
         h = modulate(self.self_norm(x), shift_sa, scale_sa)
         x = x + gate_sa.unsqueeze(1) * self.self_attention(h, h, h, need_weights=False)[0]
-        x = x + self._cross_attend(self.cross_norm(x), keys_values)
+        x = x + self._cross_attend(self.cross_norm(x), keys_values, key_mask)
         h = modulate(self.mlp_norm(x), shift_mlp, scale_mlp)
         return x + gate_mlp.unsqueeze(1) * self.mlp(h)
 
@@ -106,6 +113,15 @@ class DiTBlock(nn.Module):
 class Conditioning:
     state_embedding: torch.Tensor  # (B, hidden)
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per block: the context's cross-attention keys, values
+    key_mask: torch.Tensor | None  # (B, 1, 1, N) bool, False for padding tokens; None: no padding
+
+
+@dataclass
+class Instruction:
+    """Tokenized task instructions for a batch: what the text encoder reads."""
+
+    ids: torch.Tensor  # (B, L)
+    mask: torch.Tensor  # (B, L) bool, True for real tokens
 
 
 class DiTActionHead(nn.Module):
@@ -122,6 +138,10 @@ class DiTActionHead(nn.Module):
         self.context_in = nn.Linear(config.context_dim, width)
         # Which stream a context token comes from: spatial, motion, state.
         self.context_type = nn.Parameter(torch.zeros(3, width))
+        if config.language:
+            self.text_encoder = build_text_encoder(config.language)
+            self.language_in = nn.Linear(self.text_encoder.dim, width)
+            self.language_type = nn.Parameter(torch.zeros(width))
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -133,19 +153,30 @@ class DiTActionHead(nn.Module):
         nn.init.zeros_(self.action_out.weight)
         nn.init.zeros_(self.action_out.bias)
 
-    def context_tokens(self, spatial: torch.Tensor, motion: torch.Tensor, state_embedding: torch.Tensor) -> torch.Tensor:
+    def context_tokens(self, spatial: torch.Tensor, motion: torch.Tensor, state_embedding: torch.Tensor,
+                       instruction: Instruction | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The cross-attention context and its key mask (None: no padding)."""
         parts = [state_embedding.unsqueeze(1) + self.context_type[2]]
         if self.config.use_spatial:
             parts.append(self.context_in(spatial) + self.context_type[0])
         if self.config.use_motion:
             parts.append(self.context_in(motion) + self.context_type[1])
-        return torch.cat(parts, dim=1)
+        if not self.config.language:
+            return torch.cat(parts, dim=1), None
+        if instruction is None:
+            raise ValueError("this action head is conditioned on a task instruction; none was given")
+        words = self.text_encoder(instruction.ids, instruction.mask).to(state_embedding.dtype)
+        parts.append(self.language_in(words) + self.language_type)
+        visible = [torch.ones(part.shape[:2], dtype=torch.bool, device=part.device) for part in parts[:-1]]
+        key_mask = torch.cat([*visible, instruction.mask.to(state_embedding.device)], dim=1)
+        return torch.cat(parts, dim=1), key_mask[:, None, None, :]
 
-    def conditioning(self, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor) -> Conditioning:
+    def conditioning(self, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
+                     instruction: Instruction | None = None) -> Conditioning:
         """What stays fixed while one chunk is denoised."""
         state_embedding = self.state_in(state)
-        context = self.context_tokens(spatial, motion, state_embedding)
-        return Conditioning(state_embedding, [block.context_keys_values(context) for block in self.blocks])
+        context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction)
+        return Conditioning(state_embedding, [block.context_keys_values(context) for block in self.blocks], key_mask)
 
     def denoise(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
         state_embedding = conditioning.state_embedding
@@ -154,7 +185,7 @@ class DiTActionHead(nn.Module):
         condition = condition + state_embedding
         x = self.action_in(noisy_actions) + self.action_position
         for block, keys_values in zip(self.blocks, conditioning.keys_values):
-            x = block(x, condition, keys_values)
+            x = block(x, condition, keys_values, conditioning.key_mask)
         shift, scale = self.final_modulation(condition).chunk(2, dim=-1)
         return self.action_out(modulate(self.final_norm(x), shift, scale))
 
@@ -165,8 +196,9 @@ class DiTActionHead(nn.Module):
         state: torch.Tensor,
         spatial: torch.Tensor,
         motion: torch.Tensor,
+        instruction: Instruction | None = None,
     ) -> torch.Tensor:
-        return self.denoise(noisy_actions, timesteps, self.conditioning(state, spatial, motion))
+        return self.denoise(noisy_actions, timesteps, self.conditioning(state, spatial, motion, instruction))
 
 
 class ActionDiffusion(nn.Module):
@@ -185,12 +217,13 @@ class ActionDiffusion(nn.Module):
             prediction_type="epsilon",
         )
 
-    def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
+             instruction: Instruction | None = None) -> torch.Tensor:
         """DDPM epsilon loss on normalised actions (B, H, action_dim)."""
         noise = torch.randn_like(actions)
         timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.scheduler.add_noise(actions, noise, timesteps)
-        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion), noise)
+        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion, instruction), noise)
 
     @torch.no_grad()
     def sample(
@@ -202,6 +235,7 @@ class ActionDiffusion(nn.Module):
         num_inference_steps: int | None = None,
         prior: torch.Tensor | None = None,
         prior_weights: torch.Tensor | None = None,
+        instruction: Instruction | None = None,
     ) -> torch.Tensor:
         """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0).
 
@@ -223,7 +257,7 @@ class ActionDiffusion(nn.Module):
         # DDIM sampling runs off the scheduler's timestep table; set it per call
         # so one instance can serve different step counts.
         self.scheduler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
-        conditioning = self.model.conditioning(state, spatial, motion)
+        conditioning = self.model.conditioning(state, spatial, motion, instruction)
         for t in self.scheduler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
             predicted_noise = self.model.denoise(actions, timesteps, conditioning)
