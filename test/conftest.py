@@ -31,6 +31,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_wan_checkpoint(tmp_path_factory) -> Path:
+    """The tiny model with the official code's backbone (config/model_tiny_wan.yaml)."""
+    from video2act_core.checkpoint import init_checkpoint
+
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny_wan"
+    init_checkpoint(path, yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text()), JOINTS, seed=0)
+    return path
+
+
+@pytest.fixture(scope="session")
 def expert_bags(tmp_path_factory) -> Path:
     """Two scripted-expert episodes recorded as rosbag2 (mcap)."""
     from video2act_sim.expert import main as record
@@ -45,4 +55,4 @@ def episode_topics():
     from video2act_core.params import SimArmParams, node_params
 
     sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
-    return EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic)
+    return EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic, sim.instruction_topic)
