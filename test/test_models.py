@@ -12,9 +12,10 @@ from video2act_core.policy import frames_to_tensor
 
 
 
-@pytest.fixture(scope="module")
-def models():
-    encoder, action = build_models(tiny_model_config(), JOINTS, seed=0)
+@pytest.fixture(scope="module", params=["features", "latents"])
+def models(request):
+    """The tiny models, filtering the backbone's features or (the official code's order) the VAE latents."""
+    encoder, action = build_models(tiny_model_config(filter_at=request.param), JOINTS, seed=0)
     return encoder.eval(), action
 
 
@@ -80,6 +81,10 @@ def test_motion_in_the_band_stands_out_from_noise_flicker_and_motion_outside_it(
 
 def test_motion_tokens_grow_with_the_amplitude(models):
     encoder, _ = models
+    if encoder.config.filter_at == "latents":
+        # Measured: +-0.5, 1, 2, 4 px give 2.2e-4, 4.7e-4, 6.2e-4, 5.4e-4: the
+        # denoiser's response to band-passed latents saturates.
+        pytest.xfail("filtering the latents keeps the growth only up to +-2 px on the tiny backbone")
     _, _, static = streams(encoder, square_clip())
     energies = [float(change(streams(encoder, square_clip(frequency_hz=2.5, amplitude_px=a))[2], static).mean())
                 for a in (0.5, 1, 2, 4)]

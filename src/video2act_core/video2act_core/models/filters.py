@@ -1,4 +1,5 @@
-"""Fixed (not learned) refinements of video-diffusion features.
+"""Fixed (not learned) refinements of video-diffusion features (or, as the
+official code applies them, of the VAE latents before the denoiser).
 
 - Spatial: per-channel gradient magnitude (Sobel, Scharr or Laplacian) of
   the newest frame's feature maps: high on foreground boundaries, ~0 on
@@ -79,6 +80,20 @@ def band_magnitude(changing: torch.Tensor, fps: float, band_hz: tuple[float, flo
     power = spectrum[:, first : last + 1].abs().pow(2).sum(dim=1)
     # Parseval: the windowed signal's mean square, per unit of window energy.
     return safe_sqrt(2.0 * power / (frames * window.pow(2).sum()))
+
+
+def band_pass(series: torch.Tensor, fps: float, band_hz: tuple[float, float]) -> torch.Tensor:
+    """(B, T, ...) -> the same series holding only its components inside
+    `band_hz` (detrended, Hann-windowed so that a drift does not leak into
+    the band, rFFT, bins outside the band zeroed, inverse rFFT): the
+    official code's motion filter, applied to latents."""
+    frames = series.shape[1]
+    first, last = band_bins(frames, fps, band_hz)
+    window = torch.hann_window(frames, periodic=False, dtype=torch.float32, device=series.device)
+    spectrum = torch.fft.rfft(detrended(series.float()) * window.view(-1, *[1] * (series.dim() - 2)), dim=1)
+    keep = torch.zeros(spectrum.shape[1], device=series.device)
+    keep[first : last + 1] = 1.0
+    return torch.fft.irfft(spectrum * keep.view(-1, *[1] * (series.dim() - 2)), n=frames, dim=1)
 
 
 def detrended(series: torch.Tensor) -> torch.Tensor:

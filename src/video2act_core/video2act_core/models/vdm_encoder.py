@@ -8,6 +8,11 @@ Two streams, as in the paper, each through the backbone (`backbones/`):
   resolution, brought to one brightness; the energy of its features inside
   a band given in Hz, above the clip's own noise floor, says what moves and
   how much.
+With `filter_at: latents` the same filters act on the VAE latents before the
+denoiser instead (the official code's order): the spatial stream reads the
+features of the newest frame's Sobel-filtered latents, the motion stream
+those of the band-passed latent clip (inverse FFT), each against the
+features of all-zero latents.
 
 Each stream has its own former (a fixed per-channel scale, then a 2-layer
 MLP and positions): a per-token LayerNorm would blow every cell with any
@@ -29,8 +34,11 @@ from torch import nn
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE
 from video2act_core.models.config import ConfigDict
-from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude,
+from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude, band_pass,
                                            equalise_brightness, gradient_magnitude)
+
+
+FILTER_PLACES = ("features", "latents")
 
 
 def tiny_svd_backbone() -> dict[str, Any]:
@@ -72,12 +80,19 @@ class VDMEncoderConfig(ConfigDict):
     # gives per-frame feature differences; subtracting the response to a
     # frozen clip (newest frame repeated) removes them, at twice the batch.
     cancel_frame_position_bias: bool = True
+    # Where the Sobel and band-pass filters act: on the backbone's features
+    # ("features"), or on the VAE latents before the denoiser ("latents", as
+    # the official code), whose features are then read against those of
+    # all-zero latents (nothing to see, nothing moving).
+    filter_at: str = "features"
     token_dim: int = 128
     former_hidden: int = 256
 
     def __post_init__(self):
         if self.spatial_filter not in SPATIAL_FILTERS:
             raise ValueError(f"spatial_filter must be one of {SPATIAL_FILTERS}, got '{self.spatial_filter}'")
+        if self.filter_at not in FILTER_PLACES:
+            raise ValueError(f"filter_at must be one of {FILTER_PLACES}, got '{self.filter_at}'")
         if self.num_frames < 2:
             raise ValueError(f"the motion clip needs at least 2 frames, got {self.num_frames}")
         if self.token_dim % 4:
@@ -204,19 +219,36 @@ class SpatioMotionEncoder(nn.Module):
         frames = self._checked(frames)
         backbone = self.backbone
 
-        newest = backbone.features(backbone.encode(frames[:, -1:]))[:, -1].float()
-        edges = gradient_magnitude(newest, cfg.spatial_filter)
-
-        clip = self.motion_clip(frames)
-        batch = clip.shape[0]
-        if cfg.cancel_frame_position_bias:
-            frozen = clip[:, -1:].expand_as(clip)
-            both = backbone.features(backbone.encode(torch.cat([clip, frozen]))).float()
-            changing = both[:batch] - both[batch:]
-        else:
-            changing = backbone.features(backbone.encode(clip)).float()
         _, latent_fps = cfg.latent_frames_and_rate(backbone.temporal_compression)
-        energy = band_magnitude(changing, latent_fps, tuple(cfg.motion_band_hz))
+        band = tuple(cfg.motion_band_hz)
+        clip = self.motion_clip(frames)
+        if cfg.filter_at == "latents":
+            newest_latents = backbone.encode(frames[:, -1:])
+            edge_latents = gradient_magnitude(newest_latents[:, 0].float(), cfg.spatial_filter)[:, None]
+            newest = self._against_nothing(edge_latents.to(newest_latents.dtype))[:, -1]
+            edges = newest.abs()
+            latents = backbone.encode(clip).float()
+            moving = band_pass(latents, latent_fps, band)
+            # Sensor noise passes the band too: latent cells under the noise
+            # floor are silenced before the denoiser spreads them around; so
+            # is the FFT round trip's rounding on a still clip.
+            rms = moving.pow(2).mean(dim=1).sqrt()
+            rounding = 1e-5 * latents.abs().amax(dim=(1, 2, 3, 4)).view(-1, 1, 1, 1)
+            rms = torch.where(rms > rounding, rms, 0.0)
+            gate = above_noise_floor(rms, cfg.noise_floor_quantile, cfg.noise_floor_factor) / rms.clamp_min(1e-12)
+            moving = moving * gate[:, None]
+            energy = self._against_nothing(moving.to(clip.dtype)).pow(2).mean(dim=1).sqrt()
+        else:
+            newest = backbone.features(backbone.encode(frames[:, -1:]))[:, -1].float()
+            edges = gradient_magnitude(newest, cfg.spatial_filter)
+            batch = clip.shape[0]
+            if cfg.cancel_frame_position_bias:
+                frozen = clip[:, -1:].expand_as(clip)
+                both = backbone.features(backbone.encode(torch.cat([clip, frozen]))).float()
+                changing = both[:batch] - both[batch:]
+            else:
+                changing = backbone.features(backbone.encode(clip)).float()
+            energy = band_magnitude(changing, latent_fps, band)
         motion = above_noise_floor(energy, cfg.noise_floor_quantile, cfg.noise_floor_factor)
 
         feature_scale = newest.pow(2).mean(dim=(1, 2, 3)).sqrt() + 1e-6
@@ -228,6 +260,13 @@ class SpatioMotionEncoder(nn.Module):
             boundary_map=boundary / (boundary.amax(dim=(2, 3), keepdim=True) + 1e-12),
             motion_map=motion.mean(dim=1, keepdim=True),
         )
+
+    def _against_nothing(self, latents: torch.Tensor) -> torch.Tensor:
+        """Features of filtered latents minus those of all-zero latents (in
+        one batch): zero where the filter left nothing, whatever biases the
+        denoiser adds."""
+        both = self.backbone.features(torch.cat([latents, torch.zeros_like(latents)])).float()
+        return both[: len(latents)] - both[len(latents):]
 
     def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pooled maps -> (B, gs*gs, token_dim) spatial and (B, gm*gm, token_dim) motion tokens."""
