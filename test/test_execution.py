@@ -47,6 +47,23 @@ def test_frozen_steps_come_out_as_the_prior_exactly(tiny_checkpoint):
     assert np.abs(guided[4:9] - prior[4:9]).max() > 1e-3
 
 
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample"])
+def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_type):
+    import torch
+
+    from video2act_core.models.dit import ActionDiffusion, DiTConfig
+
+    torch.manual_seed(0)
+    head = ActionDiffusion(DiTConfig(action_dim=2, state_dim=2, horizon=6, context_dim=8, hidden_dim=16, num_layers=1,
+                                     num_heads=2, prediction_type=prediction_type)).eval()
+    prior = torch.randn(1, 6, 2)
+    weights = torch.tensor([[1.0, 1.0, 0.5, 0.2, 0.0, 0.0]])
+    chunk = head.sample(torch.zeros(1, 2), torch.randn(1, 3, 8), torch.randn(1, 3, 8), torch.Generator().manual_seed(1),
+                        prior=prior, prior_weights=weights)
+    torch.testing.assert_close(chunk[:, :2], prior[:, :2], atol=1e-4, rtol=0)
+    assert not torch.allclose(chunk[:, 4:], prior[:, 4:], atol=1e-3)
+
+
 def supervisor_for(checkpoint, strategy: str):
     system1 = load_system1(checkpoint, "cpu", seed=5)
     params = dataclasses.replace(PARAMS, execution_strategy=strategy, max_latents_age_s=60.0)

@@ -188,12 +188,13 @@ def test_ablations_drop_their_tokens_from_the_context():
     assert lengths == {(True, True): 33, (True, False): 17, (False, True): 17}
 
 
-def test_dit_overfits_one_batch():
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample"])
+def test_dit_overfits_one_batch(prediction_type):
     from video2act_core.models.dit import ActionDiffusion, DiTConfig
 
     torch.manual_seed(0)
     config = DiTConfig(action_dim=3, state_dim=3, horizon=8, context_dim=32, hidden_dim=64, num_layers=2,
-                       num_inference_steps=10)
+                       num_inference_steps=10, prediction_type=prediction_type)
     action = ActionDiffusion(config)
     t = torch.linspace(0, 1, config.horizon)
     targets = torch.stack([torch.stack([torch.sin(3 * t + k), torch.cos(2 * t - k), t * k]).T for k in (0.0, 1.0)])

@@ -4,9 +4,9 @@ The noisy action chunk (horizon H, one token per step) is denoised by
 transformer blocks that are modulated (adaLN-Zero) by the diffusion timestep
 and the joint state, and that cross-attend to the System 2 spatial and
 motion tokens, a proprioception token and, when configured, the task
-instruction's tokens (`text.py`). Trained with the DDPM epsilon
-objective; sampled with a few DDIM steps, optionally inpainting toward a
-prior chunk (real-time chunking, `control/execution.py`).
+instruction's tokens (`text.py`). Trained to predict the noise (DDPM) or
+the clean chunk; sampled with a few DDIM steps, optionally inpainting
+toward a prior chunk (real-time chunking, `control/execution.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ class DiTConfig(ConfigDict):
     dropout: float = 0.0
     num_train_timesteps: int = 100
     num_inference_steps: int = 8
+    # What the head predicts: the noise ("epsilon", DDPM's) or the clean
+    # chunk ("sample", as RDT); the noise schedule (diffusers' beta_schedule).
+    prediction_type: str = "epsilon"
+    beta_schedule: str = "squaredcos_cap_v2"
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True
@@ -210,20 +214,24 @@ class ActionDiffusion(nn.Module):
 
         self.config = config
         self.model = DiTActionHead(config)
+        if config.prediction_type not in ("epsilon", "sample"):
+            raise ValueError(f"prediction_type must be 'epsilon' or 'sample', got '{config.prediction_type}'")
         self.scheduler = DDIMScheduler(
             num_train_timesteps=config.num_train_timesteps,
-            beta_schedule="squaredcos_cap_v2",
+            beta_schedule=config.beta_schedule,
             clip_sample=False,
-            prediction_type="epsilon",
+            prediction_type=config.prediction_type,
         )
 
     def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
              instruction: Instruction | None = None) -> torch.Tensor:
-        """DDPM epsilon loss on normalised actions (B, H, action_dim)."""
+        """Denoising loss on normalised actions (B, H, action_dim): against the
+        noise or the clean chunk, as `prediction_type` says."""
         noise = torch.randn_like(actions)
         timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.scheduler.add_noise(actions, noise, timesteps)
-        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion, instruction), noise)
+        target = noise if self.config.prediction_type == "epsilon" else actions
+        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion, instruction), target)
 
     @torch.no_grad()
     def sample(
@@ -260,18 +268,21 @@ class ActionDiffusion(nn.Module):
         conditioning = self.model.conditioning(state, spatial, motion, instruction)
         for t in self.scheduler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
-            predicted_noise = self.model.denoise(actions, timesteps, conditioning)
+            predicted = self.model.denoise(actions, timesteps, conditioning)
             if prior is not None:
-                predicted_noise = self._inpainted_noise(actions, predicted_noise, t, prior, prior_weights)
-            actions = self.scheduler.step(predicted_noise, t, actions).prev_sample
+                predicted = self._inpainted(actions, predicted, t, prior, prior_weights)
+            actions = self.scheduler.step(predicted, t, actions).prev_sample
         return actions
 
-    def _inpainted_noise(self, actions: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prior: torch.Tensor,
-                         weights: torch.Tensor) -> torch.Tensor:
-        """The noise that makes DDIM's clean-sample estimate the weighted blend of its own and the prior's."""
+    def _inpainted(self, actions: torch.Tensor, predicted: torch.Tensor, t: torch.Tensor, prior: torch.Tensor,
+                   weights: torch.Tensor) -> torch.Tensor:
+        """The prediction whose clean-sample estimate is the weighted blend of
+        the model's own and the prior's."""
+        weights = weights.float().unsqueeze(-1)
+        if self.config.prediction_type == "sample":
+            return (predicted.float() + weights * (prior.float() - predicted.float())).to(predicted.dtype)
         alpha = self.scheduler.alphas_cumprod[int(t)].to(actions.device, torch.float32)
         keep, spread = alpha.sqrt(), (1 - alpha).sqrt()
-        clean = (actions.float() - spread * noise.float()) / keep
-        weights = weights.float().unsqueeze(-1)
+        clean = (actions.float() - spread * predicted.float()) / keep
         clean = clean + weights * (prior.float() - clean)
-        return ((actions.float() - keep * clean) / spread).to(noise.dtype)
+        return ((actions.float() - keep * clean) / spread).to(predicted.dtype)
