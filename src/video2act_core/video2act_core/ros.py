@@ -139,13 +139,13 @@ class ModelNode(Node):
         return super().destroy_node()
 
 
-def run_node(node_factory, args=None) -> int:
+def run_node(node_factory, name: str, args=None) -> int:
     """Spin a node on a single-threaded executor (model calls run on their
     own thread, see model_thread.py) until SIGINT or SIGTERM (the node
     modules call process.guard_process_start first, so the death of the
     launching process sends one too), then stop it cleanly and exit the
     process with 0: no traceback, model threads joined. Returns 1 if the
-    node could not start.
+    node could not start, having logged why under the node's `name`.
 
     rclpy's own handlers are off: they shut the context down at the signal
     (so a final command could not be published) and raise KeyboardInterrupt
@@ -159,7 +159,7 @@ def run_node(node_factory, args=None) -> int:
     try:
         node = node_factory()
     except Exception as error:  # a startup failure must say why, not dump a trace
-        rclpy.logging.get_logger("video2act").fatal(f"cannot start: {error}")
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         return 1
     # From here a signal stops the node cleanly (until now it ended the process).

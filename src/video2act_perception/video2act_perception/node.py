@@ -20,6 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty
 from video2act_msgs.msg import SpatioMotionLatents
 
+from video2act_core.bringup import PERCEPTION
 from video2act_core.camera_pose import CameraPose, pose_mismatch
 from video2act_core.checkpoint import load_system2, read_manifest
 from video2act_core.data.frames import FrameBuffer
@@ -45,7 +46,7 @@ def cv_bridge():
 
 class PerceptionNode(ModelNode):
     def __init__(self):
-        super().__init__("video2act_perception")
+        super().__init__(PERCEPTION.node)
         self.params = params = declare_params(self, PerceptionParams)
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
@@ -230,7 +231,7 @@ class PerceptionNode(ModelNode):
 
 
 def main(args=None) -> int:
-    return run_node(PerceptionNode, args)
+    return run_node(PerceptionNode, PERCEPTION.node, args)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
+from video2act_core.bringup import POLICY
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import (
     JointCommand,
@@ -61,7 +62,7 @@ def duration(seconds: float) -> Duration:
 
 class PolicyNode(ModelNode):
     def __init__(self):
-        super().__init__("video2act_policy")
+        super().__init__(POLICY.node)
         self.params = params = declare_params(self, PolicyParams)
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
@@ -313,7 +314,7 @@ class PolicyNode(ModelNode):
 
 
 def main(args=None) -> int:
-    return run_node(PolicyNode, args)
+    return run_node(PolicyNode, POLICY.node, args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ wheels have none) and for the multi-process tests."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,15 +28,19 @@ def executable_path(executable: Executable) -> Path:
 
 
 def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
-    """One node process as launch would start it, in a process group of its own."""
-    files = write_params_files(spec, Path(tempfile.mkdtemp(prefix="video2act_")))
-    command = [sys.executable, str(executable_path(spec.executable)), *ros_arguments(spec, files)]
-    return subprocess.Popen(
+    """One node process as launch would start it, in a process group of its
+    own; its params files are removed by `stop_nodes`."""
+    directory = Path(tempfile.mkdtemp(prefix="video2act_"))
+    command = [sys.executable, str(executable_path(spec.executable)),
+               *ros_arguments(spec, write_params_files(spec, directory))]
+    process = subprocess.Popen(
         command,
         stdout=log_file or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
         start_new_session=True,
     )
+    process.params_directory = directory
+    return process
 
 
 def start_node(executable: Executable, params_file: str | os.PathLike, parameters: dict[str, object] | None = None,
@@ -56,4 +61,6 @@ def stop_nodes(processes: list[subprocess.Popen], timeout_s: float = 10.0) -> li
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             codes.append(process.wait())
+        if hasattr(process, "params_directory"):
+            shutil.rmtree(process.params_directory, ignore_errors=True)
     return codes

@@ -34,6 +34,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from std_msgs.msg import Bool, Empty, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
+from video2act_core.bringup import SIM_ARM
 from video2act_core.control import JointGroups
 from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_seconds
@@ -50,7 +51,7 @@ REAL_TIME = 1.0
 
 class SimArmNode(Node):
     def __init__(self):
-        super().__init__("video2act_sim_arm")
+        super().__init__(SIM_ARM.node)
         self.params = params = declare_params(self, SimArmParams)
         if params.publish_clock and self.get_parameter("use_sim_time").value:
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
@@ -221,7 +222,7 @@ class SimArmNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(SimArmNode, args)
+    return run_node(SimArmNode, SIM_ARM.node, args)
 
 
 if __name__ == "__main__":
