@@ -184,7 +184,7 @@ def test_ablations_drop_their_tokens_from_the_context():
     lengths = {}
     for spatial, motion in ((True, True), (True, False), (False, True)):
         head = DiTActionHead(DiTConfig(use_spatial=spatial, use_motion=motion))
-        lengths[(spatial, motion)] = head.context_tokens(*tokens).shape[1]
+        lengths[(spatial, motion)] = head.context_tokens(*tokens)[0].shape[1]
     assert lengths == {(True, True): 33, (True, False): 17, (False, True): 17}
 
 

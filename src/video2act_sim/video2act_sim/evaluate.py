@@ -183,6 +183,7 @@ def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.__dict__.items()})
+    (out / "results.md").write_text(format_markdown(rows) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -234,6 +235,19 @@ def format_table(rows: list[Row]) -> str:
                      f"{r.chunk_rate_hz:>7.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
                      f"{r.seam_position_jump:>6.3f} {r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} "
                      f"{r.tracking_rms:>6.3f}")
+    return "\n".join(lines)
+
+
+def format_markdown(rows: list[Row]) -> str:
+    """The table as a README takes it."""
+    lines = ["| variant | mode | S2:S1 | strategy | extra delay ms | n | success | final distance | chunks/s | "
+             "seam position jump rad | seam velocity jump rad/s | RMS jerk rad/s^3 | tracking rad |",
+             "|" + " --- |" * 13]
+    for r in rows:
+        lines.append(f"| {r.variant} | {r.mode} | 1:{r.update_ratio} | {r.strategy} | {r.delay_ms:.0f} | {r.episodes} | "
+                     f"{r.success_rate:.2f} | {r.mean_final_distance:.3f} | {r.chunk_rate_hz:.1f} | "
+                     f"{r.seam_position_jump:.4f} | {r.seam_velocity_jump:.3f} | {r.setpoint_rms_jerk:.0f} | "
+                     f"{r.tracking_rms:.4f} |")
     return "\n".join(lines)
 
 
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
           "one where it takes over (rad); seam v: mean setpoint velocity jump there (rad/s); jerk: RMS setpoint jerk "
           "(rad/s^3); track: RMS tracking error (rad); chunk/s: chunks that reached the arm per second (configured "
           f"{1 / params.action_period_s:.0f})")
-    print(f"wrote {args.out / 'results.csv'}, {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
+    print(f"wrote {args.out / 'results.csv'} (.md), {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
           + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else ""))
     return 0
 
