@@ -22,7 +22,7 @@ def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_
     assert report["active_chunks"] > 0 and report["chunks_compared"] > 0
     assert report["chunk_mae"] >= 0 and report["system1_latency_p50_ms"] > 0
     # How the chunks join, from the commands the policy reports sending.
-    assert report["commands"] == report["active_chunks"] and report["execution_strategy"] == "rtc"
+    assert report["execution_strategy"] == "rtc"
     assert report["seam_position_jump"] >= 0 and report["setpoint_rms_jerk"] >= 0
     assert 0 < report["system1_chunks_per_s"] <= report["system1_configured_rate_hz"] * 1.2
     assert (tmp_path / "latency.png").stat().st_size > 0

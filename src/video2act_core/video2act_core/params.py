@@ -160,16 +160,18 @@ class PerceptionParams(ModelNodeParams):
 class PolicyParams(ModelNodeParams):
     """video2act_policy: latents + joint state -> joint trajectory chunks."""
 
-    rate_hz: float = param(10.0, "System 1 chunks per second", low=0.1, high=1000.0)
+    rate_hz: float = param(30.0, "System 1 chunks per second", low=0.1, high=1000.0)
     action_period_s: float = param(0.1, "spacing of a chunk's points: the demonstrations' action period",
                                    low=0.001, high=10.0)
     max_latents_age_s: float = param(3.0, "older latents make the policy hold", low=0.0, high=3600.0)
     max_joint_state_age_s: float = param(0.5, "an older joint state makes the policy hold", low=0.0, high=60.0)
-    num_inference_steps: int = param(8, "System 1 sampling steps per chunk", low=1, high=1000)
+    num_inference_steps: int = param(5, "System 1 sampling steps per chunk", low=1, high=1000)
     seed: int = param(0, "sampling seed", low=0)
-    # How a new chunk joins the running one (video2act_core/control/execution.py).
+    # System 1 is small: a second thread mostly waits on System 2's.
+    torch_threads: int = param(1, "torch CPU threads for System 1 (0: one per core)", low=0, high=256)
     instruction: str = param("", "task instruction until one arrives on instruction_topic (empty: the "
                              "checkpoint's own, when it was trained on one; only for language-conditioned checkpoints)")
+    # How a new chunk joins the running one (video2act_core/control/execution.py).
     execution_strategy: str = param("rtc", "replace: a new chunk replaces the running one; temporal_ensemble: "
                                     "overlapping chunks averaged (ACT); rtc: real-time chunking, the steps that "
                                     "execute during inference frozen and the rest inpainted toward the running chunk",

@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
                                   action.config.horizon, args.frame_stride)
     samples = keep_every(samples, args.sample_every)  # statistics stay those of every step
-    instructions = [episode.instruction for episode in episodes]
+    instructions = [episode.instruction.strip() for episode in episodes]
     if action.config.language:
         unnamed = sum(not text for text in instructions)
         if unnamed and not quiet:

@@ -108,13 +108,14 @@ class Monitor:
 
         self.modes[msg.mode] = self.modes.get(msg.mode, 0) + 1
         self.streams["system1_ticks"].record()
-        if msg.mode == 0:
+        if msg.mode == msg.MODE_ACTIVE:
             self.streams["action_chunk"].record(inference=msg.inference_latency, latents_age=msg.latents_age)
         command = command_from_chunk(msg)
         if command is not None:
             issued_s, trajectory, origin = command
             try:
-                self.setpoints.command(issued_s, trajectory, hold=msg.mode != 0, initial_positions=origin)
+                self.setpoints.command(issued_s, trajectory, hold=msg.mode != msg.MODE_ACTIVE,
+                                       initial_positions=origin)
             except TrajectoryRejected:
                 pass  # the simulated arm counts the commands its controller refuses
 

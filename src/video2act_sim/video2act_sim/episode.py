@@ -3,7 +3,8 @@ scripted expert records demonstrations through this loop and the offline
 evaluation runs policies through it.
 
 Physics steps at the joint-state rate, the camera renders at its rate, and a
-controller is asked for a trajectory every action period. The trajectory
+controller is asked for a trajectory every tick (an action period, or a
+policy node's rate). The trajectory
 reaches the arm once the compute it took has passed in sim time, stamped
 with the time it was planned at, and the arm tracks it with
 JointTrajectoryController semantics (what elapsed meanwhile is skipped)
@@ -57,7 +58,7 @@ class EpisodeResult:
     success: bool
     steps: int  # action periods until success (or the time limit)
     final_distance: float
-    hold_s: float  # time the controller sent no chunk (holding, or waiting for inputs)
+    hold_s: float  # ticks without a new chunk (holding, waiting for inputs, or System 1 still busy), in s
     rejected_commands: int  # commands the arm's controller refused (every point past)
     limited_steps: int  # physics steps where the hardware limits held the arm back
     peak_speed_ratio: float  # highest joint speed over its limit (incl. the hardware margin)
@@ -80,8 +81,12 @@ def run_episode(
     max_duration_s: float = 4.0,
     settle_s: float = 0.3,
     recorder: EpisodeRecorder | None = None,
+    tick_period_s: float | None = None,
 ) -> EpisodeResult:
-    """One episode; ends `settle_s` after first success or at the time limit."""
+    """One episode; ends `settle_s` after first success or at the time limit.
+    The controller is asked every `tick_period_s` (default: every action
+    period, as demonstrations are recorded; a policy node ticks at its rate_hz)."""
+    tick_period_s = tick_period_s or action_period_s
     arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim))
     camera_rng = np.random.default_rng([seed, 1])  # apart from the arm's own draws
     arm.time_s = EPISODE_START_NS * 1e-9
@@ -89,8 +94,8 @@ def run_episode(
     frames = FrameBuffer(num_frames)
     physics_dt = 1.0 / sim.joint_state_rate_hz
     camera_period, next_camera, next_action = 1.0 / sim.camera_rate_hz, 0.0, 0.0
-    elapsed, steps, succeeded_at = 0.0, 0, None
-    in_transit: list[tuple[float, Trajectory]] = []  # (arrival time, trajectory)
+    elapsed, succeeded_at = 0.0, None
+    in_transit: list[tuple[float, Trajectory, bool]] = []  # (arrival time, trajectory, is a hold)
     idle_ticks = rejected = 0
     setpoints = SetpointLog(physics_dt)
     setpoints.state(arm.time_s, arm.state.positions)
@@ -122,8 +127,7 @@ def run_episode(
                 in_transit.append((arm.time_s + command.latency_s, trajectory, command.hold))
                 if recorder:
                     recorder.command(now_ns, command.points, action_period_s)
-            next_action += action_period_s
-            steps += 1
+            next_action += tick_period_s
         for item in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
             in_transit.remove(item)
             _, trajectory, hold = item
@@ -145,9 +149,9 @@ def run_episode(
             recorder.joint_state(stamp, arm.state.positions, arm.state.velocities)
             recorder.success(stamp, success)
     distance = arm.distance()
-    steps_to_success = steps if succeeded_at is None else int(np.ceil(succeeded_at / action_period_s))
+    steps_to_success = int(np.ceil((elapsed if succeeded_at is None else succeeded_at) / action_period_s - 1e-9))
     smooth = setpoints.summary()
-    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * action_period_s,
+    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * tick_period_s,
                          rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio, elapsed, smooth.commands,
                          smooth.seam_position_jump, smooth.seam_velocity_jump, smooth.setpoint_rms_jerk,
                          smooth.tracking_rms)

@@ -13,7 +13,9 @@ hardware limits. Chunks are stamped with the time they were planned at and
 reach the arm after their measured compute time, so the synchronous
 baseline (System 2 and System 1 back to back, the next cycle only when both
 are done) pays for System 2 in arm time, while the asynchronous rows pay
-only for System 1 and use latents up to `ratio - 1` steps stale. Besides
+only for System 1 and use latents up to `ratio - 1` ticks stale. System 1
+ticks at the policy's rate_hz and System 2 updates every `ratio` ticks
+(default: as the nodes' rates give it). Besides
 success it reports, per episode (episodes.csv) and per row (results.csv,
 results.png), the time without a chunk, the steps the arm's hardware limits
 held it back, the commands its controller refused, and how smoothly chunks
@@ -48,7 +50,8 @@ from video2act_core.control import (
     build_supervisor,
 )
 from video2act_core.data.frames import FrameBuffer
-from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
+from video2act_core.policy import limit_cpu_threads
 from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
@@ -120,7 +123,7 @@ class Row:
     system2_p50_ms: float
     system1_p50_ms: float
     control_rate_hz: float
-    chunk_rate_hz: float  # chunks that reached the arm per second of sim time (configured: 1 / action period)
+    chunk_rate_hz: float  # chunks that reached the arm per second of sim time (configured: rate_hz)
     mean_hold_s: float  # per episode: no chunk sent (holding or waiting for inputs)
     rejected_commands: int  # refused by the arm's controller (every point past)
     limited_steps: int  # physics steps the arm's hardware limits held it back
@@ -144,8 +147,8 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     if policy.system1.needs_instruction:
         supervisor.planner.instruction = params.instruction or sim.task_instruction  # as the sim node publishes it
     controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s)
-    results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames)
-               for seed in seeds]
+    results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames,
+                           tick_period_s=1.0 / params.rate_hz) for seed in seeds]
     mode = "sync" if synchronous else "async"
     for result in results:
         episodes.append({"variant": variant, "mode": mode, "update_ratio": ratio,
@@ -211,7 +214,8 @@ def plot_execution(rows: list[Row], path: Path, plt) -> None:
     panels = (("success_rate", "success rate"), ("seam_position_jump", "seam position jump (rad)"),
               ("seam_velocity_jump", "seam velocity jump (rad/s)"))
     for strategy in dict.fromkeys(r.strategy for r in rows):
-        mine = sorted((r for r in rows if r.strategy == strategy and r.mode == "async"), key=lambda r: r.delay_ms)
+        mine = sorted((r for r in rows if r.strategy == strategy and r.mode == "async" and r.variant == "full"),
+                      key=lambda r: r.delay_ms)
         for axis, (field_name, label) in zip(axes, panels):
             axis.plot([r.delay_ms for r in mine], [getattr(r, field_name) for r in mine], marker="o", label=strategy)
             axis.set_xlabel("extra System 1 delay (ms)")
@@ -259,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="another checkpoint to evaluate at the first ratio (e.g. an ablation)")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--ratios", type=int, nargs="+", default=[4], help="System 2 update every N System 1 steps")
+    parser.add_argument("--ratios", type=int, nargs="+",
+                        help="System 2 update every N System 1 ticks (default: the nodes' rate_hz ratio, 30 / 2 = 15)")
+    parser.add_argument("--rate-hz", type=float, help="System 1 ticks per second (default: the policy's rate_hz)")
     parser.add_argument("--sync", action="store_true", help="add the synchronous baseline row")
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES,
                         help="execution strategies to compare (default: the params file's execution_strategy)")
@@ -279,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     camera = {name: value for name, value in (("camera_noise_std", args.camera_noise),
                                               ("camera_flicker", args.camera_flicker)) if value is not None}
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", camera or None)
-    params = node_params(PolicyParams, args.params, "video2act_policy")
+    params = node_params(PolicyParams, args.params, "video2act_policy",
+                         {"rate_hz": args.rate_hz} if args.rate_hz else None)
+    # As the nodes run: System 1 at its rate, System 2 at perception's.
+    args.ratios = args.ratios or [max(1, round(params.rate_hz / node_params(PerceptionParams, args.params,
+                                                                              "video2act_perception").rate_hz))]
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     strategies = args.strategies or [params.execution_strategy]
     # (variant, checkpoint, ratio, synchronous, strategy, extra delay in s)
@@ -296,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
               delay) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
     if args.jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = max(1, len(os.sched_getaffinity(0)) // args.jobs)
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=torch.set_num_threads, initargs=(threads,)) as pool:
             for row, row_episodes in pool.map(evaluate_row, calls):
@@ -304,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                 episodes.extend(row_episodes)
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     else:
-        video = (OverlayVideo(args.overlay_video, 1.0 / (params.action_period_s * args.ratios[0]))
-                 if args.overlay_video else None)
+        limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
+        video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
         try:
             for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay) in enumerate(calls):
                 rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
@@ -320,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
           "back; rej: commands its controller refused; seam p: mean disagreement of a new chunk with the running "
           "one where it takes over (rad); seam v: mean setpoint velocity jump there (rad/s); jerk: RMS setpoint jerk "
           "(rad/s^3); track: RMS tracking error (rad); chunk/s: chunks that reached the arm per second (configured "
-          f"{1 / params.action_period_s:.0f})")
+          f"{params.rate_hz:g})")
     print(f"wrote {args.out / 'results.csv'} (.md), {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
           + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else ""))
     return 0

@@ -33,12 +33,16 @@ def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
     directory = Path(tempfile.mkdtemp(prefix="video2act_"))
     command = [sys.executable, str(executable_path(spec.executable)),
                *ros_arguments(spec, write_params_files(spec, directory))]
-    process = subprocess.Popen(
-        command,
-        stdout=log_file or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    try:
+        process = subprocess.Popen(
+            command,
+            stdout=log_file or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     process.params_directory = directory
     return process
 

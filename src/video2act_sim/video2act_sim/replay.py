@@ -304,7 +304,8 @@ def replay(args) -> int:
               "execution_strategy": policy.execution_strategy,
               "system1_chunks_per_s": round(len(chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
               "system1_configured_rate_hz": policy.rate_hz,
-              **{key: value for key, value in setpoints.summary().as_dict().items() if key != "tracking_rms"}}
+              **{key: value for key, value in setpoints.summary().as_dict().items()
+                 if key not in ("tracking_rms", "commands")}}
     for name, values in (("system1", chunk_latency), ("latents", latents_latency)):
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
     try:

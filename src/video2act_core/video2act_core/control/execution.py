@@ -113,12 +113,14 @@ class ExecutionStrategy:
         times = self.times(planned_s)
         self._chunks = [(t, p) for t, p in self._chunks if t[-1] >= times[0] - 1e-9]
         self._chunks.append((times, targets))
-        total = np.zeros_like(targets)
-        weight_sum = np.zeros(len(times))
+        predictions = np.zeros((len(self._chunks), *targets.shape))
+        log_weights = np.full((len(self._chunks), len(times)), -np.inf)
         for index, (chunk_times, positions) in enumerate(self._chunks):
             covered = (times >= chunk_times[0] - 1e-9) & (times <= chunk_times[-1] + 1e-9)
-            weight = math.exp(-self.ensemble_weight_decay * index)
             for j in range(targets.shape[1]):
-                total[covered, j] += weight * np.interp(times[covered], chunk_times, positions[:, j])
-            weight_sum[covered] += weight
-        return total / weight_sum[:, None]
+                predictions[index, covered, j] = np.interp(times[covered], chunk_times, positions[:, j])
+            log_weights[index, covered] = -self.ensemble_weight_decay * index
+        # Normalised per step in log space: with many chunks and a steep
+        # decay the raw weights of a step's newest chunks would underflow.
+        weights = np.exp(log_weights - log_weights.max(axis=0))
+        return np.einsum("ct,ctj->tj", weights, predictions) / weights.sum(axis=0)[:, None]

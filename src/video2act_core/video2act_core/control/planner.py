@@ -97,7 +97,7 @@ class ChunkPlanner:
         if self.system1.needs_instruction and not self.instruction:
             known = self.system1.trained_instructions
             return (f"no task instruction (the checkpoint knows {len(known)}: {known[:3]}); "
-                    "publish one (std_msgs/String) on instruction_topic")
+                    "publish one (std_msgs/String, transient local) on instruction_topic")
         if latents is None:
             return "no latents from perception since start-up or the last reset"
         age = now_s - latents.stamp_ns * 1e-9
@@ -116,7 +116,8 @@ class ChunkPlanner:
             return Plan(Mode.HOLD, problem, None, latents, age, 0.0)
         started = time.perf_counter()
         chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps,
-                                 *((prior.positions, prior.weights) if prior is not None else (None, None)),
+                                 prior=None if prior is None else prior.positions,
+                                 prior_weights=None if prior is None else prior.weights,
                                  instruction=self.instruction)
         inference = time.perf_counter() - started
         if not np.all(np.isfinite(chunk)):

@@ -4,9 +4,10 @@ follows, rebuilt from the commands sent to it with the controller model of
 one command takes over from the next. The closed-loop evaluation, the demo
 and bag replay all report these, so their figures compare.
 
-- seam position jump: how far a new command's first point lies from where
+- seam position jump: how far a new chunk's first point lies from where
   the running command would have had the setpoint then (chunks that
-  disagree; the controller hides it by interpolating, at a velocity jump);
+  disagree; the controller hides it by interpolating, at a velocity jump;
+  holds are stops, not disagreements, and do not count);
 - seam velocity jump: the change of setpoint velocity across a take-over;
 - RMS jerk of the setpoint; RMS tracking error of measured positions.
 """
@@ -80,7 +81,7 @@ class SetpointLog:
         first_s = start + float(trajectory.times_s[0])
         running = copy.deepcopy(self._controllers).reference(first_s) if self._seams else None
         self._controllers.command(trajectory, now_s, joints)
-        if running is not None and first_s > now_s:
+        if running is not None and first_s > now_s and not hold:
             columns = list(joints) if joints is not None else slice(None)
             self._disagreements.append(float(np.linalg.norm(np.asarray(trajectory.positions)[0] - running[columns])))
         self._seams.append(len(self._setpoints))

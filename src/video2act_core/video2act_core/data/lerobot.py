@@ -217,7 +217,13 @@ def read_lerobot_dataset(
         states = np.asarray(table[STATE_KEY], np.float64)[:rows, state_order]
         actions = np.asarray(table[ACTION_KEY], np.float64)[:rows, action_order]
         success = bool(table[SUCCESS_KEY][rows - 1]) if SUCCESS_KEY in table else False
-        instruction = tasks.get(int(table["task_index"][0]), "") if tasks else ""
+        instruction = ""
+        if tasks:
+            indices = set(table["task_index"][:rows])
+            if len(indices) > 1:
+                raise BagError(f"{files.data_path}: an episode with several tasks {sorted(indices)}; "
+                               "one task per episode is supported")
+            instruction = tasks.get(int(indices.pop()), "")
         episodes.append(Episode(stamps, frames, stamps, states, stamps, actions, success, instruction=instruction))
     return episodes
 

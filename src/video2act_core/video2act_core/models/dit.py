@@ -129,7 +129,8 @@ class Instruction:
 
 
 class DiTActionHead(nn.Module):
-    """Predicts the noise in a normalised action chunk (B, H, action_dim)."""
+    """Predicts the noise in, or the clean version of, a normalised action
+    chunk (B, H, action_dim), as `prediction_type` says."""
 
     def __init__(self, config: DiTConfig):
         super().__init__()
