@@ -89,7 +89,7 @@ def test_frames_spilled_to_disk_give_the_same_samples_at_the_model_size(expert_b
         np.testing.assert_array_equal(resident.clips[i], mapped.clips[i])
 
 
-def test_camera_augmentation_shakes_older_frames_and_leaves_the_newest_where_the_target_is():
+def test_camera_augmentation_can_leave_the_newest_frame_where_the_target_is():
     from video2act_core.data.augmentation import CameraAugmentation
 
     clip = np.zeros((12, 32, 32, 3), np.uint8)
@@ -97,8 +97,8 @@ def test_camera_augmentation_shakes_older_frames_and_leaves_the_newest_where_the
     quiet = dict(probability=1.0, gain=(1.0, 1.0), white_balance=0.0, flicker=0.0, noise_std=(0.0, 0.0))
     rng = np.random.default_rng(0)
     moved = lambda frames: [not np.array_equal(frame, clip[0]) for frame in frames]
-    augmented = [CameraAugmentation(**quiet)(clip, rng) for _ in range(20)]
+    augmented = [CameraAugmentation(**quiet, shake_newest=False)(clip, rng) for _ in range(20)]
     assert all(not moved(a[-1:])[0] for a in augmented)
     assert any(any(moved(a[:-1])) for a in augmented)
-    shaken = [CameraAugmentation(**quiet, shake_newest=True)(clip, rng) for _ in range(20)]
+    shaken = [CameraAugmentation(**quiet)(clip, rng) for _ in range(20)]  # the default shakes it too
     assert any(moved(a[-1:])[0] for a in shaken)

@@ -63,11 +63,15 @@ class Video2ActController:
     `extra_delay_s`, as a slower model or computer would) skips ticks."""
 
     def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool,
-                 overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0):
+                 overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
+                 system1_latency_s: float | None = None):
         self.policy, self.supervisor = policy, supervisor
         self.update_ratio, self.synchronous = update_ratio, synchronous
         self.overlay_video = overlay_video
         self.extra_delay_s = extra_delay_s
+        # A fixed System 1 compute time in place of the measured one: figures
+        # that do not depend on what else loads the machine.
+        self.system1_latency_s = system1_latency_s
         self.system2_s: list[float] = []
         self.system1_s: list[float] = []
 
@@ -93,15 +97,16 @@ class Video2ActController:
         self.tick += 1
         # The chunk is sent once System 1 (and, synchronously, System 2) has run.
         delay = self.extra_delay_s + (system2 if self.synchronous else 0.0)
+        compute = lambda plan: plan.inference_s if self.system1_latency_s is None else self.system1_latency_s
         step = self.supervisor.tick(
             self.latents, JointStateSample(joint_positions, time_s), now_s=time_s,
-            publish_time=lambda plan: time_s + plan.inference_s + delay)
+            publish_time=lambda plan: time_s + compute(plan) + delay)
         if step.plan is not None and step.mode == Mode.ACTIVE:
             self.system1_s.append(step.plan.inference_s)
         if step.plan is not None:
             # The next cycle starts once this one's chunk is out (synchronously:
             # after System 2 and System 1 back to back).
-            self.busy_until_s = time_s + delay + step.plan.inference_s
+            self.busy_until_s = time_s + delay + compute(step.plan)
         command = step.command
         if command is None:
             return None
@@ -136,7 +141,8 @@ class Row:
 
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
              sim: SimArmParams, params: PolicyParams, episodes: list[dict],
-             overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0) -> Row:
+             overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
+             system1_latency_s: float | None = None) -> Row:
     """One row of the table; appends each episode's result to `episodes`;
     draws what System 2 saw at each update into `overlay_video`."""
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
@@ -146,7 +152,8 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     supervisor = build_supervisor(policy.system1, params, limits, start_armed=True)
     if policy.system1.needs_instruction:
         supervisor.planner.instruction = params.instruction or sim.task_instruction  # as the sim node publishes it
-    controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s)
+    controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s,
+                                     system1_latency_s)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames,
                            tick_period_s=1.0 / params.rate_hz) for seed in seeds]
     mode = "sync" if synchronous else "async"
@@ -168,11 +175,18 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
                  for name in ("seam_position_jump", "seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")))
 
 
+def node_update_ratio(params: PolicyParams, params_file: Path) -> int:
+    """System 1 ticks per System 2 update as the nodes run: their rate_hz ratio."""
+    perception = node_params(PerceptionParams, params_file, "video2act_perception")
+    return max(1, round(params.rate_hz / perception.rate_hz))
+
+
 def evaluate_row(call: tuple) -> tuple[Row, list[dict]]:
     """`evaluate` in a worker process: the row and its episodes."""
-    checkpoint, name, ratio, synchronous, seeds, sim, params, delay = call
+    checkpoint, name, ratio, synchronous, seeds, sim, params, delay, system1_latency = call
     episodes: list[dict] = []
-    return evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay), episodes
+    return (evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay, system1_latency),
+            episodes)
 
 
 def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
@@ -275,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
+    parser.add_argument("--system1-latency-ms", type=float,
+                        help="take System 1 this long in sim time instead of its measured time (load-independent "
+                             "figures, e.g. with --jobs)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="rows evaluated side by side in this many processes (each gets its share of the cores)")
     parser.add_argument("--overlay-video", type=Path,
@@ -287,9 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", camera or None)
     params = node_params(PolicyParams, args.params, "video2act_policy",
                          {"rate_hz": args.rate_hz} if args.rate_hz else None)
-    # As the nodes run: System 1 at its rate, System 2 at perception's.
-    args.ratios = args.ratios or [max(1, round(params.rate_hz / node_params(PerceptionParams, args.params,
-                                                                              "video2act_perception").rate_hz))]
+    args.ratios = args.ratios or [node_update_ratio(params, args.params)]
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     strategies = args.strategies or [params.execution_strategy]
     # (variant, checkpoint, ratio, synchronous, strategy, extra delay in s)
@@ -302,8 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append((name, Path(path), args.ratios[0], False, strategies[0], 0.0))
     if args.jobs > 1 and args.overlay_video:
         parser.error("--overlay-video draws one row's updates: use it with --jobs 1")
+    system1_latency = None if args.system1_latency_ms is None else args.system1_latency_ms / 1e3
     calls = [(checkpoint, name, ratio, synchronous, seeds, sim, dataclasses.replace(params, execution_strategy=strategy),
-              delay) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
+              delay, system1_latency) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
     if args.jobs > 1:
         threads = max(1, len(os.sched_getaffinity(0)) // args.jobs)
@@ -317,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
         video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
         try:
-            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay) in enumerate(calls):
+            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency) in enumerate(calls):
                 rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
-                                     video if index == 0 else None, delay))
+                                     video if index == 0 else None, delay, latency))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
         finally:
             if video is not None:
