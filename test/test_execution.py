@@ -13,6 +13,7 @@ from video2act_core.control import STRATEGIES, ExecutionStrategy, JointLimits, J
 from video2act_core.control.execution import soft_mask
 from video2act_core.params import PolicyParams, node_params, param_metadata
 from video2act_core.policy import Latents
+from video2act_core.trajectory import setpoints_ahead
 
 PARAMS = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
 PERIOD = PARAMS.action_period_s
@@ -72,12 +73,6 @@ def supervisor_for(checkpoint, strategy: str):
     return build_supervisor(system1, params, limits, start_armed=True)
 
 
-def setpoints_of(tracker, times) -> np.ndarray:
-    """Where a command in force has the setpoint at `times`, leaving it as it is."""
-    preview = copy.deepcopy(tracker)
-    return np.stack([preview.reference(t) for t in times])
-
-
 def run_ticks(supervisor, delay_s: float, ticks: int = 8) -> list[tuple]:
     """Ticks one action period apart, each chunk sent `delay_s` after the
     state it was planned from; per tick the step and the running command's
@@ -94,7 +89,7 @@ def run_ticks(supervisor, delay_s: float, ticks: int = 8) -> list[tuple]:
         step = supervisor.tick(latents, JointStateSample(np.zeros(len(JOINTS)), stamp_s=now), now,
                                publish_time=lambda plan: now + delay_s)
         command = step.command
-        steps.append((step, None if tracker is None else setpoints_of(tracker, command.stamp_s + command.times_s)))
+        steps.append((step, None if tracker is None else setpoints_ahead(tracker, command.stamp_s + command.times_s)))
     return steps
 
 
@@ -133,7 +128,7 @@ def test_the_frozen_prefix_is_the_running_commands_setpoints(tiny_checkpoint):
     prior = supervisor.execution.prior(tracker, end_s, planned)
     frozen = due_before(0.25)
     assert prior.frozen_steps == frozen
-    expected = setpoints_of(tracker, planned + PERIOD * np.arange(1, frozen + 1))
+    expected = setpoints_ahead(tracker, planned + PERIOD * np.arange(1, frozen + 1))
     np.testing.assert_allclose(prior.positions[:frozen], expected)
     width = supervisor.planner.system1.config.context_dim
     tokens = Latents(np.ones((64, width), np.float32), np.zeros((64, width), np.float32), 0.0)

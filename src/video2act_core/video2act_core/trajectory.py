@@ -14,6 +14,7 @@ controller holds it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,3 +145,11 @@ class ControllerSet:
         for joints, tracker in self._controllers.items():
             reference[list(joints)] = tracker.reference(now_s)
         return reference
+
+
+def setpoints_ahead(controller: TrajectoryTracker | ControllerSet, times_s) -> np.ndarray:
+    """(len(times), J) where `controller` will have the setpoint at the
+    increasing `times_s`, leaving it as it is: sampling moves a controller
+    on (pending take-overs, finished splines), so a copy is sampled."""
+    preview = copy.deepcopy(controller)
+    return np.stack([preview.reference(t) for t in times_s])

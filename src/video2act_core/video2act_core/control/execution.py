@@ -19,14 +19,13 @@ need not agree with it, so the commanded motion can jump at every seam.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
-from video2act_core.trajectory import TrajectoryTracker
+from video2act_core.trajectory import TrajectoryTracker, setpoints_ahead
 
 STRATEGIES = ("replace", "temporal_ensemble", "rtc")
 
@@ -99,8 +98,7 @@ class ExecutionStrategy:
         overlap = int(np.sum(times <= command_end_s + 1e-9))
         if overlap == 0:
             return None
-        preview = copy.deepcopy(command_in_force)  # sampling moves a tracker on; the real one stays put
-        positions = np.stack([preview.reference(t) for t in times])
+        positions = setpoints_ahead(command_in_force, times)
         take_over = planned_s + self.latency.estimate_s() + self.lead_s
         frozen = int(np.sum(times < take_over))
         return ChunkPrior(positions, soft_mask(self.horizon, frozen, overlap), frozen)

@@ -14,12 +14,11 @@ and bag replay all report these, so their figures compare.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
-from video2act_core.trajectory import ControllerSet, Trajectory
+from video2act_core.trajectory import ControllerSet, Trajectory, setpoints_ahead
 
 
 @dataclass
@@ -79,7 +78,7 @@ class SetpointLog:
         self._advance(now_s)
         start = trajectory.start_s if trajectory.start_s > 0 else now_s
         first_s = start + float(trajectory.times_s[0])
-        running = copy.deepcopy(self._controllers).reference(first_s) if self._seams else None
+        running = setpoints_ahead(self._controllers, [first_s])[0] if self._seams else None
         self._controllers.command(trajectory, now_s, joints)
         if running is not None and first_s > now_s and not hold:
             columns = list(joints) if joints is not None else slice(None)

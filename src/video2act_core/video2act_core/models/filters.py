@@ -68,15 +68,22 @@ def band_bins(frames: int, fps: float, band_hz: tuple[float, float]) -> tuple[in
     return first, last
 
 
+def windowed_spectrum(series: torch.Tensor, fps: float, band_hz: tuple[float, float]):
+    """rFFT along T of (B, T, ...) detrended and Hann-windowed (so that motion
+    outside the band leaks little into it): (spectrum, window, band bins)."""
+    frames = series.shape[1]
+    bins = band_bins(frames, fps, band_hz)
+    window = torch.hann_window(frames, periodic=False, dtype=torch.float32, device=series.device)
+    spectrum = torch.fft.rfft(detrended(series.float()) * window.view(-1, *[1] * (series.dim() - 2)), dim=1)
+    return spectrum, window, bins
+
+
 def band_magnitude(changing: torch.Tensor, fps: float, band_hz: tuple[float, float]) -> torch.Tensor:
     """(B, T, ...) along T -> (B, ...): the RMS amplitude of the components
     inside `band_hz`, detrended and Hann-windowed so that motion outside the
     band leaks little into it. A sinusoid of amplitude A on a band bin gives ~A/sqrt(2)."""
     frames = changing.shape[1]
-    first, last = band_bins(frames, fps, band_hz)
-    window = torch.hann_window(frames, periodic=False, dtype=torch.float32, device=changing.device)
-    shape = (-1, *[1] * (changing.dim() - 2))
-    spectrum = torch.fft.rfft(detrended(changing.float()) * window.view(shape), dim=1)
+    spectrum, window, (first, last) = windowed_spectrum(changing, fps, band_hz)
     power = spectrum[:, first : last + 1].abs().pow(2).sum(dim=1)
     # Parseval: the windowed signal's mean square, per unit of window energy.
     return safe_sqrt(2.0 * power / (frames * window.pow(2).sum()))
@@ -88,9 +95,7 @@ def band_pass(series: torch.Tensor, fps: float, band_hz: tuple[float, float]) ->
     the band, rFFT, bins outside the band zeroed, inverse rFFT): the
     official code's motion filter, applied to latents."""
     frames = series.shape[1]
-    first, last = band_bins(frames, fps, band_hz)
-    window = torch.hann_window(frames, periodic=False, dtype=torch.float32, device=series.device)
-    spectrum = torch.fft.rfft(detrended(series.float()) * window.view(-1, *[1] * (series.dim() - 2)), dim=1)
+    spectrum, _, (first, last) = windowed_spectrum(series, fps, band_hz)
     keep = torch.zeros(spectrum.shape[1], device=series.device)
     keep[first : last + 1] = 1.0
     return torch.fft.irfft(spectrum * keep.view(-1, *[1] * (series.dim() - 2)), n=frames, dim=1)
