@@ -5,8 +5,11 @@ Joint positions follow the commanded trajectory (JTC semantics, see
 controlled servo does, within a real arm's limits: joint stops, and
 velocity and acceleration limits a little above the policy's envelope
 (`HardwareLimits`); steps where the arm could not follow its command are
-counted. The camera renders the arm's links and a target block; the task
-succeeds when the gripper tip reaches the block.
+counted. The camera renders the arm's links and a target block. Two tasks
+(`TASKS`): `reach`, the gripper tip reaches a still block; `track`, the
+block slides along an arc and the tip must stay on it for `TRACK_HOLD_S`:
+aiming where the block is now lags behind it, so a policy has to see
+which way and how fast it moves (the motion stream's job).
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
+TASKS = ("reach", "track")
+# The tracked block: angular speed about the base (rad/s), the arc it stays
+# on (it turns back at the ends), and how long the tip must stay on it.
+TRACK_SPEED = (0.5, 0.7)
+TRACK_ARC = 1.2
+TRACK_HOLD_S = 0.5
+# The expert aims this far ahead of the block: its own and the servos' lag.
+TRACK_LEAD_S = 0.35
 # The top-down camera above the centre of its view, optical axis down
 # (optical frame: x right, y down the image, z forward): in view units.
 CAMERA_HEIGHT = 1.0
@@ -88,6 +99,7 @@ class SimArm(Protocol):
 
     time_s: float
     servos: Servos
+    moving_target: bool  # the goal moves: the expert re-aims every chunk
 
     @property
     def state(self) -> ArmState: ...
@@ -116,9 +128,12 @@ class KinematicArm:
     """
 
     def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
-                 hardware: HardwareLimits | None = None):
+                 hardware: HardwareLimits | None = None, task: str = "reach"):
         if joints != 6:
             raise ValueError("the kinematic arm models the 6 joints of an SO-101-like arm")
+        if task not in TASKS:
+            raise ValueError(f"unknown task '{task}' for the kinematic arm ({', '.join(TASKS)})")
+        self.task = task
         self.time_constant_s = time_constant_s
         self.rng = np.random.default_rng(seed)
         self.servos = Servos(hardware, joints)
@@ -126,6 +141,7 @@ class KinematicArm:
 
     def reset(self) -> None:
         radius, angle = self.rng.uniform(0.35, 0.7), self.rng.uniform(-1.2, 1.2)
+        self.target_radius, self.target_angle = radius, angle
         self.target = np.array([radius * np.sin(angle), radius * np.cos(angle)])
         # A random start pose: with one fixed start, demonstrations all leave
         # it monotonically towards the target, so the joint state alone gives
@@ -134,6 +150,28 @@ class KinematicArm:
         self.state = ArmState(np.clip(start, self.servos.limits.lower, self.servos.limits.upper), np.zeros(6))
         self.tracker = ControllerSet(self.state.positions)
         self.time_s = 0.0
+        # Drawn after the reach task's draws: a seed gives both tasks the
+        # same start pose and block.
+        self.target_speed = 0.0
+        if self.task == "track":
+            self.target_speed = self.rng.choice([-1.0, 1.0]) * self.rng.uniform(*TRACK_SPEED)
+        self.on_target_s = 0.0
+
+    @property
+    def moving_target(self) -> bool:
+        return self.target_speed != 0.0
+
+    def _target_after(self, seconds: float) -> tuple[float, float]:
+        """(angle, angular speed) of the block `seconds` from now: it turns
+        back at the ends of its arc."""
+        angle, speed = self.target_angle + self.target_speed * seconds, self.target_speed
+        while abs(angle) > TRACK_ARC:
+            angle = np.sign(angle) * 2 * TRACK_ARC - angle
+            speed = -speed
+        return angle, speed
+
+    def _on_arc(self, angle: float) -> np.ndarray:
+        return self.target_radius * np.array([np.sin(angle), np.cos(angle)])
 
     def command(self, trajectory: Trajectory, joints: tuple[int, ...] | None = None) -> None:
         self.tracker.command(trajectory, self.time_s, joints)
@@ -143,6 +181,10 @@ class KinematicArm:
         reference = self.tracker.reference(self.time_s)
         alpha = 1.0 - np.exp(-dt / self.time_constant_s)
         self.state = self.servos.move(self.state, self.state.positions + alpha * (reference - self.state.positions), dt)
+        if self.moving_target:
+            self.target_angle, self.target_speed = self._target_after(dt)
+            self.target = self._on_arc(self.target_angle)
+        self.on_target_s = self.on_target_s + dt if self.distance() < SUCCESS_RADIUS else 0.0
 
     def joint_points(self) -> np.ndarray:
         """(4, 2) base, elbow, wrist and tip positions in the view plane."""
@@ -161,10 +203,13 @@ class KinematicArm:
         return float(np.linalg.norm(self.tip() - self.target))
 
     def success(self) -> bool:
+        if self.task == "track":
+            return self.on_target_s >= TRACK_HOLD_S - 1e-9
         return self.distance() < SUCCESS_RADIUS
 
     def reach_configuration(self) -> np.ndarray:
-        """Joint positions whose tip is at the target. The redundant flex
+        """Joint positions whose tip is at the target (a moving one
+        `TRACK_LEAD_S` ahead, where the arm will meet it). The redundant flex
         joints take the solution nearest HOME, not the current pose, so the
         goal depends on the target alone: what a policy sees in the image.
         Wrist roll keeps its current value (it does not move the tip)."""
@@ -172,10 +217,11 @@ class KinematicArm:
         wrist = np.full_like(lift, HOME[3])
         a1 = lift + np.pi / 2
         reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
-        cost = (reach - np.linalg.norm(self.target)) ** 2 + 1e-3 * ((lift - HOME[1]) ** 2 + (elbow - HOME[2]) ** 2)
+        target = self._on_arc(self._target_after(TRACK_LEAD_S)[0]) if self.moving_target else self.target
+        cost = (reach - np.linalg.norm(target)) ** 2 + 1e-3 * ((lift - HOME[1]) ** 2 + (elbow - HOME[2]) ** 2)
         best = np.unravel_index(np.argmin(cost), cost.shape)
         goal = self.state.positions.copy()
-        goal[0] = np.arctan2(self.target[0], self.target[1])
+        goal[0] = np.arctan2(target[0], target[1])
         goal[1], goal[2], goal[3] = lift[best], elbow[best], HOME[3]
         return goal
 
@@ -212,12 +258,15 @@ class KinematicArm:
         return image
 
 
-def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None) -> SimArm:
-    """The simulated arm of a backend: 'kinematic' or 'mujoco_so101'."""
+def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None,
+             task: str = "reach") -> SimArm:
+    """The simulated arm of a backend, 'kinematic' or 'mujoco_so101', set up for `task`."""
     if backend == "kinematic":
-        return KinematicArm(joints, seed=seed, hardware=hardware)
+        return KinematicArm(joints, seed=seed, hardware=hardware, task=task)
     if backend == "mujoco_so101":
         from video2act_sim.mujoco_arm import MujocoArm
 
+        if task != "reach":
+            raise ValueError(f"the MuJoCo SO-101 scene has the reach task only, not '{task}'")
         return MujocoArm(joints, seed=seed, hardware=hardware)
     raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

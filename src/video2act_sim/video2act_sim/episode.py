@@ -87,7 +87,7 @@ def run_episode(
     The controller is asked every `tick_period_s` (default: every action
     period, as demonstrations are recorded; a policy node ticks at its rate_hz)."""
     tick_period_s = tick_period_s or action_period_s
-    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim))
+    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task)
     camera_rng = np.random.default_rng([seed, 1])  # apart from the arm's own draws
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)

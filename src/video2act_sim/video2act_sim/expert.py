@@ -26,7 +26,8 @@ class ScriptedReacher:
     """A state-feedback reacher: every chunk approaches the goal from the
     current joint positions (exponentially, within the velocity limits).
 
-    Its actions depend only on the current state and the target, not on the
+    Its actions depend only on the current state and the target (for a
+    moving one, where it will be shortly), not on the
     time since the start or the start pose, so a policy that sees the target
     in the image and the state on /joint_states can reproduce them, also
     from latents a few steps old.
@@ -40,10 +41,16 @@ class ScriptedReacher:
         self.gain = 1.0 - np.exp(-action_period_s / time_constant_s)
 
     def reset(self, arm: SimArm) -> None:
-        self.goal = arm.reach_configuration()
+        self.arm = arm
+        self._aim()
+
+    def _aim(self) -> None:
+        self.goal = self.arm.reach_configuration()
         self.goal[5] = 0.0  # close the gripper
 
     def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command:
+        if self.arm.moving_target:
+            self._aim()
         points, position = [], joint_positions.copy()
         for _ in range(self.horizon):
             step = self.gain * (self.goal - position)
@@ -63,10 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
+    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's")
+    parser.add_argument("--instruction", help="the task instruction to record (overrides the params file's)")
     args = parser.parse_args(argv)
 
-    sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
-                      {"backend": args.backend} if args.backend else None)
+    overrides = {name: value for name, value in (("backend", args.backend), ("task", args.task),
+                                                 ("task_instruction", args.instruction)) if value}
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic,
                            sim.instruction_topic)

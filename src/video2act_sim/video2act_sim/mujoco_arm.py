@@ -26,6 +26,8 @@ HOME = np.array([0.0, -1.0, 1.0, 0.6, 0.0, 0.6])
 
 
 class MujocoArm:
+    moving_target = False
+
     def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None):
         # Headless by default; MuJoCo reads this once, at import.
         os.environ.setdefault("MUJOCO_GL", "egl")
