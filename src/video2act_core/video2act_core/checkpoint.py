@@ -98,9 +98,12 @@ def save_checkpoint(
             f"{action.config.action_dim} joints"
         )
     vdm_config = encoder.config
-    if not include_backbone and not vdm_config.backbone.get("pretrained_path"):
+    # A backbone without diffusers models (the ResNet baseline) has its
+    # weights in System 2's head file: no backbone directory.
+    separate_backbone = bool(encoder.backbone.diffusers_modules())
+    if separate_backbone and not include_backbone and not vdm_config.backbone.get("pretrained_path"):
         raise CheckpointError("a randomly initialised backbone must be saved with the checkpoint")
-
+    include_backbone = include_backbone and separate_backbone
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -4,10 +4,11 @@
     python -m video2act_core.train --data data/demos --out checkpoints/mine
     torchrun --nproc_per_node=4 -m video2act_core.train --data ... --out ...
 
-Stage 1 (optional, --stage1-steps) fine-tunes the SVD UNet on the robot's
-clips with its own denoising objective. Stage 2 runs System 2 once per
-sample, caches the filtered spatial/motion maps, and trains the token
-projections and the DiT action head on them. Training state is saved to
+Stage 1 (optional, --stage1-steps) fine-tunes the video model on the
+robot's clips with its own denoising objective. Stage 2 runs System 2 once
+per sample, caches the filtered spatial/motion maps, and trains the token
+projections and the DiT action head on them; a backbone trained end to end
+(the ResNet baseline) runs on every batch instead, with the head. Training state is saved to
 `<out>.train/` every --save-every steps; rerunning the same command resumes.
 """
 
@@ -45,15 +46,20 @@ STATE_FILE = "state.pt"
 
 
 class Stage2Objective(nn.Module):
-    """Token projections + DiT on cached maps; one module so DDP can wrap it."""
+    """Token projections + DiT on cached maps (or on frames, through a
+    backbone trained end to end); one module so DDP can wrap it."""
 
     def __init__(self, encoder, action, state_noise: float):
         super().__init__()
         self.encoder, self.action = encoder, action
         self.state_noise = state_noise
 
-    def forward(self, spatial_maps, motion_maps, state, actions, instruction=None):
-        spatial, motion = self.encoder.tokens(spatial_maps, motion_maps)
+    def forward(self, inputs, state, actions, instruction=None):
+        """`inputs`: (spatial maps, motion maps) from the cache, or frames (B, T, 3, H, W)."""
+        if isinstance(inputs, torch.Tensor):
+            maps = self.encoder.refine(inputs)
+            inputs = maps.spatial, maps.motion
+        spatial, motion = self.encoder.tokens(*inputs)
         # Noise on the (normalised) joint state keeps the head from reading
         # the demonstration's progress off the state instead of the images.
         state = state + self.state_noise * torch.randn_like(state)
@@ -178,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         model_config.setdefault("system1", {}).update(use_motion=not args.no_motion, use_spatial=not args.no_spatial)
         encoder, action = build_models(model_config, common.joint_names, args.seed)
     encoder.to(device), action.to(device)
+    end_to_end = encoder.backbone.trained_end_to_end
+    if end_to_end and args.stage1_steps:
+        raise SystemExit(f"--stage1-steps: the {encoder.config.backbone.get('type')} backbone has no denoising "
+                         "objective; it trains with the head in stage 2")
 
     frame_size = (encoder.config.image_height, encoder.config.image_width)
     # Frames at the model's input size, spilled to disk episode by episode:
@@ -249,12 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = args.cache_dir or work
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
-    # Rank 0 runs System 2 over the data; the other ranks wait and load it.
-    if rank == 0 and not cache_path.exists():
-        save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
-    if world > 1:
-        torch.distributed.barrier()
-    spatial_maps, motion_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
+    if end_to_end:
+        # The formers' scales from the untrained backbone's maps of a subset;
+        # every batch then runs the backbone on freshly augmented clips.
+        subset = np.linspace(0, len(samples.clips) - 1, min(len(samples.clips), 512)).astype(int)
+        spatial_maps, motion_maps = refine_all(encoder, [samples.clips[i] for i in subset], 16, progress,
+                                               augmentation, args.seed)
+        clip_rng = np.random.default_rng(args.seed + rank)
+    else:
+        # Rank 0 runs System 2 over the data; the other ranks wait and load it.
+        if rank == 0 and not cache_path.exists():
+            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
+        if world > 1:
+            torch.distributed.barrier()
+        spatial_maps, motion_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
     states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
     actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
 
@@ -263,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     # Fixed scales from the data keep each cell's magnitude in its tokens.
     encoder.fit_scales(spatial_maps, motion_maps)
     trainable = list(encoder.spatial_former.parameters()) + list(encoder.motion_former.parameters())
+    if end_to_end:
+        trainable += list(encoder.backbone.parameters())
+        encoder.train()
     for p in trainable:
         p.requires_grad_(True)
     trainable += list(action.model.parameters())
@@ -299,8 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         if action.config.language:
             rows = sample_episode[picks]
             instruction = Instruction(instruction_ids[rows].to(device), instruction_mask[rows].to(device))
-        loss = objective(spatial_maps[seen].to(device), motion_maps[seen].to(device),
-                         states[picks].to(device), actions[picks].to(device), instruction)
+        if end_to_end:
+            view = (lambda clip: augmentation(clip, clip_rng)) if augmentation else (lambda clip: clip)
+            inputs = torch.cat([frames_to_tensor(view(samples.clips[i])) for i in seen.tolist()]).to(device)
+        else:
+            inputs = spatial_maps[seen].to(device), motion_maps[seen].to(device)
+        loss = objective(inputs, states[picks].to(device), actions[picks].to(device), instruction)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(trainable, 1.0)

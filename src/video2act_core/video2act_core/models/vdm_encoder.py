@@ -14,6 +14,12 @@ features of the newest frame's Sobel-filtered latents, the motion stream
 those of the band-passed latent clip (inverse FFT), each against the
 features of all-zero latents.
 
+Baselines switch the filters off (`spatial_filter: none`, `motion_filter:
+none`): the spatial stream is then the newest frame's raw features, the
+motion stream the clip's features averaged over time, as a policy that
+reads a video model's features directly (VPP) or an image encoder's
+(Diffusion Policy) sees them.
+
 Each stream has its own former (a fixed per-channel scale, then a 2-layer
 MLP and positions): a per-token LayerNorm would blow every cell with any
 change up to the same size, so the tokens would say "something changed,
@@ -39,6 +45,8 @@ from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, b
 
 
 FILTER_PLACES = ("features", "latents")
+MOTION_FILTERS = ("band", "none")
+UNFILTERED = "none"
 
 
 def tiny_svd_backbone() -> dict[str, Any]:
@@ -68,6 +76,9 @@ class VDMEncoderConfig(ConfigDict):
     motion_height: int = 32
     motion_width: int = 32
     motion_band_hz: list[float] = field(default_factory=lambda: [1.5, 4.0])
+    # band: energy in motion_band_hz above the noise floor; none: the clip's
+    # features averaged over time (baselines without the motion filter).
+    motion_filter: str = "band"
     motion_grid: int = 8
     # Each frame's channels scaled to the clip's mean level: flicker and
     # auto exposure are not motion.
@@ -89,10 +100,15 @@ class VDMEncoderConfig(ConfigDict):
     former_hidden: int = 256
 
     def __post_init__(self):
-        if self.spatial_filter not in SPATIAL_FILTERS:
-            raise ValueError(f"spatial_filter must be one of {SPATIAL_FILTERS}, got '{self.spatial_filter}'")
+        if self.spatial_filter not in (*SPATIAL_FILTERS, UNFILTERED):
+            raise ValueError(f"spatial_filter must be one of {(*SPATIAL_FILTERS, UNFILTERED)}, "
+                             f"got '{self.spatial_filter}'")
+        if self.motion_filter not in MOTION_FILTERS:
+            raise ValueError(f"motion_filter must be one of {MOTION_FILTERS}, got '{self.motion_filter}'")
         if self.filter_at not in FILTER_PLACES:
             raise ValueError(f"filter_at must be one of {FILTER_PLACES}, got '{self.filter_at}'")
+        if self.filter_at == "latents" and UNFILTERED in (self.spatial_filter, self.motion_filter):
+            raise ValueError("filter_at: latents needs both filters; unfiltered streams read the features")
         if self.num_frames < 2:
             raise ValueError(f"the motion clip needs at least 2 frames, got {self.num_frames}")
         if self.token_dim % 4:
@@ -170,7 +186,8 @@ class SpatioMotionEncoder(nn.Module):
         self.config = config
         self.backbone = build_backbone(config.backbone)
         latent_frames, latent_fps = config.latent_frames_and_rate(self.backbone.temporal_compression)
-        band_bins(latent_frames, latent_fps, tuple(config.motion_band_hz))  # fails early, with the reason
+        if config.motion_filter == "band":
+            band_bins(latent_frames, latent_fps, tuple(config.motion_band_hz))  # fails early, with the reason
         channels = self.backbone.feature_channels
         self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
         self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
@@ -240,19 +257,23 @@ class SpatioMotionEncoder(nn.Module):
             energy = self._against_nothing(moving.to(clip.dtype)).pow(2).mean(dim=1).sqrt()
         else:
             newest = backbone.features(backbone.encode(frames[:, -1:]))[:, -1].float()
-            edges = gradient_magnitude(newest, cfg.spatial_filter)
+            edges = newest if cfg.spatial_filter == UNFILTERED else gradient_magnitude(newest, cfg.spatial_filter)
             batch = clip.shape[0]
-            if cfg.cancel_frame_position_bias:
+            if cfg.motion_filter == UNFILTERED:
+                energy = None
+            elif cfg.cancel_frame_position_bias:
                 frozen = clip[:, -1:].expand_as(clip)
                 both = backbone.features(backbone.encode(torch.cat([clip, frozen]))).float()
-                changing = both[:batch] - both[batch:]
+                energy = band_magnitude(both[:batch] - both[batch:], latent_fps, band)
             else:
-                changing = backbone.features(backbone.encode(clip)).float()
-            energy = band_magnitude(changing, latent_fps, band)
-        motion = above_noise_floor(energy, cfg.noise_floor_quantile, cfg.noise_floor_factor)
+                energy = band_magnitude(backbone.features(backbone.encode(clip)).float(), latent_fps, band)
+        if energy is None:
+            motion = backbone.features(backbone.encode(clip)).float().mean(dim=1)
+        else:
+            motion = above_noise_floor(energy, cfg.noise_floor_quantile, cfg.noise_floor_factor)
 
         feature_scale = newest.pow(2).mean(dim=(1, 2, 3)).sqrt() + 1e-6
-        boundary = edges.mean(dim=1, keepdim=True)
+        boundary = edges.abs().mean(dim=1, keepdim=True)
         return RefinedMaps(
             spatial=F.adaptive_avg_pool2d(edges, cfg.spatial_grid),
             motion=F.adaptive_avg_pool2d(motion, cfg.motion_grid),

@@ -35,10 +35,13 @@ class VideoBackbone(nn.Module):
       diffusers layout, reloadable with `pretrained_path=directory`. Any
       other parameter (a learned conditioning, say) belongs to System 2's
       head weights.
+    - `trained_end_to_end`: False for video models (frozen after stage 1,
+      their maps cached); True for an image encoder trained with System 1.
     """
 
     feature_channels: int
     temporal_compression: int
+    trained_end_to_end = False
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -58,7 +61,7 @@ class VideoBackbone(nn.Module):
 
 
 def build_backbone(options: dict[str, Any]) -> VideoBackbone:
-    """The backbone named by options['type'] ('svd' or 'wan'), built from the
+    """The backbone named by options['type'] ('svd', 'wan' or 'resnet'), built from the
     rest of `options` (a local `pretrained_path`, or configs)."""
     options = dict(options)
     kind = options.pop("type", "svd")
@@ -70,4 +73,8 @@ def build_backbone(options: dict[str, Any]) -> VideoBackbone:
         from video2act_core.models.backbones.wan import WanBackbone
 
         return WanBackbone(**options)
-    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan)")
+    if kind == "resnet":
+        from video2act_core.models.backbones.resnet import ResNetBackbone
+
+        return ResNetBackbone(**options)
+    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan, resnet)")
