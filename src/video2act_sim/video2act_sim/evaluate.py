@@ -189,6 +189,15 @@ def evaluate_row(call: tuple) -> tuple[Row, list[dict]]:
             episodes)
 
 
+def evaluate_in_processes(calls: list[tuple], jobs: int):
+    """`evaluate_row` of every call, `jobs` rows side by side, each process
+    with its share of the cores; yields (row, episodes) in call order."""
+    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        yield from pool.map(evaluate_row, calls)
+
+
 def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "episodes.csv", "w", newline="") as handle:
@@ -287,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra System 1 delay to inject, each a row per strategy (e.g. 0 100 200 400)")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
+    parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
+    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's task")
+    parser.add_argument("--instruction", help="the simulator's task instruction (overrides the params file's)")
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
     parser.add_argument("--system1-latency-ms", type=float,
@@ -299,9 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                              "(e.g. runs/eval/overlay.mp4)")
     args = parser.parse_args(argv)
 
-    camera = {name: value for name, value in (("camera_noise_std", args.camera_noise),
-                                              ("camera_flicker", args.camera_flicker)) if value is not None}
-    sim = node_params(SimArmParams, args.params, "video2act_sim_arm", camera or None)
+    overrides = {name: value for name, value in (("camera_noise_std", args.camera_noise),
+                                                 ("camera_flicker", args.camera_flicker), ("backend", args.backend),
+                                                 ("task", args.task), ("task_instruction", args.instruction))
+                 if value is not None}
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
     params = node_params(PolicyParams, args.params, "video2act_policy",
                          {"rate_hz": args.rate_hz} if args.rate_hz else None)
     args.ratios = args.ratios or [node_update_ratio(params, args.params)]
@@ -322,13 +336,10 @@ def main(argv: list[str] | None = None) -> int:
               delay, system1_latency) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
     if args.jobs > 1:
-        threads = max(1, len(os.sched_getaffinity(0)) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            for row, row_episodes in pool.map(evaluate_row, calls):
-                rows.append(row)
-                episodes.extend(row_episodes)
-                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+        for row, row_episodes in evaluate_in_processes(calls, args.jobs):
+            rows.append(row)
+            episodes.extend(row_episodes)
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     else:
         limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
         video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None

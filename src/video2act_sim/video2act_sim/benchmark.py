@@ -1,0 +1,260 @@
+"""The manipulation benchmark: every method trained on the same recorded
+demonstrations of every task with the same training command, then run
+closed loop on the same evaluation seeds; the paper's results table
+(methods against tasks, with its ablations) at small scale.
+
+    python -m video2act_sim.benchmark --out runs/benchmark --tasks track
+    python -m video2act_sim.benchmark --quick --out /tmp/benchmark    # one task in minutes: what CI runs
+
+For each task the scripted expert records `--demos` episodes as rosbag2
+(seeds from 1000; evaluation uses seeds from 0); each trained method is
+trained once per `--train-seeds` seed; each checkpoint is evaluated on
+`--episodes` episodes, rows spread over `--jobs` processes, System 1 at a
+fixed `--system1-latency-ms` so figures do not depend on the load.
+Recorded data, finished checkpoints and evaluated rows (out/rows/, keyed
+by the checkpoint's model id and the evaluation settings) are reused: a
+stopped run resumes, and a later run with another task adds its column.
+
+Writes to --out: results.csv (one row per task, method and training seed),
+episodes.csv, table.md (success per method and task, mean +- standard
+deviation over training seeds), results.png, and compute.json (wall
+seconds each training and evaluation took).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from video2act_core.checkpoint import MANIFEST, read_manifest
+from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_sim import expert
+from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Task:
+    backend: str
+    task: str
+    instruction: str
+
+
+TASKS = {
+    "reach": Task("kinematic", "reach", "reach the red square"),
+    # The block slides along an arc: where it goes next is in the clip, not
+    # in the newest frame.
+    "track": Task("kinematic", "track", "follow the moving red square"),
+    "mujoco_reach": Task("mujoco_so101", "reach", "reach the block"),
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    model_config: str  # under config/
+    train_flags: tuple[str, ...] = ()
+    synchronous: bool = False  # System 2 and System 1 back to back, as one loop
+    checkpoint_of: str = ""  # evaluates this method's checkpoints instead of training its own
+
+
+METHODS = {
+    "video2act": Method("model_tiny.yaml"),
+    "no_spatial": Method("model_tiny.yaml", ("--no-spatial",)),
+    "no_motion": Method("model_tiny.yaml", ("--no-motion",)),
+    "synchronous": Method("model_tiny.yaml", synchronous=True, checkpoint_of="video2act"),
+    # The video model's features without the Sobel and band-pass filters.
+    "vpp": Method("model_tiny_vpp.yaml"),
+    # A small ResNet trained from scratch with the same head, no video model.
+    "dp": Method("model_tiny_dp.yaml"),
+}
+
+
+@dataclass(frozen=True)
+class Budget:
+    demos: int
+    steps: int
+    episodes: int
+    batch_size: int
+    sample_every: int
+
+
+FULL = Budget(demos=100, steps=3000, episodes=50, batch_size=64, sample_every=3)
+QUICK = Budget(demos=4, steps=20, episodes=2, batch_size=16, sample_every=3)
+
+
+def record(name: str, task: Task, demos: int, params_file: Path, out: Path) -> Path:
+    """The task's demonstrations, recorded once (into a partial directory
+    first, so an interrupted recording is not mistaken for a finished one)."""
+    data = out / "data" / name
+    if data.is_dir():
+        return data
+    partial = data.with_name(name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    expert.main(["--out", str(partial), "--episodes", str(demos), "--params", str(params_file),
+                 "--backend", task.backend, "--task", task.task, "--instruction", task.instruction])
+    partial.rename(data)
+    return data
+
+
+def train(task_name: str, method_name: str, seed: int, data: Path, budget: Budget, params_file: Path,
+          out: Path) -> tuple[Path, float | None]:
+    """(checkpoint, wall seconds; None when it was there already)."""
+    method = METHODS[method_name]
+    checkpoint = out / "checkpoints" / task_name / method_name / f"seed{seed}"
+    if (checkpoint / MANIFEST).is_file():
+        return checkpoint, None
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "video2act_core.train", "--data", str(data), "--out", str(checkpoint),
+                    "--params", str(params_file), "--model-config", str(REPO / "config" / method.model_config),
+                    "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
+                    "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
+                    "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite",
+                    *method.train_flags], check=True)
+    return checkpoint, time.monotonic() - started
+
+
+def summary_table(results: list[dict], tasks: list[str], methods: list[str]) -> str:
+    """Success per method (rows) and task (columns): mean +- std over training seeds."""
+    def cell(rows: list[dict]) -> str:
+        rates = [row["success_rate"] for row in rows]
+        if not rates:
+            return "-"
+        spread = f" ± {np.std(rates):.2f}" if len(rates) > 1 else ""
+        return f"{np.mean(rates):.2f}{spread}"
+
+    lines = ["| method | " + " | ".join(tasks) + " | mean |", "|" + " --- |" * (len(tasks) + 2)]
+    for method in methods:
+        mine = [row for row in results if row["method"] == method]
+        cells = [cell([row for row in mine if row["task"] == task]) for task in tasks]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {cell(mine)} |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], tasks: list[str], methods: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * len(methods) / 3), 3.8))
+    width = 0.8 / len(methods)
+    for index, method in enumerate(methods):
+        means, spreads = [], []
+        for task in tasks:
+            rates = [row["success_rate"] for row in results if row["method"] == method and row["task"] == task]
+            means.append(np.mean(rates) if rates else 0.0)
+            spreads.append(np.std(rates) if len(rates) > 1 else 0.0)
+        axis.bar(np.arange(len(tasks)) + index * width, means, width, yerr=spreads, label=method)
+    axis.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    axis.set_ylabel("success rate")
+    axis.set_ylim(0, 1)
+    axis.legend(fontsize=8, ncol=3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--quick", action="store_true",
+                        help=f"one task (reach) at a tiny budget ({QUICK}): the pipeline, not figures")
+    parser.add_argument("--demos", type=int, help=f"demonstrations per task (default {FULL.demos})")
+    parser.add_argument("--steps", type=int, help=f"training steps per checkpoint (default {FULL.steps})")
+    parser.add_argument("--episodes", type=int, help=f"evaluation episodes per row (default {FULL.episodes})")
+    parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="a checkpoint per seed; the "
+                        "table gives the spread over them")
+    parser.add_argument("--system1-latency-ms", type=float, default=15.0)
+    parser.add_argument("--jobs", type=int, default=2, help="evaluation rows side by side")
+    parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
+    args = parser.parse_args(argv)
+    base = QUICK if args.quick else FULL
+    budget = dataclasses.replace(base, **{name: value for name, value in (
+        ("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes)) if value is not None})
+    tasks = ["reach"] if args.quick else args.tasks
+    # A method evaluated on another's checkpoints needs that one trained.
+    trained = list(dict.fromkeys(METHODS[m].checkpoint_of or m for m in args.methods))
+    args.out.mkdir(parents=True, exist_ok=True)
+    compute_path = args.out / "compute.json"
+    compute = json.loads(compute_path.read_text()) if compute_path.is_file() else {}
+    policy = node_params(PolicyParams, args.params, "video2act_policy")
+    ratio = node_update_ratio(policy, args.params)
+
+    calls, pending, done = [], [], {}
+    for task_name in tasks:
+        task = TASKS[task_name]
+        data = record(task_name, task, budget.demos, args.params, args.out)
+        sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
+                          {"backend": task.backend, "task": task.task, "task_instruction": task.instruction})
+        checkpoints = {}
+        for method_name in trained:
+            for seed in args.train_seeds:
+                checkpoint, seconds = train(task_name, method_name, seed, data, budget, args.params, args.out)
+                checkpoints[method_name, seed] = checkpoint
+                if seconds is not None:
+                    compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
+                    compute_path.write_text(json.dumps(compute, indent=1) + "\n")
+        for method_name in args.methods:
+            method = METHODS[method_name]
+            for seed in args.train_seeds:
+                checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
+                rows_file = args.out / "rows" / task_name / method_name / f"seed{seed}.json"
+                key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
+                       "system1_latency_ms": args.system1_latency_ms, "ratio": ratio}
+                saved = json.loads(rows_file.read_text()) if rows_file.is_file() else {}
+                if saved.get("key") == key:
+                    done[rows_file] = saved
+                    continue
+                calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
+                              list(range(budget.episodes)), sim, policy, 0.0, args.system1_latency_ms / 1e3))
+                pending.append((rows_file, key, task_name, seed))
+
+    started = time.monotonic()
+    evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
+    for (row, row_episodes), (rows_file, key, task_name, seed) in zip(evaluated, pending):
+        labels = {"task": task_name, "method": row.variant, "train_seed": seed}
+        done[rows_file] = saved = {
+            "key": key,
+            "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in dataclasses.asdict(row).items() if k != "variant"}},
+            "episodes": [{**labels, **episode} for episode in row_episodes]}
+        rows_file.parent.mkdir(parents=True, exist_ok=True)
+        rows_file.write_text(json.dumps(saved) + "\n")
+        print(f"{task_name:<13} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
+              f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}", flush=True)
+    if calls:
+        compute[f"evaluation/{'+'.join(tasks)}"] = round(time.monotonic() - started, 1)
+        compute_path.write_text(json.dumps(compute, indent=1) + "\n")
+    results = [saved["row"] for saved in done.values()]
+    episodes = [episode for saved in done.values() for episode in saved["episodes"]]
+
+    for name, rows in (("results.csv", results), ("episodes.csv", episodes)):
+        with open(args.out / name, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    table = summary_table(results, tasks, args.methods)
+    (args.out / "table.md").write_text(
+        f"{table}\n\n{budget.demos} demonstrations and {budget.steps} training steps per task and method, "
+        f"{budget.episodes} evaluation episodes per row, training seeds {args.train_seeds}.\n")
+    plot(results, tasks, args.methods, args.out / "results.png")
+    print(table)
+    print(f"wrote {args.out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
