@@ -140,3 +140,16 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert json.loads((tmp_path / "compute.json").read_text()) == compute
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
+
+
+def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_that_reads_one(tmp_path):
+    from video2act_sim.benchmark import METHODS, model_config
+
+    saved, _ = build_models(baseline_config("vpp"), JOINTS, seed=5)
+    saved.backbone.save(tmp_path / "svd")
+    for name in ("video2act", "vpp"):
+        config = yaml.safe_load(model_config(METHODS[name], ("svd", str(tmp_path / "svd")), tmp_path / "out").read_text())
+        assert config["system2"]["backbone"] == {"type": "svd", "pretrained_path": str(tmp_path / "svd")}
+        loaded, _ = build_models(config, JOINTS, seed=0)
+        torch.testing.assert_close(loaded.backbone.unet.state_dict(), saved.backbone.unet.state_dict())
+    assert model_config(METHODS["dp"], ("svd", str(tmp_path / "svd")), tmp_path / "out") == REPO / "config" / "model_tiny_dp.yaml"

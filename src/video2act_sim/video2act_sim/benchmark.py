@@ -15,6 +15,12 @@ Recorded data, finished checkpoints and evaluated rows (out/rows/, keyed
 by the checkpoint's model id and the evaluation settings) are reused: a
 stopped run resumes, and a later run with another task adds its column.
 
+The video model starts from random weights unless --pretrained-backbone
+names a local diffusers directory (e.g. svd=/models/stable-video-diffusion):
+every method that reads a video model then loads it instead (the configs
+used are written to out/configs/); the ResNet baseline is trained from
+scratch either way.
+
 Writes to --out: results.csv (one row per task, method and training seed),
 episodes.csv, table.md (success per method and task, mean +- standard
 deviation over training seeds), results.png, and compute.json (wall
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PolicyParams, SimArmParams, node_params
@@ -108,8 +115,23 @@ def record(name: str, task: Task, demos: int, params_file: Path, out: Path) -> P
     return data
 
 
+def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) -> Path:
+    """The method's model config; with a pretrained backbone (type, local
+    path) its video model swapped for it, written under out/configs/."""
+    path = REPO / "config" / method.model_config
+    config = yaml.safe_load(path.read_text())
+    if pretrained is None or config["system2"]["backbone"]["type"] == "resnet":
+        return path
+    kind, directory = pretrained
+    config["system2"]["backbone"] = {"type": kind, "pretrained_path": directory}
+    written = out / "configs" / f"{kind}_{method.model_config}"
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(yaml.safe_dump(config, sort_keys=False))
+    return written
+
+
 def train(task_name: str, method_name: str, seed: int, data: Path, budget: Budget, params_file: Path,
-          out: Path) -> tuple[Path, float | None]:
+          out: Path, pretrained: tuple[str, str] | None) -> tuple[Path, float | None]:
     """(checkpoint, wall seconds; None when it was there already)."""
     method = METHODS[method_name]
     checkpoint = out / "checkpoints" / task_name / method_name / f"seed{seed}"
@@ -117,7 +139,7 @@ def train(task_name: str, method_name: str, seed: int, data: Path, budget: Budge
         return checkpoint, None
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "video2act_core.train", "--data", str(data), "--out", str(checkpoint),
-                    "--params", str(params_file), "--model-config", str(REPO / "config" / method.model_config),
+                    "--params", str(params_file), "--model-config", str(model_config(method, pretrained, out)),
                     "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
                     "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
                     "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite",
@@ -180,8 +202,17 @@ def main(argv: list[str] | None = None) -> int:
                         "table gives the spread over them")
     parser.add_argument("--system1-latency-ms", type=float, default=15.0)
     parser.add_argument("--jobs", type=int, default=2, help="evaluation rows side by side")
+    parser.add_argument("--pretrained-backbone", metavar="TYPE=PATH",
+                        help="a local pretrained video model (svd or wan) for every method that reads one")
     parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
     args = parser.parse_args(argv)
+    pretrained = None
+    if args.pretrained_backbone:
+        kind, _, directory = args.pretrained_backbone.partition("=")
+        if kind not in ("svd", "wan") or not Path(directory).is_dir():
+            parser.error(f"--pretrained-backbone takes svd=PATH or wan=PATH to a local directory, "
+                         f"got '{args.pretrained_backbone}'")
+        pretrained = kind, str(Path(directory).resolve())
     base = QUICK if args.quick else FULL
     budget = dataclasses.replace(base, **{name: value for name, value in (
         ("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes)) if value is not None})
@@ -203,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = {}
         for method_name in trained:
             for seed in args.train_seeds:
-                checkpoint, seconds = train(task_name, method_name, seed, data, budget, args.params, args.out)
+                checkpoint, seconds = train(task_name, method_name, seed, data, budget, args.params, args.out,
+                                            pretrained)
                 checkpoints[method_name, seed] = checkpoint
                 if seconds is not None:
                     compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
