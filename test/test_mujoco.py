@@ -65,3 +65,23 @@ def test_tracking_the_moving_block_needs_to_aim_ahead(arm, monkeypatch):
     monkeypatch.setattr(mujoco_arm, "TRACK_LEAD_S", 0.0)
     lagging = [run_episode(expert, seed, track, PERIOD, num_frames=2) for seed in range(3)]
     assert not any(r.success for r in lagging), [r.final_distance for r in lagging]
+
+
+def test_each_split_changes_what_the_camera_sees(arm):
+    from video2act_sim.arm import SCENES
+    from video2act_sim.mujoco_arm import MujocoArm
+
+    def seen(scene: str) -> tuple[np.ndarray, np.ndarray]:
+        other = MujocoArm(len(JOINTS), seed=2, scene=scene)
+        try:
+            return other.target, other.render(SIM.image_height, SIM.image_width).astype(int)
+        finally:
+            other.close()
+
+    block, original = seen("original")
+    for scene in SCENES[1:]:
+        other_block, frame = seen(scene)
+        np.testing.assert_array_equal(other_block, block)  # the same task
+        changed = np.abs(frame - original).max(axis=2) > 8
+        # Lighting and the floor change most of the image, the object only itself.
+        assert changed.mean() > (0.001 if scene == "object" else 0.3), (scene, changed.mean())

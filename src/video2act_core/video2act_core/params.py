@@ -202,6 +202,9 @@ class SimArmParams(CommonParams):
                          "the MuJoCo SO-101 scene", choices=("kinematic", "mujoco_so101"))
     task: str = param("reach", "reach: a still block (every backend); track: the block slides along an arc and "
                       "the gripper must stay on it", choices=("reach", "track"))
+    scene: str = param("original", "what the camera sees (the generalisation splits): original; lighting (dimmer, "
+                       "warmer); object (the block recoloured); background (another table)",
+                       choices=("original", "lighting", "object", "background"))
     joint_state_rate_hz: float = param(50.0, "joint states per second", low=1.0, high=2000.0)
     camera_rate_hz: float = param(15.0, "camera frames per second", low=0.1, high=240.0)
     image_width: int = param(96, "camera image width (px)", low=8, high=4096)

