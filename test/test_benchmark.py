@@ -15,7 +15,7 @@ from video2act_core.checkpoint import build_models, load_policy, read_manifest
 from video2act_core.models.vdm_encoder import VDMEncoderConfig
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim import arm as arm_module
-from video2act_sim.arm import TRACK_ARC, TRACK_HOLD_S, KinematicArm
+from video2act_sim.arm import SCENES, TRACK_ARC, TRACK_HOLD_S, KinematicArm
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 
@@ -76,6 +76,19 @@ def test_unknown_tasks_are_refused():
         make_arm("kinematic", 6, 0, task="stack")
 
 
+def test_each_split_changes_what_the_camera_sees_not_the_task():
+    original = KinematicArm(seed=4)
+    frame = original.render(64, 64).astype(int)
+    for scene in SCENES[1:]:
+        arm = KinematicArm(seed=4, scene=scene)
+        np.testing.assert_array_equal(arm.target, original.target)
+        np.testing.assert_array_equal(arm.state.positions, original.state.positions)
+        changed = np.abs(arm.render(64, 64).astype(int) - frame).max(axis=2) > 0
+        print(f"{scene}: {changed.mean():.2f} of the pixels changed")
+        # Lighting and the table change most of the image, the object only itself.
+        assert changed.mean() > (0.005 if scene == "object" else 0.5)
+
+
 def baseline_config(name: str) -> dict:
     return yaml.safe_load((REPO / "config" / f"model_tiny_{name}.yaml").read_text())
 
@@ -125,18 +138,20 @@ def test_the_resnet_baseline_trains_end_to_end_and_round_trips(expert_bags, tmp_
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     from video2act_sim.benchmark import METHODS, main as benchmark
 
-    assert benchmark(["--quick", "--out", str(tmp_path), "--jobs", "2", "--params", str(PARAMS_FILE)]) == 0
+    arguments = ["--quick", "--out", str(tmp_path), "--splits", "original", "lighting", "--params", str(PARAMS_FILE)]
+    assert benchmark(arguments + ["--jobs", "2"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
-    assert sorted(row["method"] for row in rows) == sorted(METHODS)
+    assert sorted((row["split"], row["method"]) for row in rows) == sorted(
+        (split, method) for split in ("original", "lighting") for method in METHODS)
     assert all(row["task"] == "reach" and 0.0 <= float(row["success_rate"]) <= 1.0 for row in rows)
     assert {row["mode"] for row in rows if row["method"] == "synchronous"} == {"sync"}
     table = (tmp_path / "table.md").read_text()
-    assert all(f"| {method} |" in table for method in METHODS)
+    assert all(f"| {method} |" in table for method in METHODS) and "| reach | reach (lighting) |" in table
     compute = json.loads((tmp_path / "compute.json").read_text())
     assert len([key for key in compute if key.startswith("train/")]) == len(METHODS) - 1  # synchronous reuses
     capsys.readouterr()
     # A rerun reuses the demonstrations, checkpoints and evaluated rows.
-    assert benchmark(["--quick", "--out", str(tmp_path), "--params", str(PARAMS_FILE)]) == 0
+    assert benchmark(arguments) == 0
     assert "wrote" in capsys.readouterr().out
     assert json.loads((tmp_path / "compute.json").read_text()) == compute
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows

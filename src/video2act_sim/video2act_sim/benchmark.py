@@ -9,8 +9,10 @@ closed loop on the same evaluation seeds; the paper's results table
 For each task the scripted expert records `--demos` episodes as rosbag2
 (seeds from 1000; evaluation uses seeds from 0); each trained method is
 trained once per `--train-seeds` seed; each checkpoint is evaluated on
-`--episodes` episodes, rows spread over `--jobs` processes, System 1 at a
-fixed `--system1-latency-ms` so figures do not depend on the load.
+`--episodes` episodes in each `--splits` scene (the paper's generalisation
+splits: original, lighting, object, background; trained on the original
+only), rows spread over `--jobs` processes, System 1 at a fixed
+`--system1-latency-ms` so figures do not depend on the load.
 Recorded data, finished checkpoints and evaluated rows (out/rows/, keyed
 by the checkpoint's model id and the evaluation settings) are reused: a
 stopped run resumes, and a later run with another task adds its column.
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import itertools
 import json
 import shutil
 import subprocess
@@ -46,6 +49,7 @@ import yaml
 from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim import expert
+from video2act_sim.arm import SCENES
 from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio
 
 REPO = Path(__file__).resolve().parents[3]
@@ -147,39 +151,53 @@ def train(task_name: str, method_name: str, seed: int, data: Path, budget: Budge
     return checkpoint, time.monotonic() - started
 
 
-def summary_table(results: list[dict], tasks: list[str], methods: list[str]) -> str:
-    """Success per method (rows) and task (columns): mean +- std over training seeds."""
-    def cell(rows: list[dict]) -> str:
-        rates = [row["success_rate"] for row in rows]
-        if not rates:
-            return "-"
-        spread = f" ± {np.std(rates):.2f}" if len(rates) > 1 else ""
-        return f"{np.mean(rates):.2f}{spread}"
+def column_label(task: str, split: str) -> str:
+    return task if split == "original" else f"{task} ({split})"
 
-    lines = ["| method | " + " | ".join(tasks) + " | mean |", "|" + " --- |" * (len(tasks) + 2)]
+
+def column_rows(results: list[dict], task: str, split: str) -> list[dict]:
+    return [row for row in results if row["task"] == task and row["split"] == split]
+
+
+def summary_table(results: list[dict], columns: list[tuple[str, str]], methods: list[str],
+                  field: str = "success_rate") -> str:
+    """`field` per method (rows) and (task, split) (columns): mean +- std over training seeds."""
+    def cell(rows: list[dict]) -> str:
+        values = [row[field] for row in rows]
+        if not values:
+            return "-"
+        spread = f" ± {np.std(values):.3f}" if len(values) > 1 else ""
+        return f"{np.mean(values):.3f}{spread}"
+
+    labels = [column_label(*column) for column in columns]
+    lines = ["| method | " + " | ".join(labels) + " | mean |", "|" + " --- |" * (len(columns) + 2)]
     for method in methods:
         mine = [row for row in results if row["method"] == method]
-        cells = [cell([row for row in mine if row["task"] == task]) for task in tasks]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {cell(mine)} |")
+        cells = [cell(column_rows(mine, *column)) for column in columns]
+        # The mean over columns of each column's mean (no spread: columns are not seeds).
+        means = [np.mean([row[field] for row in column_rows(mine, *column)]) for column in columns
+                 if column_rows(mine, *column)]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(means):.3f} |")
     return "\n".join(lines)
 
 
-def plot(results: list[dict], tasks: list[str], methods: list[str], path: Path) -> None:
+def plot(results: list[dict], columns: list[tuple[str, str]], methods: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(tasks) * len(methods) / 3), 3.8))
+    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(columns) * len(methods) / 3), 3.8))
     width = 0.8 / len(methods)
     for index, method in enumerate(methods):
         means, spreads = [], []
-        for task in tasks:
-            rates = [row["success_rate"] for row in results if row["method"] == method and row["task"] == task]
+        for column in columns:
+            rates = [row["success_rate"] for row in column_rows(results, *column) if row["method"] == method]
             means.append(np.mean(rates) if rates else 0.0)
             spreads.append(np.std(rates) if len(rates) > 1 else 0.0)
-        axis.bar(np.arange(len(tasks)) + index * width, means, width, yerr=spreads, label=method)
-    axis.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+        axis.bar(np.arange(len(columns)) + index * width, means, width, yerr=spreads, label=method)
+    axis.set_xticks(np.arange(len(columns)) + 0.4 - width / 2, [column_label(*column) for column in columns],
+                    fontsize=8)
     axis.set_ylabel("success rate")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, ncol=3)
@@ -198,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demos", type=int, help=f"demonstrations per task (default {FULL.demos})")
     parser.add_argument("--steps", type=int, help=f"training steps per checkpoint (default {FULL.steps})")
     parser.add_argument("--episodes", type=int, help=f"evaluation episodes per row (default {FULL.episodes})")
+    parser.add_argument("--splits", nargs="+", choices=SCENES, default=["original"],
+                        help="scenes to evaluate every checkpoint in (all trained on the original)")
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="a checkpoint per seed; the "
                         "table gives the spread over them")
     parser.add_argument("--system1-latency-ms", type=float, default=15.0)
@@ -217,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = dataclasses.replace(base, **{name: value for name, value in (
         ("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes)) if value is not None})
     tasks = ["reach"] if args.quick else args.tasks
+    columns = [(task, split) for task in tasks for split in args.splits]
     # A method evaluated on another's checkpoints needs that one trained.
     trained = list(dict.fromkeys(METHODS[m].checkpoint_of or m for m in args.methods))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -229,8 +250,6 @@ def main(argv: list[str] | None = None) -> int:
     for task_name in tasks:
         task = TASKS[task_name]
         data = record(task_name, task, budget.demos, args.params, args.out)
-        sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
-                          {"backend": task.backend, "task": task.task, "task_instruction": task.instruction})
         checkpoints = {}
         for method_name in trained:
             for seed in args.train_seeds:
@@ -240,25 +259,27 @@ def main(argv: list[str] | None = None) -> int:
                 if seconds is not None:
                     compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
                     compute_path.write_text(json.dumps(compute, indent=1) + "\n")
-        for method_name in args.methods:
+        for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
             method = METHODS[method_name]
-            for seed in args.train_seeds:
-                checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
-                rows_file = args.out / "rows" / task_name / method_name / f"seed{seed}.json"
-                key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
-                       "system1_latency_ms": args.system1_latency_ms, "ratio": ratio}
-                saved = json.loads(rows_file.read_text()) if rows_file.is_file() else {}
-                if saved.get("key") == key:
-                    done[rows_file] = saved
-                    continue
-                calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
-                              list(range(budget.episodes)), sim, policy, 0.0, args.system1_latency_ms / 1e3))
-                pending.append((rows_file, key, task_name, seed))
+            checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
+            rows_file = args.out / "rows" / task_name / split / method_name / f"seed{seed}.json"
+            key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
+                   "system1_latency_ms": args.system1_latency_ms, "ratio": ratio, "scene": split}
+            saved = json.loads(rows_file.read_text()) if rows_file.is_file() else {}
+            if saved.get("key") == key:
+                done[rows_file] = saved
+                continue
+            sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
+                              {"backend": task.backend, "task": task.task, "task_instruction": task.instruction,
+                               "scene": split})
+            calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
+                          list(range(budget.episodes)), sim, policy, 0.0, args.system1_latency_ms / 1e3))
+            pending.append((rows_file, key, task_name, split, seed))
 
     started = time.monotonic()
     evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
-    for (row, row_episodes), (rows_file, key, task_name, seed) in zip(evaluated, pending):
-        labels = {"task": task_name, "method": row.variant, "train_seed": seed}
+    for (row, row_episodes), (rows_file, key, task_name, split, seed) in zip(evaluated, pending):
+        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed}
         done[rows_file] = saved = {
             "key": key,
             "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
@@ -266,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             "episodes": [{**labels, **episode} for episode in row_episodes]}
         rows_file.parent.mkdir(parents=True, exist_ok=True)
         rows_file.write_text(json.dumps(saved) + "\n")
-        print(f"{task_name:<13} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
+        print(f"{column_label(task_name, split):<26} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
               f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}", flush=True)
     if calls:
         compute[f"evaluation/{'+'.join(tasks)}"] = round(time.monotonic() - started, 1)
@@ -279,11 +300,13 @@ def main(argv: list[str] | None = None) -> int:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    table = summary_table(results, tasks, args.methods)
+    table = summary_table(results, columns, args.methods)
+    distances = summary_table(results, columns, args.methods, "mean_final_distance")
     (args.out / "table.md").write_text(
-        f"{table}\n\n{budget.demos} demonstrations and {budget.steps} training steps per task and method, "
+        f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
+        f"{distances}\n\n{budget.demos} demonstrations and {budget.steps} training steps per task and method, "
         f"{budget.episodes} evaluation episodes per row, training seeds {args.train_seeds}.\n")
-    plot(results, tasks, args.methods, args.out / "results.png")
+    plot(results, columns, args.methods, args.out / "results.png")
     print(table)
     print(f"wrote {args.out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
     return 0
