@@ -1,7 +1,8 @@
 """The simulated arm closed-loop with both Video2Act nodes on sim time, the
 policy armed.
 
-    ros2 launch video2act sim.launch.py [namespace:=sim1] [backend:=mujoco_so101]
+    ros2 launch video2act sim.launch.py [namespace:=sim1] [backend:=mujoco_so101] [task:=track]
+        [scene:=lighting]
         [params_file:=/path/to.yaml] [checkpoint:=/path/to/checkpoint] [device:=cpu]
 
 The simulator publishes /clock; perception and policy follow it. Without a

@@ -97,10 +97,11 @@ def test_the_sim_launch_owns_the_clock_and_arms_the_policy(tmp_path):
 
 def test_every_sim_argument_takes_effect(tmp_path):
     given = {"params_file": str(PARAMS_FILE), "namespace": "sim1", "backend": "mujoco_so101", "use_sim_time": "false",
-             "checkpoint": "/ckpt/x", "device": "cpu"}
+             "checkpoint": "/ckpt/x", "device": "cpu", "task": "track", "scene": "lighting"}
     nodes = by_node(sim_nodes(given, REPO), tmp_path)
     sim, sim_time, topic = nodes["video2act_sim_arm"]
     assert (sim.backend, sim.publish_clock, sim_time, sim.checkpoint_path) == ("mujoco_so101", False, False, "/ckpt/x")
+    assert (sim.task, sim.scene) == ("track", "lighting")
     assert topic == "/sim1/arm_controller/joint_trajectory"
     assert not nodes["video2act_policy"][1] and nodes["video2act_policy"][0].device == "cpu"
 

@@ -55,7 +55,11 @@ BRINGUP_ARGUMENTS = _COMMON_ARGUMENTS + (
 SIM_ARGUMENTS = _COMMON_ARGUMENTS + (
     LaunchArgument("use_sim_time", "true", "the simulated arm publishes /clock and the models follow it"),
     LaunchArgument("backend", "", "simulator: kinematic or mujoco_so101 (default: the params file's)"),
+    LaunchArgument("task", "", "reach or track (default: the params file's)"),
+    LaunchArgument("scene", "", "original, lighting, object or background (default: the params file's)"),
 )
+# Launch arguments handed to the simulated arm as they are (when given).
+SIM_PASSED = ("backend", "task", "scene")
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,7 @@ def sim_nodes(given: dict[str, str], share: Path) -> list[NodeSpec]:
     sim = {"publish_clock": model["use_sim_time"]}
     if values["checkpoint"]:
         sim["checkpoint_path"] = values["checkpoint"]
-    if values["backend"]:
-        sim["backend"] = values["backend"]
+    sim.update({name: values[name] for name in SIM_PASSED if values[name]})
     return [
         NodeSpec(SIM_ARM, values["namespace"], files, sim),
         NodeSpec(PERCEPTION, values["namespace"], files, model),

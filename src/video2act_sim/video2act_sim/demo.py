@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
     parser.add_argument("--sim-time", action="store_true", help="the simulator publishes /clock; the nodes follow it")
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
+    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's task")
+    parser.add_argument("--scene", choices=["original", "lighting", "object", "background"],
+                        help="overrides the params file's scene")
     args = parser.parse_args(argv)
 
     import rclpy
@@ -177,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     args.logs.mkdir(parents=True, exist_ok=True)
     # What `ros2 launch video2act sim.launch.py` starts, with the same arguments.
     specs = sim_nodes({"params_file": str(params_file), "checkpoint": str(checkpoint.resolve()),
-                       "use_sim_time": str(args.sim_time).lower(), "backend": args.backend or ""},
+                       "use_sim_time": str(args.sim_time).lower(), "backend": args.backend or "",
+                       "task": args.task or "", "scene": args.scene or ""},
                       share=Path(params_file).resolve().parents[1])
     logs = {spec.executable: open(args.logs / f"{spec.executable.name}.log", "w") for spec in specs}
     processes = [start_spec(spec, logs[spec.executable]) for spec in specs]
