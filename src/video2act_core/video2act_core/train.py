@@ -8,8 +8,9 @@ Stage 1 (optional, --stage1-steps) fine-tunes the video model on the
 robot's clips with its own denoising objective. Stage 2 runs System 2 once
 per sample, caches the filtered spatial/motion maps, and trains the token
 projections and the DiT action head on them; a backbone trained end to end
-(the ResNet baseline) runs on every batch instead, with the head. Training state is saved to
-`<out>.train/` every --save-every steps; rerunning the same command resumes.
+(the ResNet baseline) runs on every batch instead, with the head. Training
+state is saved to `<out>.train/` every --save-every steps; rerunning the
+same command resumes.
 """
 
 from __future__ import annotations
@@ -253,12 +254,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # Stage 2: cache System 2's filtered maps once, train projections + DiT.
     augmentation = CameraAugmentation(args.camera_augmentation) if args.camera_augmentation > 0 else None
-    key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init), "stride": args.frame_stride,
-                                       "every": args.sample_every, "augmentation": repr(augmentation),
-                                       "seed": args.seed})
-    cache_dir = args.cache_dir or work
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache_path = cache_dir / f"features-{key}.pt"
     if end_to_end:
         # The formers' scales from the untrained backbone's maps of a subset;
         # every batch then runs the backbone on freshly augmented clips.
@@ -267,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                                                augmentation, args.seed)
         clip_rng = np.random.default_rng(args.seed + rank)
     else:
+        key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init),
+                                           "stride": args.frame_stride, "every": args.sample_every,
+                                           "augmentation": repr(augmentation), "seed": args.seed})
+        cache_dir = args.cache_dir or work
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_path = cache_dir / f"features-{key}.pt"
         # Rank 0 runs System 2 over the data; the other ranks wait and load it.
         if rank == 0 and not cache_path.exists():
             save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
