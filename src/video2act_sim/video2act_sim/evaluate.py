@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
     parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's task")
     parser.add_argument("--instruction", help="the simulator's task instruction (overrides the params file's)")
+    parser.add_argument("--scene", choices=["original", "lighting", "object", "background"],
+                        help="what the simulated camera sees (overrides the params file's)")
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
     parser.add_argument("--system1-latency-ms", type=float,
@@ -313,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {name: value for name, value in (("camera_noise_std", args.camera_noise),
                                                  ("camera_flicker", args.camera_flicker), ("backend", args.backend),
-                                                 ("task", args.task), ("task_instruction", args.instruction))
+                                                 ("task", args.task), ("task_instruction", args.instruction),
+                                                 ("scene", args.scene))
                  if value is not None}
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
     params = node_params(PolicyParams, args.params, "video2act_policy",
