@@ -101,6 +101,7 @@ def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    pixels = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+    # A float copy: decoded video frames can be read-only, which torch warns about.
+    pixels = torch.tensor(frame, dtype=torch.float32).permute(2, 0, 1)[None]
     resized = F.interpolate(pixels, size=tuple(size), mode="bilinear", align_corners=False)
     return resized[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
