@@ -85,3 +85,15 @@ def test_each_split_changes_what_the_camera_sees(arm):
         changed = np.abs(frame - original).max(axis=2) > 8
         # Lighting and the floor change most of the image, the object only itself.
         assert changed.mean() > (0.001 if scene == "object" else 0.3), (scene, changed.mean())
+
+
+def test_setpoints_make_up_for_the_servos_sag_under_gravity(arm, monkeypatch):
+    from video2act_core.trajectory import Trajectory
+
+    arm.reset()
+    above = arm.grasp_point() + [0.0, 0.0, 0.05]  # in free space: no contact to hold the gripper up
+    monkeypatch.setattr(arm, "grasp_point", lambda: above)
+    arm.command(Trajectory(arm.time_s, [1.0], [arm.reach_configuration()]))
+    for _ in range(20):
+        arm.step(0.1)
+    assert np.linalg.norm(arm.tip() - above) < 0.005, arm.tip() - above
