@@ -194,6 +194,12 @@ class PolicyParams(ModelNodeParams):
 
 
 
+# What the simulated arms can be asked to do, and the scenes (the paper's
+# generalisation splits) their cameras can show.
+SIM_TASKS = ("reach", "track")
+SIM_SCENES = ("original", "lighting", "object", "background")
+
+
 @dataclass
 class SimArmParams(CommonParams):
     """video2act_sim arm: a simulated arm speaking the controller topics."""
@@ -201,10 +207,10 @@ class SimArmParams(CommonParams):
     backend: str = param("kinematic", "simulator: the kinematic arm (the shipped checkpoint's task) or "
                          "the MuJoCo SO-101 scene", choices=("kinematic", "mujoco_so101"))
     task: str = param("reach", "reach: a still block (every backend); track: the block slides along an arc and "
-                      "the gripper must stay on it", choices=("reach", "track"))
+                      "the gripper must stay on it", choices=SIM_TASKS)
     scene: str = param("original", "what the camera sees (the generalisation splits): original; lighting (dimmer, "
                        "warmer); object (the block recoloured); background (another table)",
-                       choices=("original", "lighting", "object", "background"))
+                       choices=SIM_SCENES)
     joint_state_rate_hz: float = param(50.0, "joint states per second", low=1.0, high=2000.0)
     camera_rate_hz: float = param(15.0, "camera frames per second", low=0.1, high=240.0)
     image_width: int = param(96, "camera image width (px)", low=8, high=4096)

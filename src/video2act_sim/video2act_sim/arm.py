@@ -24,7 +24,7 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose
 from video2act_core.control import JointLimits
-from video2act_core.params import SimArmParams
+from video2act_core.params import SIM_SCENES, SIM_TASKS, SimArmParams
 from video2act_core.trajectory import ControllerSet, Trajectory
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
@@ -35,8 +35,7 @@ START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
-TASKS = ("reach", "track")
-SCENES = ("original", "lighting", "object", "background")
+TASKS, SCENES = SIM_TASKS, SIM_SCENES
 TABLE_COLOUR = (70, 80, 90)
 TARGET_COLOUR = (200, 40, 40)
 # The splits' changes.

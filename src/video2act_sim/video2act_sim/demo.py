@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from video2act_core.bringup import sim_nodes
-from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
+from video2act_core.params import SIM_SCENES, SIM_TASKS, CommonParams, PolicyParams, SimArmParams, node_params
 from video2act_sim.launcher import start_spec, stop_nodes
 
 
@@ -163,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
     parser.add_argument("--sim-time", action="store_true", help="the simulator publishes /clock; the nodes follow it")
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
-    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's task")
-    parser.add_argument("--scene", choices=["original", "lighting", "object", "background"],
+    parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's task")
+    parser.add_argument("--scene", choices=SIM_SCENES,
                         help="overrides the params file's scene")
     args = parser.parse_args(argv)
 

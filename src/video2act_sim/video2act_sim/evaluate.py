@@ -50,7 +50,7 @@ from video2act_core.control import (
     build_supervisor,
 )
 from video2act_core.data.frames import FrameBuffer
-from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
+from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
@@ -297,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
-    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's task")
+    parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's task")
     parser.add_argument("--instruction", help="the simulator's task instruction (overrides the params file's)")
-    parser.add_argument("--scene", choices=["original", "lighting", "object", "background"],
+    parser.add_argument("--scene", choices=SIM_SCENES,
                         help="what the simulated camera sees (overrides the params file's)")
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")

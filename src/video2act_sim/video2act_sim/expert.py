@@ -17,7 +17,7 @@ import numpy as np
 
 from video2act_core.data.bags import EpisodeRecorder, EpisodeTopics
 from video2act_core.data.frames import FrameBuffer
-from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
-    parser.add_argument("--task", choices=["reach", "track"], help="overrides the params file's")
+    parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's")
     parser.add_argument("--instruction", help="the task instruction to record (overrides the params file's)")
     args = parser.parse_args(argv)
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose
 from video2act_core.trajectory import ControllerSet, Trajectory
-from video2act_sim.arm import (LIGHTING_GAIN, SCENES, TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits, Servos,
-                               SlidingTarget)
+from video2act_sim.arm import (LIGHTING_GAIN, SCENES, TASKS, TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits,
+                               Servos, SlidingTarget)
 
 SCENE = "pick_scene.xml"
 CAMERA = "front"
@@ -28,7 +28,6 @@ BLOCK_HALF_HEIGHT = 0.02
 # Where the block is placed, in the arm's base frame (metres).
 BLOCK_X, BLOCK_Y = (0.2, 0.32), (-0.12, 0.12)
 HOME = np.array([0.0, -1.0, 1.0, 0.6, 0.0, 0.6])
-TASKS = ("reach", "track")
 # The tracked block: rad/s about the base (0.16-0.4 m/s where it is placed)
 # and the arc it stays on, inside the camera's view.
 TRACK_SPEED = (0.8, 1.1)

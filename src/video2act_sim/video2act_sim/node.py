@@ -223,7 +223,6 @@ class SimArmNode(Node):
         info.d = [0.0] * 5
         self.info_publisher.publish(info)
 
-
     def destroy_node(self) -> None:
         self.arm.close()
         super().destroy_node()
