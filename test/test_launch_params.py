@@ -113,3 +113,18 @@ def test_every_sim_argument_takes_effect(tmp_path):
 def test_mistyped_launch_arguments_are_refused(given, message):
     with pytest.raises(ValueError, match=message):
         bringup_nodes(given, REPO)
+
+
+def test_offline_tools_read_the_shared_section_of_a_users_params_file(tmp_path):
+    """Training and the demo read what every node shares (`/**`) from the
+    file they are given, not the defaults, and no node's own section."""
+    from video2act_core.params import CommonParams
+
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    params["/**"]["ros__parameters"].update(image_topic="front/image_raw", latents_topic="arm/latents")
+    params["/**/video2act_policy"]["ros__parameters"]["trajectory_topic"] = "policy_only/joint_trajectory"
+    users = tmp_path / "robot.yaml"
+    users.write_text(yaml.safe_dump(params))
+    shared = node_params(CommonParams, users, "/**")
+    assert (shared.image_topic, shared.latents_topic) == ("front/image_raw", "arm/latents")
+    assert shared.trajectory_topic == node_params(CommonParams, PARAMS_FILE, "/**").trajectory_topic

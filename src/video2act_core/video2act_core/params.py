@@ -300,13 +300,18 @@ def node_params(params_type: type, paths: str | Path | list, node_name: str, ove
     every section name gets one slot where it first appears in any file
     (later files update that slot), and the matching slots apply in that
     order, so the last-introduced one wins. Then `overrides`. Unknown keys
-    in a node's own sections fail; `/**` may hold other nodes' keys."""
+    in a node's own sections fail; `/**` may hold other nodes' keys.
+    `node_name` `/**` reads the shared section alone: what every node gets."""
     files = paths if isinstance(paths, list) else [paths]
     known = param_fields(params_type)
+    if node_name == WILDCARD:
+        applies = lambda section: section == WILDCARD
+    else:
+        applies = lambda section: section_matches(section, node_name, namespace)
     slots: dict[str, dict[str, Any]] = {}
     for path in files:
         for section, section_values in load_params_file(path).items():
-            if not section_matches(section, node_name, namespace):
+            if not applies(section):
                 continue
             unknown = set(section_values) - set(known) - {"use_sim_time"}
             if section != WILDCARD and unknown:
