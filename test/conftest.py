@@ -21,6 +21,16 @@ def tiny_model_config(**system2_overrides) -> dict:
     return config
 
 
+def hand_made_latents(system1, spatial, motion, motion_energy: float = 0.0):
+    """Latents with these stream tokens for `system1`, plus (zero) image
+    tokens where its checkpoint reads them."""
+    import numpy as np
+    from video2act_core.policy import Latents
+
+    views = np.zeros((8, system1.config.context_dim), np.float32) if system1.config.view_tokens else None
+    return Latents(spatial, motion, motion_energy, views=views)
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     from video2act_core.checkpoint import init_checkpoint

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import JOINTS
+from conftest import JOINTS, hand_made_latents
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import (
     ChunkPlanner,
@@ -15,7 +15,6 @@ from video2act_core.control import (
     Mode,
     reorder_joint_state,
 )
-from video2act_core.policy import Latents
 
 URDF = """<robot name="so101">
   <joint name="shoulder_pan" type="revolute"><limit lower="-1.9" upper="1.9" velocity="1.5" effort="3"/></joint>
@@ -93,7 +92,7 @@ def planner(tiny_checkpoint):
 
 def latents(planner, **changes):
     width = planner.system1.config.context_dim
-    tokens = Latents(np.zeros((16, width), np.float32), np.zeros((16, width), np.float32), 0.0)
+    tokens = hand_made_latents(planner.system1, np.zeros((16, width), np.float32), np.zeros((16, width), np.float32))
     sample = LatentsSample(tokens, stamp_ns=10_000_000_000, sequence=1, model_id=planner.system1.model_id)
     for key, value in changes.items():
         setattr(sample, key, value)
@@ -122,9 +121,11 @@ def test_fresh_inputs_give_a_finite_chunk(planner):
         (lambda p: latents(p, stamp_ns=8_000_000_000), STATE, "latents are 2.10 s old"),
         (lambda p: latents(p, stamp_ns=20_000_000_000), STATE, "latents stamped 9.90 s in the future"),
         (lambda p: latents(p, model_id="other@v1:0"), STATE, "from model 'other@v1:0'"),
-        (lambda p: latents(p, latents=Latents(np.full((16, 128), np.nan, np.float32), np.zeros((16, 128), np.float32), 0.0)),
+        (lambda p: latents(p, latents=hand_made_latents(p.system1, np.full((16, 128), np.nan, np.float32),
+                                                      np.zeros((16, 128), np.float32))),
          STATE, "NaN"),
-        (lambda p: latents(p, latents=Latents(np.zeros((16, 7), np.float32), np.zeros((16, 7), np.float32), 0.0)),
+        (lambda p: latents(p, latents=hand_made_latents(p.system1, np.zeros((16, 7), np.float32),
+                                                      np.zeros((16, 7), np.float32))),
          STATE, "expected"),
     ],
 )

@@ -7,12 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from conftest import JOINTS, PARAMS_FILE
+from conftest import JOINTS, PARAMS_FILE, hand_made_latents
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import STRATEGIES, ExecutionStrategy, JointLimits, JointStateSample, LatentsSample, build_supervisor
 from video2act_core.control.execution import soft_mask
 from video2act_core.params import PolicyParams, node_params, param_metadata
-from video2act_core.policy import Latents
 from video2act_core.trajectory import setpoints_ahead
 
 PARAMS = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
@@ -36,8 +35,8 @@ def test_soft_mask_is_frozen_then_decays_to_nothing_where_the_running_chunk_ends
 def test_frozen_steps_come_out_as_the_prior_exactly(tiny_checkpoint):
     system1 = load_system1(tiny_checkpoint, "cpu", seed=3)
     horizon, width = system1.config.horizon, system1.config.context_dim
-    latents = Latents(np.random.default_rng(0).normal(size=(64, width)).astype(np.float32),
-                      np.zeros((64, width), np.float32), 0.0)
+    latents = hand_made_latents(system1, np.random.default_rng(0).normal(size=(64, width)).astype(np.float32),
+                                np.zeros((64, width), np.float32))
     prior = np.random.default_rng(1).uniform(-1, 1, (horizon, len(JOINTS)))
     weights = soft_mask(horizon, frozen=4, overlap=9)
     free = system1.act(latents, np.zeros(len(JOINTS)))
@@ -79,7 +78,8 @@ def run_ticks(supervisor, delay_s: float, ticks: int = 8) -> list[tuple]:
     setpoints at the new command's points (None for the first)."""
     width = supervisor.planner.system1.config.context_dim
     rng = np.random.default_rng(7)
-    tokens = Latents(rng.normal(size=(64, width)).astype(np.float32), rng.normal(size=(64, width)).astype(np.float32), 0.1)
+    tokens = hand_made_latents(supervisor.planner.system1, rng.normal(size=(64, width)).astype(np.float32),
+                               rng.normal(size=(64, width)).astype(np.float32), 0.1)
     latents = LatentsSample(tokens, stamp_ns=10_000_000_000, sequence=1, model_id=supervisor.planner.system1.model_id)
     steps = []
     for tick in range(ticks):
@@ -131,7 +131,7 @@ def test_the_frozen_prefix_is_the_running_commands_setpoints(tiny_checkpoint):
     expected = setpoints_ahead(tracker, planned + PERIOD * np.arange(1, frozen + 1))
     np.testing.assert_allclose(prior.positions[:frozen], expected)
     width = supervisor.planner.system1.config.context_dim
-    tokens = Latents(np.ones((64, width), np.float32), np.zeros((64, width), np.float32), 0.0)
+    tokens = hand_made_latents(supervisor.planner.system1, np.ones((64, width), np.float32), np.zeros((64, width), np.float32))
     chunk = supervisor.planner.system1.act(tokens, np.zeros(len(JOINTS)), prior=prior.positions,
                                            prior_weights=prior.weights)
     np.testing.assert_allclose(chunk[:frozen], expected, atol=1e-4)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import JOINTS, PARAMS_FILE, episode_topics
+from conftest import JOINTS, PARAMS_FILE, episode_topics, hand_made_latents
 from test_training import MICRO
 from video2act_core.checkpoint import load_system1, read_manifest
 from video2act_core.control import ChunkPlanner, JointStateSample, LatentsSample, Mode
@@ -21,7 +21,6 @@ from video2act_core.data.lerobot import read_lerobot_dataset
 from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
 from video2act_core.models.text import LearnedTextEncoder, build_text_encoder
 from video2act_core.params import SimArmParams, node_params
-from video2act_core.policy import Latents
 from video2act_core.train import main as train
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
@@ -97,7 +96,7 @@ def test_training_records_the_instructions_and_the_policy_takes_the_only_one(lan
     system1 = load_system1(language_checkpoint, "cpu")
     assert system1.needs_instruction and system1.default_instruction == "reach the red square"
     width = system1.config.context_dim
-    latents = Latents(np.ones((4, width), np.float32), np.zeros((4, width), np.float32), 0.0)
+    latents = hand_made_latents(system1, np.ones((4, width), np.float32), np.zeros((4, width), np.float32))
     # The instruction is part of the context: another one gives another chunk.
     reach = load_system1(language_checkpoint, "cpu", seed=2).act(latents, np.zeros(6), instruction="reach the red square")
     other = load_system1(language_checkpoint, "cpu", seed=2).act(latents, np.zeros(6), instruction="wave at the camera")
@@ -110,7 +109,7 @@ def test_a_checkpoint_that_knows_several_tasks_holds_until_it_is_told_one(langua
     planner = ChunkPlanner(system1, 0.1, max_latents_age_s=3.0, max_joint_state_age_s=0.5)
     planner.instruction = system1.default_instruction
     width = system1.config.context_dim
-    latents = LatentsSample(Latents(np.zeros((4, width), np.float32), np.zeros((4, width), np.float32), 0.0),
+    latents = LatentsSample(hand_made_latents(system1, np.zeros((4, width), np.float32), np.zeros((4, width), np.float32)),
                             stamp_ns=10_000_000_000, sequence=1, model_id=system1.model_id)
     state = JointStateSample(np.zeros(6), stamp_s=10.0)
     held = planner.plan(latents, state, now_s=10.05)

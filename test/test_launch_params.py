@@ -121,10 +121,10 @@ def test_offline_tools_read_the_shared_section_of_a_users_params_file(tmp_path):
     from video2act_core.params import CommonParams
 
     params = yaml.safe_load(PARAMS_FILE.read_text())
-    params["/**"]["ros__parameters"].update(image_topic="front/image_raw", latents_topic="arm/latents")
+    params["/**"]["ros__parameters"].update(image_topic="front/image_raw", extra_camera_topics=["wrist/image_raw"])
     params["/**/video2act_policy"]["ros__parameters"]["trajectory_topic"] = "policy_only/joint_trajectory"
     users = tmp_path / "robot.yaml"
     users.write_text(yaml.safe_dump(params))
     shared = node_params(CommonParams, users, "/**")
-    assert (shared.image_topic, shared.latents_topic) == ("front/image_raw", "arm/latents")
+    assert (shared.image_topic, shared.extra_camera_topics) == ("front/image_raw", ["wrist/image_raw"])
     assert shared.trajectory_topic == node_params(CommonParams, PARAMS_FILE, "/**").trajectory_topic

@@ -23,7 +23,7 @@ def models(request):
 def streams(encoder, clip: np.ndarray):
     """(maps, spatial tokens, motion tokens) of one (T, H, W, 3) uint8 clip."""
     maps = encoder.refine(frames_to_tensor(clip))
-    spatial, motion = encoder.tokens(maps.spatial, maps.motion)
+    spatial, motion, _ = encoder.tokens(maps.spatial, maps.motion)
     return maps, spatial[0], motion[0]
 
 

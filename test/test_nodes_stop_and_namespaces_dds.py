@@ -66,7 +66,8 @@ def send_latents(publisher, manifest, stamp):
     tokens = np.zeros((manifest.vdm.spatial_grid ** 2, manifest.vdm.token_dim), np.float32)
     msg = SpatioMotionLatents()
     msg.header.stamp = stamp
-    fill_latents_message(msg, Latents(tokens, tokens, 0.0), manifest.model_id, 0)
+    fill_latents_message(msg, Latents(tokens, tokens, 0.0, views=tokens if manifest.dit.view_tokens else None),
+                         manifest.model_id, 0)
     publisher.publish(msg)
 
 

@@ -5,7 +5,7 @@ the velocity limit from the command in force, holds and stops included."""
 import numpy as np
 import pytest
 
-from conftest import JOINTS
+from conftest import JOINTS, hand_made_latents
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import (
     ChunkPlanner,
@@ -18,7 +18,6 @@ from video2act_core.control import (
     envelope_violations,
     point_velocities,
 )
-from video2act_core.policy import Latents
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 PERIOD_S = 0.1
@@ -162,7 +161,7 @@ def system1(tiny_checkpoint):
 
 def make_latents(system1, stamp_s: float, value: float = 0.0) -> LatentsSample:
     width = system1.config.context_dim
-    tokens = Latents(np.full((16, width), value, np.float32), np.zeros((16, width), np.float32), 0.0)
+    tokens = hand_made_latents(system1, np.full((16, width), value, np.float32), np.zeros((16, width), np.float32))
     return LatentsSample(tokens, int(stamp_s * 1e9), 0, system1.model_id)
 
 

@@ -37,6 +37,9 @@ def fill_latents_message(msg, latents: Latents, model_id: str, sequence: int) ->
     msg.motion_shape = list(latents.motion.shape)
     msg.motion_tokens = np.ascontiguousarray(latents.motion, dtype=np.float32).ravel()
     msg.motion_energy = float(latents.motion_energy)
+    if latents.views is not None:
+        msg.image_shape = list(latents.views.shape)
+        msg.image_tokens = np.ascontiguousarray(latents.views, dtype=np.float32).ravel()
 
 
 def latents_from_message(msg) -> LatentsSample:
@@ -53,6 +56,7 @@ def latents_from_message(msg) -> LatentsSample:
         spatial=tensor(msg.spatial_shape, msg.spatial_tokens, "spatial_tokens"),
         motion=tensor(msg.motion_shape, msg.motion_tokens, "motion_tokens"),
         motion_energy=float(msg.motion_energy),
+        views=tensor(msg.image_shape, msg.image_tokens, "image_tokens") if len(msg.image_shape) else None,
     )
     return LatentsSample(latents, stamp_to_ns(msg.header.stamp), int(msg.sequence), msg.model_id)
 

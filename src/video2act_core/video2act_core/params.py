@@ -63,6 +63,10 @@ class CommonParams:
         ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
         "joints the policy reads and commands, in the checkpoint's order")
     image_topic: str = param("camera/image_raw", "sensor_msgs/Image camera input")
+    # A wrist camera and the like: their frames give System 1 image tokens
+    # (checkpoints with view_cameras > 1) and are recorded with demonstrations.
+    extra_camera_topics: list[str] = param([], "more sensor_msgs/Image cameras whose frames give System 1 image "
+                                           "tokens, in the checkpoint's order after image_topic (empty: none)")
     joint_states_topic: str = param("joint_states", "sensor_msgs/JointState input")
     latents_topic: str = param("video2act/latents", "video2act_msgs/SpatioMotionLatents from System 2 to System 1")
     trajectory_topic: str = param("arm_controller/joint_trajectory",
@@ -106,6 +110,9 @@ class CommonParams:
         validate_fields(self)
         if len(set(self.joint_names)) != len(self.joint_names):
             raise ValueError(f"joint_names has duplicates: {self.joint_names}")
+        cameras = [self.image_topic, *self.extra_camera_topics]
+        if len(set(cameras)) != len(cameras):
+            raise ValueError(f"image_topic and extra_camera_topics name a camera twice: {cameras}")
         strangers = [name for name in self.gripper_joint_names if name not in self.joint_names]
         if strangers:
             raise ValueError(f"gripper_joint_names {strangers} are not in joint_names {self.joint_names}")

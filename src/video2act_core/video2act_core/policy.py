@@ -55,6 +55,9 @@ class Latents:
     # What System 2 saw, for display (not sent to System 1): (h, w) maps.
     boundary_map: np.ndarray | None = None
     motion_map: np.ndarray | None = None
+    # Image tokens per camera and history frame (N_views, token_dim), when
+    # the checkpoint has them.
+    views: np.ndarray | None = None
 
 
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -62,6 +65,11 @@ def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected (T, H, W, 3) uint8 RGB frames, got {frames.shape} {frames.dtype}")
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).unsqueeze(0).float() / 255.0
+
+
+def views_to_tensor(views: list[np.ndarray]) -> torch.Tensor:
+    """Each camera's (K, H, W, 3) uint8 RGB frames -> (1, V, K, 3, H, W) in [0, 1]."""
+    return torch.cat([frames_to_tensor(camera) for camera in views]).unsqueeze(0)
 
 
 class System2:
@@ -76,18 +84,29 @@ class System2:
         return self.encoder.config
 
     @torch.no_grad()
-    def encode(self, frames: np.ndarray) -> Latents:
+    def encode(self, frames: np.ndarray, views: list[np.ndarray] | None = None) -> Latents:
         """(T, H, W, 3) uint8 RGB of any size: resized to the model's input
-        as training resized them (`resize_frame`), then both streams."""
+        as training resized them (`resize_frame`), then both streams; with
+        image tokens, `views` holds each camera's (K, H, W, 3) frames, the
+        video camera's first (`data.frames.CameraInputs`); without them a
+        model whose image tokens come from the video camera alone takes
+        them from the clip (`SpatioMotionEncoder.refine`)."""
         size = (self.config.image_height, self.config.image_width)
         frames = np.stack([resize_frame(frame, size) for frame in frames])
-        tokens = self.encoder(frames_to_tensor(frames))
+        camera_frames = None
+        if views is not None:
+            if len(views) != self.config.view_cameras:
+                raise ValueError(f"this System 2 reads {self.config.view_cameras} camera(s) for its image tokens, "
+                                 f"got {len(views)}")
+            camera_frames = views_to_tensor([np.stack([resize_frame(f, size) for f in camera]) for camera in views])
+        tokens = self.encoder(frames_to_tensor(frames), camera_frames)
         return Latents(
             spatial=tokens.spatial[0].float().cpu().numpy(),
             motion=tokens.motion[0].float().cpu().numpy(),
             motion_energy=float(tokens.motion_energy[0]),
             boundary_map=tokens.boundary_map[0, 0].float().cpu().numpy(),
             motion_map=tokens.motion_map[0, 0].float().cpu().numpy(),
+            views=None if tokens.views is None else tokens.views[0].float().cpu().numpy(),
         )
 
 
@@ -145,6 +164,8 @@ class System1:
             prior_weights = torch.as_tensor(prior_weights, dtype=torch.float32, device=self._device).unsqueeze(0)
             prior = torch.as_tensor(self.stats.normalize_action(prior), dtype=torch.float32,
                                     device=self._device).unsqueeze(0)
+        if self.config.view_tokens and latents.views is None:
+            raise ValueError("this System 1 reads image tokens per camera; the latents have none")
         normalised = self.action.sample(
             as_tensor(state),
             as_tensor(latents.spatial),
@@ -154,6 +175,7 @@ class System1:
             prior=prior,
             prior_weights=prior_weights,
             instruction=self._instruction(instruction),
+            views=as_tensor(latents.views) if self.config.view_tokens else None,
         )
         return self.stats.unnormalize_action(normalised[0].float().cpu().numpy().astype(np.float64))
 

@@ -38,6 +38,7 @@ from video2act_core.checkpoint import build_models, load_system1, load_system2, 
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.bags import EpisodeTopics
 from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
+from video2act_core.data.frames import ViewSpec
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.models.dit import Instruction
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
@@ -56,15 +57,16 @@ class Stage2Objective(nn.Module):
         self.state_noise = state_noise
 
     def forward(self, inputs, state, actions, instruction=None):
-        """`inputs`: (spatial maps, motion maps) from the cache, or frames (B, T, 3, H, W)."""
-        if isinstance(inputs, torch.Tensor):
-            maps = self.encoder.refine(inputs)
-            inputs = maps.spatial, maps.motion
-        spatial, motion = self.encoder.tokens(*inputs)
+        """`inputs`: (spatial maps, motion maps, view maps or None) from the
+        cache, or (frames (B, T, 3, H, W), camera frames or None)."""
+        if inputs[0].dim() == 5:
+            maps = self.encoder.refine(*inputs)
+            inputs = maps.spatial, maps.motion, maps.views
+        spatial, motion, views = self.encoder.tokens(*inputs)
         # Noise on the (normalised) joint state keeps the head from reading
         # the demonstration's progress off the state instead of the images.
         state = state + self.state_noise * torch.randn_like(state)
-        return self.action.loss(actions, state, spatial, motion, instruction)
+        return self.action.loss(actions, state, spatial, motion, instruction, views)
 
 
 def distributed() -> tuple[int, int]:
@@ -98,19 +100,35 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
 
 @torch.no_grad()
 def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
-               augmentation: CameraAugmentation | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """System 2's filtered maps of every clip, each clip augmented (or not)
-    once: the backbone is frozen in stage 2, so its maps are cached."""
-    spatial, motion = [], []
+               augmentation: CameraAugmentation | None = None, seed: int = 0, views: Sequence[np.ndarray] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """System 2's filtered maps of every clip (and of every sample's camera
+    frames, with image tokens), each augmented (or not) once: the backbone
+    is frozen in stage 2, so its maps are cached."""
+    spatial, motion, view_maps = [], [], []
     encoder.eval()
     rng = np.random.default_rng(seed)
-    view = (lambda clip: augmentation(clip, rng)) if augmentation else (lambda clip: clip)
     for start in progress(range(0, len(clips), batch_size), desc="System 2 features", unit="batch"):
-        batch = torch.cat([frames_to_tensor(view(clips[i])) for i in range(start, min(start + batch_size, len(clips)))])
-        maps = encoder.refine(batch)
+        picks = range(start, min(start + batch_size, len(clips)))
+        batch = torch.cat([frames_to_tensor(augmented(clips[i], augmentation, rng)) for i in picks])
+        cameras = (torch.stack([camera_frames(views[i], augmentation, rng) for i in picks])
+                   if views is not None else None)
+        maps = encoder.refine(batch, cameras)
         spatial.append(maps.spatial.float().cpu())
         motion.append(maps.motion.float().cpu())
-    return torch.cat(spatial), torch.cat(motion)
+        if maps.views is not None:
+            view_maps.append(maps.views.float().cpu())
+    return torch.cat(spatial), torch.cat(motion), torch.cat(view_maps) if view_maps else None
+
+
+def augmented(frames: np.ndarray, augmentation: CameraAugmentation | None, rng: np.random.Generator) -> np.ndarray:
+    return augmentation(frames, rng) if augmentation else frames
+
+
+def camera_frames(views: np.ndarray, augmentation: CameraAugmentation | None, rng: np.random.Generator) -> torch.Tensor:
+    """One sample's (V, K, H, W, 3) uint8 camera frames -> (V, K, 3, H, W)
+    floats, each camera augmented on its own, as real cameras differ."""
+    return torch.cat([frames_to_tensor(augmented(camera, augmentation, rng)) for camera in views])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,8 +193,6 @@ def main(argv: list[str] | None = None) -> int:
 
     common = node_params(CommonParams, args.params, "/**")
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
-    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic,
-                           common.instruction_topic)
     if args.init:
         encoder, action = load_system2(args.init, "cpu").encoder, load_system1(args.init, "cpu").action
         action.config.use_motion, action.config.use_spatial = not args.no_motion, not args.no_spatial
@@ -190,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--stage1-steps: the {encoder.config.backbone.get('type')} backbone has no denoising "
                          "objective; it trains with the head in stage 2")
 
+    views = encoder.config.view_cameras
+    if views > 1 + len(common.extra_camera_topics):
+        raise SystemExit(f"the model makes image tokens from {views} cameras: name {views - 1} in "
+                         f"extra_camera_topics (in {args.params}), it names {common.extra_camera_topics}")
+    cameras = [common.image_topic, *common.extra_camera_topics][:max(views, 1)]
+    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic,
+                           common.instruction_topic, tuple(cameras[1:]))
+    view_spec = ViewSpec.of(encoder.config)
     frame_size = (encoder.config.image_height, encoder.config.image_width)
     # Frames at the model's input size, spilled to disk episode by episode:
     # memory does not grow with the recordings' length or resolution.
@@ -205,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if no_camera_pose and not quiet:
         print(f"warning: the checkpoint will record no camera pose: {no_camera_pose}")
     samples, stats = load_samples(episodes, common.joint_names, encoder.config.num_frames,
-                                  action.config.horizon, args.frame_stride)
+                                  action.config.horizon, args.frame_stride, view_spec)
     samples = keep_every(samples, args.sample_every)  # statistics stay those of every step
     instructions = [episode.instruction.strip() for episode in episodes]
     if action.config.language:
@@ -258,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         # The formers' scales from the untrained backbone's maps of a subset;
         # every batch then runs the backbone on freshly augmented clips.
         subset = np.linspace(0, len(samples.clips) - 1, min(len(samples.clips), 512)).astype(int)
-        spatial_maps, motion_maps = refine_all(encoder, [samples.clips[i] for i in subset], 16, progress,
-                                               augmentation, args.seed)
+        spatial_maps, motion_maps, view_maps = refine_all(
+            encoder, [samples.clips[i] for i in subset], 16, progress, augmentation, args.seed,
+            [samples.views[i] for i in subset] if samples.views else None)
         clip_rng = np.random.default_rng(args.seed + rank)
     else:
         key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init),
@@ -270,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         cache_path = cache_dir / f"features-{key}.pt"
         # Rank 0 runs System 2 over the data; the other ranks wait and load it.
         if rank == 0 and not cache_path.exists():
-            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed), cache_path)
+            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed, samples.views),
+                            cache_path)
         if world > 1:
             torch.distributed.barrier()
-        spatial_maps, motion_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
+        spatial_maps, motion_maps, view_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
     states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
     actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
 
@@ -281,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         p.requires_grad_(False)
     # Fixed scales from the data keep each cell's magnitude in its tokens.
     encoder.fit_scales(spatial_maps, motion_maps)
-    trainable = list(encoder.spatial_former.parameters()) + list(encoder.motion_former.parameters())
+    trainable = [p for former in (encoder.spatial_former, encoder.motion_former, encoder.view_former)
+                 if former is not None for p in former.parameters()]
     if end_to_end:
         trainable += list(encoder.backbone.parameters())
         encoder.train()
@@ -322,10 +349,13 @@ def main(argv: list[str] | None = None) -> int:
             rows = sample_episode[picks]
             instruction = Instruction(instruction_ids[rows].to(device), instruction_mask[rows].to(device))
         if end_to_end:
-            view = (lambda clip: augmentation(clip, clip_rng)) if augmentation else (lambda clip: clip)
-            inputs = torch.cat([frames_to_tensor(view(samples.clips[i])) for i in seen.tolist()]).to(device)
+            inputs = (torch.cat([frames_to_tensor(augmented(samples.clips[i], augmentation, clip_rng))
+                                 for i in seen.tolist()]).to(device),
+                      torch.stack([camera_frames(samples.views[i], augmentation, clip_rng)
+                                   for i in seen.tolist()]).to(device) if samples.views else None)
         else:
-            inputs = spatial_maps[seen].to(device), motion_maps[seen].to(device)
+            inputs = (spatial_maps[seen].to(device), motion_maps[seen].to(device),
+                      view_maps[seen].to(device) if view_maps is not None else None)
         loss = objective(inputs, states[picks].to(device), actions[picks].to(device), instruction)
         optimizer.zero_grad()
         loss.backward()
@@ -357,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             "instructions": sorted({text for text in instructions if text}),
             # Perception compares it with the robot's tf at start-up.
             "camera_pose": camera_pose.to_dict() if camera_pose else None,
+            # The cameras the image tokens were trained on, in order.
+            "cameras": cameras if views else [],
         }
         model_id = save_checkpoint(args.out, encoder, action, stats, name=args.name, metadata=metadata,
                                    overwrite=args.overwrite)

@@ -23,7 +23,7 @@ from video2act_msgs.msg import SpatioMotionLatents
 from video2act_core.bringup import PERCEPTION
 from video2act_core.camera_pose import CameraPose, pose_mismatch
 from video2act_core.checkpoint import load_system2, read_manifest
-from video2act_core.data.frames import FrameBuffer
+from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_rgb8
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
@@ -51,7 +51,11 @@ class PerceptionNode(ModelNode):
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
         self.system2 = load_system2(checkpoint, params.device, params.dtype)
-        self.frames = FrameBuffer(self.system2.config.num_frames, params.frame_stride)
+        config = self.system2.config
+        if config.view_cameras and config.view_cameras != 1 + len(params.extra_camera_topics):
+            raise ValueError(f"the checkpoint makes image tokens from {config.view_cameras} camera(s) (image_topic "
+                             f"first); extra_camera_topics names {len(params.extra_camera_topics)}: "
+                             f"{params.extra_camera_topics}")
         self.camera_frame_id = ""
         self.sequence = 0
         self.stats = RecentStats()
@@ -66,12 +70,18 @@ class PerceptionNode(ModelNode):
             if params.image_qos == "sensor_data"
             else QoSProfile(depth=5, reliability=QoSReliabilityPolicy.RELIABLE)
         )
-        if params.image_transport == "compressed":
-            self.image_topic = params.image_topic.rstrip("/") + COMPRESSED_SUFFIX
-            self.create_subscription(CompressedImage, self.image_topic, self.on_image, image_qos)
-        else:
-            self.image_topic = params.image_topic
-            self.create_subscription(Image, params.image_topic, self.on_image, image_qos)
+        compressed = params.image_transport == "compressed"
+        message_type = CompressedImage if compressed else Image
+        cameras = [params.image_topic, *(params.extra_camera_topics if config.view_cameras else [])]
+        self.camera_topics = [topic.rstrip("/") + COMPRESSED_SUFFIX if compressed else topic for topic in cameras]
+        self.image_topic = self.camera_topics[0]
+        self.cameras = CameraInputs(config.num_frames, params.frame_stride, ViewSpec.of(config), self.camera_topics)
+        for camera, topic in enumerate(self.camera_topics):
+            self.create_subscription(message_type, topic, lambda msg, camera=camera: self.on_image(msg, camera),
+                                     image_qos)
+        if params.extra_camera_topics and not config.view_cameras:
+            self.get_logger().warning(f"extra_camera_topics {params.extra_camera_topics} ignored: the checkpoint "
+                                      "makes no image tokens")
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         # Reliable writers match best-effort viewers and recorders that want every frame.
@@ -84,6 +94,7 @@ class PerceptionNode(ModelNode):
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
             f"from {self.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
+            + (f"; image tokens from {', '.join(self.camera_topics)}" if config.view_cameras else "")
         )
 
     def start_camera_pose_check(self, checkpoint) -> None:
@@ -141,33 +152,34 @@ class PerceptionNode(ModelNode):
                 pass
         return decode_image_message(msg)
 
-    def on_image(self, msg: Image | CompressedImage) -> None:
+    def on_image(self, msg: Image | CompressedImage, camera: int = 0) -> None:
         try:
             frame = self.decode(msg)
         except ImageDecodeError as error:
-            return self.drop_image(str(error))
+            return self.drop_image(str(error), camera)
         stamp = stamp_to_ns(msg.header.stamp)
         lead = (stamp - self.now_ns()) * 1e-9
         if lead > self.params.max_stamp_lead_s:
-            return self.drop_image(f"stamped {lead:.2f} s in the future")
+            return self.drop_image(f"stamped {lead:.2f} s in the future", camera)
         # Some drivers leave the stamp empty; receipt time is the best guess.
-        self.frames.push(stamp if stamp > 0 else self.now_ns(), frame)
-        self.camera_frame_id = msg.header.frame_id
+        self.cameras.push(camera, stamp if stamp > 0 else self.now_ns(), frame)
+        if camera == 0:
+            self.camera_frame_id = msg.header.frame_id
 
-    def drop_image(self, problem: str) -> None:
+    def drop_image(self, problem: str, camera: int) -> None:
         self.dropped_images += 1
-        self.last_problem = f"dropping image: {problem}"
+        self.last_problem = f"dropping image on {self.camera_topics[camera]}: {problem}"
         self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
 
     def on_reset(self, _msg: Empty) -> None:
         # A clip must not span two episodes: start filling a new one.
-        self.frames.clear()
+        self.cameras.clear()
 
     def encode_and_publish(self) -> None:
-        clip = self.frames.clip()
+        clip, views, problem = self.cameras.read(self.params.max_frame_age_s)
         if clip is None:
-            self.last_problem = f"waiting for the first frame on {self.image_topic}"
-            self.get_logger().info(self.last_problem, throttle_duration_sec=5.0)
+            self.last_problem = problem
+            self.get_logger().info(problem, throttle_duration_sec=5.0)
             return
         newest = clip.stamps_ns[-1]
         age = (self.now_ns() - newest) * 1e-9
@@ -177,7 +189,7 @@ class PerceptionNode(ModelNode):
             self.get_logger().warning(self.last_problem, throttle_duration_sec=5.0)
             return
         try:
-            latents = self.system2.encode(clip.frames)
+            latents = self.system2.encode(clip.frames, [view.frames for view in views] if views else None)
         except Exception as error:  # keep serving: the policy holds on stale latents
             self.last_problem = f"System 2 failed on a clip: {error}"
             self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
@@ -187,6 +199,7 @@ class PerceptionNode(ModelNode):
         ns_to_stamp(newest, msg.header.stamp)
         msg.header.frame_id = self.camera_frame_id
         msg.frame_stamps = [ns_to_stamp(s, Time()) for s in clip.stamps_ns]
+        msg.image_stamps = [ns_to_stamp(s, Time()) for view in views for s in view.stamps_ns]
         fill_latents_message(msg, latents, self.system2.model_id, self.sequence)
         msg.latency = (self.now_ns() - newest) * 1e-9
         self.publisher.publish(msg)

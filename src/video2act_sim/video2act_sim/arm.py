@@ -5,7 +5,9 @@ Joint positions follow the commanded trajectory (JTC semantics, see
 controlled servo does, within a real arm's limits: joint stops, and
 velocity and acceleration limits a little above the policy's envelope
 (`HardwareLimits`); steps where the arm could not follow its command are
-counted. The camera renders the arm's links and a target block. Two tasks
+counted. The overhead camera renders the arm's links and a target block;
+a second, wrist camera sees the table around the gripper tip, magnified
+(`CAMERAS`: the params' image_topic, then its extra_camera_topics). Two tasks
 (`TASKS`): `reach`, the gripper tip reaches a still block; `track`, the
 block slides along an arc and the tip must stay on it for `TRACK_HOLD_S`:
 aiming where the block is now lags behind it, so a policy has to see
@@ -53,6 +55,8 @@ TRACK_LEAD_S = 0.35
 # (optical frame: x right, y down the image, z forward): in view units.
 CAMERA_HEIGHT = 1.0
 CAMERA_ROTATION_XYZW = (1.0, 0.0, 0.0, 0.0)  # half a turn about the base's x axis
+CAMERAS = ("overhead", "wrist")
+WRIST_ZOOM = 3.0  # the wrist camera's magnification over the overhead view
 
 
 @dataclass
@@ -146,7 +150,11 @@ class SimArm(Protocol):
 
     def reach_configuration(self) -> np.ndarray: ...
 
-    def render(self, height: int, width: int) -> np.ndarray: ...
+    # The cameras it renders; the first is the video camera (image_topic).
+    cameras: tuple[str, ...]
+
+    def render(self, height: int, width: int, camera: int = 0) -> np.ndarray:
+        """(H, W, 3) uint8 RGB from camera `camera` (an index into `cameras`)."""
 
     def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose: ...
 
@@ -160,6 +168,8 @@ class KinematicArm:
     Seen from above, pan turns the whole chain and the three flex joints set
     its planar reach; wrist roll only turns the gripper, the gripper opens.
     """
+
+    cameras = CAMERAS
 
     def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
                  hardware: HardwareLimits | None = None, task: str = "reach", scene: str = "original"):
@@ -255,8 +265,10 @@ class KinematicArm:
     def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose:
         return CameraPose(base_frame, camera_frame, (0.0, 0.5 / VIEW_SCALE, CAMERA_HEIGHT), CAMERA_ROTATION_XYZW)
 
-    def render(self, height: int, width: int) -> np.ndarray:
-        """(H, W, 3) uint8 top-down view; the base sits at the bottom centre."""
+    def render(self, height: int, width: int, camera: int = 0) -> np.ndarray:
+        """(H, W, 3) uint8 top-down view: overhead, the base at the bottom
+        centre; or the wrist camera's, the tip at the centre, `WRIST_ZOOM`
+        times closer."""
         image = np.empty((height, width, 3), dtype=np.uint8)
         rows, cols = np.mgrid[0:height, 0:width]
         if self.scene == "background":
@@ -267,21 +279,30 @@ class KinematicArm:
         else:
             image[:] = TABLE_COLOUR
 
+        if camera not in range(len(CAMERAS)):
+            raise ValueError(f"the kinematic arm has cameras {CAMERAS}, no camera {camera}")
+        # Where the view centre lies in the table plane (row and column
+        # fractions of the image) and how many view units one image spans.
+        wrist = CAMERAS[camera] == "wrist"
+        zoom = WRIST_ZOOM if wrist else 1.0
+        centre, anchor = (self.tip(), (0.5, 0.5)) if wrist else (np.zeros(2), (1.0, 0.5))
+
         def to_pixels(point: np.ndarray) -> tuple[float, float]:
             # One scale for both axes so the table plane is not distorted.
-            return (1.0 - point[1] * VIEW_SCALE) * (height - 1), (0.5 + point[0] * VIEW_SCALE) * (width - 1)
+            offset = (point - centre) * VIEW_SCALE * zoom
+            return (anchor[0] - offset[1]) * (height - 1), (anchor[1] + offset[0]) * (width - 1)
 
         def disk(point: np.ndarray, radius_px: float, colour: tuple[int, int, int]) -> None:
             r, c = to_pixels(point)
-            image[(rows - r) ** 2 + (cols - c) ** 2 <= radius_px**2] = colour
+            image[(rows - r) ** 2 + (cols - c) ** 2 <= (radius_px * zoom) ** 2] = colour
 
         # Drawn larger than the success radius so it spans a few pixels at
         # the model's 64 px input.
         half = TARGET_HALF_SIZE
         r0, c0 = to_pixels(self.target + [-half, half])
         r1, c1 = to_pixels(self.target + [half, -half])
-        image[int(r0) : int(r1) + 1, int(c0) : int(c1) + 1] = (OTHER_TARGET_COLOUR if self.scene == "object"
-                                                                else TARGET_COLOUR)
+        image[max(int(r0), 0) : max(int(r1) + 1, 0), max(int(c0), 0) : max(int(c1) + 1, 0)] = (
+            OTHER_TARGET_COLOUR if self.scene == "object" else TARGET_COLOUR)
         scale = min(height, width) / 96.0
         points = self.joint_points()
         for start, end in zip(points[:-1], points[1:]):

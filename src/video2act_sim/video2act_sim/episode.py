@@ -2,7 +2,8 @@
 scripted expert records demonstrations through this loop and the offline
 evaluation runs policies through it.
 
-Physics steps at the joint-state rate, the camera renders at its rate, and a
+Physics steps at the joint-state rate, the cameras render at their rate
+(the video camera and each of `extra_camera_topics`), and a
 controller is asked for a trajectory every tick (an action period, or a
 policy node's rate). The trajectory
 reaches the arm once the compute it took has passed in sim time, stamped
@@ -20,7 +21,7 @@ import numpy as np
 
 from video2act_core.control.smoothness import SetpointLog
 from video2act_core.data.bags import EpisodeRecorder
-from video2act_core.data.frames import FrameBuffer
+from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, SimArm, make_arm
@@ -48,7 +49,7 @@ class Command:
 class Controller(Protocol):
     def reset(self, arm: SimArm) -> None: ...
 
-    def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
+    def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command | None:
         """A command for the arm, or None to leave it be."""
 
 
@@ -82,26 +83,34 @@ def run_episode(
     settle_s: float = 0.3,
     recorder: EpisodeRecorder | None = None,
     tick_period_s: float | None = None,
+    views: ViewSpec | None = None,
 ) -> EpisodeResult:
     """One episode; ends `settle_s` after first success or at the time limit.
     The controller is asked every `tick_period_s` (default: every action
-    period, as demonstrations are recorded; a policy node ticks at its rate_hz)."""
+    period, as demonstrations are recorded; a policy node ticks at its rate_hz)
+    and reads `num_frames` clips and, with `views`, image-token frames."""
     arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task,
                    sim.scene)
     try:
-        return _run(arm, controller, seed, sim, action_period_s, num_frames, max_duration_s, settle_s, recorder,
+        cameras = 1 + len(sim.extra_camera_topics)
+        if cameras > len(arm.cameras) or (views and views.cameras > cameras):
+            raise ValueError(f"the {sim.backend} arm renders cameras {arm.cameras}; image_topic and "
+                             f"extra_camera_topics name {cameras}" + (f", the policy reads {views.cameras}"
+                                                                     if views else ""))
+        inputs = CameraInputs(num_frames, views=views, names=[sim.image_topic, *sim.extra_camera_topics])
+        return _run(arm, controller, seed, sim, action_period_s, inputs, cameras, max_duration_s, settle_s, recorder,
                     tick_period_s or action_period_s)
     finally:
         arm.close()
 
 
-def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, action_period_s: float, num_frames: int,
-         max_duration_s: float, settle_s: float, recorder: EpisodeRecorder | None,
+def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, action_period_s: float,
+         inputs: CameraInputs, cameras: int, max_duration_s: float, settle_s: float, recorder: EpisodeRecorder | None,
          tick_period_s: float) -> EpisodeResult:
-    camera_rng = np.random.default_rng([seed, 1])  # apart from the arm's own draws
+    # Camera noise apart from the arm's own draws, one stream per camera.
+    camera_rngs = [np.random.default_rng([seed, 1 + camera]) for camera in range(cameras)]
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
-    frames = FrameBuffer(num_frames)
     physics_dt = 1.0 / sim.joint_state_rate_hz
     camera_period, next_camera, next_action = 1.0 / sim.camera_rate_hz, 0.0, 0.0
     elapsed, succeeded_at = 0.0, None
@@ -119,14 +128,15 @@ def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, acti
     while elapsed < max_duration_s and (succeeded_at is None or elapsed < succeeded_at + settle_s):
         now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))
         if elapsed >= next_camera - 1e-9:
-            frame = camera_effects(arm.render(sim.image_height, sim.image_width), camera_rng, sim.camera_noise_std,
-                                   sim.camera_flicker)
-            frames.push(now_ns, frame)
-            if recorder:
-                recorder.image(now_ns, frame)
+            for camera, rng in enumerate(camera_rngs):
+                frame = camera_effects(arm.render(sim.image_height, sim.image_width, camera), rng,
+                                       sim.camera_noise_std, sim.camera_flicker)
+                inputs.push(camera, now_ns, frame)
+                if recorder:
+                    recorder.image(now_ns, frame, camera)
             next_camera += camera_period
         if elapsed >= next_action - 1e-9:
-            command = controller.act(arm.time_s, arm.state.positions.copy(), frames)
+            command = controller.act(arm.time_s, arm.state.positions.copy(), inputs)
             if command is None or command.hold:
                 idle_ticks += 1
             if command is not None:

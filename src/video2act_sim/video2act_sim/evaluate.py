@@ -49,7 +49,7 @@ from video2act_core.control import (
     PolicySupervisor,
     build_supervisor,
 )
-from video2act_core.data.frames import FrameBuffer
+from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.visualize import OverlayVideo, overlay
@@ -81,14 +81,14 @@ class Video2ActController:
         self.busy_until_s = 0.0
         self.supervisor.reset()
 
-    def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command | None:
+    def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command | None:
         if time_s < self.busy_until_s:
             return None  # the synchronous loop is still computing its last chunk
-        clip = frames.clip()
+        clip, views, _ = cameras.read()
         system2 = 0.0
         if clip is not None and (self.latents is None or self.tick % self.update_ratio == 0):
             started = time.perf_counter()
-            tokens = self.policy.system2.encode(clip.frames)
+            tokens = self.policy.system2.encode(clip.frames, [view.frames for view in views] or None)
             system2 = time.perf_counter() - started
             self.system2_s.append(system2)
             if self.overlay_video is not None:
@@ -155,7 +155,8 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s,
                                      system1_latency_s)
     results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames,
-                           tick_period_s=1.0 / params.rate_hz) for seed in seeds]
+                           tick_period_s=1.0 / params.rate_hz, views=ViewSpec.of(policy.system2.config))
+               for seed in seeds]
     mode = "sync" if synchronous else "async"
     for result in results:
         episodes.append({"variant": variant, "mode": mode, "update_ratio": ratio,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.bags import EpisodeRecorder, EpisodeTopics
-from video2act_core.data.frames import FrameBuffer
+from video2act_core.data.frames import CameraInputs
 from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
@@ -48,7 +48,7 @@ class ScriptedReacher:
         self.goal = self.arm.reach_configuration()
         self.goal[5] = 0.0  # close the gripper
 
-    def act(self, time_s: float, joint_positions: np.ndarray, frames: FrameBuffer) -> Command:
+    def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command:
         if self.arm.moving_target:
             self._aim()
         points, position = [], joint_positions.copy()
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic,
-                           sim.instruction_topic)
+                           sim.instruction_topic, tuple(sim.extra_camera_topics))
     args.out.mkdir(parents=True, exist_ok=True)
     # Within the policy node's velocity envelope, with a margin.
     expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity))

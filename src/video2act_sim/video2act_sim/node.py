@@ -57,10 +57,14 @@ class SimArmNode(Node):
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
         self.episode = 0
         self.hardware = HardwareLimits.from_params(params)
-        self.camera_rng = np.random.default_rng([params.seed, 1])
+        cameras = [params.image_topic, *params.extra_camera_topics]
+        self.camera_rngs = [np.random.default_rng([params.seed, 1 + camera]) for camera in range(len(cameras))]
         self.wall_last_s = monotonic()
         self.arm = None
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
+        if len(cameras) > len(self.arm.cameras):
+            raise ValueError(f"the {params.backend} arm renders cameras {self.arm.cameras}; image_topic and "
+                             f"extra_camera_topics name {len(cameras)}: {cameras}")
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         # Controllers as ros2_control would run them: one for the arm's joints,
         # and one for the gripper's when the params give it its own.
@@ -73,7 +77,8 @@ class SimArmNode(Node):
         elif self.groups.gripper:
             self.create_subscription(Float64MultiArray, params.gripper_command_topic, self.on_forward_command, reliable)
         self.joint_publisher = self.create_publisher(JointState, params.joint_states_topic, 10)
-        self.image_publisher = self.create_publisher(Image, params.image_topic, qos_profile_sensor_data)
+        # The video camera, then the extra cameras (a wrist camera) in order.
+        self.image_publishers = [self.create_publisher(Image, topic, qos_profile_sensor_data) for topic in cameras]
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
         self.report_publisher = self.create_publisher(DiagnosticStatus, "video2act/episode_report", 10)
@@ -203,14 +208,19 @@ class SimArmNode(Node):
 
     def on_camera(self) -> None:
         stamp = self.stamp()
-        msg = Image()
-        msg.header.stamp = stamp
-        msg.header.frame_id = self.params.camera_frame
-        msg.encoding = "rgb8"
-        frame = camera_effects(self.arm.render(self.params.image_height, self.params.image_width), self.camera_rng,
-                               self.params.camera_noise_std, self.params.camera_flicker)
-        msg.height, msg.width, msg.step, msg.data = encode_rgb8(frame)
-        self.image_publisher.publish(msg)
+        for camera, (publisher, rng) in enumerate(zip(self.image_publishers, self.camera_rngs)):
+            msg = Image()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.params.camera_frame if camera == 0 else self.arm.cameras[camera]
+            msg.encoding = "rgb8"
+            frame = camera_effects(self.arm.render(self.params.image_height, self.params.image_width, camera), rng,
+                                   self.params.camera_noise_std, self.params.camera_flicker)
+            msg.height, msg.width, msg.step, msg.data = encode_rgb8(frame)
+            publisher.publish(msg)
+            if camera == 0:
+                self.publish_camera_info(msg)
+
+    def publish_camera_info(self, msg: Image) -> None:
         info = CameraInfo()
         info.header = msg.header
         info.height, info.width = msg.height, msg.width

@@ -60,15 +60,16 @@ def recorded_stream(bag: Path, topics: list[str]):
             yield stamp, connection.topic, bytes(raw)
 
 
-def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[str, str, int, int]:
-    """The camera topic and its type in the bag, and the bag's first and
-    last receive times (ns)."""
+def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[list[tuple[str, str]], int, int]:
+    """The cameras' topics and types in the bag (the video camera's, then
+    `topics.extra_cameras`), and the bag's first and last receive times (ns)."""
     from rosbags.highlevel import AnyReader
 
     try:
         with AnyReader([bag]) as reader:
-            camera = find_image_connection(reader.connections, topics.image, str(bag))
-            return camera.topic, camera.msgtype, reader.start_time, reader.end_time
+            cameras = [find_image_connection(reader.connections, topic, str(bag))
+                       for topic in (topics.image, *topics.extra_cameras)]
+            return [(camera.topic, camera.msgtype) for camera in cameras], reader.start_time, reader.end_time
     except BagError:
         raise
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
@@ -171,11 +172,19 @@ def main(argv: list[str] | None = None) -> int:
 def replay(args) -> int:
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
+    # A missing or corrupt checkpoint fails here, in one line.
+    view_cameras = read_manifest(args.checkpoint).vdm.view_cameras
+    # The extra cameras the checkpoint's image tokens read, as the params name them.
+    extra_cameras = policy.extra_camera_topics[:max(view_cameras - 1, 0)]
     topics = EpisodeTopics(args.image_topic or policy.image_topic,
                            args.joint_states_topic or policy.joint_states_topic,
-                           args.command_topic or policy.trajectory_topic, sim.success_topic, policy.instruction_topic)
-    read_manifest(args.checkpoint)  # a missing or corrupt checkpoint fails here, in one line
-    camera_topic, camera_type, first_ns, last_ns = bag_layout(args.bag, topics)
+                           args.command_topic or policy.trajectory_topic, sim.success_topic, policy.instruction_topic,
+                           tuple(extra_cameras))
+    cameras, first_ns, last_ns = bag_layout(args.bag, topics)
+    (camera_topic, camera_type), extra = cameras[0], cameras[1:]
+    if any(msgtype != camera_type for _, msgtype in extra):
+        raise BagError(f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
+                       "image types; perception takes them all through one image_transport")
     # The commands only (no image is decoded): fails early on unusable
     # joint names or commands, and names them.
     joint_map = JointNameMap(strip_suffix=args.strip_joint_suffix)
@@ -201,8 +210,9 @@ def replay(args) -> int:
     # The replayed policy is armed so that it plans; its commands go to a
     # replay topic of their own, so even on a live graph no controller gets
     # them. Reliable images: large frames over best effort are mostly lost.
+    extra_topics = [topic.removesuffix(COMPRESSED_SUFFIX) if compressed else topic for topic, _ in extra]
     common = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True,
-              "image_topic": image_topic, "joint_states_topic": topics.joint_states}
+              "image_topic": image_topic, "extra_camera_topics": extra_topics, "joint_states_topic": topics.joint_states}
     overrides = {
         PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if compressed else "raw",
                      "debug_image_topic": DEBUG_IMAGE_TOPIC if args.overlay_video else ""},
@@ -215,7 +225,9 @@ def replay(args) -> int:
     node = rclpy.create_node("video2act_replay")
     clock = node.create_publisher(Clock, "/clock", 10)
     reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
-    publishers = {camera_topic: node.create_publisher(CompressedImage if compressed else Image, listen_topic, reliable),
+    image_type = CompressedImage if compressed else Image
+    publishers = {camera_topic: node.create_publisher(image_type, listen_topic, reliable),
+                  **{topic: node.create_publisher(image_type, topic, reliable) for topic, _ in extra},
                   topics.joint_states: node.create_publisher(JointState, topics.joint_states, 50)}
     if recorded.instruction:
         # Latched, as on a robot: the policy gets it whenever it subscribes.
@@ -269,7 +281,7 @@ def replay(args) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
         time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
         started = time.monotonic()
-        for stamp, topic, raw in recorded_stream(args.bag, [camera_topic, topics.joint_states]):
+        for stamp, topic, raw in recorded_stream(args.bag, [*(topic for topic, _ in cameras), topics.joint_states]):
             while (wait := (stamp - first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
                 rclpy.spin_once(node, timeout_sec=min(wait, 0.01))
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
@@ -298,7 +310,7 @@ def replay(args) -> int:
 
     report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
               "wall_seconds": round(wall_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
-              "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
+              "extra_camera_topics": [topic for topic, _ in extra], "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
               "active_chunks": len(chunks), **count_modes(modes, reasons),
               "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
               "execution_strategy": policy.execution_strategy,

@@ -78,7 +78,12 @@ class ChunkPlanner:
         """Why these latents cannot be used, or '' when they can."""
         if sample.model_id != self.system1.model_id:
             return f"latents from model '{sample.model_id}', policy runs '{self.system1.model_id}'"
-        for name, tokens in (("spatial", sample.latents.spatial), ("motion", sample.latents.motion)):
+        streams = [("spatial", sample.latents.spatial), ("motion", sample.latents.motion)]
+        if self.system1.config.view_tokens:
+            if sample.latents.views is None:
+                return "latents carry no image tokens; this checkpoint reads them per camera"
+            streams.append(("image", sample.latents.views))
+        for name, tokens in streams:
             if tokens.ndim != 2 or tokens.shape[1] != self._token_width or tokens.shape[0] == 0:
                 return f"{name} tokens shaped {tokens.shape}, expected (N, {self._token_width})"
             if not np.all(np.isfinite(tokens)):

@@ -11,7 +11,7 @@ the same topics read the same way; mcap and sqlite3 storage both work.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +39,21 @@ class EpisodeTopics:
     trajectory: str
     success: str
     instruction: str = ""  # std_msgs/String task instruction; empty: none recorded or read
+    extra_cameras: tuple[str, ...] = ()  # more cameras' images (a wrist camera), for image tokens
 
     def __post_init__(self):
         for name in ("image", "joint_states", "trajectory", "success", "instruction"):
             if getattr(self, name):
                 object.__setattr__(self, name, absolute_topic(getattr(self, name)))
+        object.__setattr__(self, "extra_cameras", tuple(absolute_topic(t) for t in self.extra_cameras))
+
+
+@dataclass
+class CameraRecording:
+    """One extra camera's frames in an episode."""
+
+    stamps_ns: np.ndarray  # (N,) int64, increasing
+    images: np.ndarray  # (N, H, W, 3) uint8 RGB
 
 
 @dataclass
@@ -57,6 +67,7 @@ class Episode:
     success: bool
     camera_pose: CameraPose | None = None  # camera frame in base frame, from /tf_static
     instruction: str = ""  # the task instruction recorded with it ("" when none)
+    extra_cameras: list[CameraRecording] = field(default_factory=list)  # in EpisodeTopics.extra_cameras order
 
 
 TF_STATIC = "/tf_static"
@@ -76,9 +87,9 @@ def _to_time(typestore, nanoseconds: int):
 
 class EpisodeRecorder:
     """Writes one episode as a rosbag2 directory (mcap by default), camera
-    frames as raw rgb8 Images or, with `image_format` jpeg or png, as
-    CompressedImage on `<image topic>/compressed`, as a robot's
-    image_transport records them."""
+    frames (the video camera's and each of `topics.extra_cameras`) as raw
+    rgb8 Images or, with `image_format` jpeg or png, as CompressedImage on
+    `<image topic>/compressed`, as a robot's image_transport records them."""
 
     def __init__(self, path: str | Path, topics: EpisodeTopics, joint_names: list[str], storage: str = "mcap",
                  image_format: str = "raw"):
@@ -93,10 +104,11 @@ class EpisodeRecorder:
         if image_format not in ("raw", "jpeg", "png"):
             raise ValueError(f"image_format must be raw, jpeg or png, got '{image_format}'")
         self.image_format = image_format
-        self.image_topic = topics.image if image_format == "raw" else topics.image.rstrip("/") + COMPRESSED_SUFFIX
+        self.image_topics = [topic if image_format == "raw" else topic.rstrip("/") + COMPRESSED_SUFFIX
+                             for topic in (topics.image, *topics.extra_cameras)]
         self.writer.open()
         types = {
-            self.image_topic: IMAGE_TYPES[image_format != "raw"],
+            **{topic: IMAGE_TYPES[image_format != "raw"] for topic in self.image_topics},
             topics.joint_states: "sensor_msgs/msg/JointState",
             topics.trajectory: "trajectory_msgs/msg/JointTrajectory",
             topics.success: "std_msgs/msg/Bool",
@@ -132,8 +144,11 @@ class EpisodeRecorder:
         self._write(TF_STATIC, stamp_ns, types["tf2_msgs/msg/TFMessage"](transforms=[transform]))
         self.camera_frame = pose.child
 
-    def image(self, stamp_ns: int, frame: np.ndarray) -> None:
-        header = self._header(stamp_ns, self.camera_frame)
+    def image(self, stamp_ns: int, frame: np.ndarray, camera: int = 0) -> None:
+        """A frame of the video camera (0) or of extra camera `camera`."""
+        if camera >= len(self.image_topics):
+            return  # a camera this bag does not record
+        header = self._header(stamp_ns, self.camera_frame if camera == 0 else "")
         if self.image_format == "raw":
             height, width, step, data = encode_rgb8(frame)
             message = self.store.types["sensor_msgs/msg/Image"](
@@ -143,7 +158,7 @@ class EpisodeRecorder:
             format, data = encode_compressed(frame, self.image_format)
             message = self.store.types["sensor_msgs/msg/CompressedImage"](
                 header=header, format=format, data=np.frombuffer(data, np.uint8))
-        self._write(self.image_topic, stamp_ns, message)
+        self._write(self.image_topics[camera], stamp_ns, message)
 
     def joint_state(self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         message = self.store.types["sensor_msgs/msg/JointState"](
@@ -216,27 +231,30 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     joint states or commands is an error. With `camera_frames` (base,
     camera) the camera pose is composed from the bag's /tf_static, when it
     holds both frames; the task instruction is read from
-    `topics.instruction` when set. `images=False` reads no image at all (replay only
+    `topics.instruction` when set, the extra cameras' frames from
+    `topics.extra_cameras`. `images=False` reads no image at all (replay only
     needs the commands); `joint_name_map` renames recorded joints;
     `frame_size` (H, W) resizes each frame as it is decoded."""
     from rosbags.highlevel import AnyReader
 
     rename = joint_name_map.names if joint_name_map else list
-    frames, states, commands, success, static_links, instructions = [], [], [], False, [], []
+    states, commands, success, static_links, instructions = [], [], False, [], []
     skipped: Counter[str] = Counter()
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
-            image_topic = find_image_connection(reader.connections, topics.image, str(path)).topic if images else None
-            wanted = {image_topic, topics.joint_states, topics.trajectory, topics.success, TF_STATIC,
+            camera_topics = [find_image_connection(reader.connections, topic, str(path)).topic
+                             for topic in (topics.image, *topics.extra_cameras)] if images else []
+            frames_by_topic = {topic: [] for topic in camera_topics}
+            wanted = {*camera_topics, topics.joint_states, topics.trajectory, topics.success, TF_STATIC,
                       topics.instruction or None}
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
                 try:
-                    if connection.topic == image_topic:
+                    if connection.topic in frames_by_topic:
                         frame = decode_image_message(message)
-                        frames.append((_stamp_ns(message, receive_ns),
-                                       resize_frame(frame, frame_size) if frame_size else frame))
+                        frame = resize_frame(frame, frame_size) if frame_size else frame
+                        frames_by_topic[connection.topic].append((_stamp_ns(message, receive_ns), frame))
                     elif connection.topic == topics.joint_states:
                         positions = reorder_joint_state(rename(list(message.name)), list(message.position), joint_names)
                         states.append((_stamp_ns(message, receive_ns), positions))
@@ -262,8 +280,7 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
         raise BagError(f"{path}: cannot read bag: {error}") from error
     needed = [("joint states", states, topics.joint_states), ("commands", commands, topics.trajectory)]
-    if images:
-        needed.insert(0, ("images", frames, image_topic))
+    needed[:0] = [("images", frames_by_topic[topic], topic) for topic in camera_topics]
     for name, items, topic in needed:
         if not items:
             reasons = "; ".join(f"{count} x {reason}" for reason, count in skipped.most_common(3)
@@ -274,7 +291,9 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
         items.sort(key=lambda item: item[0])
         return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
 
-    image_stamps, image_values = stacked(frames) if images else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8))
+    recordings = [CameraRecording(*stacked(frames_by_topic[topic])) for topic in camera_topics]
+    image_stamps, image_values = ((recordings[0].stamps_ns, recordings[0].images) if images
+                                  else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8)))
     state_stamps, state_values = stacked(states)
     command_stamps, command_values = stacked(commands)
     camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
@@ -282,4 +301,4 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
         raise BagError(f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
                        "split the bag into one episode per task")
     return Episode(image_stamps, image_values, state_stamps, state_values, command_stamps, command_values, success,
-                   camera_pose, instructions[0] if instructions else "")
+                   camera_pose, instructions[0] if instructions else "", recordings[1:])

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.bags import BagError, Episode, EpisodeTopics, read_episode
-from video2act_core.data.frames import clip_frame_indices
+from video2act_core.data.frames import ViewSpec, clip_frame_indices, view_frame_indices
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
 from video2act_core.normalization import NormalizationStats
@@ -44,12 +44,32 @@ class Clips(Sequence):
         return Clips(self.frames, self.episode[kept], self.frame_indices[kept])
 
 
+class Views(Sequence):
+    """Every camera's frames for the image tokens, as indices: item i is a
+    (V, K, H, W, 3) uint8 array, camera v's frames
+    cameras[episode[i]][v][frame_indices[i, v]] (the video camera first)."""
+
+    def __init__(self, cameras: list[list[np.ndarray]], episode: np.ndarray, frame_indices: np.ndarray):
+        self.cameras, self.episode, self.frame_indices = cameras, episode, frame_indices
+
+    def __len__(self) -> int:
+        return len(self.episode)
+
+    def __getitem__(self, i) -> np.ndarray:
+        cameras = self.cameras[self.episode[i]]
+        return np.stack([camera[indices] for camera, indices in zip(cameras, self.frame_indices[i])])
+
+    def subset(self, kept: np.ndarray) -> "Views":
+        return Views(self.cameras, self.episode[kept], self.frame_indices[kept])
+
+
 @dataclass
 class Samples:
     clips: Clips
     states: np.ndarray  # (N, J)
     actions: np.ndarray  # (N, horizon, J)
     episode_index: np.ndarray  # (N,) which episode each sample came from
+    views: Views | None = None  # the cameras' frames for the image tokens, when the model has them
 
 
 def find_episode_bags(roots: list[Path]) -> list[Path]:
@@ -79,9 +99,10 @@ def load_episodes(
     def spilled(episode: Episode) -> Episode:
         if spill_dir is None:
             return episode
-        path = spill_dir / f"frames_{len(episodes):06d}.npy"
-        np.save(path, episode.images)
-        episode.images = np.load(path, mmap_mode="r")
+        for camera, recording in enumerate([episode, *episode.extra_cameras]):
+            path = spill_dir / f"frames_{len(episodes):06d}_{camera}.npy"
+            np.save(path, recording.images)
+            recording.images = np.load(path, mmap_mode="r")
         return episode
 
     if spill_dir is not None:
@@ -103,37 +124,59 @@ def load_episodes(
     return episodes, sources
 
 
-def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1) -> Samples:
-    frame_indices, states, actions = [], [], []
+def episode_cameras(episode: Episode, views: ViewSpec) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(stamps, images) of the cameras that give the image tokens."""
+    cameras = [(episode.image_stamps_ns, episode.images)]
+    cameras += [(recording.stamps_ns, recording.images) for recording in episode.extra_cameras]
+    if len(cameras) < views.cameras:
+        raise BagError(f"the model reads {views.cameras} cameras for its image tokens, the episode has "
+                       f"{len(cameras)}: name the others in extra_camera_topics")
+    return cameras[:views.cameras]
+
+
+def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1,
+                    views: ViewSpec | None = None) -> Samples:
+    cameras = episode_cameras(episode, views) if views else []
+    frame_indices, view_indices, states, actions = [], [], [], []
     for k, stamp in enumerate(episode.command_stamps_ns):
         newest = int(np.searchsorted(episode.image_stamps_ns, stamp, side="right")) - 1
         state = int(np.searchsorted(episode.state_stamps_ns, stamp, side="right")) - 1
         if newest < 0 or state < 0:
             continue  # commanded before the first frame or joint state: nothing to condition on
+        # Every camera's frames at the video camera's newest, as the live node picks them.
+        picked = [view_frame_indices(stamps, episode.image_stamps_ns[newest], views.history, views.spacing_ns)
+                  for stamps, _ in cameras]
+        if any(indices is None for indices in picked):
+            continue  # a camera without a frame yet: the live node waits too
         future = np.minimum(np.arange(k, k + horizon), len(episode.commands) - 1)
         frame_indices.append(clip_frame_indices(newest, num_frames, frame_stride))
+        view_indices.append(np.stack(picked) if views else np.zeros((0, 0), np.int64))
         states.append(episode.states[state])
         actions.append(episode.commands[future])
     if not frame_indices:
-        raise BagError("episode has no command with a frame and a joint state before it")
+        raise BagError("episode has no command with a frame of every camera and a joint state before it")
     episode_index = np.zeros(len(frame_indices), np.int64)
+    view_clips = Views([[images for _, images in cameras]], episode_index, np.stack(view_indices)) if views else None
     return Samples(Clips([episode.images], episode_index, np.stack(frame_indices)), np.stack(states),
-                   np.stack(actions), episode_index)
+                   np.stack(actions), episode_index, view_clips)
 
 
 def load_samples(
-    episodes: list[Episode], joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1
+    episodes: list[Episode], joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1,
+    views: ViewSpec | None = None,
 ) -> tuple[Samples, NormalizationStats]:
     parts = []
     for index, episode in enumerate(episodes):
-        samples = episode_samples(episode, num_frames, horizon, frame_stride)
+        samples = episode_samples(episode, num_frames, horizon, frame_stride, views)
         samples.episode_index[:] = index
         parts.append(samples)
     episode_index = np.concatenate([p.episode_index for p in parts])
     clips = Clips([episode.images for episode in episodes], episode_index,
                   np.concatenate([p.clips.frame_indices for p in parts]))
+    view_clips = (Views([part.views.cameras[0] for part in parts], episode_index,
+                        np.concatenate([part.views.frame_indices for part in parts])) if views else None)
     merged = Samples(clips, np.concatenate([p.states for p in parts]), np.concatenate([p.actions for p in parts]),
-                     episode_index)
+                     episode_index, view_clips)
     return merged, NormalizationStats.from_data(joint_names, merged.states, merged.actions)
 
 
@@ -150,4 +193,5 @@ def keep_every(samples: Samples, every: int) -> Samples:
         raise ValueError(f"keep every N-th step needs N >= 1, got {every}")
     step_in_episode = np.arange(len(samples.episode_index)) - first_sample_of_episode(samples.episode_index)
     kept = np.flatnonzero(step_in_episode % every == 0)
-    return Samples(samples.clips.subset(kept), samples.states[kept], samples.actions[kept], samples.episode_index[kept])
+    return Samples(samples.clips.subset(kept), samples.states[kept], samples.actions[kept], samples.episode_index[kept],
+                   samples.views.subset(kept) if samples.views else None)

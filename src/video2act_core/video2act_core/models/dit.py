@@ -3,8 +3,9 @@
 The noisy action chunk (horizon H, one token per step) is denoised by
 transformer blocks that are modulated (adaLN-Zero) by the diffusion timestep
 and the joint state, and that cross-attend to the System 2 spatial and
-motion tokens, a proprioception token and, when configured, the task
-instruction's tokens (`text.py`). Trained to predict the noise (DDPM) or
+motion tokens, a proprioception token and, when configured, System 2's
+image tokens per camera and history frame and the task instruction's
+tokens (`text.py`). Trained to predict the noise (DDPM) or
 the clean chunk; sampled with a few DDIM steps, optionally inpainting
 toward a prior chunk (real-time chunking, `control/execution.py`).
 """
@@ -46,6 +47,8 @@ class DiTConfig(ConfigDict):
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True
+    # System 2 sends image tokens (derived from its view_cameras).
+    view_tokens: bool = False
     # The task instruction's tokens in the context (`text.build_text_encoder`):
     # {} for none, {type: learned, ...} or {type: pretrained, path: ...}.
     language: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +150,9 @@ class DiTActionHead(nn.Module):
             self.text_encoder = build_text_encoder(config.language)
             self.language_in = nn.Linear(self.text_encoder.dim, width)
             self.language_type = nn.Parameter(torch.zeros(width))
+        if config.view_tokens:
+            self.view_type = nn.Parameter(torch.zeros(width))
+            nn.init.normal_(self.view_type, std=0.02)
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
@@ -159,13 +165,18 @@ class DiTActionHead(nn.Module):
         nn.init.zeros_(self.action_out.bias)
 
     def context_tokens(self, spatial: torch.Tensor, motion: torch.Tensor, state_embedding: torch.Tensor,
-                       instruction: Instruction | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       instruction: Instruction | None = None, views: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The cross-attention context and its key mask (None: no padding)."""
         parts = [state_embedding.unsqueeze(1) + self.context_type[2]]
         if self.config.use_spatial:
             parts.append(self.context_in(spatial) + self.context_type[0])
         if self.config.use_motion:
             parts.append(self.context_in(motion) + self.context_type[1])
+        if self.config.view_tokens:
+            if views is None:
+                raise ValueError("this action head reads image tokens per camera; none were given")
+            parts.append(self.context_in(views) + self.view_type)
         if not self.config.language:
             return torch.cat(parts, dim=1), None
         if instruction is None:
@@ -177,10 +188,10 @@ class DiTActionHead(nn.Module):
         return torch.cat(parts, dim=1), key_mask[:, None, None, :]
 
     def conditioning(self, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
-                     instruction: Instruction | None = None) -> Conditioning:
+                     instruction: Instruction | None = None, views: torch.Tensor | None = None) -> Conditioning:
         """What stays fixed while one chunk is denoised."""
         state_embedding = self.state_in(state)
-        context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction)
+        context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction, views)
         return Conditioning(state_embedding, [block.context_keys_values(context) for block in self.blocks], key_mask)
 
     def denoise(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
@@ -202,8 +213,9 @@ class DiTActionHead(nn.Module):
         spatial: torch.Tensor,
         motion: torch.Tensor,
         instruction: Instruction | None = None,
+        views: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return self.denoise(noisy_actions, timesteps, self.conditioning(state, spatial, motion, instruction))
+        return self.denoise(noisy_actions, timesteps, self.conditioning(state, spatial, motion, instruction, views))
 
 
 class ActionDiffusion(nn.Module):
@@ -225,14 +237,14 @@ class ActionDiffusion(nn.Module):
         )
 
     def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
-             instruction: Instruction | None = None) -> torch.Tensor:
+             instruction: Instruction | None = None, views: torch.Tensor | None = None) -> torch.Tensor:
         """Denoising loss on normalised actions (B, H, action_dim): against the
         noise or the clean chunk, as `prediction_type` says."""
         noise = torch.randn_like(actions)
         timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.scheduler.add_noise(actions, noise, timesteps)
         target = noise if self.config.prediction_type == "epsilon" else actions
-        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion, instruction), target)
+        return F.mse_loss(self.model(noisy, timesteps, state, spatial, motion, instruction, views), target)
 
     @torch.no_grad()
     def sample(
@@ -245,6 +257,7 @@ class ActionDiffusion(nn.Module):
         prior: torch.Tensor | None = None,
         prior_weights: torch.Tensor | None = None,
         instruction: Instruction | None = None,
+        views: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0).
 
@@ -266,7 +279,7 @@ class ActionDiffusion(nn.Module):
         # DDIM sampling runs off the scheduler's timestep table; set it per call
         # so one instance can serve different step counts.
         self.scheduler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
-        conditioning = self.model.conditioning(state, spatial, motion, instruction)
+        conditioning = self.model.conditioning(state, spatial, motion, instruction, views)
         for t in self.scheduler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
             predicted = self.model.denoise(actions, timesteps, conditioning)

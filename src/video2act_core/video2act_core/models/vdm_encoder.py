@@ -20,6 +20,14 @@ motion stream the clip's features averaged over time, as a policy that
 reads a video model's features directly (VPP) or an image encoder's
 (Diffusion Policy) sees them.
 
+Image tokens (optional, `view_cameras` > 0), as RDT's System 1 reads
+SigLIP tokens of several cameras and history frames: the backbone's own
+features of each camera's recent frames (the video camera first, then the
+other cameras in order), unfiltered, pooled to `view_grid` cells, with a
+learned embedding per camera and history frame, through the paper's
+LayerNorm former. They carry what the filters drop (colour, texture, a
+wrist camera's close view).
+
 Each stream has its own former (a fixed per-channel scale, then a 2-layer
 MLP and positions): a per-token LayerNorm would blow every cell with any
 change up to the same size, so the tokens would say "something changed,
@@ -33,10 +41,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from video2act_core.data.frames import ViewSpec, view_frame_indices
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE
 from video2act_core.models.config import ConfigDict
@@ -96,6 +106,13 @@ class VDMEncoderConfig(ConfigDict):
     # the official code), whose features are then read against those of
     # all-zero latents (nothing to see, nothing moving).
     filter_at: str = "features"
+    # Image tokens: how many cameras give them (0: none; the video camera is
+    # the first, `extra_camera_topics` in the params the others), how many
+    # frames each, `view_spacing_s` apart, pooled to `view_grid` cells.
+    view_cameras: int = 0
+    view_history: int = 2
+    view_spacing_s: float = 0.2
+    view_grid: int = 4
     token_dim: int = 128
     former_hidden: int = 256
 
@@ -111,6 +128,9 @@ class VDMEncoderConfig(ConfigDict):
             raise ValueError("filter_at: latents needs both filters; unfiltered streams read the features")
         if self.num_frames < 2:
             raise ValueError(f"the motion clip needs at least 2 frames, got {self.num_frames}")
+        if self.view_cameras < 0 or self.view_history < 1 or self.view_spacing_s < 0:
+            raise ValueError(f"image tokens need view_cameras >= 0, view_history >= 1 and view_spacing_s >= 0, got "
+                             f"{self.view_cameras}, {self.view_history}, {self.view_spacing_s}")
         if self.token_dim % 4:
             raise ValueError(f"token_dim must be a multiple of 4 for 2D sin-cos positions, got {self.token_dim}")
 
@@ -129,6 +149,7 @@ class RefinedMaps:
     motion_energy: torch.Tensor  # (B,) mean motion relative to the feature scale
     boundary_map: torch.Tensor  # (B, 1, h, w) channel-mean edge strength (for display)
     motion_map: torch.Tensor  # (B, 1, h, w) channel-mean motion (for display)
+    views: torch.Tensor | None = None  # (B, V*K, C, gv, gv) pooled features per camera and history frame
 
 
 @dataclass
@@ -138,6 +159,7 @@ class SpatioMotionTokens:
     motion_energy: torch.Tensor  # (B,)
     boundary_map: torch.Tensor
     motion_map: torch.Tensor
+    views: torch.Tensor | None = None  # (B, V*K*gv*gv, token_dim) image tokens
 
 
 def sincos_2d_positions(grid: int, dim: int) -> torch.Tensor:
@@ -178,8 +200,32 @@ class StreamFormer(nn.Module):
         return self.mlp(cells) + self.position
 
 
+class ViewFormer(nn.Module):
+    """Pooled per-frame maps (B, V*K, C, g, g) -> image tokens (B, V*K*g*g,
+    token_dim): the paper's former (LayerNorm + 2-layer MLP) per cell, cell
+    positions, and which camera and history frame the tokens came from.
+    Unlike the streams' tokens these say what is where, not how much it
+    changed: normalising each cell is what lets a small target's cell speak
+    as loud as the arm's (a probe on the shipped backbone's features found
+    the reach target 2x more precisely from LayerNorm'd cells than from
+    fixed-scale ones)."""
+
+    def __init__(self, channels: int, token_dim: int, hidden: int, grid: int, views: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, hidden), nn.GELU(),
+                                 nn.Linear(hidden, token_dim))
+        self.position = nn.Parameter(sincos_2d_positions(grid, token_dim).unsqueeze(0))
+        self.view = nn.Parameter(torch.zeros(views, 1, token_dim))
+        nn.init.normal_(self.view, std=0.02)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        cells = maps.to(self.position.dtype).flatten(3).transpose(2, 3)  # (B, V*K, g*g, C)
+        return (self.mlp(cells) + self.position + self.view).flatten(1, 2)
+
+
 class SpatioMotionEncoder(nn.Module):
-    """Camera clip (B, T, 3, H, W) in [0, 1] -> spatial and motion tokens."""
+    """Camera clip (B, T, 3, H, W) in [0, 1] -> spatial and motion tokens;
+    with image tokens, also the cameras' frames (B, V, K, 3, H, W)."""
 
     def __init__(self, config: VDMEncoderConfig):
         super().__init__()
@@ -191,6 +237,8 @@ class SpatioMotionEncoder(nn.Module):
         channels = self.backbone.feature_channels
         self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
         self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
+        self.view_former = (ViewFormer(channels, config.token_dim, config.former_hidden, config.view_grid,
+                                       config.view_cameras * config.view_history) if config.view_cameras else None)
 
     @property
     def device(self) -> torch.device:
@@ -225,14 +273,40 @@ class SpatioMotionEncoder(nn.Module):
             raise ValueError(f"expected frames (B, {cfg.num_frames}, 3, H, W), got {tuple(frames.shape)}")
         return self._resized(frames.to(self.device, self.dtype), (cfg.image_height, cfg.image_width))
 
-    def forward(self, frames: torch.Tensor) -> SpatioMotionTokens:
-        maps = self.refine(frames)
-        spatial, motion = self.tokens(maps.spatial, maps.motion)
-        return SpatioMotionTokens(spatial, motion, maps.motion_energy, maps.boundary_map, maps.motion_map)
+    def forward(self, frames: torch.Tensor, views: torch.Tensor | None = None) -> SpatioMotionTokens:
+        maps = self.refine(frames, views)
+        spatial, motion, view_tokens = self.tokens(maps.spatial, maps.motion, maps.views)
+        return SpatioMotionTokens(spatial, motion, maps.motion_energy, maps.boundary_map, maps.motion_map, view_tokens)
 
-    def refine(self, frames: torch.Tensor) -> RefinedMaps:
-        """Backbone features of both streams through the fixed filters."""
+    def view_maps(self, views: torch.Tensor) -> torch.Tensor:
+        """(B, V, K, 3, H, W) camera frames -> (B, V*K, C, gv, gv): the
+        backbone's features of each frame alone, unfiltered, pooled."""
         cfg = self.config
+        expected = (cfg.view_cameras, cfg.view_history, 3)
+        if views.dim() != 6 or tuple(views.shape[1:4]) != expected:
+            raise ValueError(f"expected camera frames (B, {', '.join(map(str, expected))}, H, W) for the image "
+                             f"tokens, got {tuple(views.shape)}")
+        frames = self._resized(views.flatten(1, 2).to(self.device, self.dtype), (cfg.image_height, cfg.image_width))
+        features = self.backbone.features(self.backbone.encode(frames.flatten(0, 1)[:, None]))[:, -1].float()
+        return F.adaptive_avg_pool2d(features, cfg.view_grid).unflatten(0, frames.shape[:2])
+
+    def _views_from_clip(self, frames: torch.Tensor) -> torch.Tensor:
+        """Image tokens from the video camera alone can come from its clip,
+        whose frames lie `motion_fps` apart; other cameras' cannot."""
+        cfg = self.config
+        if cfg.view_cameras != 1:
+            raise ValueError(f"this System 2 makes image tokens from {cfg.view_cameras} cameras; no frames given")
+        stamps = np.arange(frames.shape[1], dtype=np.int64) * int(round(1e9 / cfg.motion_fps))
+        spec = ViewSpec.of(cfg)
+        return frames[:, view_frame_indices(stamps, int(stamps[-1]), spec.history, spec.spacing_ns)][:, None]
+
+    def refine(self, frames: torch.Tensor, views: torch.Tensor | None = None) -> RefinedMaps:
+        """Backbone features of both streams through the fixed filters (and
+        of the cameras' frames (B, V, K, 3, H, W) for the image tokens, when
+        configured)."""
+        cfg = self.config
+        if cfg.view_cameras and views is None:
+            views = self._views_from_clip(frames)
         frames = self._checked(frames)
         backbone = self.backbone
 
@@ -280,6 +354,7 @@ class SpatioMotionEncoder(nn.Module):
             motion_energy=motion.mean(dim=(1, 2, 3)) / feature_scale,
             boundary_map=boundary / (boundary.amax(dim=(2, 3), keepdim=True) + 1e-12),
             motion_map=motion.mean(dim=1, keepdim=True),
+            views=self.view_maps(views) if cfg.view_cameras else None,
         )
 
     def _against_nothing(self, latents: torch.Tensor) -> torch.Tensor:
@@ -289,12 +364,15 @@ class SpatioMotionEncoder(nn.Module):
         both = self.backbone.features(torch.cat([latents, torch.zeros_like(latents)])).float()
         return both[: len(latents)] - both[len(latents):]
 
-    def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pooled maps -> (B, gs*gs, token_dim) spatial and (B, gm*gm, token_dim) motion tokens."""
-        return self.spatial_former(spatial_maps), self.motion_former(motion_maps)
+    def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor, view_maps: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Pooled maps -> (B, gs*gs, token_dim) spatial, (B, gm*gm, token_dim)
+        motion and, with image tokens, (B, V*K*gv*gv, token_dim) image tokens."""
+        views = self.view_former(view_maps) if self.view_former is not None else None
+        return self.spatial_former(spatial_maps), self.motion_former(motion_maps), views
 
     def fit_scales(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> None:
-        """The formers' fixed scales from a dataset's cached maps."""
+        """The stream formers' fixed scales from a dataset's cached maps."""
         self.spatial_former.fit_scale(spatial_maps)
         self.motion_former.fit_scale(motion_maps)
 
