@@ -204,12 +204,16 @@ def _system2_from(manifest: Manifest, device: str, dtype: str) -> System2:
     config = manifest.vdm
     if manifest.has_backbone:
         config = replace(config, backbone={**config.backbone, "pretrained_path": str(manifest.path / BACKBONE)})
+    if config.backbone.get("text_encoder_path"):
+        # The prompt's embeddings are in the head weights: no text encoder needed.
+        config = replace(config, backbone={**config.backbone, "text_encoder_path": ""})
     try:
         encoder = SpatioMotionEncoder(config)
     except (OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{manifest.path}: cannot build System 2 backbone: {error}") from error
     saved_apart = tuple(f"backbone.{name}." for name in encoder.backbone.diffusers_modules())
-    _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=saved_apart)
+    # Wan checkpoints from before the umT5 context ran on zeros, the default.
+    _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=(*saved_apart, "backbone.text_context"))
     torch_device = resolve_device(device)
     return System2(encoder.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.model_id)
 

@@ -207,8 +207,8 @@ class ViewFormer(nn.Module):
     Unlike the streams' tokens these say what is where, not how much it
     changed: normalising each cell is what lets a small target's cell speak
     as loud as the arm's (a probe on the shipped backbone's features found
-    the reach target 2x more precisely from LayerNorm'd cells than from
-    fixed-scale ones)."""
+    the reach target with half the squared error from LayerNorm'd cells as
+    from fixed-scale ones)."""
 
     def __init__(self, channels: int, token_dim: int, hidden: int, grid: int, views: int):
         super().__init__()
@@ -264,8 +264,10 @@ class SpatioMotionEncoder(nn.Module):
         """Stage 1: the backbone's own objective on robot clips (motion
         stream input), to adapt the video model to the robot's scenes."""
         frames = self._checked(frames)
-        latents = self.backbone.encode(self.motion_clip(frames)).detach()
-        return self.backbone.denoising_loss(latents, generator)
+        clip = self.motion_clip(frames)
+        with torch.no_grad():
+            latents, context = self.backbone.encode(clip), self.backbone.context(clip)
+        return self.backbone.denoising_loss(latents, generator, context)
 
     def _checked(self, frames: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -287,7 +289,7 @@ class SpatioMotionEncoder(nn.Module):
             raise ValueError(f"expected camera frames (B, {', '.join(map(str, expected))}, H, W) for the image "
                              f"tokens, got {tuple(views.shape)}")
         frames = self._resized(views.flatten(1, 2).to(self.device, self.dtype), (cfg.image_height, cfg.image_width))
-        features = self.backbone.features(self.backbone.encode(frames.flatten(0, 1)[:, None]))[:, -1].float()
+        features = self._features(frames.flatten(0, 1)[:, None])[:, -1].float()
         return F.adaptive_avg_pool2d(features, cfg.view_grid).unflatten(0, frames.shape[:2])
 
     def _views_from_clip(self, frames: torch.Tensor) -> torch.Tensor:
@@ -316,7 +318,7 @@ class SpatioMotionEncoder(nn.Module):
         if cfg.filter_at == "latents":
             newest_latents = backbone.encode(frames[:, -1:])
             edge_latents = gradient_magnitude(newest_latents[:, 0].float(), cfg.spatial_filter)[:, None]
-            newest = self._against_nothing(edge_latents.to(newest_latents.dtype))[:, -1]
+            newest = self._against_nothing(edge_latents.to(newest_latents.dtype), backbone.context(frames[:, -1:]))[:, -1]
             edges = newest.abs()
             latents = backbone.encode(clip).float()
             moving = band_pass(latents, latent_fps, band)
@@ -328,21 +330,21 @@ class SpatioMotionEncoder(nn.Module):
             rms = torch.where(rms > rounding, rms, 0.0)
             gate = above_noise_floor(rms, cfg.noise_floor_quantile, cfg.noise_floor_factor) / rms.clamp_min(1e-12)
             moving = moving * gate[:, None]
-            energy = self._against_nothing(moving.to(clip.dtype)).pow(2).mean(dim=1).sqrt()
+            energy = self._against_nothing(moving.to(clip.dtype), backbone.context(clip)).pow(2).mean(dim=1).sqrt()
         else:
-            newest = backbone.features(backbone.encode(frames[:, -1:]))[:, -1].float()
+            newest = self._features(frames[:, -1:])[:, -1].float()
             edges = newest if cfg.spatial_filter == UNFILTERED else gradient_magnitude(newest, cfg.spatial_filter)
             batch = clip.shape[0]
             if cfg.motion_filter == UNFILTERED:
                 energy = None
             elif cfg.cancel_frame_position_bias:
                 frozen = clip[:, -1:].expand_as(clip)
-                both = backbone.features(backbone.encode(torch.cat([clip, frozen]))).float()
+                both = self._features(torch.cat([clip, frozen])).float()
                 energy = band_magnitude(both[:batch] - both[batch:], latent_fps, band)
             else:
-                energy = band_magnitude(backbone.features(backbone.encode(clip)).float(), latent_fps, band)
+                energy = band_magnitude(self._features(clip).float(), latent_fps, band)
         if energy is None:
-            motion = backbone.features(backbone.encode(clip)).float().mean(dim=1)
+            motion = self._features(clip).float().mean(dim=1)
         else:
             motion = above_noise_floor(energy, cfg.noise_floor_quantile, cfg.noise_floor_factor)
 
@@ -357,11 +359,16 @@ class SpatioMotionEncoder(nn.Module):
             views=self.view_maps(views) if cfg.view_cameras else None,
         )
 
-    def _against_nothing(self, latents: torch.Tensor) -> torch.Tensor:
+    def _features(self, frames: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of frames (B, T, 3, H, W), conditioned as the backbone conditions them."""
+        return self.backbone.features(self.backbone.encode(frames), self.backbone.context(frames))
+
+    def _against_nothing(self, latents: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """Features of filtered latents minus those of all-zero latents (in
-        one batch): zero where the filter left nothing, whatever biases the
-        denoiser adds."""
-        both = self.backbone.features(torch.cat([latents, torch.zeros_like(latents)])).float()
+        one batch, under the same conditioning): zero where the filter left
+        nothing, whatever biases the denoiser adds."""
+        both_contexts = None if context is None else torch.cat([context, context])
+        both = self.backbone.features(torch.cat([latents, torch.zeros_like(latents)]), both_contexts).float()
         return both[: len(latents)] - both[len(latents):]
 
     def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor, view_maps: torch.Tensor | None = None

@@ -23,16 +23,21 @@ class VideoBackbone(nn.Module):
     - `encode(frames)`: (B, T, 3, H, W) in [0, 1] -> latents (B, t, c, h, w)
       as the denoiser takes them (scaled); t = 1 + (T - 1) // temporal_compression
       for causal video VAEs (Wan), t = T for per-frame VAEs (SVD).
-    - `features(latents)`: one pass of the denoiser on clean latents (or at a
-      small fixed noise level), read inside the network: (B, t, C, h', w').
-      Deterministic: the same latents give the same features.
-    - `denoising_loss(latents, generator)`: the model's own training
-      objective on robot clips (stage 1 of training).
+    - `context(frames)`: what the denoiser is conditioned on that only the
+      pixels give (SVD's CLIP embedding of the first frame, when its
+      image encoder is loaded), or None: the model's own default.
+    - `features(latents, context)`: one pass of the denoiser on clean
+      latents (or at a small fixed noise level), read inside the network:
+      (B, t, C, h', w'). Deterministic: the same latents give the same
+      features.
+    - `denoising_loss(latents, generator, context)`: the model's own
+      training objective on robot clips (stage 1 of training).
     - `feature_channels`, `temporal_compression`: what System 2 needs to
       size its formers and to convert its motion band to latent frames.
-    - `diffusers_modules()`: name -> the diffusers models it wraps (e.g.
-      unet, vae); `save(directory)` writes each to directory/<name> in
-      diffusers layout, reloadable with `pretrained_path=directory`. Any
+    - `diffusers_modules()`: name -> the pretrained models it wraps (e.g.
+      unet, vae, a transformers image_encoder); `save(directory)` writes each
+      to directory/<name> in their save_pretrained layout, reloadable with
+      `pretrained_path=directory`. Any
       other parameter (a learned conditioning, say) belongs to System 2's
       head weights.
     - `trained_end_to_end`: False for video models (frozen after stage 1,
@@ -46,10 +51,14 @@ class VideoBackbone(nn.Module):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def features(self, latents: torch.Tensor) -> torch.Tensor:
+    def context(self, frames: torch.Tensor) -> torch.Tensor | None:
+        return None
+
+    def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
+                       context: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def diffusers_modules(self) -> dict[str, nn.Module]:

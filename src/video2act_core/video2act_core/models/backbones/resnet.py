@@ -56,11 +56,12 @@ class ResNetBackbone(VideoBackbone):
         """Pixels in [-1, 1]: the ResNet's input is the image itself."""
         return frames * 2.0 - 1.0
 
-    def features(self, latents: torch.Tensor) -> torch.Tensor:
+    def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         batch, steps = latents.shape[:2]
         return self.stages(self.stem(latents.flatten(0, 1))).unflatten(0, (batch, steps))
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
+                       context: torch.Tensor | None = None) -> torch.Tensor:
         raise ValueError("stage 1 adapts a video diffusion model; the ResNet baseline has none (use --stage1-steps 0)")
 
     def diffusers_modules(self) -> dict[str, nn.Module]:

@@ -4,6 +4,13 @@ Frames go through SVD's VAE encoder into latents; the UNet runs one
 denoising step at a small fixed noise level, and forward hooks read
 per-frame feature maps from configurable blocks, resized to the first
 block's grid and concatenated.
+
+SVD's cross-attention is conditioned on the CLIP image embedding of the
+clip's first frame. A pretrained directory with `image_encoder/` (the
+download's CLIPVisionModelWithProjection) gets exactly that, so pretrained
+weights see the conditioning they were trained on; without one (the tiny
+configs) a learned projection of the first frame's pooled VAE latent
+stands in.
 """
 
 from __future__ import annotations
@@ -43,6 +50,23 @@ TINY_VAE: dict[str, Any] = {
 }
 
 
+# CLIP's pixel statistics, as SVD's feature extractor normalises them.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def load_clip_image_encoder(root: Path):
+    """The download's CLIPVisionModelWithProjection (`image_encoder/`), frozen."""
+    try:
+        from transformers import CLIPVisionModelWithProjection
+        from transformers.utils import logging
+    except ImportError as error:
+        raise RuntimeError(f"{root / 'image_encoder'} needs the transformers package") from error
+    logging.disable_progress_bar()
+    model = CLIPVisionModelWithProjection.from_pretrained(root / "image_encoder", local_files_only=True)
+    return model.requires_grad_(False).eval()  # SVD fine-tunes keep CLIP frozen; so does stage 1
+
+
 class SVDBackbone(VideoBackbone):
     temporal_compression = 1
 
@@ -67,6 +91,7 @@ class SVDBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 
+        self.image_encoder = None  # CLIP, from a download's image_encoder/
         if pretrained_path:
             root = Path(pretrained_path).expanduser()
             if not (root / "unet").is_dir() or not (root / "vae").is_dir():
@@ -78,6 +103,8 @@ class SVDBackbone(VideoBackbone):
                                                                          low_cpu_mem_usage=lazy)
             self.vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True,
                                                                    low_cpu_mem_usage=lazy)
+            if (root / "image_encoder").is_dir():
+                self.image_encoder = load_clip_image_encoder(root)
         else:
             self.unet = UNetSpatioTemporalConditionModel(**(unet or TINY_UNET))
             self.vae = AutoencoderKLTemporalDecoder(**(vae or TINY_VAE))
@@ -91,10 +118,15 @@ class SVDBackbone(VideoBackbone):
         self.sigma, self.noise_seed = sigma, noise_seed
         self.time_ids = (fps - 1, motion_bucket_id, noise_aug_strength)
         self.feature_blocks = list(feature_blocks)
-        # SVD conditions cross-attention on a CLIP embedding of the first
-        # frame; a learned projection of its pooled VAE latent stands in, so
-        # no image encoder weights are needed.
+        # Without CLIP: a learned projection of the first frame's pooled VAE
+        # latent stands in for its embedding (module docstring).
         self.condition_embedding = torch.nn.Linear(latent_channels, self.unet.config.cross_attention_dim)
+        if self.image_encoder is not None:
+            if self.image_encoder.config.projection_dim != self.unet.config.cross_attention_dim:
+                raise ValueError(f"CLIP image encoder projection_dim={self.image_encoder.config.projection_dim} must "
+                                 f"equal the UNet's cross_attention_dim={self.unet.config.cross_attention_dim}")
+            self.register_buffer("clip_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("clip_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         self._features: dict[str, torch.Tensor] = {}
         for name in self.feature_blocks:
             self.unet.get_submodule(name).register_forward_hook(self._store_features(name))
@@ -109,7 +141,21 @@ class SVDBackbone(VideoBackbone):
         return hook
 
     def diffusers_modules(self) -> dict[str, torch.nn.Module]:
-        return {"unet": self.unet, "vae": self.vae}
+        modules = {"unet": self.unet, "vae": self.vae}
+        if self.image_encoder is not None:
+            modules["image_encoder"] = self.image_encoder
+        return modules
+
+    def context(self, frames: torch.Tensor) -> torch.Tensor | None:
+        """CLIP's image embedding of each clip's first frame (B, 1, D), as
+        the SVD pipeline conditions on its input image; None without CLIP."""
+        if self.image_encoder is None:
+            return None
+        size = self.image_encoder.config.image_size
+        first = F.interpolate(frames[:, 0].float(), size=(size, size), mode="bicubic", align_corners=False,
+                              antialias=True).clamp(0.0, 1.0)
+        pixels = (first - self.clip_mean) / self.clip_std
+        return self.image_encoder(pixel_values=pixels.to(self.image_encoder.dtype)).image_embeds.unsqueeze(1)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) in [0, 1] -> scaled VAE latent means (B, T, c, h, w)."""
@@ -118,9 +164,12 @@ class SVDBackbone(VideoBackbone):
         latents = self.vae.encode(pixels).latent_dist.mode() * self.vae_scaling_factor
         return latents.unflatten(0, (batch, steps))
 
-    def _denoise(self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor,
+                 context: torch.Tensor | None = None) -> torch.Tensor:
         """One SVD UNet pass on `latents + sigma * noise`, conditioned on the
-        first frame as SVD is; returns the raw UNet output (B, T, c, h, w).
+        first frame as SVD is (its latents concatenated, and `context` or the
+        learned stand-in for its CLIP embedding); returns the raw UNet output
+        (B, T, c, h, w).
 
         sigma is (B,): EDM preconditioning c_in = 1/sqrt(sigma^2 + 1),
         c_noise = log(sigma) / 4, as in Stable Video Diffusion.
@@ -130,11 +179,13 @@ class SVDBackbone(VideoBackbone):
         condition = latents[:, :1]
         noisy = (latents + scale * noise) / torch.sqrt(scale**2 + 1.0)
         sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
-        context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
+        if context is None:
+            context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
+        context = context.to(latents.dtype)
         time_ids = torch.tensor([self.time_ids], device=latents.device, dtype=latents.dtype).expand(batch, 3)
         return self.unet(sample, 0.25 * torch.log(sigma), context, time_ids, return_dict=False)[0]
 
-    def features(self, latents: torch.Tensor) -> torch.Tensor:
+    def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, c, h, w) -> hooked features (B, T, C, h', w') on the first block's grid."""
         batch, steps = latents.shape[:2]
         # Same noise for every frame: per-frame noise would itself look like motion.
@@ -142,20 +193,21 @@ class SVDBackbone(VideoBackbone):
         noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator, device="cpu").to(latents).expand_as(latents)
         sigma = torch.full((batch,), self.sigma, device=latents.device, dtype=latents.dtype)
         self._features.clear()
-        self._denoise(latents, noise, sigma)
+        self._denoise(latents, noise, sigma, context)
         maps = [self._features[name] for name in self.feature_blocks]
         grid = maps[0].shape[-2:]
         resized = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
                    for m in maps]
         return torch.cat(resized, dim=1).unflatten(0, (batch, steps))
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
+                       context: torch.Tensor | None = None) -> torch.Tensor:
         """SVD's EDM v-objective on a batch of robot clips' latents."""
         batch = latents.shape[0]
         # log-normal noise levels (P_mean 0.7, P_std 1.6), as SVD fine-tunes.
         sigma = torch.exp(0.7 + 1.6 * torch.randn(batch, generator=generator)).to(latents)
         noise = torch.randn(latents.shape, generator=generator).to(latents)
-        output = self._denoise(latents, noise, sigma)
+        output = self._denoise(latents, noise, sigma, context)
         scale = sigma.view(batch, 1, 1, 1, 1)
         noisy = latents + scale * noise
         denoised = noisy / (scale**2 + 1.0) - output * scale / torch.sqrt(scale**2 + 1.0)

@@ -14,14 +14,16 @@ the blocks (patch embedding, rotary positions, time and text embedding) and
 stops after `num_blocks`; `WanTransformer3DModel.forward` is the reference
 to re-check on a diffusers upgrade (a test compares the two).
 
-Text: Wan conditions every block on umT5-XXL embeddings of a prompt. A local
-umT5 is out of scope here, so a fixed null context of zeros stands in (the
-padding Wan itself appends to every prompt). It is not umT5's embedding of
-an empty prompt, so features differ from the official code's by a constant
-text condition; a real instruction embedding would replace
-`_null_context`. With an all-zero context every text token is the same
-vector, so cross-attention returns the same result for any token count:
-one token is enough.
+Text: Wan conditions every block on umT5-XXL embeddings of a prompt. With
+`text_encoder_path` (a directory holding `text_encoder/` and `tokenizer/`,
+as the Wan2.2 diffusers download does) the `prompt` is encoded once, as
+WanPipeline does it (padded to `text_tokens` with zeros past its end), and
+kept as a buffer saved with System 2's head: a checkpoint needs no umT5 to
+run. Without one, a fixed null context of zeros stands in (the padding Wan
+itself appends to every prompt); with an all-zero context every text token
+is the same vector, so cross-attention returns the same result for any
+token count: one token is enough. The task instruction itself goes to
+System 1's language tokens, per episode; the prompt here is fixed.
 """
 
 from __future__ import annotations
@@ -95,6 +97,28 @@ def _load_local(model_class, directory: Path):
     return model.eval()
 
 
+def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.Tensor:
+    """(1, tokens, text_dim) umT5 embeddings of `prompt` as WanPipeline makes
+    them: the tokenizer's ids with an attention mask, zeros past the prompt."""
+    try:
+        from transformers import AutoTokenizer, UMT5EncoderModel
+        from transformers.utils import logging
+    except ImportError as error:
+        raise RuntimeError(f"the text encoder in {root} needs the transformers package") from error
+    if not (root / "text_encoder").is_dir() or not (root / "tokenizer").is_dir():
+        raise FileNotFoundError(f"{root}: expected text_encoder/ (umT5) and tokenizer/ subfolders")
+    logging.disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
+    encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", local_files_only=True).eval()
+    if encoder.config.d_model != text_dim:
+        raise ValueError(f"umT5 in {root} has width {encoder.config.d_model}, the transformer's text_dim is {text_dim}")
+    batch = tokenizer([prompt], padding="max_length", max_length=tokens, truncation=True, add_special_tokens=True,
+                      return_attention_mask=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    return (hidden * batch["attention_mask"][..., None]).float()
+
+
 class WanBackbone(VideoBackbone):
     # Wan's VAE is causal in time: the first frame alone, then 4 frames per latent frame.
     temporal_compression = 4
@@ -112,8 +136,12 @@ class WanBackbone(VideoBackbone):
         # (the same for every latent frame, so that it does not look like motion).
         timestep: float = 0.0,
         noise_seed: int = 0,
-        # Tokens of the null text context (see the module docstring).
+        # Tokens of the text context: the prompt's, zero-padded to this many
+        # (Wan pads to 512), or all zeros without a text encoder (module docstring).
         text_tokens: int = 1,
+        # A local umT5 (text_encoder/ and tokenizer/ inside) and the prompt it encodes once.
+        text_encoder_path: str = "",
+        prompt: str = "",
         # How `denoising_loss` draws noise levels: uniform, or logit-normal
         # (more weight on mid-range noise, as SD3 trains).
         loss_timestep_sampling: str = "logit_normal",
@@ -151,7 +179,11 @@ class WanBackbone(VideoBackbone):
         total_blocks = len(self.transformer.blocks)
         self.num_blocks = num_blocks if 0 < num_blocks <= total_blocks else total_blocks
         self.timestep, self.noise_seed = float(timestep), noise_seed
-        self.text_tokens = text_tokens
+        context = torch.zeros(1, text_tokens, config.text_dim)
+        if text_encoder_path:
+            context = encode_prompt(Path(text_encoder_path).expanduser(), prompt, text_tokens, config.text_dim)
+        # Saved with System 2's head, so a checkpoint loads without the text encoder.
+        self.register_buffer("text_context", context)
         self.loss_timestep_sampling = loss_timestep_sampling
         self.feature_channels = config.num_attention_heads * config.attention_head_dim
         # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
@@ -181,11 +213,11 @@ class WanBackbone(VideoBackbone):
         latents = (latents - self.latents_mean.to(latents)) / self.latents_std.to(latents)
         return latents.transpose(1, 2)
 
-    def _null_context(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(B, text_tokens, text_dim) zeros: Wan's prompt padding, standing in for umT5 (module docstring)."""
-        return torch.zeros(batch, self.text_tokens, self.transformer.config.text_dim, device=device, dtype=dtype)
+    def _text_context(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(B, text_tokens, text_dim): the prompt's umT5 embeddings, or zeros (module docstring)."""
+        return self.text_context.to(device, dtype).expand(batch, -1, -1)
 
-    def features(self, latents: torch.Tensor) -> torch.Tensor:
+    def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """One transformer pass on the latents, read after the first `num_blocks` blocks.
 
         Args:
@@ -211,7 +243,7 @@ class WanBackbone(VideoBackbone):
         # WanTransformer3DModel.forward up to its block loop (diffusers 0.42.1).
         rotary = transformer.rope(sample)
         tokens = transformer.patch_embedding(sample).flatten(2).transpose(1, 2).contiguous()
-        context = self._null_context(batch, sample.device, sample.dtype)
+        context = self._text_context(batch, sample.device, sample.dtype)
         _, modulation, context, _ = transformer.condition_embedder(timestep, context)
         modulation = modulation.unflatten(1, (6, -1))
         for block in transformer.blocks[: self.num_blocks]:
@@ -221,7 +253,8 @@ class WanBackbone(VideoBackbone):
         grid = tokens.unflatten(1, (steps, height // patch_h, width // patch_w))  # (B, t, h', w', C)
         return grid.permute(0, 1, 4, 2, 3)
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
+                       context: torch.Tensor | None = None) -> torch.Tensor:
         """Wan's rectified-flow objective on the full transformer: with
         x_s = (1 - s) x0 + s noise, predict the velocity noise - x0.
 
@@ -245,7 +278,7 @@ class WanBackbone(VideoBackbone):
         prediction = transformer(
             noisy.transpose(1, 2).to(transformer.dtype),
             timestep=noise_level * NUM_TRAIN_TIMESTEPS,
-            encoder_hidden_states=self._null_context(batch, latents.device, transformer.dtype),
+            encoder_hidden_states=self._text_context(batch, latents.device, transformer.dtype),
             return_dict=False,
         )[0]
         return F.mse_loss(prediction.float(), (noise - latents).transpose(1, 2).float())

@@ -1,0 +1,166 @@
+"""Pretrained encoders from local directories, as the downloads lay them
+out, on tiny random-weight models written by `transformers` itself: SVD's
+CLIP image encoder conditions the UNet, Wan's umT5 encodes the prompt once,
+and a T5 gives System 1 its instruction tokens; each survives a checkpoint
+round trip."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import JOINTS, REPO, tiny_model_config
+from video2act_core.checkpoint import build_models, load_policy, save_checkpoint
+from video2act_core.models.backbones import build_backbone
+from video2act_core.normalization import NormalizationStats
+
+transformers = pytest.importorskip("transformers")
+WORDS = "pick place the red blue cube square reach move a robot arm to left right".split()
+
+
+def write_tokenizer(directory) -> None:
+    """A word-level tokenizer with T5's special tokens, saved as transformers loads it."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{word: i + 3 for i, word in enumerate(WORDS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
+                                         unk_token="<unk>").save_pretrained(directory)
+
+
+def frames(seed: int, steps: int = 2, size: int = 64) -> torch.Tensor:
+    return torch.rand(1, steps, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def svd_with_clip(tmp_path_factory):
+    """A tiny SVD download: unet/, vae/ and a CLIP image_encoder/ whose
+    projection matches the UNet's cross-attention width."""
+    root = tmp_path_factory.mktemp("svd_clip")
+    encoder, _ = build_models(tiny_model_config(), JOINTS, seed=1)
+    encoder.backbone.save(root)
+    torch.manual_seed(1)
+    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
+        patch_size=8, projection_dim=encoder.backbone.unet.config.cross_attention_dim))
+    clip.save_pretrained(root / "image_encoder")
+    return root
+
+
+def test_svd_conditions_on_clips_embedding_of_the_first_frame(svd_with_clip):
+    backbone = build_backbone({"type": "svd", "pretrained_path": str(svd_with_clip)}).eval()
+    assert backbone.image_encoder is not None
+    assert not any(p.requires_grad for p in backbone.image_encoder.parameters())
+    with torch.no_grad():
+        clip = frames(0)
+        context = backbone.context(clip)
+        assert context.shape == (1, 1, backbone.unet.config.cross_attention_dim)
+        latents = backbone.encode(clip)
+        with_clip = backbone.features(latents, context)
+        stand_in = backbone.features(latents)
+        assert not torch.allclose(with_clip, stand_in)
+        # The embedding is of the first frame: another last frame leaves it.
+        other_last = torch.cat([clip[:, :1], frames(1)[:, 1:]], dim=1)
+        torch.testing.assert_close(backbone.context(other_last), context)
+        assert not torch.allclose(backbone.context(frames(2)), context)
+    # Without image_encoder/ the learned stand-in conditions it, as before.
+    plain = svd_with_clip.parent / "svd_plain"
+    shutil.copytree(svd_with_clip, plain, ignore=shutil.ignore_patterns("image_encoder"))
+    assert build_backbone({"type": "svd", "pretrained_path": str(plain)}).context(clip) is None
+
+
+def test_a_checkpoint_keeps_the_clip_image_encoder(svd_with_clip, tmp_path):
+    config = tiny_model_config()
+    config["system2"]["backbone"] = {**config["system2"]["backbone"], "pretrained_path": str(svd_with_clip)}
+    encoder, action = build_models(config, JOINTS, seed=3)
+    save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS))
+    assert (tmp_path / "ckpt" / "backbone" / "image_encoder" / "config.json").is_file()
+    shutil.rmtree(svd_with_clip / "image_encoder")  # the checkpoint has its own copy
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    assert policy.system2.encoder.backbone.image_encoder is not None
+    clip = (frames(4, steps=policy.system2.config.num_frames)[0].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    with torch.no_grad():
+        reference = encoder.eval()(torch.from_numpy(clip).permute(0, 3, 1, 2)[None].float() / 255)
+    np.testing.assert_allclose(policy.system2.encode(clip).spatial, reference.spatial[0].numpy(), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def umt5(tmp_path_factory):
+    """A tiny umT5 laid out as in the Wan2.2 diffusers download:
+    text_encoder/ and tokenizer/, its width the tiny transformer's text_dim."""
+    from video2act_core.models.backbones.wan import TINY_TRANSFORMER
+
+    root = tmp_path_factory.mktemp("umt5")
+    write_tokenizer(root / "tokenizer")
+    torch.manual_seed(2)
+    transformers.UMT5EncoderModel(transformers.UMT5Config(
+        vocab_size=len(WORDS) + 3, d_model=TINY_TRANSFORMER["text_dim"], d_kv=8, d_ff=32, num_layers=1,
+        num_heads=2)).save_pretrained(root / "text_encoder")
+    return root
+
+
+def test_wan_encodes_its_prompt_once_with_umt5(umt5):
+    wan = lambda **options: build_backbone({"type": "wan", "num_blocks": 2, "text_tokens": 8, **options}).eval()
+    torch.manual_seed(0)
+    picking = wan(text_encoder_path=str(umt5), prompt="pick the red cube")
+    context = picking.text_context[0]
+    # Four words (this tokenizer adds no end token), then zeros as WanPipeline pads.
+    assert context[:4].abs().sum(dim=1).min() > 0 and context[4:].abs().sum() == 0
+    torch.manual_seed(0)
+    placing = wan(text_encoder_path=str(umt5), prompt="place the blue square")
+    torch.manual_seed(0)
+    silent = wan()  # no text encoder: the null context
+    assert silent.text_context.abs().sum() == 0
+    with torch.no_grad():
+        latents = picking.encode(frames(5, steps=1, size=32))
+        features = [backbone.features(latents) for backbone in (picking, placing, silent)]
+    assert not torch.allclose(features[0], features[1]) and not torch.allclose(features[0], features[2])
+    with pytest.raises(FileNotFoundError, match="expected text_encoder/"):
+        wan(text_encoder_path=str(umt5 / "tokenizer"), prompt="pick")
+
+
+def test_a_wan_checkpoint_runs_without_its_text_encoder(umt5, tmp_path):
+    config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
+    config["system2"]["backbone"].update(text_encoder_path=str(umt5 / "copy"), prompt="reach the red square",
+                                         text_tokens=8)
+    shutil.copytree(umt5, umt5 / "copy")
+    encoder, action = build_models(config, JOINTS, seed=4)
+    save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS))
+    shutil.rmtree(umt5 / "copy")  # as on a robot without the 11 GB umT5-XXL
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    torch.testing.assert_close(policy.system2.encoder.backbone.text_context, encoder.backbone.text_context)
+    assert policy.system2.encoder.backbone.text_context.abs().sum() > 0
+
+
+def test_system1_reads_instructions_through_a_local_t5(tmp_path):
+    """The `pretrained` language option on a tiny T5 encoder-decoder: its
+    encoder's tokens condition the chunk, and a checkpoint refers to it by path."""
+    write_tokenizer(tmp_path / "t5")
+    torch.manual_seed(3)
+    transformers.T5ForConditionalGeneration(transformers.T5Config(
+        vocab_size=len(WORDS) + 3, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+        num_heads=2, decoder_start_token_id=0)).save_pretrained(tmp_path / "t5")
+    config = tiny_model_config()
+    config["system1"]["language"] = {"type": "pretrained", "path": str(tmp_path / "t5"), "max_tokens": 8}
+    encoder, action = build_models(config, JOINTS, seed=5)
+    text = action.model.text_encoder
+    assert text.dim == 32 and not any(True for _ in text.parameters())  # frozen, not in the state dict
+    save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS),
+                    metadata={"instructions": ["reach the red cube"]})
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    # The untrained head's output layer is zero: give it weights so the context shows.
+    torch.manual_seed(6)
+    torch.nn.init.normal_(policy.system1.action.model.action_out.weight)
+    for block in policy.system1.action.model.blocks:
+        torch.nn.init.normal_(block.modulation[-1].weight, std=0.1)
+    clip = np.zeros((policy.system2.config.num_frames, 64, 64, 3), np.uint8)
+    latents = policy.system2.encode(clip)
+    chunk = lambda instruction: policy.system1.act(latents, np.zeros(len(JOINTS)), instruction=instruction)
+    policy.system1._generator.manual_seed(0)
+    red = chunk("reach the red cube")
+    policy.system1._generator.manual_seed(0)
+    blue = chunk("reach the blue cube")
+    assert np.abs(red - blue).max() > 1e-4
