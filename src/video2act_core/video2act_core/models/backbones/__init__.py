@@ -10,11 +10,19 @@ model made them.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
+
+# The flow-matching transformers (Wan, HunyuanVideo) map a noise level s in
+# [0, 1] to their timestep s * 1000; their stage-1 loss draws s uniformly or
+# logit-normally (more weight on mid-range noise, as SD3 trains).
+NUM_TRAIN_TIMESTEPS = 1000
+TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
 
 
 class VideoBackbone(nn.Module):
@@ -69,9 +77,37 @@ class VideoBackbone(nn.Module):
             module.save_pretrained(Path(directory) / name, safe_serialization=True)
 
 
+def flow_noise_levels(batch: int, sampling: str, generator: torch.Generator | None) -> torch.Tensor:
+    """(batch,) noise levels in (0, 1) for a flow-matching loss."""
+    if sampling == "logit_normal":
+        return torch.sigmoid(torch.randn(batch, generator=generator))
+    return torch.rand(batch, generator=generator)
+
+
+def load_local(model_class, directory: Path):
+    """A diffusers model saved in `directory` (save_pretrained layout).
+
+    diffusers (0.42.1) loads models that keep modules in fp32, as the Wan
+    and HunyuanVideo transformers do, only through `accelerate`; without it
+    the safetensors files are read here into a model built from the saved
+    config.
+    """
+    if importlib.util.find_spec("accelerate") is not None:
+        return model_class.from_pretrained(directory, local_files_only=True)
+    weight_files = sorted(directory.glob("diffusion_pytorch_model*.safetensors"))
+    if not weight_files:
+        raise FileNotFoundError(f"{directory} holds no diffusion_pytorch_model*.safetensors weights")
+    model = model_class.from_config(model_class.load_config(directory))
+    state_dict = {}
+    for weight_file in weight_files:
+        state_dict.update(load_file(weight_file))
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
 def build_backbone(options: dict[str, Any]) -> VideoBackbone:
-    """The backbone named by options['type'] ('svd', 'wan' or 'resnet'), built from the
-    rest of `options` (a local `pretrained_path`, or configs)."""
+    """The backbone named by options['type'] ('svd', 'wan', 'hunyuan' or 'resnet'),
+    built from the rest of `options` (a local `pretrained_path`, or configs)."""
     options = dict(options)
     kind = options.pop("type", "svd")
     if kind == "svd":
@@ -82,8 +118,12 @@ def build_backbone(options: dict[str, Any]) -> VideoBackbone:
         from video2act_core.models.backbones.wan import WanBackbone
 
         return WanBackbone(**options)
+    if kind == "hunyuan":
+        from video2act_core.models.backbones.hunyuan import HunyuanVideoBackbone
+
+        return HunyuanVideoBackbone(**options)
     if kind == "resnet":
         from video2act_core.models.backbones.resnet import ResNetBackbone
 
         return ResNetBackbone(**options)
-    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan, resnet)")
+    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan, hunyuan, resnet)")

@@ -28,15 +28,14 @@ System 1's language tokens, per episode; the prompt here is fixed.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
-from video2act_core.models.backbones import VideoBackbone
+from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, TIMESTEP_SAMPLINGS, VideoBackbone,
+                                              flow_noise_levels, load_local)
 
 # A Wan2.2-style transformer and VAE small enough for CPU tests and the demo:
 # the same block types as TI2V-5B (patch (1, 2, 2), RMS-normed q/k, residual
@@ -70,32 +69,6 @@ TINY_VAE: dict[str, Any] = {
     "latents_mean": [-0.2, -0.1, 0.0, 0.1, 0.2, 0.3, -0.3, 0.05],
     "latents_std": [0.5, 1.0, 1.5, 0.8, 1.2, 0.6, 2.0, 0.9],
 }
-
-# Wan's flow-matching schedulers map a noise level s in [0, 1] to the
-# transformer's timestep s * 1000.
-NUM_TRAIN_TIMESTEPS = 1000
-TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
-
-
-def _load_local(model_class, directory: Path):
-    """A diffusers model saved in `directory` (save_pretrained layout).
-
-    diffusers (0.42.1) loads models that keep modules in fp32, as the Wan
-    transformer does, only through `accelerate`; without it the safetensors
-    files are read here into a model built from the saved config.
-    """
-    if importlib.util.find_spec("accelerate") is not None:
-        return model_class.from_pretrained(directory, local_files_only=True)
-    weight_files = sorted(directory.glob("diffusion_pytorch_model*.safetensors"))
-    if not weight_files:
-        raise FileNotFoundError(f"{directory} holds no diffusion_pytorch_model*.safetensors weights")
-    model = model_class.from_config(model_class.load_config(directory))
-    state_dict = {}
-    for weight_file in weight_files:
-        state_dict.update(load_file(weight_file))
-    model.load_state_dict(state_dict)
-    return model.eval()
-
 
 def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.Tensor:
     """(1, tokens, text_dim) umT5 embeddings of `prompt` as WanPipeline makes
@@ -163,8 +136,8 @@ class WanBackbone(VideoBackbone):
             if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
                 raise FileNotFoundError(
                     f"{root} is not a diffusers Wan directory: expected transformer/ and vae/ subfolders")
-            self.transformer = _load_local(WanTransformer3DModel, root / "transformer")
-            self.vae = _load_local(AutoencoderKLWan, root / "vae")
+            self.transformer = load_local(WanTransformer3DModel, root / "transformer")
+            self.vae = load_local(AutoencoderKLWan, root / "vae")
         else:
             self.transformer = WanTransformer3DModel(**(transformer or TINY_TRANSFORMER))
             self.vae = AutoencoderKLWan(**(vae or TINY_VAE))
@@ -266,10 +239,7 @@ class WanBackbone(VideoBackbone):
             The mean squared velocity error, a scalar.
         """
         batch = latents.shape[0]
-        if self.loss_timestep_sampling == "logit_normal":
-            noise_level = torch.sigmoid(torch.randn(batch, generator=generator))
-        else:
-            noise_level = torch.rand(batch, generator=generator)
+        noise_level = flow_noise_levels(batch, self.loss_timestep_sampling, generator)
         noise = torch.randn(latents.shape, generator=generator).to(latents)
         noise_level = noise_level.to(latents.device)
         scale = noise_level.to(latents.dtype).view(batch, 1, 1, 1, 1)
