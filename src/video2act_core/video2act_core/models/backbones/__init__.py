@@ -77,6 +77,25 @@ class VideoBackbone(nn.Module):
             module.save_pretrained(Path(directory) / name, safe_serialization=True)
 
 
+def check_flow_options(timestep: float, loss_timestep_sampling: str) -> None:
+    if not 0.0 <= timestep <= NUM_TRAIN_TIMESTEPS:
+        raise ValueError(f"timestep={timestep}: expected 0..{NUM_TRAIN_TIMESTEPS}")
+    if loss_timestep_sampling not in TIMESTEP_SAMPLINGS:
+        raise ValueError(f"loss_timestep_sampling='{loss_timestep_sampling}': expected one of {TIMESTEP_SAMPLINGS}")
+
+
+def transformer_and_vae(model: str, transformer_class, vae_class, pretrained_path: str,
+                        transformer: dict[str, Any], vae: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+    """A video transformer and its VAE: loaded from a local diffusers
+    directory (transformer/ and vae/ inside), or built from configs."""
+    if not pretrained_path:
+        return transformer_class(**transformer), vae_class(**vae)
+    root = Path(pretrained_path).expanduser()
+    if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
+        raise FileNotFoundError(f"{root} is not a diffusers {model} directory: expected transformer/ and vae/ subfolders")
+    return load_local(transformer_class, root / "transformer"), load_local(vae_class, root / "vae")
+
+
 def flow_noise_levels(batch: int, sampling: str, generator: torch.Generator | None) -> torch.Tensor:
     """(batch,) noise levels in (0, 1) for a flow-matching loss."""
     if sampling == "logit_normal":

@@ -25,14 +25,13 @@ weights take `guidance` x 1000, as HunyuanVideoPipeline passes it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, TIMESTEP_SAMPLINGS, VideoBackbone,
-                                              flow_noise_levels, load_local)
+from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, VideoBackbone, check_flow_options,
+                                              flow_noise_levels, transformer_and_vae)
 
 # A HunyuanVideo-style transformer and VAE small enough for CPU tests: the
 # same block types (dual-stream then single-stream blocks, token refiner,
@@ -82,20 +81,10 @@ class HunyuanVideoBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLHunyuanVideo, HunyuanVideoTransformer3DModel
 
-        if not 0.0 <= timestep <= NUM_TRAIN_TIMESTEPS:
-            raise ValueError(f"timestep={timestep}: expected 0..{NUM_TRAIN_TIMESTEPS}")
-        if loss_timestep_sampling not in TIMESTEP_SAMPLINGS:
-            raise ValueError(f"loss_timestep_sampling='{loss_timestep_sampling}': expected one of {TIMESTEP_SAMPLINGS}")
-        if pretrained_path:
-            root = Path(pretrained_path).expanduser()
-            if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
-                raise FileNotFoundError(
-                    f"{root} is not a diffusers HunyuanVideo directory: expected transformer/ and vae/ subfolders")
-            self.transformer = load_local(HunyuanVideoTransformer3DModel, root / "transformer")
-            self.vae = load_local(AutoencoderKLHunyuanVideo, root / "vae")
-        else:
-            self.transformer = HunyuanVideoTransformer3DModel(**(transformer or TINY_TRANSFORMER))
-            self.vae = AutoencoderKLHunyuanVideo(**(vae or TINY_VAE))
+        check_flow_options(timestep, loss_timestep_sampling)
+        self.transformer, self.vae = transformer_and_vae(
+            "HunyuanVideo", HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, pretrained_path,
+            transformer or TINY_TRANSFORMER, vae or TINY_VAE)
         config = self.transformer.config
         if config.in_channels != self.vae.config.latent_channels:
             raise ValueError(f"HunyuanVideo transformer in_channels={config.in_channels} must equal the VAE's "

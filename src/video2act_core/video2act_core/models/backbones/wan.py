@@ -34,8 +34,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, TIMESTEP_SAMPLINGS, VideoBackbone,
-                                              flow_noise_levels, load_local)
+from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, VideoBackbone, check_flow_options,
+                                              flow_noise_levels, transformer_and_vae)
 
 # A Wan2.2-style transformer and VAE small enough for CPU tests and the demo:
 # the same block types as TI2V-5B (patch (1, 2, 2), RMS-normed q/k, residual
@@ -122,25 +122,13 @@ class WanBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-        if not 0.0 <= timestep <= NUM_TRAIN_TIMESTEPS:
-            raise ValueError(f"timestep={timestep}: expected 0..{NUM_TRAIN_TIMESTEPS}")
+        check_flow_options(timestep, loss_timestep_sampling)
         if num_blocks < 0:
             raise ValueError(f"num_blocks={num_blocks}: expected >= 0 (0 = all blocks)")
         if text_tokens < 1:
             raise ValueError(f"text_tokens={text_tokens}: expected >= 1")
-        if loss_timestep_sampling not in TIMESTEP_SAMPLINGS:
-            raise ValueError(f"loss_timestep_sampling='{loss_timestep_sampling}': expected one of {TIMESTEP_SAMPLINGS}")
-
-        if pretrained_path:
-            root = Path(pretrained_path).expanduser()
-            if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
-                raise FileNotFoundError(
-                    f"{root} is not a diffusers Wan directory: expected transformer/ and vae/ subfolders")
-            self.transformer = load_local(WanTransformer3DModel, root / "transformer")
-            self.vae = load_local(AutoencoderKLWan, root / "vae")
-        else:
-            self.transformer = WanTransformer3DModel(**(transformer or TINY_TRANSFORMER))
-            self.vae = AutoencoderKLWan(**(vae or TINY_VAE))
+        self.transformer, self.vae = transformer_and_vae("Wan", WanTransformer3DModel, AutoencoderKLWan, pretrained_path,
+                                                         transformer or TINY_TRANSFORMER, vae or TINY_VAE)
 
         config = self.transformer.config
         if config.in_channels != self.vae.config.z_dim:
