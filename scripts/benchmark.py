@@ -3,6 +3,7 @@ chunk (p50/p99), and the chunk rate of the asynchronous dual system against
 a synchronous baseline (System 2 then System 1 every step) in the same run.
 
     python scripts/benchmark.py                 # CPU demo config
+    python scripts/benchmark.py --model-config config/model_tiny_wan.yaml   # another tiny backbone
     python scripts/benchmark.py --realistic     # SVD-sized UNet/VAE, random weights (needs a GPU)
     python scripts/benchmark.py --realistic --rdt-head   # and System 1 at RDT-1B's size
 """
@@ -10,6 +11,7 @@ a synchronous baseline (System 2 then System 1 every step) in the same run.
 from __future__ import annotations
 
 import argparse
+import resource
 import threading
 import time
 from pathlib import Path
@@ -74,6 +76,8 @@ def timed(fn, repeats: int, sync) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-config", type=Path, default=REPO / "config" / "model_tiny.yaml",
+                        help="the model to time (random weights)")
     parser.add_argument("--realistic", action="store_true", help="SVD-sized models (random weights)")
     parser.add_argument("--rdt-head", action="store_true", help="System 1 at RDT-1B's size (with --realistic)")
     parser.add_argument("--device", default="auto")
@@ -85,7 +89,7 @@ def main() -> None:
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    config = REALISTIC if args.realistic else yaml.safe_load((REPO / "config" / "model_tiny.yaml").read_text())
+    config = REALISTIC if args.realistic else yaml.safe_load(args.model_config.read_text())
     if args.rdt_head:
         config = {**config, "system1": RDT_1B_HEAD}
     encoder, action = build_models(config, JOINTS)
@@ -97,7 +101,7 @@ def main() -> None:
     latents = system2.encode(frames)
 
     print(f"device={device} dtype={dtype} torch_threads={torch.get_num_threads()} "
-          f"config={'realistic SVD' if args.realistic else 'tiny CPU demo'}")
+          f"config={'realistic SVD' if args.realistic else args.model_config.name}")
     print(f"System 2: spatial frame {cfg.image_height}x{cfg.image_width}, motion clip {cfg.num_frames} frames "
           f"{cfg.motion_height}x{cfg.motion_width}, {cfg.backbone['type']} backbone "
           f"{sum(p.numel() for p in encoder.backbone.parameters()) / 1e6:.1f} M params, "
@@ -110,6 +114,8 @@ def main() -> None:
     print(describe_ms("System 1 per chunk", s1))
     if device.type == "cuda":
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
+    else:
+        print(f"peak process memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
 
     # Synchronous baseline: every chunk waits for a fresh System 2 update.
     chunks, start = 0, time.perf_counter()
