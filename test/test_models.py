@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from clips import CENTRE, FRAMES, SIZE, SQUARE, square_clip, swept_columns
-from conftest import JOINTS, tiny_model_config
+from conftest import JOINTS, REPO, tiny_model_config
 from video2act_core.checkpoint import build_models
-from video2act_core.models.vdm_encoder import StreamFormer, sincos_2d_positions
+from video2act_core.models.vdm_encoder import StreamFormer, VDMEncoderConfig, sincos_2d_positions
 from video2act_core.policy import frames_to_tensor
 
 
@@ -253,3 +254,22 @@ def test_system1_samples_in_half_precision():
     tokens = torch.randn(1, 4, 16, dtype=torch.bfloat16)
     sample = head.sample(torch.zeros(1, 6, dtype=torch.bfloat16), tokens, tokens, num_inference_steps=2)
     assert sample.dtype == torch.bfloat16 and torch.isfinite(sample.float()).all()
+
+
+@pytest.mark.parametrize("name", ["model_wan2.2_ti2v_5b.yaml", "model_svd_xt.yaml", "model_hunyuan_video.yaml"])
+def test_full_size_configs_are_consistent_without_their_weights(name):
+    """The GPU configs name local downloads that are not here; everything
+    that can be checked without them is: both sections parse, the motion
+    band fits the clip at the backbone's latent frame rate, and the derived
+    System 1 widths build."""
+    from video2act_core.models.backbones import hunyuan, svd, wan
+    from video2act_core.models.dit import DiTConfig
+    from video2act_core.models.filters import band_bins
+
+    config = yaml.safe_load((REPO / "config" / name).read_text())
+    vdm = VDMEncoderConfig.from_dict(config["system2"])
+    backbone = {"svd": svd.SVDBackbone, "wan": wan.WanBackbone, "hunyuan": hunyuan.HunyuanVideoBackbone}
+    compression = backbone[vdm.backbone["type"]].temporal_compression
+    band_bins(*vdm.latent_frames_and_rate(compression), tuple(vdm.motion_band_hz))
+    dit = DiTConfig.from_dict({**config["system1"], "context_dim": vdm.token_dim, "view_tokens": vdm.view_cameras > 0})
+    assert dit.hidden_dim % dit.num_heads == 0 and vdm.token_dim % 4 == 0
