@@ -24,7 +24,7 @@ def models(request):
 def streams(encoder, clip: np.ndarray):
     """(maps, spatial tokens, motion tokens) of one (T, H, W, 3) uint8 clip."""
     maps = encoder.refine(frames_to_tensor(clip))
-    spatial, motion, _ = encoder.tokens(maps.spatial, maps.motion)
+    spatial, motion, _ = encoder.tokens(maps.spatial, maps.motion, maps.views)
     return maps, spatial[0], motion[0]
 
 
@@ -161,20 +161,23 @@ def test_token_positions_start_distinct_and_closer_for_neighbouring_cells():
 def test_dit_sample_shape_and_gradient_reaches_every_input(models):
     _, action = models
     cfg = action.config
+    assert cfg.view_tokens  # the tiny config reads image tokens too
     spatial = torch.randn(2, 16, cfg.context_dim, requires_grad=True)
     motion = torch.randn(2, 16, cfg.context_dim, requires_grad=True)
+    views = torch.randn(2, 32, cfg.context_dim, requires_grad=True)
     state = torch.randn(2, cfg.state_dim, requires_grad=True)
     actions = torch.randn(2, cfg.horizon, cfg.action_dim)
     # adaLN-Zero starts every block as identity and the output at zero; one
     # step makes the gradient reach the conditioning inputs.
     optimizer = torch.optim.SGD(action.parameters(), lr=0.1)
-    action.loss(actions, state.detach(), spatial.detach(), motion.detach()).backward()
+    action.loss(actions, state.detach(), spatial.detach(), motion.detach(), views=views.detach()).backward()
     optimizer.step()
     optimizer.zero_grad()
-    action.loss(actions, state, spatial, motion).backward()
-    for name, tensor in (("spatial", spatial), ("motion", motion), ("state", state)):
+    action.loss(actions, state, spatial, motion, views=views).backward()
+    for name, tensor in (("spatial", spatial), ("motion", motion), ("image", views), ("state", state)):
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0, name
-    sample = action.sample(state.detach(), spatial.detach(), motion.detach(), generator=torch.Generator().manual_seed(0))
+    sample = action.sample(state.detach(), spatial.detach(), motion.detach(), generator=torch.Generator().manual_seed(0),
+                           views=views.detach())
     assert sample.shape == (2, cfg.horizon, cfg.action_dim)
 
 
