@@ -9,7 +9,7 @@ bash scripts/setup.sh
 source scripts/env.sh
 data=data/sim_demos
 episodes="${EPISODES:-300}"
-steps="${STEPS:-18000}"
+steps="${STEPS:-9000}"
 # The ablation table compares the branches at one (shorter) training budget.
 ablation_steps="${ABLATION_STEPS:-3000}"
 [ -d "$data" ] || python -m video2act_sim.expert --out "$data" --episodes "$episodes"

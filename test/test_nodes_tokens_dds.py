@@ -138,9 +138,6 @@ def test_tokens_as_published_keep_where_and_how_much_things_move(camera):
           + "; motion-token change at +-0.5, 1, 2 px: " + ", ".join(f"{g:.3g}" for g in growth))
     assert growth == sorted(growth)
     for key in ("sensor noise 2/255", "sensor noise 5/255", "flicker +-20%", "drift 0.1 Hz, 3 px per clip",
-                "swept cells against the others"):
+                "7 Hz against 2.5 Hz, both +-1 px", "swept cells against the others"):
         assert ratios[key] >= 5, key
-    # Above the band the trained formers compress what the maps separate
-    # 20x: the shipped checkpoint measured 4.7x here (the issue asks 5x).
-    assert ratios["7 Hz against 2.5 Hz, both +-1 px"] >= (5 if name == "tiny" else 4)
     assert ratios["boundary cells against interior cells (spatial)"] >= 2

@@ -113,10 +113,6 @@ class ViewBuffer:
         with self._lock:
             self._frames.clear()
 
-    def newest_stamp_ns(self) -> int | None:
-        with self._lock:
-            return self._frames[-1][0] if self._frames else None
-
     def frames_at(self, newest_ns: int) -> Clip | None:
         """The history frames for the video camera's newest frame at
         `newest_ns` (`view_frame_indices`), or None without a frame then."""
