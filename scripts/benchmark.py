@@ -105,7 +105,9 @@ def main() -> None:
     print(f"System 2: spatial frame {cfg.image_height}x{cfg.image_width}, motion clip {cfg.num_frames} frames "
           f"{cfg.motion_height}x{cfg.motion_width}, {cfg.backbone['type']} backbone "
           f"{sum(p.numel() for p in encoder.backbone.parameters()) / 1e6:.1f} M params, "
-          f"{latents.spatial.shape[0]}+{latents.motion.shape[0]} tokens x {latents.spatial.shape[1]}")
+          f"{latents.spatial.shape[0]}+{latents.motion.shape[0]} tokens"
+          + (f" + {latents.views.shape[0]} image tokens" if latents.views is not None else "")
+          + f" x {latents.spatial.shape[1]}")
     print(f"System 1: DiT {sum(p.numel() for p in action.parameters()) / 1e6:.1f} M params, "
           f"horizon {action.config.horizon}, {action.config.num_inference_steps} DDIM steps")
     s2 = timed(lambda: system2.encode(frames), args.repeats, sync)
