@@ -220,3 +220,16 @@ def test_old_checkpoints_without_image_tokens_still_load(tmp_path):
     latents = policy.system2.encode(frames)
     assert latents.views is None
     assert np.isfinite(policy.system1.act(latents, np.zeros(len(JOINTS)))).all()
+
+
+def test_more_cameras_than_the_simulated_arm_renders_are_refused():
+    from dataclasses import replace
+
+    from video2act_sim.arm import KinematicArm
+    from video2act_sim.camera import camera_noise_streams
+
+    sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
+    arm = KinematicArm()
+    assert len(camera_noise_streams(0, arm, replace(sim, extra_camera_topics=[WRIST_TOPIC]))) == 2
+    with pytest.raises(ValueError, match=r"renders cameras \('overhead', 'wrist'\); .* name 3"):
+        camera_noise_streams(0, arm, replace(sim, extra_camera_topics=[WRIST_TOPIC, "third/image_raw"]))

@@ -42,7 +42,7 @@ from video2act_core.data.frames import ViewSpec
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.models.dit import Instruction
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
-from video2act_core.policy import frames_to_tensor, resolve_device
+from video2act_core.policy import frames_to_tensor, resolve_device, views_to_tensor
 
 STATE_FILE = "state.pt"
 
@@ -128,7 +128,7 @@ def augmented(frames: np.ndarray, augmentation: CameraAugmentation | None, rng: 
 def camera_frames(views: np.ndarray, augmentation: CameraAugmentation | None, rng: np.random.Generator) -> torch.Tensor:
     """One sample's (V, K, H, W, 3) uint8 camera frames -> (V, K, 3, H, W)
     floats, each camera augmented on its own, as real cameras differ."""
-    return torch.cat([frames_to_tensor(augmented(camera, augmentation, rng)) for camera in views])
+    return views_to_tensor([augmented(camera, augmentation, rng) for camera in views])[0]
 
 
 def main(argv: list[str] | None = None) -> int:

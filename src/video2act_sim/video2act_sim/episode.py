@@ -25,7 +25,7 @@ from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, SimArm, make_arm
-from video2act_sim.camera import camera_effects
+from video2act_sim.camera import camera_effects, camera_noise_streams
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a
 # trajectory controller and "unset" to many drivers.
@@ -92,23 +92,20 @@ def run_episode(
     arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task,
                    sim.scene)
     try:
-        cameras = 1 + len(sim.extra_camera_topics)
-        if cameras > len(arm.cameras) or (views and views.cameras > cameras):
-            raise ValueError(f"the {sim.backend} arm renders cameras {arm.cameras}; image_topic and "
-                             f"extra_camera_topics name {cameras}" + (f", the policy reads {views.cameras}"
-                                                                     if views else ""))
+        camera_rngs = camera_noise_streams(seed, arm, sim)
+        if views and views.cameras > len(camera_rngs):
+            raise ValueError(f"image_topic and extra_camera_topics name {len(camera_rngs)} camera(s), the policy "
+                             f"reads {views.cameras}")
         inputs = CameraInputs(num_frames, views=views, names=[sim.image_topic, *sim.extra_camera_topics])
-        return _run(arm, controller, seed, sim, action_period_s, inputs, cameras, max_duration_s, settle_s, recorder,
-                    tick_period_s or action_period_s)
+        return _run(arm, controller, seed, sim, action_period_s, inputs, camera_rngs, max_duration_s, settle_s,
+                    recorder, tick_period_s or action_period_s)
     finally:
         arm.close()
 
 
 def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, action_period_s: float,
-         inputs: CameraInputs, cameras: int, max_duration_s: float, settle_s: float, recorder: EpisodeRecorder | None,
-         tick_period_s: float) -> EpisodeResult:
-    # Camera noise apart from the arm's own draws, one stream per camera.
-    camera_rngs = [np.random.default_rng([seed, 1 + camera]) for camera in range(cameras)]
+         inputs: CameraInputs, camera_rngs: list[np.random.Generator], max_duration_s: float, settle_s: float,
+         recorder: EpisodeRecorder | None, tick_period_s: float) -> EpisodeResult:
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
     physics_dt = 1.0 / sim.joint_state_rate_hz

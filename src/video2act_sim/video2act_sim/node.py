@@ -22,7 +22,6 @@ guard_process_start()
 import sys
 from time import monotonic
 
-import numpy as np
 from rclpy.clock import Clock as SteadyClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -42,7 +41,7 @@ from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, make_arm
-from video2act_sim.camera import camera_effects
+from video2act_sim.camera import camera_effects, camera_noise_streams
 from video2act_sim.episode import EPISODE_START_NS
 
 # Sim time per wall time when the node owns /clock.
@@ -57,14 +56,10 @@ class SimArmNode(Node):
             raise ValueError("publish_clock and use_sim_time together: the simulator owns the clock")
         self.episode = 0
         self.hardware = HardwareLimits.from_params(params)
-        cameras = [params.image_topic, *params.extra_camera_topics]
-        self.camera_rngs = [np.random.default_rng([params.seed, 1 + camera]) for camera in range(len(cameras))]
         self.wall_last_s = monotonic()
         self.arm = None
         self.start_episode(self.now_s() if not params.publish_clock else EPISODE_START_NS * 1e-9)
-        if len(cameras) > len(self.arm.cameras):
-            raise ValueError(f"the {params.backend} arm renders cameras {self.arm.cameras}; image_topic and "
-                             f"extra_camera_topics name {len(cameras)}: {cameras}")
+        self.camera_rngs = camera_noise_streams(params.seed, self.arm, params)
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
         # Controllers as ros2_control would run them: one for the arm's joints,
         # and one for the gripper's when the params give it its own.
@@ -78,7 +73,8 @@ class SimArmNode(Node):
             self.create_subscription(Float64MultiArray, params.gripper_command_topic, self.on_forward_command, reliable)
         self.joint_publisher = self.create_publisher(JointState, params.joint_states_topic, 10)
         # The video camera, then the extra cameras (a wrist camera) in order.
-        self.image_publishers = [self.create_publisher(Image, topic, qos_profile_sensor_data) for topic in cameras]
+        self.image_publishers = [self.create_publisher(Image, topic, qos_profile_sensor_data)
+                                 for topic in (params.image_topic, *params.extra_camera_topics)]
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
         self.report_publisher = self.create_publisher(DiagnosticStatus, "video2act/episode_report", 10)
