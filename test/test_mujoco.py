@@ -93,7 +93,7 @@ def test_setpoints_make_up_for_the_servos_sag_under_gravity(arm, monkeypatch):
     arm.reset()
     above = arm.grasp_point() + [0.0, 0.0, 0.05]  # in free space: no contact to hold the gripper up
     monkeypatch.setattr(arm, "grasp_point", lambda: above)
-    arm.command(Trajectory(arm.time_s, [1.0], [arm.reach_configuration()]))
+    arm.command(Trajectory(arm.time_s, [1.0], [arm.expert_goal()]))
     for _ in range(20):
         arm.step(0.1)
     assert np.linalg.norm(arm.tip() - above) < 0.005, arm.tip() - above

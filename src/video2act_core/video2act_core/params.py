@@ -203,7 +203,7 @@ class PolicyParams(ModelNodeParams):
 
 # What the simulated arms can be asked to do, and the scenes (the paper's
 # generalisation splits) their cameras can show.
-SIM_TASKS = ("reach", "track")
+SIM_TASKS = ("reach", "track", "push", "pick_place", "stack")
 SIM_SCENES = ("original", "lighting", "object", "background")
 
 
@@ -214,7 +214,8 @@ class SimArmParams(CommonParams):
     backend: str = param("kinematic", "simulator: the kinematic arm (the shipped checkpoint's task) or "
                          "the MuJoCo SO-101 scene", choices=("kinematic", "mujoco_so101"))
     task: str = param("reach", "reach: a still block (every backend); track: the block slides along an arc and "
-                      "the gripper must stay on it", choices=SIM_TASKS)
+                      "the gripper must stay on it; push, pick_place (onto a goal disc), stack (onto a second "
+                      "block): MuJoCo only", choices=SIM_TASKS)
     scene: str = param("original", "what the camera sees (the generalisation splits): original; lighting (dimmer, "
                        "warmer); object (the block recoloured); background (another table)",
                        choices=SIM_SCENES)

@@ -26,7 +26,7 @@ import numpy as np
 
 from video2act_core.camera_pose import CameraPose
 from video2act_core.control import JointLimits
-from video2act_core.params import SIM_SCENES, SIM_TASKS, SimArmParams
+from video2act_core.params import SIM_SCENES, SimArmParams
 from video2act_core.trajectory import ControllerSet, Trajectory
 
 LINK_LENGTHS = (0.35, 0.3, 0.15)  # upper arm, forearm, wrist (fraction of the view)
@@ -37,7 +37,9 @@ START_SPREAD = np.array([1.0, 0.25, 0.3, 0.2, 0.5, 0.2])  # +- around HOME, rad
 # View-plane units per image size: the arm's full reach (0.8) and every
 # target (|x| <= 0.65) stay in frame.
 VIEW_SCALE = 0.7
-TASKS, SCENES = SIM_TASKS, SIM_SCENES
+TASKS = ("reach", "track")
+SCENES = SIM_SCENES
+TIME_LIMIT_S = 4.0
 TABLE_COLOUR = (70, 80, 90)
 TARGET_COLOUR = (200, 40, 40)
 # The splits' changes.
@@ -134,7 +136,8 @@ class SimArm(Protocol):
 
     time_s: float
     servos: Servos
-    moving_target: bool  # the goal moves: the expert re-aims every chunk
+    moving_target: bool  # the goal moves
+    time_limit_s: float  # an episode of its task fails after this long
 
     @property
     def state(self) -> ArmState: ...
@@ -148,7 +151,8 @@ class SimArm(Protocol):
 
     def success(self) -> bool: ...
 
-    def reach_configuration(self) -> np.ndarray: ...
+    def expert_goal(self) -> np.ndarray:
+        """The scripted expert's next joint goal, read from the simulation."""
 
     # The cameras it renders; the first is the video camera (image_topic).
     cameras: tuple[str, ...]
@@ -170,6 +174,7 @@ class KinematicArm:
     """
 
     cameras = CAMERAS
+    time_limit_s = TIME_LIMIT_S
 
     def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
                  hardware: HardwareLimits | None = None, task: str = "reach", scene: str = "original"):
@@ -244,12 +249,13 @@ class KinematicArm:
             return self.on_target_s >= TRACK_HOLD_S - 1e-9
         return self.distance() < SUCCESS_RADIUS
 
-    def reach_configuration(self) -> np.ndarray:
+    def expert_goal(self) -> np.ndarray:
         """Joint positions whose tip is at the target (a moving one
-        `TRACK_LEAD_S` ahead, where the arm will meet it). The redundant flex
-        joints take the solution nearest HOME, not the current pose, so the
-        goal depends on the target alone: what a policy sees in the image.
-        Wrist roll keeps its current value (it does not move the tip)."""
+        `TRACK_LEAD_S` ahead, where the arm will meet it), gripper shut. The
+        redundant flex joints take the solution nearest HOME, not the current
+        pose, so the goal depends on the target alone: what a policy sees in
+        the image. Wrist roll keeps its current value (it does not move the
+        tip)."""
         lift, elbow = np.meshgrid(np.linspace(-1.6, 0.6, 221), np.linspace(-0.2, 2.6, 281), indexing="ij")
         wrist = np.full_like(lift, HOME[3])
         a1 = lift + np.pi / 2
@@ -260,6 +266,7 @@ class KinematicArm:
         goal = self.state.positions.copy()
         goal[0] = np.arctan2(target[0], target[1])
         goal[1], goal[2], goal[3] = lift[best], elbow[best], HOME[3]
+        goal[5] = 0.0
         return goal
 
     def camera_pose(self, base_frame: str, camera_frame: str) -> CameraPose:

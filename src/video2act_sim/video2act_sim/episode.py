@@ -79,13 +79,14 @@ def run_episode(
     sim: SimArmParams,
     action_period_s: float,
     num_frames: int,
-    max_duration_s: float = 4.0,
+    max_duration_s: float | None = None,
     settle_s: float = 0.3,
     recorder: EpisodeRecorder | None = None,
     tick_period_s: float | None = None,
     views: ViewSpec | None = None,
 ) -> EpisodeResult:
-    """One episode; ends `settle_s` after first success or at the time limit.
+    """One episode; ends `settle_s` after first success or at the time limit
+    (`max_duration_s`, default the arm's for its task).
     The controller is asked every `tick_period_s` (default: every action
     period, as demonstrations are recorded; a policy node ticks at its rate_hz)
     and reads `num_frames` clips and, with `views`, image-token frames."""
@@ -97,7 +98,8 @@ def run_episode(
             raise ValueError(f"image_topic and extra_camera_topics name {len(camera_rngs)} camera(s), the policy "
                              f"reads {views.cameras}")
         inputs = CameraInputs(num_frames, views=views, names=[sim.image_topic, *sim.extra_camera_topics])
-        return _run(arm, controller, seed, sim, action_period_s, inputs, camera_rngs, max_duration_s, settle_s,
+        return _run(arm, controller, seed, sim, action_period_s, inputs, camera_rngs,
+                    arm.time_limit_s if max_duration_s is None else max_duration_s, settle_s,
                     recorder, tick_period_s or action_period_s)
     finally:
         arm.close()

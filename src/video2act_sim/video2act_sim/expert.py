@@ -3,8 +3,9 @@
     python -m video2act_sim.expert --out data/demos --episodes 40
 
 The expert knows the target (it reads the simulator state, not pixels),
-asks the simulator for the arm's inverse kinematics, and steers the joints
-there by state feedback, closing the gripper on the way. Each episode is written
+asks the simulator for its next joint goal (the arm's inverse kinematics
+of the target, or of the manipulation task's current phase), and steers
+the joints there by state feedback. Each episode is written
 as a rosbag2 directory with the topics of config/video2act.yaml.
 """
 
@@ -20,6 +21,7 @@ from video2act_core.data.frames import CameraInputs
 from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
+from video2act_sim.manipulation import EXPERT_TIME_CONSTANT_S, MANIPULATION_TASKS
 
 
 class ScriptedReacher:
@@ -27,7 +29,8 @@ class ScriptedReacher:
     current joint positions (exponentially, within the velocity limits).
 
     Its actions depend only on the current state and the target (for a
-    moving one, where it will be shortly), not on the
+    moving one, where it will be shortly; for the manipulation tasks, on
+    their phase, which the jaw and the block show), not on the
     time since the start or the start pose, so a policy that sees the target
     in the image and the state on /joint_states can reproduce them, also
     from latents a few steps old.
@@ -42,15 +45,9 @@ class ScriptedReacher:
 
     def reset(self, arm: SimArm) -> None:
         self.arm = arm
-        self._aim()
-
-    def _aim(self) -> None:
-        self.goal = self.arm.reach_configuration()
-        self.goal[5] = 0.0  # close the gripper
 
     def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command:
-        if self.arm.moving_target:
-            self._aim()
+        self.goal = self.arm.expert_goal()
         points, position = [], joint_positions.copy()
         for _ in range(self.horizon):
             step = self.gain * (self.goal - position)
@@ -82,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                            sim.instruction_topic, tuple(sim.extra_camera_topics))
     args.out.mkdir(parents=True, exist_ok=True)
     # Within the policy node's velocity envelope, with a margin.
-    expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity))
+    expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity),
+                             EXPERT_TIME_CONSTANT_S if sim.task in MANIPULATION_TASKS else 0.3)
     successes = 0
     for index in range(args.episodes):
         seed = args.first_seed + index
