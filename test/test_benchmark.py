@@ -46,7 +46,7 @@ def test_tracking_succeeds_only_after_staying_on_the_block():
 
     arm = KinematicArm(seed=0, task="track")
     arm.slide.speed = 0.0  # a block held still, for the hold time alone
-    arm.command(Trajectory(arm.time_s, [1.0], [arm.reach_configuration()]))
+    arm.command(Trajectory(arm.time_s, [1.0], [arm.expert_goal()]))
     while arm.distance() >= 0.06:
         arm.step(0.02)
         assert arm.time_s < 3.0
@@ -136,11 +136,16 @@ def test_the_resnet_baseline_trains_end_to_end_and_round_trips(expert_bags, tmp_
 
 
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
-    from video2act_sim.benchmark import METHODS, main as benchmark
+    from video2act_sim.benchmark import METHODS, QUICK, main as benchmark
 
     arguments = ["--quick", "--out", str(tmp_path), "--splits", "original", "lighting", "--params", str(PARAMS_FILE)]
-    assert benchmark(arguments + ["--jobs", "2"]) == 0
+    # Rows split in two shards each, trainings side by side: what a many-core machine runs.
+    assert benchmark(arguments + ["--jobs", "2", "--shards", "2", "--train-jobs", "2"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert all(int(row["episodes"]) == QUICK.episodes for row in rows)
+    episodes = list(csv.DictReader(open(tmp_path / "episodes.csv")))
+    assert sorted(int(e["seed"]) for e in episodes if e["method"] == "dp" and e["split"] == "original") == list(
+        range(QUICK.episodes))
     assert sorted((row["split"], row["method"]) for row in rows) == sorted(
         (split, method) for split in ("original", "lighting") for method in METHODS)
     assert all(row["task"] == "reach" and 0.0 <= float(row["success_rate"]) <= 1.0 for row in rows)
@@ -154,6 +159,9 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     assert benchmark(arguments) == 0
     assert "wrote" in capsys.readouterr().out
     assert json.loads((tmp_path / "compute.json").read_text()) == compute
+    assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
+    # The table again from the saved rows alone (rows gathered from other machines).
+    assert benchmark(arguments + ["--report-only"]) == 0
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
 
 

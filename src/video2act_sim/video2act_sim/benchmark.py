@@ -7,12 +7,15 @@ closed loop on the same evaluation seeds; the paper's results table
     python -m video2act_sim.benchmark --quick --out /tmp/benchmark    # one task in minutes: what CI runs
 
 For each task the scripted expert records `--demos` episodes as rosbag2
-(seeds from 1000; evaluation uses seeds from 0); each trained method is
-trained once per `--train-seeds` seed; each checkpoint is evaluated on
+(seeds from 1000, split over `--jobs` processes; evaluation uses seeds
+from 0); each trained method is trained once per `--train-seeds` seed
+(`--train-jobs` side by side); each checkpoint is evaluated on
 `--episodes` episodes in each `--splits` scene (the paper's generalisation
 splits: original, lighting, object, background; trained on the original
-only), rows spread over `--jobs` processes, System 1 at a fixed
-`--system1-latency-ms` so figures do not depend on the load.
+only), rows spread over `--jobs` processes and each row's episodes over
+`--shards` of them, System 1 at a fixed `--system1-latency-ms` so figures
+do not depend on the load. `--report-only` writes the table from the rows
+already saved (rows gathered from several machines).
 Recorded data, finished checkpoints and evaluated rows (out/rows/, keyed
 by the checkpoint's model id and the evaluation settings) are reused: a
 stopped run resumes, and a later run with another task adds its column.
@@ -48,9 +51,9 @@ import yaml
 
 from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim import expert
 from video2act_sim.arm import SCENES
-from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio
+from video2act_sim.episode import EpisodeResult
+from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio, summarise
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -69,6 +72,10 @@ TASKS = {
     "track": Task("kinematic", "track", "follow the moving red square"),
     "mujoco_reach": Task("mujoco_so101", "reach", "reach the block"),
     "mujoco_track": Task("mujoco_so101", "track", "follow the moving block"),
+    "push": Task("mujoco_so101", "push", "push the block onto the green disc"),
+    "pick_place": Task("mujoco_so101", "pick_place", "put the block on the green disc"),
+    # Two stages: grasp, then place on a block that moves if it is knocked.
+    "stack": Task("mujoco_so101", "stack", "stack the purple block on the teal block"),
 }
 
 
@@ -101,20 +108,27 @@ class Budget:
     sample_every: int
 
 
+FIRST_DEMO_SEED = 1000  # evaluation uses seeds from 0
 FULL = Budget(demos=100, steps=3000, episodes=50, batch_size=64, sample_every=3)
 QUICK = Budget(demos=4, steps=20, episodes=2, batch_size=16, sample_every=3)
 
 
-def record(name: str, task: Task, demos: int, params_file: Path, out: Path) -> Path:
-    """The task's demonstrations, recorded once (into a partial directory
-    first, so an interrupted recording is not mistaken for a finished one)."""
+def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs: int) -> Path:
+    """The task's demonstrations, recorded once by `jobs` expert processes
+    (seeds split between them) into a partial directory first, so an
+    interrupted recording is not mistaken for a finished one."""
     data = out / "data" / name
     if data.is_dir():
         return data
     partial = data.with_name(name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    expert.main(["--out", str(partial), "--episodes", str(demos), "--params", str(params_file),
-                 "--backend", task.backend, "--task", task.task, "--instruction", task.instruction])
+    shares = [part for part in np.array_split(np.arange(FIRST_DEMO_SEED, FIRST_DEMO_SEED + demos), jobs) if len(part)]
+    workers = [subprocess.Popen([sys.executable, "-m", "video2act_sim.expert", "--out", str(partial),
+                                 "--first-seed", str(part[0]), "--episodes", str(len(part)),
+                                 "--params", str(params_file), "--backend", task.backend, "--task", task.task,
+                                 "--instruction", task.instruction]) for part in shares]
+    if any(worker.wait() != 0 for worker in workers):
+        raise SystemExit(f"recording the {name} demonstrations failed (see above); {partial} is left as it was")
     partial.rename(data)
     return data
 
@@ -134,21 +148,65 @@ def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) 
     return written
 
 
-def train(task_name: str, method_name: str, seed: int, data: Path, budget: Budget, params_file: Path,
-          out: Path, pretrained: tuple[str, str] | None) -> tuple[Path, float | None]:
-    """(checkpoint, wall seconds; None when it was there already)."""
-    method = METHODS[method_name]
-    checkpoint = out / "checkpoints" / task_name / method_name / f"seed{seed}"
-    if (checkpoint / MANIFEST).is_file():
-        return checkpoint, None
-    started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "video2act_core.train", "--data", str(data), "--out", str(checkpoint),
-                    "--params", str(params_file), "--model-config", str(model_config(method, pretrained, out)),
-                    "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
-                    "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
-                    "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite",
-                    *method.train_flags], check=True)
-    return checkpoint, time.monotonic() - started
+def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budget: Budget, params_file: Path,
+              out: Path, pretrained: tuple[str, str] | None, parallel: int) -> dict[tuple[str, int], tuple]:
+    """(method, seed) -> (checkpoint, wall seconds or None when it was there
+    already). Up to `parallel` trainings side by side; one model config's
+    first training fills the feature cache before the others that read it
+    start (two waves)."""
+    commands, finished = {}, {}
+    for method_name, seed in trainings:
+        method = METHODS[method_name]
+        checkpoint = out / "checkpoints" / task_name / method_name / f"seed{seed}"
+        if (checkpoint / MANIFEST).is_file():
+            finished[method_name, seed] = checkpoint, None
+            continue
+        commands[method_name, seed] = checkpoint, [
+            sys.executable, "-m", "video2act_core.train", "--data", str(data), "--out", str(checkpoint),
+            "--params", str(params_file), "--model-config", str(model_config(method, pretrained, out)),
+            "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
+            "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
+            "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite", *method.train_flags]
+    first_of_config = {}
+    for key in commands:
+        first_of_config.setdefault(METHODS[key[0]].model_config, key)
+    waves = [[key for key in commands if key in first_of_config.values()],
+             [key for key in commands if key not in first_of_config.values()]]
+    for wave in waves:
+        for start in range(0, len(wave), max(1, parallel)):
+            batch = wave[start : start + max(1, parallel)]
+            started = time.monotonic()
+            running = {key: subprocess.Popen(commands[key][1]) for key in batch}
+            while running:
+                for key, process in list(running.items()):
+                    if process.poll() is None:
+                        continue
+                    if process.returncode != 0:
+                        raise SystemExit(f"training {task_name}/{key[0]} seed {key[1]} failed (see above)")
+                    finished[key] = commands[key][0], time.monotonic() - started
+                    del running[key]
+                time.sleep(0.2)
+    return finished
+
+
+def merge_shards(evaluated, pending: list[tuple]):
+    """Rows evaluated in parts (consecutive calls with the same pending
+    entry) joined: (row, episodes, pending entry) as each row completes."""
+    parts: list[tuple] = []
+    for index, (result, entry) in enumerate(zip(evaluated, pending)):
+        parts.append(result)
+        if index + 1 < len(pending) and pending[index + 1] == entry:
+            continue
+        first = parts[0][0]
+        episodes = [episode for _, row_episodes, _ in parts for episode in row_episodes]
+        results = [EpisodeResult(**{name: episode[name] for name in EpisodeResult.__dataclass_fields__})
+                   for episode in episodes]
+        system2_s = [t for _, _, (s2, _) in parts for t in s2]
+        system1_s = [t for _, _, (_, s1) in parts for t in s1]
+        row = summarise(first.variant, first.update_ratio, first.mode == "sync", first.strategy,
+                        first.delay_ms / 1e3, results, system2_s, system1_s)
+        parts = []
+        yield row, episodes, entry
 
 
 def column_label(task: str, split: str) -> str:
@@ -221,10 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="a checkpoint per seed; the "
                         "table gives the spread over them")
     parser.add_argument("--system1-latency-ms", type=float, default=15.0)
-    parser.add_argument("--jobs", type=int, default=2, help="evaluation rows side by side")
+    parser.add_argument("--jobs", type=int, default=2, help="processes side by side: recording and evaluation")
+    parser.add_argument("--train-jobs", type=int, default=1, help="trainings side by side (a GPU takes several)")
+    parser.add_argument("--shards", type=int, default=1,
+                        help="split each row's episodes over this many processes (for many cores)")
     parser.add_argument("--pretrained-backbone", metavar="TYPE=PATH",
                         help="a local pretrained video model (svd or wan) for every method that reads one")
     parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only the table and plots from the rows already in --out/rows (e.g. gathered from "
+                        "runs on other machines)")
     args = parser.parse_args(argv)
     pretrained = None
     if args.pretrained_backbone:
@@ -249,16 +313,21 @@ def main(argv: list[str] | None = None) -> int:
     calls, pending, done = [], [], {}
     for task_name in tasks:
         task = TASKS[task_name]
-        data = record(task_name, task, budget.demos, args.params, args.out)
+        if args.report_only:
+            for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
+                rows_file = args.out / "rows" / task_name / split / method_name / f"seed{seed}.json"
+                if rows_file.is_file():
+                    done[rows_file] = json.loads(rows_file.read_text())
+            continue
+        data = record(task_name, task, budget.demos, args.params, args.out, max(1, args.jobs))
         checkpoints = {}
-        for method_name in trained:
-            for seed in args.train_seeds:
-                checkpoint, seconds = train(task_name, method_name, seed, data, budget, args.params, args.out,
-                                            pretrained)
-                checkpoints[method_name, seed] = checkpoint
-                if seconds is not None:
-                    compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
-                    compute_path.write_text(json.dumps(compute, indent=1) + "\n")
+        trainings = [(method_name, seed) for method_name in trained for seed in args.train_seeds]
+        for (method_name, seed), (checkpoint, seconds) in train_all(
+                task_name, trainings, data, budget, args.params, args.out, pretrained, args.train_jobs).items():
+            checkpoints[method_name, seed] = checkpoint
+            if seconds is not None:
+                compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
+        compute_path.write_text(json.dumps(compute, indent=1) + "\n")
         for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
             method = METHODS[method_name]
             checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
@@ -272,13 +341,14 @@ def main(argv: list[str] | None = None) -> int:
             sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
                               {"backend": task.backend, "task": task.task, "task_instruction": task.instruction,
                                "scene": split})
-            calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
-                          list(range(budget.episodes)), sim, policy, 0.0, args.system1_latency_ms / 1e3))
-            pending.append((rows_file, key, task_name, split, seed))
+            for seeds in np.array_split(np.arange(budget.episodes), min(max(1, args.shards), budget.episodes)):
+                calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
+                              seeds.tolist(), sim, policy, 0.0, args.system1_latency_ms / 1e3))
+                pending.append((rows_file, key, task_name, split, seed))
 
     started = time.monotonic()
     evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
-    for (row, row_episodes), (rows_file, key, task_name, split, seed) in zip(evaluated, pending):
+    for row, row_episodes, (rows_file, key, task_name, split, seed) in merge_shards(evaluated, pending):
         labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed}
         done[rows_file] = saved = {
             "key": key,

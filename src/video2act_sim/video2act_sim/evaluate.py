@@ -54,7 +54,7 @@ from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, Polic
 from video2act_core.policy import limit_cpu_threads
 from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
-from video2act_sim.episode import Command, run_episode
+from video2act_sim.episode import Command, EpisodeResult, run_episode
 
 
 class Video2ActController:
@@ -142,9 +142,11 @@ class Row:
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
              sim: SimArmParams, params: PolicyParams, episodes: list[dict],
              overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
-             system1_latency_s: float | None = None) -> Row:
-    """One row of the table; appends each episode's result to `episodes`;
-    draws what System 2 saw at each update into `overlay_video`."""
+             system1_latency_s: float | None = None, times: tuple[list, list] | None = None) -> Row:
+    """One row of the table; appends each episode's result to `episodes`
+    and, with `times`, each System 2 and System 1 time measured to its two
+    lists (to summarise rows evaluated in parts); draws what System 2 saw at
+    each update into `overlay_video`."""
     policy = load_policy(checkpoint, device=params.device, seed=params.seed)
     limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
                                     params.max_joint_velocity)
@@ -161,13 +163,24 @@ def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seed
     for result in results:
         episodes.append({"variant": variant, "mode": mode, "update_ratio": ratio,
                          "strategy": params.execution_strategy, "delay_ms": extra_delay_s * 1e3, **result.__dict__})
-    s2 = float(np.median(controller.system2_s)) if controller.system2_s else float("nan")
-    s1 = float(np.median(controller.system1_s)) if controller.system1_s else float("nan")
+    if times is not None:
+        times[0].extend(controller.system2_s)
+        times[1].extend(controller.system1_s)
+    return summarise(variant, ratio, synchronous, params.execution_strategy, extra_delay_s, results,
+                     controller.system2_s, controller.system1_s)
+
+
+def summarise(variant: str, ratio: int, synchronous: bool, strategy: str, extra_delay_s: float,
+              results: list[EpisodeResult], system2_s: list[float], system1_s: list[float]) -> Row:
+    """A row from its episodes and the System 2 / System 1 times measured in them."""
+    mode = "sync" if synchronous else "async"
+    s2 = float(np.median(system2_s)) if system2_s else float("nan")
+    s1 = float(np.median(system1_s)) if system1_s else float("nan")
     # Chunks per second the loop sustains: System 1 alone when System 2 runs
     # beside it, both back to back in the synchronous baseline.
     rate = 1.0 / (s1 + s2) if synchronous else 1.0 / s1
     chunk_rate = sum(r.chunks for r in results) / sum(r.duration_s for r in results)
-    return Row(variant, mode, ratio, params.execution_strategy, extra_delay_s * 1e3, len(results),
+    return Row(variant, mode, ratio, strategy, extra_delay_s * 1e3, len(results),
                float(np.mean([r.success for r in results])), float(np.mean([r.steps for r in results])),
                float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate, chunk_rate,
                float(np.mean([r.hold_s for r in results])), sum(r.rejected_commands for r in results),
@@ -182,17 +195,20 @@ def node_update_ratio(params: PolicyParams, params_file: Path) -> int:
     return max(1, round(params.rate_hz / perception.rate_hz))
 
 
-def evaluate_row(call: tuple) -> tuple[Row, list[dict]]:
-    """`evaluate` in a worker process: the row and its episodes."""
+def evaluate_row(call: tuple) -> tuple[Row, list[dict], tuple[list, list]]:
+    """`evaluate` in a worker process: the row, its episodes and the System 2
+    and System 1 times measured."""
     checkpoint, name, ratio, synchronous, seeds, sim, params, delay, system1_latency = call
     episodes: list[dict] = []
-    return (evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay, system1_latency),
-            episodes)
+    times: tuple[list, list] = ([], [])
+    row = evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay, system1_latency,
+                   times)
+    return row, episodes, times
 
 
 def evaluate_in_processes(calls: list[tuple], jobs: int):
     """`evaluate_row` of every call, `jobs` rows side by side, each process
-    with its share of the cores; yields (row, episodes) in call order."""
+    with its share of the cores; yields its results in call order."""
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=torch.set_num_threads, initargs=(threads,)) as pool:
@@ -340,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
               delay, system1_latency) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
     if args.jobs > 1:
-        for row, row_episodes in evaluate_in_processes(calls, args.jobs):
+        for row, row_episodes, _ in evaluate_in_processes(calls, args.jobs):
             rows.append(row)
             episodes.extend(row_episodes)
             print(format_table(rows[-1:]).splitlines()[-1], flush=True)
