@@ -153,7 +153,7 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
     """(method, seed) -> (checkpoint, wall seconds or None when it was there
     already). Up to `parallel` trainings side by side; one model config's
     first training fills the feature cache before the others that read it
-    start (two waves)."""
+    start."""
     commands, finished = {}, {}
     for method_name, seed in trainings:
         method = METHODS[method_name]
@@ -167,25 +167,26 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
             "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
             "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
             "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite", *method.train_flags]
+    # A config's first training fills its feature cache; the others that read
+    # it wait for that one, then every slot takes the next ready training.
     first_of_config = {}
     for key in commands:
         first_of_config.setdefault(METHODS[key[0]].model_config, key)
-    waves = [[key for key in commands if key in first_of_config.values()],
-             [key for key in commands if key not in first_of_config.values()]]
-    for wave in waves:
-        for start in range(0, len(wave), max(1, parallel)):
-            batch = wave[start : start + max(1, parallel)]
-            started = time.monotonic()
-            running = {key: subprocess.Popen(commands[key][1]) for key in batch}
-            while running:
-                for key, process in list(running.items()):
-                    if process.poll() is None:
-                        continue
-                    if process.returncode != 0:
-                        raise SystemExit(f"training {task_name}/{key[0]} seed {key[1]} failed (see above)")
-                    finished[key] = commands[key][0], time.monotonic() - started
-                    del running[key]
-                time.sleep(0.2)
+    waiting, running = list(commands), {}
+    while waiting or running:
+        for key in [key for key in waiting if first_of_config[METHODS[key[0]].model_config] in (key, *finished)]:
+            if len(running) >= max(1, parallel):
+                break
+            waiting.remove(key)
+            running[key] = subprocess.Popen(commands[key][1]), time.monotonic()
+        for key, (process, started) in list(running.items()):
+            if process.poll() is None:
+                continue
+            if process.returncode != 0:
+                raise SystemExit(f"training {task_name}/{key[0]} seed {key[1]} failed (see above)")
+            finished[key] = commands[key][0], time.monotonic() - started
+            del running[key]
+        time.sleep(0.2)
     return finished
 
 
