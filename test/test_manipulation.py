@@ -83,13 +83,15 @@ def test_placing_needs_a_carried_block_released_at_rest():
     assert not manipulation.placed(far, goal, manipulation.GOAL_RADIUS, 1.0, carried)
 
 
-def test_layouts_keep_block_and_goal_apart_and_reachable():
+def test_layouts_keep_block_goal_and_distractor_apart_and_reachable():
     rng = np.random.default_rng(0)
     for push in (False, True):
         for _ in range(200):
             layout = manipulation.draw_layout(rng, push)
             assert np.linalg.norm(layout.goal - layout.block) >= manipulation.MIN_SEPARATION
             assert manipulation.reachable(layout.block) and manipulation.reachable(layout.goal)
+            for point in (layout.block, layout.goal):
+                assert np.linalg.norm(layout.distractor - point) >= manipulation.DISTRACTOR_CLEARANCE
 
 
 def test_top_down_kinematics_hold_the_gripper_vertical_over_the_workspace(mujoco_arm_class):

@@ -15,8 +15,9 @@ Tasks (`MANIPULATION_TASKS`):
   moving support): pick the block up and put it on a second, teal block;
   done when carried and resting on the teal block's top, centres within
   `STACK_RADIUS`, jaw open.
-Push and pick-and-place thresholds follow lerobot-env-so101's
-pick-and-place task.
+Each has a distractor: a white block that no task asks about, placed
+apart from the others. Push and pick-and-place thresholds follow
+lerobot-env-so101's pick-and-place task.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ MAX_REST_SPEED = 0.01  # m/s
 WORKSPACE_X, WORKSPACE_Y = (0.14, 0.24), (-0.1, 0.1)
 MAX_REACH = 0.24
 MIN_SEPARATION = 0.08  # between the block and its goal (or support)
+# A distractor block lies anywhere in view, this far from the block, the
+# goal and where a push starts.
+DISTRACTOR_X, DISTRACTOR_Y = (0.1, 0.3), (-0.15, 0.15)
+DISTRACTOR_CLEARANCE = 0.07
 TIME_LIMIT_S = {"push": 8.0, "pick_place": 10.0, "stack": 10.0}
 # The expert drives the servos harder than the reach tasks' gentle approach
 # (ScriptedReacher's time constant): phases end on millimetres.
@@ -71,6 +76,7 @@ CLOSE_DECISIONS, OPEN_DECISIONS = 6, 5
 class Layout:
     block: np.ndarray  # (x, y) of the block to move
     goal: np.ndarray  # (x, y) of the goal disc, or of the support block
+    distractor: np.ndarray  # (x, y) of a block no task asks about
 
 
 def reachable(xy: np.ndarray) -> bool:
@@ -86,7 +92,13 @@ def draw_layout(rng: np.random.Generator, push: bool = False) -> Layout:
         behind = block - PUSH_STANDOFF * (goal - block) / max(np.linalg.norm(goal - block), 1e-6)
         if (np.linalg.norm(goal - block) >= MIN_SEPARATION and reachable(block) and reachable(goal)
                 and (not push or reachable(behind))):
-            return Layout(block, goal)
+            break
+    # Drawn last, so a seed places the block and goal as without it; in view,
+    # clear of both and of the push's approach.
+    while True:
+        distractor = np.array([rng.uniform(*DISTRACTOR_X), rng.uniform(*DISTRACTOR_Y)])
+        if min(np.linalg.norm(distractor - point) for point in (block, goal, behind)) >= DISTRACTOR_CLEARANCE:
+            return Layout(block, goal, distractor)
 
 
 @dataclass

@@ -7,7 +7,8 @@ Tasks: `reach`, the gripper frame to the block's top face; `track`, the
 block is driven along an arc on the table and the gripper frame must stay
 on it for `TRACK_HOLD_S`; and the manipulation tasks of `manipulation`
 (push, pick-and-place, stack), for which the jaw pads collide, a green
-goal disc or a second block is added, and the expert's targets go through
+goal disc or a second block and a white distractor block are added, and
+the expert's targets go through
 top-down inverse kinematics. Scenes as the kinematic arm's (`arm.SCENES`):
 lights dimmed and warmed, the block recoloured, a plain sand floor.
 """
@@ -47,6 +48,7 @@ OTHER_BLOCK_RGBA = (0.85, 0.55, 0.1, 1.0)
 OTHER_FLOOR_RGBA = (0.55, 0.45, 0.3, 1.0)  # plain sand in place of the blue checker
 GOAL_RGBA = (0.2, 0.75, 0.3, 1.0)
 SUPPORT_RGBA = (0.1, 0.6, 0.6, 1.0)
+DISTRACTOR_RGBA = (0.85, 0.85, 0.8, 1.0)
 ARM_JOINTS = 5  # pan, lift, elbow, wrist flex, wrist roll; then the gripper
 # Top-down inverse kinematics: metres of position error per radian of
 # orientation error, and the Levenberg-Marquardt damping.
@@ -94,7 +96,9 @@ class MujocoArm:
         self.joint_dof = [self.model.jnt_dofadr[self.model.actuator_trnid[i, 0]] for i in range(self.model.nu)]
         block_joint = self.model.body("block").jntadr[0]
         self.block_qpos, self.block_dof = self.model.jnt_qposadr[block_joint], self.model.jnt_dofadr[block_joint]
-        self.support_qpos = None
+        self.support_qpos = self.distractor_qpos = None
+        if task in MANIPULATION_TASKS:
+            self.distractor_qpos = self.model.jnt_qposadr[self.model.body("distractor").jntadr[0]]
         if task == "stack":
             support_joint = self.model.body("support").jntadr[0]
             self.support_qpos = self.model.jnt_qposadr[support_joint]
@@ -107,12 +111,17 @@ class MujocoArm:
 
     @staticmethod
     def _add_manipulation(spec, task: str) -> None:
-        """Jaw pads that touch the block (inert in the scene as shipped), and
-        the goal: a disc on the table, or for stacking a second block."""
+        """Jaw pads that touch the block (inert in the scene as shipped), a
+        distractor block, and the goal: a disc on the table, or for stacking
+        a second block."""
         import mujoco
 
         for pad in ("fixed_jaw_pad", "moving_jaw_pad"):
             spec.geom(pad).contype = spec.geom(pad).conaffinity = 1
+        distractor = spec.worldbody.add_body(name="distractor", pos=[0.3, 0.15, BLOCK_HALF])
+        distractor.add_freejoint()
+        distractor.add_geom(name="distractor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1,
+                            rgba=DISTRACTOR_RGBA)
         if task == "stack":
             support = spec.worldbody.add_body(name="support", pos=[0.2, 0.0, BLOCK_HALF])
             support.add_freejoint()
@@ -143,6 +152,7 @@ class MujocoArm:
             layout = manipulation.draw_layout(self.rng, push=self.task == "push")
             self.target = np.array([*layout.block, BLOCK_HALF])
             self.goal = np.array([*layout.goal, BLOCK_HALF])
+            self.data.qpos[self.distractor_qpos : self.distractor_qpos + 3] = [*layout.distractor, BLOCK_HALF]
             if self.support_qpos is not None:
                 self.data.qpos[self.support_qpos : self.support_qpos + 3] = self.goal
             else:
