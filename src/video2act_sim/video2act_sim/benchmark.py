@@ -54,6 +54,7 @@ from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SCENES
 from video2act_sim.episode import EpisodeResult
 from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio, summarise
+from video2act_sim.expert import FIRST_SEED
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -108,7 +109,6 @@ class Budget:
     sample_every: int
 
 
-FIRST_DEMO_SEED = 1000  # evaluation uses seeds from 0
 FULL = Budget(demos=100, steps=3000, episodes=50, batch_size=64, sample_every=3)
 QUICK = Budget(demos=4, steps=20, episodes=2, batch_size=16, sample_every=3)
 
@@ -122,7 +122,7 @@ def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs
         return data
     partial = data.with_name(name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    shares = [part for part in np.array_split(np.arange(FIRST_DEMO_SEED, FIRST_DEMO_SEED + demos), jobs) if len(part)]
+    shares = [part for part in np.array_split(np.arange(FIRST_SEED, FIRST_SEED + demos), jobs) if len(part)]
     workers = [subprocess.Popen([sys.executable, "-m", "video2act_sim.expert", "--out", str(partial),
                                  "--first-seed", str(part[0]), "--episodes", str(len(part)),
                                  "--params", str(params_file), "--backend", task.backend, "--task", task.task,

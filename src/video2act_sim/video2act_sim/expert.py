@@ -24,6 +24,10 @@ from video2act_sim.episode import Command, run_episode
 from video2act_sim.manipulation import EXPERT_TIME_CONSTANT_S, MANIPULATION_TASKS
 
 
+# Demonstrations are recorded from this seed on; evaluation uses seeds from 0.
+FIRST_SEED = 1000
+
+
 class ScriptedReacher:
     """A state-feedback reacher: every chunk approaches the goal from the
     current joint positions (exponentially, within the velocity limits).
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="directory for one bag per episode")
     parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--first-seed", type=int, default=1000, help="evaluation uses seeds from 0; keep them apart")
+    parser.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                        help="evaluation uses seeds from 0; keep them apart")
     parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[3] / "config" / "video2act.yaml")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--horizon", type=int, default=16)

@@ -35,7 +35,6 @@ GRIPPER_VIEW_DISTANCE = 0.25
 GRIPPER_VIEW_ELEVATION = -70.0
 GRIPPER_SITE = "gripperframe"
 SUCCESS_RADIUS = 0.04  # metres between the gripper frame and the block's top face
-BLOCK_HALF_HEIGHT = BLOCK_HALF
 REACH_TIME_LIMIT_S = 4.0
 # Where the block is placed, in the arm's base frame (metres).
 BLOCK_X, BLOCK_Y = (0.2, 0.32), (-0.12, 0.12)
@@ -160,7 +159,7 @@ class MujocoArm:
             self.expert = (manipulation.PushExpert() if self.task == "push" else manipulation.PickPlaceExpert())
             self.carried = manipulation.Carried(BLOCK_HALF)
         else:
-            self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), BLOCK_HALF_HEIGHT])
+            self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), BLOCK_HALF])
         self.data.qpos[self.block_qpos : self.block_qpos + 3] = self.target
         self.slide = None
         if self.task == "track":
@@ -181,7 +180,7 @@ class MujocoArm:
         return self.slide is not None
 
     def _on_arc(self, angle: float) -> np.ndarray:
-        return np.array([self.slide.radius * np.cos(angle), self.slide.radius * np.sin(angle), BLOCK_HALF_HEIGHT])
+        return np.array([self.slide.radius * np.cos(angle), self.slide.radius * np.sin(angle), BLOCK_HALF])
 
     def _drive_block(self) -> None:
         """The tracked block where its arc puts it, upright, moving along it."""
@@ -222,7 +221,7 @@ class MujocoArm:
     def grasp_point(self) -> np.ndarray:
         """The centre of the block's top face, where the gripper should go
         (the block moves when pushed, so this is read from the simulation)."""
-        return self.block() + [0.0, 0.0, BLOCK_HALF_HEIGHT]
+        return self.block() + [0.0, 0.0, BLOCK_HALF]
 
     def block_state(self) -> BlockState:
         return BlockState(self.block(), float(np.linalg.norm(self.data.qvel[self.block_dof : self.block_dof + 3])))
@@ -271,7 +270,7 @@ class MujocoArm:
         where it will be `TRACK_LEAD_S` ahead), gripper shut. Manipulation:
         the pads' point where the task's expert asks, gripper vertical."""
         if self.task not in MANIPULATION_TASKS:
-            goal = (self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) + [0.0, 0.0, BLOCK_HALF_HEIGHT]
+            goal = (self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) + [0.0, 0.0, BLOCK_HALF]
                     if self.moving_target else self.grasp_point())
             joints = self._inverse_kinematics(goal)
             joints[ARM_JOINTS] = 0.0
