@@ -45,6 +45,10 @@ from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, 
 from video2act_core.policy import frames_to_tensor, resolve_device, views_to_tensor
 
 STATE_FILE = "state.pt"
+LOSS_WINDOW = 50  # steps per loss reading (progress bar, checkpoint's final_loss)
+# Cached maps move to the GPU when they take at most this share of its free
+# memory; larger caches stay memory-mapped and are copied batch by batch.
+RESIDENT_CACHE_SHARE = 0.5
 
 
 class Stage2Objective(nn.Module):
@@ -67,6 +71,18 @@ class Stage2Objective(nn.Module):
         # the demonstration's progress off the state instead of the images.
         state = state + self.state_noise * torch.randn_like(state)
         return self.action.loss(actions, state, spatial, motion, instruction, views)
+
+
+def resident_on(device: torch.device, *maps: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+    """The cached maps on the GPU when they fit there: a host-to-device copy
+    per step from a memory map otherwise bounds training by the CPU."""
+    if device.type != "cuda":
+        return maps
+    size = sum(m.numel() * m.element_size() for m in maps if m is not None)
+    free, _ = torch.cuda.mem_get_info(device)
+    if size > RESIDENT_CACHE_SHARE * free:
+        return maps
+    return tuple(m.to(device) if m is not None else None for m in maps)
 
 
 def distributed() -> tuple[int, int]:
@@ -300,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
         if world > 1:
             torch.distributed.barrier()
         spatial_maps, motion_maps, view_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
-    states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32)
-    actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32)
+        spatial_maps, motion_maps, view_maps = resident_on(device, spatial_maps, motion_maps, view_maps)
+    states = torch.as_tensor(stats.normalize_state(samples.states), dtype=torch.float32, device=device)
+    actions = torch.as_tensor(stats.normalize_action(samples.actions), dtype=torch.float32, device=device)
 
     for p in encoder.parameters():
         p.requires_grad_(False)
@@ -338,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     episode_start = torch.as_tensor(first_sample_of_episode(samples.episode_index))
     sample_episode = torch.as_tensor(samples.episode_index)
     bar = progress(range(start, args.steps), desc="stage 2 (DiT)", initial=start, total=args.steps)
-    losses = []
+    losses, recent_loss = [], None
     started = time.monotonic()
     for step in bar:
         picks = shard[torch.randint(len(shard), (args.batch_size,), generator=generator)]
@@ -354,16 +371,22 @@ def main(argv: list[str] | None = None) -> int:
                       torch.stack([camera_frames(samples.views[i], augmentation, clip_rng)
                                    for i in seen.tolist()]).to(device) if samples.views else None)
         else:
+            seen = seen.to(spatial_maps.device)
             inputs = (spatial_maps[seen].to(device), motion_maps[seen].to(device),
                       view_maps[seen].to(device) if view_maps is not None else None)
-        loss = objective(inputs, states[picks].to(device), actions[picks].to(device), instruction)
+        picks = picks.to(device)
+        loss = objective(inputs, states[picks], actions[picks], instruction)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         schedule.step()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+        losses.append(loss.detach())
+        # Reading a loss waits for the GPU: once per LOSS_WINDOW steps.
+        if len(losses) == LOSS_WINDOW or step + 1 == args.steps:
+            recent_loss = torch.stack(losses).mean().item()
+            losses = []
+            bar.set_postfix(loss=f"{recent_loss:.4f}")
         if not quiet and ((step + 1) % args.save_every == 0 or step + 1 == args.steps):
             save_atomically({"stage": 2, "step": step + 1, "encoder": encoder.state_dict(),
                              "action": action.model.state_dict(), "optimizer": optimizer.state_dict()}, state_path)
@@ -378,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "state_noise": args.state_noise,
             "max_staleness": args.max_staleness,
             "sample_every": args.sample_every,
-            "final_loss": float(np.mean(losses[-50:])) if losses else None,
+            "final_loss": recent_loss,
             "train_seconds": round(time.monotonic() - started, 1),
             "seed": args.seed,
             "device": str(device),
