@@ -139,8 +139,10 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     from video2act_sim.benchmark import METHODS, QUICK, main as benchmark
 
     arguments = ["--quick", "--out", str(tmp_path), "--splits", "original", "lighting", "--params", str(PARAMS_FILE)]
-    # Rows split in two shards each, trainings side by side: what a many-core machine runs.
-    assert benchmark(arguments + ["--jobs", "2", "--shards", "2", "--train-jobs", "2"]) == 0
+    # Rows split in two shards each, trainings side by side, each system on
+    # its own device: what a many-core machine with a GPU runs.
+    assert benchmark(arguments + ["--jobs", "2", "--shards", "2", "--train-jobs", "2",
+                                  "--system2-device", "cpu", "--system1-device", "cpu"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert all(int(row["episodes"]) == QUICK.episodes for row in rows)
     episodes = list(csv.DictReader(open(tmp_path / "episodes.csv")))
@@ -152,6 +154,8 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     assert {row["mode"] for row in rows if row["method"] == "synchronous"} == {"sync"}
     table = (tmp_path / "table.md").read_text()
     assert all(f"| {method} |" in table for method in METHODS) and "| reach | reach (lighting) |" in table
+    assert (f"- reach (lighting): {QUICK.demos} demonstrations, {QUICK.steps} training steps, "
+            f"{QUICK.episodes} evaluation episodes per method; training seeds [0]") in table
     compute = json.loads((tmp_path / "compute.json").read_text())
     assert len([key for key in compute if key.startswith("train/")]) == len(METHODS) - 1  # synchronous reuses
     capsys.readouterr()

@@ -236,9 +236,13 @@ def load_system1(
     return _system1_from(read_manifest(path, verify), device, dtype, seed)
 
 
-def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0) -> Video2ActPolicy:
+def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0,
+                system1_device: str | None = None) -> Video2ActPolicy:
+    """Both systems on `device`, or System 1 on `system1_device` when given,
+    as the two nodes may run them (latents cross as numpy either way)."""
     manifest = read_manifest(path, verify=True)
-    return Video2ActPolicy(_system2_from(manifest, device, dtype), _system1_from(manifest, device, dtype, seed))
+    return Video2ActPolicy(_system2_from(manifest, device, dtype),
+                           _system1_from(manifest, system1_device or device, dtype, seed))
 
 
 def build_models(

@@ -39,6 +39,7 @@ import csv
 import dataclasses
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,7 +51,7 @@ import numpy as np
 import yaml
 
 from video2act_core.checkpoint import MANIFEST, read_manifest
-from video2act_core.params import PolicyParams, SimArmParams, node_params
+from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SCENES
 from video2act_sim.episode import EpisodeResult
 from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio, summarise
@@ -113,6 +114,15 @@ FULL = Budget(demos=100, steps=3000, episodes=50, batch_size=64, sample_every=3)
 QUICK = Budget(demos=4, steps=20, episodes=2, batch_size=16, sample_every=3)
 
 
+def threads_env(processes: int) -> dict[str, str]:
+    """The environment for one of `processes` side by side: each with its
+    share of the cores (torch takes them all otherwise: on 16 cores five
+    trainings ran a load of 30-36 and read their bags ten times slower);
+    a thread count the user set is kept."""
+    share = max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+    return {"OMP_NUM_THREADS": str(share), **os.environ}
+
+
 def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs: int) -> Path:
     """The task's demonstrations, recorded once by `jobs` expert processes
     (seeds split between them) into a partial directory first, so an
@@ -126,7 +136,8 @@ def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs
     workers = [subprocess.Popen([sys.executable, "-m", "video2act_sim.expert", "--out", str(partial),
                                  "--first-seed", str(part[0]), "--episodes", str(len(part)),
                                  "--params", str(params_file), "--backend", task.backend, "--task", task.task,
-                                 "--instruction", task.instruction]) for part in shares]
+                                 "--instruction", task.instruction], env=threads_env(len(shares)))
+               for part in shares]
     if any(worker.wait() != 0 for worker in workers):
         raise SystemExit(f"recording the {name} demonstrations failed (see above); {partial} is left as it was")
     partial.rename(data)
@@ -178,7 +189,7 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
             if len(running) >= max(1, parallel):
                 break
             waiting.remove(key)
-            running[key] = subprocess.Popen(commands[key][1]), time.monotonic()
+            running[key] = subprocess.Popen(commands[key][1], env=threads_env(parallel)), time.monotonic()
         for key, (process, started) in list(running.items()):
             if process.poll() is None:
                 continue
@@ -240,6 +251,23 @@ def summary_table(results: list[dict], columns: list[tuple[str, str]], methods: 
     return "\n".join(lines)
 
 
+def budget_lines(results: list[dict], columns: list[tuple[str, str]]) -> str:
+    """What each column's rows were trained and evaluated on, from the rows
+    themselves: columns gathered from several machines may differ."""
+    lines = []
+    for column in columns:
+        rows = column_rows(results, *column)
+        if not rows:
+            continue
+        budgets = sorted({(row.get("demos", "?"), row.get("train_steps", "?"), row["episodes"]) for row in rows},
+                         key=str)
+        seeds = sorted({row["train_seed"] for row in rows})
+        described = "; ".join(f"{demos} demonstrations, {steps} training steps, {episodes} evaluation episodes"
+                              for demos, steps, episodes in budgets)
+        lines.append(f"- {column_label(*column)}: {described} per method; training seeds {seeds}.")
+    return "\n".join(lines)
+
+
 def plot(results: list[dict], columns: list[tuple[str, str]], methods: list[str], path: Path) -> None:
     import matplotlib
 
@@ -284,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-jobs", type=int, default=1, help="trainings side by side (a GPU takes several)")
     parser.add_argument("--shards", type=int, default=1,
                         help="split each row's episodes over this many processes (for many cores)")
+    parser.add_argument("--system2-device", help="evaluation's System 2 device (default: the params file's, as the "
+                        "perception node reads it)")
+    parser.add_argument("--system1-device", help="evaluation's System 1 device (default: the params file's); on a "
+                        "GPU shared by many evaluation processes, cpu keeps the small head off the contended GPU")
     parser.add_argument("--pretrained-backbone", metavar="TYPE=PATH",
                         help="a local pretrained video model (svd or wan) for every method that reads one")
     parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
@@ -310,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     compute = json.loads(compute_path.read_text()) if compute_path.is_file() else {}
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     ratio = node_update_ratio(policy, args.params)
+    system2_device = args.system2_device or node_params(PerceptionParams, args.params, "video2act_perception").device
+    if args.system1_device:
+        policy = dataclasses.replace(policy, device=args.system1_device)
 
     calls, pending, done = [], [], {}
     for task_name in tasks:
@@ -344,13 +379,14 @@ def main(argv: list[str] | None = None) -> int:
                                "scene": split})
             for seeds in np.array_split(np.arange(budget.episodes), min(max(1, args.shards), budget.episodes)):
                 calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
-                              seeds.tolist(), sim, policy, 0.0, args.system1_latency_ms / 1e3))
+                              seeds.tolist(), sim, policy, 0.0, args.system1_latency_ms / 1e3, system2_device))
                 pending.append((rows_file, key, task_name, split, seed))
 
     started = time.monotonic()
     evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
     for row, row_episodes, (rows_file, key, task_name, split, seed) in merge_shards(evaluated, pending):
-        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed}
+        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed,
+                  "demos": budget.demos, "train_steps": budget.steps}
         done[rows_file] = saved = {
             "key": key,
             "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
@@ -375,8 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     distances = summary_table(results, columns, args.methods, "mean_final_distance")
     (args.out / "table.md").write_text(
         f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
-        f"{distances}\n\n{budget.demos} demonstrations and {budget.steps} training steps per task and method, "
-        f"{budget.episodes} evaluation episodes per row, training seeds {args.train_seeds}.\n")
+        f"{distances}\n\n{budget_lines(results, columns)}\n")
     plot(results, columns, args.methods, args.out / "results.png")
     print(table)
     print(f"wrote {args.out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")

@@ -142,12 +142,15 @@ class Row:
 def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
              sim: SimArmParams, params: PolicyParams, episodes: list[dict],
              overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
-             system1_latency_s: float | None = None, times: tuple[list, list] | None = None) -> Row:
+             system1_latency_s: float | None = None, times: tuple[list, list] | None = None,
+             system2_device: str | None = None) -> Row:
     """One row of the table; appends each episode's result to `episodes`
     and, with `times`, each System 2 and System 1 time measured to its two
     lists (to summarise rows evaluated in parts); draws what System 2 saw at
-    each update into `overlay_video`."""
-    policy = load_policy(checkpoint, device=params.device, seed=params.seed)
+    each update into `overlay_video`. System 1 runs on `params.device`,
+    System 2 on `system2_device` when given."""
+    policy = load_policy(checkpoint, device=system2_device or params.device, seed=params.seed,
+                         system1_device=params.device)
     limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
                                     params.max_joint_velocity)
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
@@ -198,11 +201,11 @@ def node_update_ratio(params: PolicyParams, params_file: Path) -> int:
 def evaluate_row(call: tuple) -> tuple[Row, list[dict], tuple[list, list]]:
     """`evaluate` in a worker process: the row, its episodes and the System 2
     and System 1 times measured."""
-    checkpoint, name, ratio, synchronous, seeds, sim, params, delay, system1_latency = call
+    checkpoint, name, ratio, synchronous, seeds, sim, params, delay, system1_latency, system2_device = call
     episodes: list[dict] = []
     times: tuple[list, list] = ([], [])
     row = evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay, system1_latency,
-                   times)
+                   times, system2_device)
     return row, episodes, times
 
 
@@ -352,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs > 1 and args.overlay_video:
         parser.error("--overlay-video draws one row's updates: use it with --jobs 1")
     system1_latency = None if args.system1_latency_ms is None else args.system1_latency_ms / 1e3
+    # Each system on its node's device, as the perception and policy nodes run them.
+    system2_device = node_params(PerceptionParams, args.params, "video2act_perception").device
     calls = [(checkpoint, name, ratio, synchronous, seeds, sim, dataclasses.replace(params, execution_strategy=strategy),
-              delay, system1_latency) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
+              delay, system1_latency, system2_device) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
     rows, episodes = [], []
     if args.jobs > 1:
         for row, row_episodes, _ in evaluate_in_processes(calls, args.jobs):
@@ -364,9 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
         video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
         try:
-            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency) in enumerate(calls):
+            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency,
+                        s2_device) in enumerate(calls):
                 rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
-                                     video if index == 0 else None, delay, latency))
+                                     video if index == 0 else None, delay, latency, None, s2_device))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
         finally:
             if video is not None:
