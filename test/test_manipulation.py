@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
+from video2act_core.camera_pose import CameraPose
 from video2act_core.data.bags import EpisodeRecorder, read_episode
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim import manipulation
@@ -14,6 +15,7 @@ from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 
 POLICY = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
+HIDDEN_GEOM_GROUP = 5  # MuJoCo renders geom groups 0-2 by default
 
 
 def sim(task: str) -> SimArmParams:
@@ -116,6 +118,34 @@ def test_top_down_kinematics_hold_the_gripper_vertical_over_the_workspace(mujoco
             assert np.all(joints[:5] >= arm.servos.limits.lower[:5] - 1e-9)
     finally:
         arm.close()
+
+
+def test_the_scene_camera_shows_the_block_large_and_where_its_pose_says(mujoco_arm_class):
+    """The manipulation tasks' camera frames the workspace: the block covers
+    150-200 of its 96x96 pixels (in the scene's front camera 50-60), and the
+    camera pose the bags record projects the block's centre onto them."""
+    from video2act_sim.mujoco_arm import WORKSPACE_CAMERA_FOVY
+
+    size = 96
+    for seed in (0, 1, 2):
+        arm = mujoco_arm_class(len(JOINTS), seed=seed, task="pick_place")
+        try:
+            with_block = arm.render(size, size).astype(int)
+            block = arm.block()
+            # Hidden in a geom group the renderer leaves out (moving it would move a light aimed at it).
+            arm.model.geom_group[arm.model.geom("block").id] = HIDDEN_GEOM_GROUP
+            rows, columns = np.nonzero(np.abs(arm.render(size, size).astype(int) - with_block).max(axis=2) > 20)
+            # The base is the world's origin in the SO-101 scene: base and world coordinates agree.
+            optical = arm.camera_pose("base_link", "camera").inverse().then(
+                CameraPose("camera", "block", tuple(block), (0.0, 0.0, 0.0, 1.0))).translation
+        finally:
+            arm.close()
+        focal = size / 2 / np.tan(np.radians(WORKSPACE_CAMERA_FOVY) / 2)
+        projected = np.array([size / 2 + focal * optical[1] / optical[2], size / 2 + focal * optical[0] / optical[2]])
+        print(f"seed {seed}: block on {len(rows)} pixels around {rows.mean():.1f}, {columns.mean():.1f}; "
+              f"projected at {projected.round(1)}")
+        assert len(rows) >= 120
+        assert np.hypot(rows.mean() - projected[0], columns.mean() - projected[1]) < 3.0
 
 
 def test_the_kinematic_arm_refuses_manipulation_tasks():

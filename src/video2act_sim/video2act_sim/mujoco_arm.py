@@ -7,8 +7,8 @@ Tasks: `reach`, the gripper frame to the block's top face; `track`, the
 block is driven along an arc on the table and the gripper frame must stay
 on it for `TRACK_HOLD_S`; and the manipulation tasks of `manipulation`
 (push, pick-and-place, stack), for which the jaw pads collide, a green
-goal disc or a second block and a white distractor block are added, and
-the expert's targets go through
+goal disc or a second block, a white distractor block and a scene camera
+nearer the workspace are added, and the expert's targets go through
 top-down inverse kinematics. Scenes as the kinematic arm's (`arm.SCENES`):
 lights dimmed and warmed, the block recoloured, a plain sand floor.
 """
@@ -30,6 +30,14 @@ from video2act_sim.manipulation import BLOCK_HALF, MANIPULATION_TASKS, BlockStat
 SCENE = "pick_scene.xml"
 CAMERA = "front"
 CAMERAS = (CAMERA, "gripper")
+# The manipulation tasks' scene camera, nearer their workspace than the
+# scene's front camera: at the sim camera's 96x96 a 3 cm block covers
+# 150-200 pixels here, 50-60 in the front camera (a 3 px wide speck at the
+# tiny models' 64x64).
+WORKSPACE_CAMERA = "workspace"
+WORKSPACE_CAMERA_POSITION = (0.52, 0.0, 0.30)
+WORKSPACE_CAMERA_AIM = (0.19, 0.0, 0.02)
+WORKSPACE_CAMERA_FOVY = 45.0
 # The gripper camera: it follows the gripper body from this far, looking down.
 GRIPPER_VIEW_DISTANCE = 0.25
 GRIPPER_VIEW_ELEVATION = -70.0
@@ -56,7 +64,6 @@ IK_DAMPING = 1e-4
 
 
 class MujocoArm:
-    cameras = CAMERAS
 
     def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach",
                  scene: str = "original"):
@@ -66,6 +73,7 @@ class MujocoArm:
         if scene not in SCENES:
             raise ValueError(f"unknown scene '{scene}' ({', '.join(SCENES)})")
         self.task = task
+        self.cameras = (WORKSPACE_CAMERA if task in MANIPULATION_TASKS else CAMERA, CAMERAS[1])
         # Headless by default; MuJoCo reads this once, at import.
         os.environ.setdefault("MUJOCO_GL", "egl")
         import mujoco
@@ -117,6 +125,12 @@ class MujocoArm:
 
         for pad in ("fixed_jaw_pad", "moving_jaw_pad"):
             spec.geom(pad).contype = spec.geom(pad).conaffinity = 1
+        forward = np.subtract(WORKSPACE_CAMERA_AIM, WORKSPACE_CAMERA_POSITION)
+        right = np.cross(forward, [0.0, 0.0, 1.0])
+        up = np.cross(right, forward)
+        spec.worldbody.add_camera(name=WORKSPACE_CAMERA, pos=list(WORKSPACE_CAMERA_POSITION),
+                                  xyaxes=[*right / np.linalg.norm(right), *up / np.linalg.norm(up)],
+                                  fovy=WORKSPACE_CAMERA_FOVY)
         distractor = spec.worldbody.add_body(name="distractor", pos=[0.3, 0.15, BLOCK_HALF])
         distractor.add_freejoint()
         distractor.add_geom(name="distractor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1,
@@ -353,8 +367,8 @@ class MujocoArm:
 
         base_body = self.model.body_parentid[self.model.jnt_bodyid[self.model.actuator_trnid[0, 0]]]
         base = world_pose(data.xpos[base_body], data.xmat[base_body], base_frame)
-        camera = world_pose(data.cam_xpos[self.model.camera(CAMERA).id], data.cam_xmat[self.model.camera(CAMERA).id],
-                            "mujoco_camera")
+        scene_camera = self.model.camera(self.cameras[0]).id
+        camera = world_pose(data.cam_xpos[scene_camera], data.cam_xmat[scene_camera], "mujoco_camera")
         optical = CameraPose("mujoco_camera", camera_frame, (0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0))
         return base.inverse().then(camera).then(optical)
 
@@ -366,14 +380,14 @@ class MujocoArm:
         return view
 
     def render(self, height: int, width: int, camera: int = 0) -> np.ndarray:
-        if camera not in range(len(CAMERAS)):
-            raise ValueError(f"the SO-101 scene has cameras {CAMERAS}, no camera {camera}")
+        if camera not in range(len(self.cameras)):
+            raise ValueError(f"the SO-101 scene has cameras {self.cameras}, no camera {camera}")
         renderer = self._renderers.get((height, width))
         if renderer is None:
             self.model.vis.global_.offheight = max(self.model.vis.global_.offheight, height)
             self.model.vis.global_.offwidth = max(self.model.vis.global_.offwidth, width)
             renderer = self._renderers[(height, width)] = self.mujoco.Renderer(self.model, height, width)
-        renderer.update_scene(self.data, CAMERA if camera == 0 else self._gripper_view())
+        renderer.update_scene(self.data, self.cameras[0] if camera == 0 else self._gripper_view())
         renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[self.mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         return renderer.render().copy()
