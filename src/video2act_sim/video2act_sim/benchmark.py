@@ -404,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, rows in (("results.csv", results), ("episodes.csv", episodes)):
         with open(args.out / name, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            # Every field of every row: rows saved by an older release may lack some.
+            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
             writer.writeheader()
             writer.writerows(rows)
     table = summary_table(results, columns, args.methods)
