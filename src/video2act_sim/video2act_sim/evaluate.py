@@ -372,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency,
                         s2_device) in enumerate(calls):
                 rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
-                                     video if index == 0 else None, delay, latency, None, s2_device))
+                                     video if index == 0 else None, delay, latency,
+                                     system2_device=s2_device))
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
         finally:
             if video is not None:

@@ -64,7 +64,6 @@ IK_DAMPING = 1e-4
 
 
 class MujocoArm:
-
     def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach",
                  scene: str = "original"):
         if task not in TASKS + MANIPULATION_TASKS:
