@@ -54,7 +54,7 @@ from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SCENES
 from video2act_sim.episode import EpisodeResult
-from video2act_sim.evaluate import evaluate_in_processes, node_update_ratio, summarise
+from video2act_sim.evaluate import core_share, evaluate_in_processes, node_update_ratio, summarise
 from video2act_sim.expert import FIRST_SEED
 
 REPO = Path(__file__).resolve().parents[3]
@@ -119,8 +119,7 @@ def threads_env(processes: int) -> dict[str, str]:
     share of the cores (torch takes them all otherwise: on 16 cores five
     trainings ran a load of 30-36 and read their bags ten times slower);
     a thread count the user set is kept."""
-    share = max(1, len(os.sched_getaffinity(0)) // max(1, processes))
-    return {"OMP_NUM_THREADS": str(share), **os.environ}
+    return {"OMP_NUM_THREADS": str(core_share(processes)), **os.environ}
 
 
 def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs: int) -> Path:

@@ -209,10 +209,15 @@ def evaluate_row(call: tuple) -> tuple[Row, list[dict], tuple[list, list]]:
     return row, episodes, times
 
 
+def core_share(processes: int) -> int:
+    """Cores for each of `processes` running side by side (at least one)."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, processes))
+
+
 def evaluate_in_processes(calls: list[tuple], jobs: int):
     """`evaluate_row` of every call, `jobs` rows side by side, each process
     with its share of the cores; yields its results in call order."""
-    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
+    threads = core_share(jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=torch.set_num_threads, initargs=(threads,)) as pool:
         yield from pool.map(evaluate_row, calls)

@@ -118,8 +118,8 @@ class MujocoArm:
     @staticmethod
     def _add_manipulation(spec, task: str) -> None:
         """Jaw pads that touch the block (inert in the scene as shipped), a
-        distractor block, and the goal: a disc on the table, or for stacking
-        a second block."""
+        scene camera nearer the workspace, a distractor block, and the goal:
+        a disc on the table, or for stacking a second block."""
         import mujoco
 
         for pad in ("fixed_jaw_pad", "moving_jaw_pad"):
