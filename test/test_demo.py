@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import PARAMS_FILE
+from video2act_sim.arm import KinematicArm
 
 
 @pytest.mark.parametrize("backbone", ["svd", "wan"])
@@ -25,3 +26,6 @@ def test_demo_closes_the_loop(backbone, tiny_checkpoint, tiny_wan_checkpoint, tm
     assert all(rate > 0 for rate in rates.values()), rates
     assert "active=" in result.stdout
     assert re.search(r"chunk seams \(rtc\): position jump [\d.]+ rad", result.stdout)
+    # The sim node ends each episode at its task's own limit, as evaluation does.
+    longest = float(re.search(r"simulated arm: \d+ episodes of up to ([\d.]+) s", result.stdout).group(1))
+    assert longest <= KinematicArm.time_limit_s + 0.05, longest

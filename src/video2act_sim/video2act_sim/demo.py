@@ -148,7 +148,9 @@ class Monitor:
             total = {key: sum(int(r[key]) for r in self.episode_reports)
                      for key in ("commands", "refused_from_last_episode", "refused_all_points_past", "limited_steps")}
             peak = max(float(r["peak_speed_ratio"]) for r in self.episode_reports)
-            lines.append(f"simulated arm: {total['commands']} commands executed, "
+            longest = max(float(r["duration_s"]) for r in self.episode_reports)
+            lines.append(f"simulated arm: {len(self.episode_reports)} episodes of up to {longest:.2f} s, "
+                         f"{total['commands']} commands executed, "
                          f"{total['refused_from_last_episode']} refused as planned before a reset, "
                          f"{total['refused_all_points_past']} refused as late, {total['limited_steps']} steps held back "
                          f"by its hardware limits, peak joint speed {peak:.2f}x its limit")

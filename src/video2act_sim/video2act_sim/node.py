@@ -185,7 +185,7 @@ class SimArmNode(Node):
         if self.succeeded_at_s is None and self.arm.success():
             self.succeeded_at_s = now
         settled = self.succeeded_at_s is not None and now - self.succeeded_at_s >= self.params.episode_settle_s
-        if settled or now - self.episode_start_s >= self.params.episode_time_limit_s:
+        if settled or now - self.episode_start_s >= (self.params.episode_time_limit_s or self.arm.time_limit_s):
             success = self.succeeded_at_s is not None
             self.success_publisher.publish(Bool(data=success))
             report = {"seed": self.params.seed + self.episode, "success": success,
