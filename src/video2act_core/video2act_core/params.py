@@ -229,8 +229,7 @@ class SimArmParams(CommonParams):
     # the arm then resets with the next seed.
     episode_settle_s: float = param(0.5, "an episode ends this long after its first success", low=0.0, high=60.0)
     episode_time_limit_s: float = param(0.0, "an episode ends unsuccessfully after this long (s); 0: the task's "
-                                        "own limit, the one evaluation uses (reach, track 4 s; push 8 s; "
-                                        "pick_place, stack 10 s)", low=0.0, high=3600.0)
+                                        "own limit, the one evaluation uses", low=0.0, high=3600.0)
     # What the hardware does above the policy's envelope: a real arm's servos
     # and controller do not follow a command at any speed.
     max_joint_acceleration: list[float] = param([], "the simulated arm's acceleration limit per joint (rad/s^2; "
