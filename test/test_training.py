@@ -4,12 +4,15 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import PARAMS_FILE
-from video2act_core.checkpoint import load_policy, read_manifest
+from video2act_core.checkpoint import build_models, load_policy, read_manifest
+from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.dataset import Clips, Samples, first_sample_of_episode, keep_every
 from video2act_core.train import main as train
+from video2act_core.train import refine_all
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
@@ -55,6 +58,32 @@ def test_existing_checkpoint_is_not_overwritten_by_default(trained):
     out, common = trained
     with pytest.raises(SystemExit, match="exists"):
         train(common + ["--steps", "40"])
+
+
+def test_an_interrupted_feature_pass_resumes_after_its_last_saved_part(tmp_path):
+    encoder, _ = build_models(MICRO, [f"joint{i}" for i in range(6)])
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8) for _ in range(10)]
+    augmentation = CameraAugmentation(probability=1.0)  # every clip draws from the generator
+    started = []
+
+    def progress(starts, stop_after=None, **_):
+        for count, start in enumerate(starts):
+            if count == stop_after:
+                raise KeyboardInterrupt
+            started.append(start)
+            yield start
+
+    whole = refine_all(encoder, clips, 2, progress, augmentation, seed=3)
+    parts = tmp_path / "parts"
+    with pytest.raises(KeyboardInterrupt):  # killed during its third batch: one part of two batches saved
+        refine_all(encoder, clips, 2, lambda starts, **kw: progress(starts, 3, **kw), augmentation, 3, None, parts, 2)
+    assert len(list(parts.glob("part-*.pt"))) == 1
+    started.clear()
+    resumed = refine_all(encoder, clips, 2, progress, augmentation, 3, None, parts, 2)
+    assert started == [4, 6, 8]
+    assert all(torch.equal(a, b) for a, b in zip(whole[:2], resumed[:2]))  # augmented as if never stopped
+    assert resumed[2] is None
 
 
 def test_evaluation_writes_the_table(trained, tmp_path):

@@ -9,8 +9,8 @@ robot's clips with its own denoising objective. Stage 2 runs System 2 once
 per sample, caches the filtered spatial/motion maps, and trains the token
 projections and the DiT action head on them; a backbone trained end to end
 (the ResNet baseline) runs on every batch instead, with the head. Training
-state is saved to `<out>.train/` every --save-every steps; rerunning the
-same command resumes.
+state is saved to `<out>.train/` every --save-every steps, and the feature
+pass in parts as it goes; rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -116,15 +116,35 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
 
 @torch.no_grad()
 def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
-               augmentation: CameraAugmentation | None = None, seed: int = 0, views: Sequence[np.ndarray] | None = None
+               augmentation: CameraAugmentation | None = None, seed: int = 0, views: Sequence[np.ndarray] | None = None,
+               parts_dir: Path | None = None, batches_per_part: int = 16
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """System 2's filtered maps of every clip (and of every sample's camera
     frames, with image tokens), each augmented (or not) once: the backbone
-    is frozen in stage 2, so its maps are cached."""
+    is frozen in stage 2, so its maps are cached.
+
+    With `parts_dir`, every `batches_per_part` batches are saved there with
+    the augmentation generator's state, and a rerun starts after the last
+    saved part: an interrupted pass (an hour on a CPU) keeps what it did."""
     spatial, motion, view_maps = [], [], []
-    encoder.eval()
     rng = np.random.default_rng(seed)
-    for start in progress(range(0, len(clips), batch_size), desc="System 2 features", unit="batch"):
+    done = 0
+    if parts_dir is not None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        for part in sorted(parts_dir.glob("part-*.pt")):
+            saved = torch.load(part)
+            if saved["start"] != done:  # a part that does not follow on: redo from here
+                break
+            spatial.append(saved["spatial"])
+            motion.append(saved["motion"])
+            if saved["views"] is not None:
+                view_maps.append(saved["views"])
+            rng.bit_generator.state = json.loads(saved["rng"])
+            done = saved["end"]
+    encoder.eval()
+    part_start, part_first = done, len(spatial)
+    starts = range(done, len(clips), batch_size)
+    for count, start in enumerate(progress(starts, desc="System 2 features", unit="batch"), 1):
         picks = range(start, min(start + batch_size, len(clips)))
         batch = torch.cat([frames_to_tensor(augmented(clips[i], augmentation, rng)) for i in picks])
         cameras = (torch.stack([camera_frames(views[i], augmentation, rng) for i in picks])
@@ -134,6 +154,12 @@ def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
         motion.append(maps.motion.float().cpu())
         if maps.views is not None:
             view_maps.append(maps.views.float().cpu())
+        if parts_dir is not None and (count % batches_per_part == 0 or count == len(starts)):
+            save_atomically({"start": part_start, "end": picks.stop, "rng": json.dumps(rng.bit_generator.state),
+                             "spatial": torch.cat(spatial[part_first:]), "motion": torch.cat(motion[part_first:]),
+                             "views": torch.cat(view_maps[part_first:]) if view_maps else None},
+                            parts_dir / f"part-{part_start:09d}.pt")
+            part_start, part_first = picks.stop, len(spatial)
     return torch.cat(spatial), torch.cat(motion), torch.cat(view_maps) if view_maps else None
 
 
@@ -311,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         cache_path = cache_dir / f"features-{key}.pt"
         # Rank 0 runs System 2 over the data; the other ranks wait and load it.
         if rank == 0 and not cache_path.exists():
-            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed, samples.views),
-                            cache_path)
+            parts_dir = cache_path.with_suffix(".parts")
+            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed, samples.views,
+                                       parts_dir), cache_path)
+            shutil.rmtree(parts_dir)
         if world > 1:
             torch.distributed.barrier()
         spatial_maps, motion_maps, view_maps = torch.load(cache_path, mmap=True)  # paged in as batches use them
