@@ -197,25 +197,58 @@ def test_images_are_resized_while_decoding(version):
     assert episodes[0].images.shape == (FIXTURE_ROWS, 32, 48, 3)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_the_train_command_trains_on_datasets_written_by_lerobot(version, tmp_path):
-    from video2act_core.checkpoint import load_policy, read_manifest
-    from video2act_core.train import main as train
-
+def micro_training(dataset: Path, tmp_path: Path) -> list[str]:
+    """The train command's arguments for a few steps of a micro model on `dataset`."""
     config = tmp_path / "micro.yaml"
     config.write_text(json.dumps({"system2": {"num_frames": 4, "image_height": 32, "image_width": 32,
                                               "motion_height": 16, "motion_width": 16, "spatial_grid": 2,
                                               "motion_grid": 2, "token_dim": 32, "former_hidden": 32},
                                   "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
                                               "num_inference_steps": 4}}))
+    return ["--data", str(dataset), "--model-config", str(config), "--params", str(PARAMS_FILE),
+            "--strip-joint-suffix", ".pos", "--batch-size", "8", "--steps", "4", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_train_command_trains_on_datasets_written_by_lerobot(version, tmp_path):
+    from video2act_core.checkpoint import load_policy, read_manifest
+    from video2act_core.train import main as train
+
     out = tmp_path / "ckpt"
-    assert train(["--data", str(FIXTURES / version), "--out", str(out), "--model-config", str(config),
-                  "--params", str(PARAMS_FILE), "--strip-joint-suffix", ".pos", "--batch-size", "8",
-                  "--steps", "4", "--device", "cpu"]) == 0
+    assert train(micro_training(FIXTURES / version, tmp_path) + ["--out", str(out)]) == 0
     manifest = read_manifest(out)
     assert manifest.metadata["samples"] == 2 * FIXTURE_ROWS and manifest.stats.joint_names == JOINTS
     assert manifest.metadata["camera_pose"] is None  # LeRobot datasets record none
     load_policy(out, device="cpu")
+
+
+def test_successful_only_leaves_out_the_episodes_that_never_record_success(tmp_path):
+    from video2act_core.checkpoint import read_manifest
+    from video2act_core.train import main as train
+
+    dataset = FIXTURES / VERSIONS[-1]  # episode 0 fails, episode 1 succeeds
+    shared = micro_training(dataset, tmp_path) + ["--cache-dir", str(tmp_path / "cache")]
+    assert train(shared + ["--out", str(tmp_path / "every")]) == 0
+    assert train(shared + ["--out", str(tmp_path / "successful"), "--successful-only"]) == 0
+    metadata = read_manifest(tmp_path / "successful").metadata
+    assert metadata["episodes"] == [f"{dataset}#1"] and metadata["samples"] == FIXTURE_ROWS
+    # Its own System 2 maps, not the other training's of both episodes.
+    assert len(list((tmp_path / "cache").glob("features-*.pt"))) == 2
+
+
+def test_successful_only_without_a_successful_episode_is_a_clear_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from video2act_core.train import main as train
+
+    dataset = tmp_path / "dataset"
+    shutil.copytree(FIXTURES / "v2.1", dataset)
+    succeeded = dataset / "data" / "chunk-000" / "episode_000001.parquet"
+    table = pq.read_table(succeeded)
+    pq.write_table(table.set_column(table.schema.get_field_index("next.success"), "next.success",
+                                    pa.array([False] * table.num_rows)), succeeded)
+    with pytest.raises(SystemExit, match="none of the 2 episodes records success"):
+        train(micro_training(dataset, tmp_path) + ["--out", str(tmp_path / "ckpt"), "--successful-only"])
 
 
 @pytest.mark.parametrize(

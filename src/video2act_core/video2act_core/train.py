@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--joint-map", nargs="+", default=[], metavar="RECORDED=OURS",
                         help="rename single recorded joints, e.g. joint_1=shoulder_pan")
     parser.add_argument("--camera", help="the LeRobot camera key to train on (default: the first)")
+    parser.add_argument("--successful-only", action="store_true",
+                        help="leave out episodes that never record success (the bags' success topic, "
+                             "LeRobot's next.success): a scripted expert's failures")
     parser.add_argument("--camera-augmentation", type=float, default=0.5, metavar="P",
                         help="share of clips given a real camera's noise, gain, flicker and shake before System 2 "
                              "(0: none)")
@@ -264,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     episodes, sources = load_episodes(args.data, topics, common.joint_names, frame_size,
                                       (common.base_frame, common.camera_frame), joint_map, args.camera, spill_dir,
                                       lambda sources: progress(sources, desc="reading episodes", unit="source"))
+    if args.successful_only:
+        kept = [index for index, episode in enumerate(episodes) if episode.success]
+        if not kept:
+            raise SystemExit(f"--successful-only: none of the {len(episodes)} episodes records success "
+                             f"(on {topics.success} or in a LeRobot dataset's next.success)")
+        if not quiet:
+            print(f"--successful-only: training on {len(kept)} of {len(episodes)} episodes")
+        episodes, sources = [episodes[index] for index in kept], [sources[index] for index in kept]
     perception = node_params(PerceptionParams, args.params, "video2act_perception")
     camera_pose, no_camera_pose = demonstrations_camera_pose(
         [episode.camera_pose for episode in episodes], perception.camera_pose_tolerance_m,
@@ -331,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         key = cache_key(sources, encoder, {"stage1": args.stage1_steps, "init": str(args.init),
                                            "stride": args.frame_stride, "every": args.sample_every,
-                                           "augmentation": repr(augmentation), "seed": args.seed})
+                                           "augmentation": repr(augmentation), "seed": args.seed,
+                                           # only when set: caches written before the option stay valid
+                                           **({"successful_only": True} if args.successful_only else {})})
         cache_dir = args.cache_dir or work
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_path = cache_dir / f"features-{key}.pt"
@@ -423,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         metadata = {
             "trained": True,
             "episodes": sources,
+            "successful_only": args.successful_only,
             "samples": len(states),
             "stage1_steps": args.stage1_steps,
             "stage2_steps": args.steps,
