@@ -135,6 +135,16 @@ def test_the_resnet_baseline_trains_end_to_end_and_round_trips(expert_bags, tmp_
     torch.testing.assert_close(first.spatial, second.spatial)
 
 
+def test_each_seed_of_a_model_config_fills_its_own_feature_cache_before_its_ablations_read_it():
+    from video2act_sim.benchmark import cache_fillers
+
+    trainings = [(method, seed) for method in ("video2act", "no_spatial", "vpp") for seed in (0, 1)]
+    assert cache_fillers(trainings) == {
+        ("video2act", 0): ("video2act", 0), ("video2act", 1): ("video2act", 1),
+        ("no_spatial", 0): ("video2act", 0), ("no_spatial", 1): ("video2act", 1),
+        ("vpp", 0): ("vpp", 0), ("vpp", 1): ("vpp", 1)}
+
+
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     from video2act_sim.benchmark import METHODS, QUICK, main as benchmark
 

@@ -158,12 +158,20 @@ def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) 
     return written
 
 
+def cache_fillers(trainings: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, int]]:
+    """(method, seed) -> the training that fills its feature cache: the first
+    of its model config and seed (the seed is in the cache's key, so two
+    seeds of one config do not share one)."""
+    first: dict[tuple[str, int], tuple[str, int]] = {}
+    return {key: first.setdefault((METHODS[key[0]].model_config, key[1]), key) for key in trainings}
+
+
 def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budget: Budget, params_file: Path,
               out: Path, pretrained: tuple[str, str] | None, parallel: int) -> dict[tuple[str, int], tuple]:
     """(method, seed) -> (checkpoint, wall seconds or None when it was there
-    already). Up to `parallel` trainings side by side; one model config's
-    first training fills the feature cache before the others that read it
-    start."""
+    already). Up to `parallel` trainings side by side; the first training of
+    a (model config, seed) fills that feature cache before the others that
+    read it start."""
     commands, finished = {}, {}
     for method_name, seed in trainings:
         method = METHODS[method_name]
@@ -177,14 +185,11 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
             "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
             "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
             "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite", *method.train_flags]
-    # A config's first training fills its feature cache; the others that read
-    # it wait for that one, then every slot takes the next ready training.
-    first_of_config = {}
-    for key in commands:
-        first_of_config.setdefault(METHODS[key[0]].model_config, key)
+    filler = cache_fillers(list(commands))
     waiting, running = list(commands), {}
     while waiting or running:
-        for key in [key for key in waiting if first_of_config[METHODS[key[0]].model_config] in (key, *finished)]:
+        # Every slot takes the next training whose feature cache is filled.
+        for key in [key for key in waiting if filler[key] in (key, *finished)]:
             if len(running) >= max(1, parallel):
                 break
             waiting.remove(key)
