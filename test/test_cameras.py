@@ -196,7 +196,7 @@ def test_a_two_camera_bag_replays_through_both_nodes(two_camera_setup, two_camer
     params_file, _, root = two_camera_setup
     bag = find_episode_bags([root / "demos"])[0]
     assert replay(["--bag", str(bag), "--checkpoint", str(two_camera_checkpoint), "--params", str(params_file),
-                   "--rate", "0.25", "--out", str(tmp_path)]) == 0
+                   "--rate", "0.1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["extra_camera_topics"] == ["/" + WRIST_TOPIC]
     assert report["active_chunks"] > 0
