@@ -143,6 +143,11 @@ def test_each_seed_of_a_model_config_fills_its_own_feature_cache_before_its_abla
         ("video2act", 0): ("video2act", 0), ("video2act", 1): ("video2act", 1),
         ("no_spatial", 0): ("video2act", 0), ("no_spatial", 1): ("video2act", 1),
         ("vpp", 0): ("vpp", 0), ("vpp", 1): ("vpp", 1)}
+    # video2act trained in an earlier run: both ablations read its cache at once.
+    ablations = [("no_spatial", 0), ("no_motion", 0)]
+    assert cache_fillers(ablations, trained=[("dp", 0), ("video2act", 0)]) == {
+        ("no_spatial", 0): ("video2act", 0), ("no_motion", 0): ("video2act", 0)}
+    assert cache_fillers(ablations) == {("no_spatial", 0): ("no_spatial", 0), ("no_motion", 0): ("no_spatial", 0)}
 
 
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):

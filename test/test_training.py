@@ -1,6 +1,8 @@
 """Training from recorded bags, resuming, and the closed-loop evaluation."""
 
 import csv
+import multiprocessing
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from conftest import PARAMS_FILE
 from video2act_core.checkpoint import build_models, load_policy, read_manifest
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.dataset import Clips, Samples, first_sample_of_episode, keep_every
+from video2act_core.train import fill_once
 from video2act_core.train import main as train
 from video2act_core.train import refine_all
 
@@ -84,6 +87,32 @@ def test_an_interrupted_feature_pass_resumes_after_its_last_saved_part(tmp_path)
     assert started == [4, 6, 8]
     assert all(torch.equal(a, b) for a, b in zip(whole[:2], resumed[:2]))  # augmented as if never stopped
     assert resumed[2] is None
+
+
+def fill_slowly_beside_another(path, start, log):
+    start.wait()  # both processes find no cache file at the same moment
+
+    def fill():
+        with open(log, "a") as file:
+            file.write("filled\n")
+        time.sleep(0.5)
+        return {"maps": [1, 2, 3]}
+
+    fill_once(path, fill)
+
+
+def test_two_trainings_beside_each_other_fill_one_feature_cache_once(tmp_path):
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    cache, log = tmp_path / "features-key.pt", tmp_path / "fills.log"
+    processes = [context.Process(target=fill_slowly_beside_another, args=(cache, start, log)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(30)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert log.read_text() == "filled\n"
+    assert torch.load(cache) == {"maps": [1, 2, 3]}
 
 
 def test_evaluation_writes_the_table(trained, tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -96,10 +97,23 @@ def distributed() -> tuple[int, int]:
     return (torch.distributed.get_rank() if world > 1 else 0), world
 
 
-def save_atomically(state: dict, path: Path) -> None:
+def save_atomically(state: object, path: Path) -> None:
     partial = path.with_suffix(".partial")
     torch.save(state, partial)
     partial.replace(path)
+
+
+def fill_once(path: Path, fill: Callable[[], object]) -> bool:
+    """Saves `fill()` at `path` unless a file is there; True if this call
+    filled it. Another process filling the same path (a training beside
+    this one reading the same feature cache) finishes first, and this one
+    then finds its file."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return False
+        save_atomically(fill(), path)
+        return True
 
 
 def cache_key(sources: list[str], encoder, extra: dict) -> str:
@@ -349,10 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_path = cache_dir / f"features-{key}.pt"
         # Rank 0 runs System 2 over the data; the other ranks wait and load it.
-        if rank == 0 and not cache_path.exists():
-            parts_dir = cache_path.with_suffix(".parts")
-            save_atomically(refine_all(encoder, samples.clips, 16, progress, augmentation, args.seed, samples.views,
-                                       parts_dir), cache_path)
+        parts_dir = cache_path.with_suffix(".parts")
+        if rank == 0 and fill_once(cache_path, lambda: refine_all(
+                encoder, samples.clips, 16, progress, augmentation, args.seed, samples.views, parts_dir)):
             shutil.rmtree(parts_dir)
         if world > 1:
             torch.distributed.barrier()

@@ -44,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,11 +159,15 @@ def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) 
     return written
 
 
-def cache_fillers(trainings: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, int]]:
-    """(method, seed) -> the training that fills its feature cache: the first
-    of its model config and seed (the seed is in the cache's key, so two
-    seeds of one config do not share one)."""
+def cache_fillers(trainings: list[tuple[str, int]], trained: Sequence[tuple[str, int]] = ()
+                  ) -> dict[tuple[str, int], tuple[str, int]]:
+    """(method, seed) -> the training that fills its feature cache: one
+    already `trained` of its model config and seed, else the first of them
+    (the seed is in the cache's key, so two seeds of one config do not
+    share one)."""
     first: dict[tuple[str, int], tuple[str, int]] = {}
+    for key in trained:
+        first.setdefault((METHODS[key[0]].model_config, key[1]), key)
     return {key: first.setdefault((METHODS[key[0]].model_config, key[1]), key) for key in trainings}
 
 
@@ -185,11 +190,15 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
             "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
             "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
             "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite", *method.train_flags]
-    filler = cache_fillers(list(commands))
+    # A checkpoint from an earlier run (say video2act's, before its ablations
+    # were asked for with --methods) has filled its config's cache already.
+    trained = [(name, seed) for name in METHODS for seed in {seed for _, seed in trainings}
+               if (out / "checkpoints" / task_name / name / f"seed{seed}" / MANIFEST).is_file()]
+    filler = cache_fillers(list(commands), trained)
     waiting, running = list(commands), {}
     while waiting or running:
         # Every slot takes the next training whose feature cache is filled.
-        for key in [key for key in waiting if filler[key] in (key, *finished)]:
+        for key in [key for key in waiting if filler[key] in (key, *finished, *trained)]:
             if len(running) >= max(1, parallel):
                 break
             waiting.remove(key)
