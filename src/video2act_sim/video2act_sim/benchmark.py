@@ -177,10 +177,13 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
     already). Up to `parallel` trainings side by side; the first training of
     a (model config, seed) fills that feature cache before the others that
     read it start."""
+    def checkpoint_dir(method_name: str, seed: int) -> Path:
+        return out / "checkpoints" / task_name / method_name / f"seed{seed}"
+
     commands, finished = {}, {}
     for method_name, seed in trainings:
         method = METHODS[method_name]
-        checkpoint = out / "checkpoints" / task_name / method_name / f"seed{seed}"
+        checkpoint = checkpoint_dir(method_name, seed)
         if (checkpoint / MANIFEST).is_file():
             finished[method_name, seed] = checkpoint, None
             continue
@@ -193,7 +196,7 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
     # A checkpoint from an earlier run (say video2act's, before its ablations
     # were asked for with --methods) has filled its config's cache already.
     trained = [(name, seed) for name in METHODS for seed in {seed for _, seed in trainings}
-               if (out / "checkpoints" / task_name / name / f"seed{seed}" / MANIFEST).is_file()]
+               if (checkpoint_dir(name, seed) / MANIFEST).is_file()]
     filler = cache_fillers(list(commands), trained)
     waiting, running = list(commands), {}
     while waiting or running:
