@@ -51,9 +51,17 @@ def test_pretrained_backbone_directory_loads_through_from_pretrained(tmp_path):
     save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS), include_backbone=False)
     assert not (tmp_path / "ckpt" / "backbone").exists()
     policy = load_policy(tmp_path / "ckpt", device="cpu")
+    # The weights come from the user's directory, bit for bit.
+    loaded = policy.system2.encoder.backbone.state_dict()
+    for name, weight in encoder.backbone.state_dict().items():
+        assert torch.equal(loaded[name], weight), name
     with torch.no_grad():
-        reference = encoder.eval()(torch.from_numpy(FRAMES).permute(0, 3, 1, 2)[None].float() / 255)
-    np.testing.assert_allclose(policy.system2.encode(FRAMES).spatial, reference.spatial[0].numpy(), atol=1e-6)
+        reference = encoder.eval()(torch.from_numpy(FRAMES).permute(0, 3, 1, 2)[None].float() / 255).spatial[0].numpy()
+    # The node's path batches and resizes its own way: float32 rounding then
+    # differs with the CPU's kernels (1.2e-6 seen on one EPYC), so the
+    # tolerance scales with the features, not a fixed atol.
+    np.testing.assert_allclose(policy.system2.encode(FRAMES).spatial, reference, rtol=1e-5,
+                               atol=1e-5 * np.abs(reference).max())
 
 
 def test_missing_pretrained_directory_is_a_clear_error(tmp_path, tiny_checkpoint):
