@@ -12,8 +12,9 @@ from video2act_sim.replay import main as replay
 
 def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_checkpoint, tmp_path):
     bag = find_episode_bags([expert_bags])[0]
-    # A quarter speed: the episode is ~2 s of sim time and System 2 needs a
-    # full clip plus ~1 s on a loaded CPU before the policy can act.
+    # The expert's episode can be under a second: the player holds its clock
+    # for System 2's first pass, however long that takes on this machine,
+    # and a quarter speed leaves System 1 ticks to spare on a loaded CPU.
     assert replay(["--bag", str(bag), "--checkpoint", str(tiny_checkpoint), "--params", str(PARAMS_FILE),
                    "--rate", "0.25", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
@@ -21,6 +22,7 @@ def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_
     # line up in time with the recorded commands.
     assert report["active_chunks"] > 0 and report["chunks_compared"] > 0
     assert report["chunk_mae"] >= 0 and report["system1_latency_p50_ms"] > 0
+    assert report["system2_warmup_wall_s"] >= 0
     # How the chunks join, from the commands the policy reports sending.
     assert report["execution_strategy"] == "rtc"
     assert report["seam_position_jump"] >= 0 and report["setpoint_rms_jerk"] >= 0

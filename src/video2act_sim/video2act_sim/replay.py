@@ -9,6 +9,12 @@ faster), and compares the policy's action chunks with the commands recorded
 in the bag; bags from a real robot work the same way (`--image-topic`,
 `--joint-states-topic`, `--command-topic` name their topics).
 
+System 2's first pass is its slowest, and on a slow machine it could
+outlast a short bag: the player holds the clock once the bag has played
+one System 2 period past its first camera frame, until the first latents
+arrive (as an operator arms a robot only once perception publishes). From
+then on the bag plays at `--rate`, System 2 running as deployed.
+
 Safe next to a robot: the replay runs in a ROS domain of its own with
 discovery limited to this machine (`--live-graph` to share the current
 one), and the policy's commands go to video2act_replay/*, never to a
@@ -111,6 +117,23 @@ def nodes_ready(node, camera_topic: str, joint_states_topic: str) -> bool:
     return all(node.count_subscribers(topic) > 0 for topic in (camera_topic, joint_states_topic))
 
 
+def wait_for_first_latents(node, processes, latents_received: list, args) -> float:
+    """Spin, the clock held, until perception's first latents arrive; the
+    wall seconds it took. A node that exits or a wait beyond `--warmup` is
+    an error naming the logs."""
+    import rclpy
+
+    started = time.monotonic()
+    while not latents_received:
+        if time.monotonic() - started > args.warmup:
+            raise BagError(f"no latents from perception within {args.warmup} s of its first frame; "
+                           f"see the logs in {args.out}")
+        if any(process.poll() is not None for process in processes):
+            raise BagError(f"a node exited while System 2 warmed up; see the logs in {args.out}")
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return time.monotonic() - started
+
+
 def peak_rss_of(pid: int) -> float:
     """A live process's peak resident memory (MB), from /proc (Linux); NaN elsewhere."""
     try:
@@ -142,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command-topic", help="the recorded trajectory_msgs/JointTrajectory commands")
     parser.add_argument("--strip-joint-suffix", default="", help="cut this off recorded joint names (e.g. .pos)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed (sim time per wall time)")
-    parser.add_argument("--warmup", type=float, default=120.0, help="max seconds to wait for the nodes to start")
+    parser.add_argument("--warmup", type=float, default=120.0, help="max seconds to wait for the nodes to start, and then for System 2's first latents")
     parser.add_argument("--domain-id", type=int, help="ROS domain of the replay (default: one from the process id)")
     parser.add_argument("--live-graph", action="store_true",
                         help="replay in the current ROS domain, visible to other nodes (the policy's commands "
@@ -196,6 +219,7 @@ def replay(args) -> int:
     domain = None if args.live_graph else isolate_ros_graph(args.domain_id)
 
     import rclpy
+    from rclpy.duration import Duration
     from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
     from rclpy.serialization import deserialize_message
     from rosgraph_msgs.msg import Clock
@@ -235,7 +259,7 @@ def replay(args) -> int:
                              durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
         node.create_publisher(String, policy.instruction_topic, latched).publish(String(data=recorded.instruction))
     chunks, chunk_latency, latents_latency, modes, reasons = [], [], [], [], []
-    played = 0
+    played, warmup_s = 0, 0.0
 
     # The policy's commands as a controller would have followed them (they
     # drive nothing here, so no tracking error): how smoothly chunks join.
@@ -281,10 +305,17 @@ def replay(args) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
         time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
         started = time.monotonic()
+        system2_period_ns = round(1e9 / node_params(PerceptionParams, args.params, "video2act_perception").rate_hz)
+        first_frame_ns = None  # the bag time of the first camera frame perception has acknowledged
         for stamp, topic, raw in recorded_stream(args.bag, [*(topic for topic, _ in cameras), topics.joint_states]):
             while (wait := (stamp - first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
                 rclpy.spin_once(node, timeout_sec=min(wait, 0.01))
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
+            if first_frame_ns is not None and not latents_latency and stamp >= first_frame_ns + system2_period_ns:
+                # System 2 has ticked at least once with a frame in its buffer: hold until it has published.
+                held_s = wait_for_first_latents(node, processes, latents_latency, args)
+                warmup_s += held_s
+                started += held_s  # the bag goes on from where it was held
             if topic == topics.joint_states and args.strip_joint_suffix:
                 # The nodes know the configured names only: rename as the recording is read.
                 message = deserialize_message(raw, JointState)
@@ -292,6 +323,13 @@ def replay(args) -> int:
                 publishers[topic].publish(message)
             else:
                 publishers[topic].publish(raw)  # as recorded: serialized, never decoded here
+            if first_frame_ns is None and topic == camera_topic:
+                # Acknowledged before any later /clock: the frame is in perception's buffer before its
+                # timer can tick past this stamp (the clock's callback precedes the timer's).
+                acked = time.monotonic()
+                publishers[topic].wait_for_all_acked(Duration(seconds=args.warmup))
+                started += time.monotonic() - acked  # no burst of overdue messages after the wait
+                first_frame_ns = stamp
             played += 1
         end = time.monotonic() + 1.0
         while time.monotonic() < end:
@@ -309,7 +347,7 @@ def replay(args) -> int:
             log.close()
 
     report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
-              "wall_seconds": round(wall_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
+              "wall_seconds": round(wall_s, 2), "system2_warmup_wall_s": round(warmup_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
               "extra_camera_topics": [topic for topic, _ in extra], "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
               "active_chunks": len(chunks), **count_modes(modes, reasons),
               "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
