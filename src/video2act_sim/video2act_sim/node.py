@@ -163,11 +163,17 @@ class SimArmNode(Node):
 
     def on_physics(self) -> None:
         wall = monotonic()
-        if self.params.publish_clock:
-            self.arm.step(max(wall - self.wall_last_s, 1e-4) * REAL_TIME)
-        else:
-            self.arm.step(max(self.now_s() - self.arm.time_s, 1e-4))
+        elapsed = (wall - self.wall_last_s) * REAL_TIME if self.params.publish_clock else self.now_s() - self.arm.time_s
         self.wall_last_s = wall
+        # A late timer (a loaded machine) catches up in steps of at most one
+        # period, and an episode ends at the step that reaches its limit.
+        period = 1.0 / self.params.joint_state_rate_hz
+        while True:
+            step = min(max(elapsed, 1e-4), period)
+            self.arm.step(step)
+            elapsed -= step
+            if self.check_episode() or elapsed <= 1e-9:
+                break
         if self.clock_publisher:
             self.clock_publisher.publish(Clock(clock=self.stamp()))
         msg = JointState()
@@ -178,9 +184,10 @@ class SimArmNode(Node):
         msg.position = self.arm.state.positions.tolist()
         msg.velocity = self.arm.state.velocities.tolist()
         self.joint_publisher.publish(msg)
-        self.check_episode()
 
-    def check_episode(self) -> None:
+    def check_episode(self) -> bool:
+        """End the episode once it has settled after success or reached its
+        time limit: report it, start the next one, publish the reset."""
         now = self.arm.time_s
         if self.succeeded_at_s is None and self.arm.success():
             self.succeeded_at_s = now
@@ -201,6 +208,8 @@ class SimArmNode(Node):
             self.episode += 1
             self.start_episode(now)
             self.reset_publisher.publish(Empty())
+            return True
+        return False
 
     def on_camera(self) -> None:
         stamp = self.stamp()
