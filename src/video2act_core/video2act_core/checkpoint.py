@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderCon
 from video2act_core.normalization import NormalizationStats
 from video2act_core.policy import System1, System2, Video2ActPolicy, resolve_device, resolve_dtype
 
+# Where a loud warning about the device goes (a node's logger.warning); None: Python's warnings.
+Warn = Callable[[str], None] | None
 FORMAT = "video2act-checkpoint"
 # 2: System 2 in two streams (spatial frame, motion clip) with a backbone
 # section and per-stream formers; version 1 had one clip and LayerNorm projections.
@@ -200,7 +203,7 @@ def _load_weights(module: torch.nn.Module, file: Path, allowed_missing: tuple[st
         )
 
 
-def _system2_from(manifest: Manifest, device: str, dtype: str) -> System2:
+def _system2_from(manifest: Manifest, device: str, dtype: str, warn: Warn = None) -> System2:
     config = manifest.vdm
     if manifest.has_backbone:
         config = replace(config, backbone={**config.backbone, "pretrained_path": str(manifest.path / BACKBONE)})
@@ -214,35 +217,40 @@ def _system2_from(manifest: Manifest, device: str, dtype: str) -> System2:
     saved_apart = tuple(f"backbone.{name}." for name in encoder.backbone.diffusers_modules())
     # Wan checkpoints from before the umT5 context ran on zeros, the default.
     _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=(*saved_apart, "backbone.text_context"))
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, warn)
     return System2(encoder.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.model_id)
 
 
-def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int) -> System1:
+def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: Warn = None) -> System1:
     action = ActionDiffusion(manifest.dit)
     _load_weights(action.model, manifest.path / SYSTEM1)
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(device, warn)
     return System1(action.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.stats, manifest.model_id, seed,
                    manifest.metadata.get("instructions", []))
 
 
-def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True) -> System2:
-    return _system2_from(read_manifest(path, verify), device, dtype)
+def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True,
+                 warn: Warn = None) -> System2:
+    """`warn` takes the loud line of a `device: auto` that falls back to the
+    CPU on a machine whose GPU torch cannot use (policy.resolve_device)."""
+    return _system2_from(read_manifest(path, verify), device, dtype, warn)
 
 
 def load_system1(
-    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0, verify: bool = True
+    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0, verify: bool = True,
+    warn: Warn = None,
 ) -> System1:
-    return _system1_from(read_manifest(path, verify), device, dtype, seed)
+    """`warn` as in load_system2."""
+    return _system1_from(read_manifest(path, verify), device, dtype, seed, warn)
 
 
 def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0,
-                system1_device: str | None = None) -> Video2ActPolicy:
+                system1_device: str | None = None, warn: Warn = None) -> Video2ActPolicy:
     """Both systems on `device`, or System 1 on `system1_device` when given,
     as the two nodes may run them (latents cross as numpy either way)."""
     manifest = read_manifest(path, verify=True)
-    return Video2ActPolicy(_system2_from(manifest, device, dtype),
-                           _system1_from(manifest, system1_device or device, dtype, seed))
+    return Video2ActPolicy(_system2_from(manifest, device, dtype, warn),
+                           _system1_from(manifest, system1_device or device, dtype, seed, warn))
 
 
 def build_models(

@@ -50,7 +50,7 @@ class PerceptionNode(ModelNode):
         self.params = params = declare_params(self, PerceptionParams)
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
-        self.system2 = load_system2(checkpoint, params.device, params.dtype)
+        self.system2 = load_system2(checkpoint, params.device, params.dtype, warn=self.get_logger().warning)
         config = self.system2.config
         if config.view_cameras and config.view_cameras != 1 + len(params.extra_camera_topics):
             raise ValueError(f"the checkpoint makes image tokens from {config.view_cameras} camera(s) (image_topic "
