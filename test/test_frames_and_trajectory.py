@@ -138,20 +138,35 @@ def test_newer_trajectory_replaces_the_rest_of_the_older_one():
     assert tracker.reference(3.0)[0] == pytest.approx(-1.0)
 
 
-def test_future_start_holds_until_then():
+def test_a_future_stamp_takes_over_at_once_and_stretches_the_first_segment():
+    # JTC on Jazzy: the new trajectory replaces the old one at the next update
+    # whatever its stamp; the segment to its first point starts now.
     tracker = TrajectoryTracker(np.ones(1))
     tracker.command(Trajectory(5.0, [1.0], [[2.0]]), now_s=1.0)
-    assert tracker.reference(4.0)[0] == pytest.approx(1.0)
-    assert tracker.reference(5.5)[0] == pytest.approx(1.5)
+    assert tracker.reference(4.0)[0] == pytest.approx(1.6)  # 1 -> 2 over 1 s .. 6 s
+    assert tracker.reference(5.5)[0] == pytest.approx(1.9)
 
 
-def test_current_trajectory_runs_until_a_future_one_starts():
+def test_a_future_stamped_trajectory_does_not_let_the_current_one_run_on():
     tracker = TrajectoryTracker(np.zeros(1))
     tracker.command(Trajectory(0.0, [4.0], [[4.0]]), now_s=0.0)
     tracker.command(Trajectory(2.0, [1.0], [[0.0]]), now_s=1.0)
-    assert tracker.reference(1.5)[0] == pytest.approx(1.5)  # still on the first
-    assert tracker.reference(2.5)[0] == pytest.approx(1.0)  # from 2.0 back to 0.0
+    assert tracker.reference(1.5)[0] == pytest.approx(0.75)  # from 1.0 at 1 s to 0.0 at 3 s
+    assert tracker.reference(2.5)[0] == pytest.approx(0.25)
     assert tracker.reference(3.0)[0] == pytest.approx(0.0)
+
+
+def test_a_trajectory_received_after_its_first_point_jumps_onto_it():
+    # JTC bridges from the setpoint only while the first point lies ahead;
+    # later it samples between the message's own points (trajectory.cpp).
+    tracker = TrajectoryTracker(np.zeros(1))
+    tracker.command(Trajectory(10.0, [0.1, 0.2], [[1.0], [2.0]]), now_s=10.15)
+    assert tracker.reference(10.15)[0] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="in the past"):
+        tracker.command(Trajectory(10.0, [0.1, 0.2], [[1.0], [2.0]]), now_s=10.25)
+    # Ending exactly now is still accepted (JTC refuses strictly earlier ends).
+    tracker.command(Trajectory(10.0, [0.1, 0.2], [[1.0], [3.0]]), now_s=10.2)
+    assert tracker.reference(10.2)[0] == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("times, positions", [([1.0, 0.5], [[0.0], [1.0]]), ([1.0], [[float("nan")]]), ([1.0], [[0.0, 1.0]])])

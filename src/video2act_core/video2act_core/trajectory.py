@@ -2,14 +2,20 @@
 semantics, for the simulated arms and for the safety envelope's model of
 the controller.
 
-As JTC (Jazzy) reads a JointTrajectory: the header stamp is the time of the
-points' time_from_start (zero: on receipt); a trajectory replaces the
-running one on receipt (or at its stamp, if that lies ahead), interpolated
-from the setpoint at that moment to its first point still ahead; points
-already in the past are skipped, and a trajectory whose points all lie in
-the past is rejected. With velocities the points are joined by cubic
-Hermite splines, without them linearly; after the last point the
-controller holds it.
+As JTC reads a JointTrajectory on Jazzy (ros2_controllers 4.42.1,
+joint_trajectory_controller.cpp and trajectory.cpp), with
+`interpolate_from_desired_state` as config/robots/*_controllers.yaml set it:
+a trajectory replaces the running one on receipt, whatever its stamp (zero:
+the points count from receipt). The setpoint at that moment is the start
+of a segment to the first point, while that point still lies ahead (a
+stamp in the future just stretches that segment); once it has passed, the
+setpoint follows the segment between the two points around now, with no
+segment from the old setpoint: a trajectory received after its first point
+makes the setpoint jump onto it. With velocities the points are joined by
+cubic Hermite splines, without them linearly; after the last point the
+controller holds it. A trajectory with a nonzero stamp whose last point
+lies in the past is rejected (JTC: strictly before now); so are empty,
+non-increasing and, stricter than JTC, non-finite ones.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class Trajectory:
 
 @dataclass
 class _Spline:
-    times: np.ndarray  # (K,) absolute, the first is the take-over time
+    times: np.ndarray  # (K,) absolute: the take-over, then the points
     positions: np.ndarray  # (K, J)
     velocities: np.ndarray | None  # (K, J) or None for linear segments
 
@@ -43,8 +49,6 @@ class TrajectoryTracker:
     def __init__(self, initial_positions: np.ndarray):
         self._hold = np.asarray(initial_positions, dtype=np.float64).copy()
         self._spline: _Spline | None = None
-        # A trajectory stamped ahead of now: the running one goes on until then.
-        self._pending: tuple[float, np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def command(self, trajectory: Trajectory, now_s: float) -> None:
         """Accept a trajectory received at `now_s`.
@@ -65,38 +69,28 @@ class TrajectoryTracker:
             raise TrajectoryRejected("trajectory needs finite points at strictly increasing, non-negative times")
         start = trajectory.start_s if trajectory.start_s > 0 else now_s
         absolute = start + times
-        if absolute[-1] <= now_s:
+        if trajectory.start_s > 0 and absolute[-1] < now_s:
             raise TrajectoryRejected(f"every point lies in the past (last {now_s - absolute[-1]:.3f} s ago)")
-        if start > now_s:
-            self.reference(now_s)
-            self._pending = (start, absolute, positions, velocities)
-        else:
-            self._pending = None
-            self._take_over(now_s, absolute, positions, velocities)
+        if absolute[0] <= now_s:
+            # Received after its first point: JTC samples between the
+            # message's own points, from the setpoint nothing is kept.
+            self.sample(now_s)
+            self._spline = _Spline(absolute, positions, velocities)
+            return
+        origin, origin_velocity = self.sample(now_s)
+        self._spline = _Spline(
+            np.concatenate([[now_s], absolute]),
+            np.vstack([origin, positions]),
+            None if velocities is None else np.vstack([origin_velocity, velocities]),
+        )
 
     def reference(self, now_s: float) -> np.ndarray:
         """Commanded joint positions at `now_s`."""
         return self.sample(now_s)[0]
 
     def sample(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
-        """Commanded positions and velocities at `now_s`."""
-        if self._pending is not None and now_s >= self._pending[0]:
-            start, absolute, positions, velocities = self._pending
-            self._pending = None
-            self._take_over(start, absolute, positions, velocities)
-        return self._sample(now_s)
-
-    def _take_over(self, at_s: float, absolute: np.ndarray, positions: np.ndarray,
-                   velocities: np.ndarray | None) -> None:
-        origin, origin_velocity = self._sample(at_s)
-        ahead = absolute > at_s
-        self._spline = _Spline(
-            np.concatenate([[at_s], absolute[ahead]]),
-            np.vstack([origin, positions[ahead]]),
-            None if velocities is None else np.vstack([origin_velocity, velocities[ahead]]),
-        )
-
-    def _sample(self, now_s: float) -> tuple[np.ndarray, np.ndarray]:
+        """Commanded positions and velocities at `now_s` (not before the
+        last take-over)."""
         spline = self._spline
         if spline is None:
             return self._hold.copy(), np.zeros_like(self._hold)
