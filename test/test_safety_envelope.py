@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, hand_made_latents
+from jtc import Jtc
 from video2act_core.checkpoint import load_system1
 from video2act_core.control import (
     ChunkPlanner,
@@ -18,19 +19,19 @@ from video2act_core.control import (
     envelope_violations,
     point_velocities,
 )
-from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 PERIOD_S = 0.1
 ADVERSARIAL = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0]
 
 
 class ControllerModel:
-    """joint_trajectory_controller as the envelope's judge: each command
-    replaces the last on receipt, interpolated from the setpoint then."""
+    """joint_trajectory_controller as the envelope's judge (test/jtc.py,
+    written apart from the envelope's own model): each command replaces the
+    last on receipt, interpolated from the setpoint then."""
 
     def __init__(self, limits: JointLimits, period_s: float):
         self.limits, self.period_s = limits, period_s
-        self.tracker: TrajectoryTracker | None = None
+        self.tracker: Jtc | None = None
         self.checked = 0
         self.last_s: float | None = None
         self.peak_speed_ratio = 0.0
@@ -51,12 +52,13 @@ class ControllerModel:
         measured position (clamped to the limits, as the envelope trusts it)."""
         self.advance(now_s)
         if self.tracker is None:
-            self.tracker = TrajectoryTracker(np.clip(measured, self.limits.lower, self.limits.upper))
-        previous = self.tracker.reference(now_s)
+            self.tracker = Jtc(list(self.limits.joint_names), np.clip(measured, self.limits.lower, self.limits.upper))
+        previous = self.tracker.position(now_s)
         problems = envelope_violations(command, previous, self.limits)
         assert not problems, (problems, previous, command.positions)
         self.checked += 1
-        self.tracker.command(Trajectory(command.stamp_s, command.times_s, command.positions, command.velocities), now_s)
+        assert self.tracker.command(command.stamp_s, command.times_s, command.positions, command.velocities,
+                                    now_s) == ""
 
     def forget(self) -> None:
         self.tracker = None
@@ -109,11 +111,13 @@ def test_every_command_stays_inside_the_envelope_whatever_is_asked():
     # (up to 1.5x where a chunk starts or stops within one period).
     print(f"commands checked against the envelope: {checked}; peak setpoint speed {peak:.2f}x the limit")
     assert checked > 4000
+    assert 1.0 < peak < 2.2  # the take-over speed SafetyEnvelope.spline_safe_limits is sized for
 
 
 def test_a_chunk_starts_from_the_setpoint_in_force_not_the_measured_state():
     limits = JointLimits.from_lists(JOINTS[:1], [-1.0], [1.0], [1.0])
-    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.0)
+    # An arm allowed to lag 0.3 s, so the reach bound leaves these points alone.
+    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.0, follow_lag_s=0.3)
     envelope.chunk(np.full((5, 1), 1.0), np.zeros(1), 0.0, 0.0)  # heading for 0.5 at 0.1 per step
     # The arm lags at 0.0; the setpoint is at 0.2 after 0.2 s (a linear ramp).
     command = envelope.chunk(np.full((3, 1), 1.0), np.zeros(1), 0.2, 0.2)

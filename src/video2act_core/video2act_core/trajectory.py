@@ -13,7 +13,7 @@ setpoint follows the segment between the two points around now, with no
 segment from the old setpoint: a trajectory received after its first point
 makes the setpoint jump onto it. With velocities the points are joined by
 cubic Hermite splines, without them linearly; after the last point the
-controller holds it. A trajectory with a nonzero stamp whose last point
+controller holds it (keeping its velocity as the desired one). A trajectory with a nonzero stamp whose last point
 lies in the past is rejected (JTC: strictly before now); so are empty,
 non-increasing and, stricter than JTC, non-finite ones.
 """
@@ -48,6 +48,9 @@ class _Spline:
 class TrajectoryTracker:
     def __init__(self, initial_positions: np.ndarray):
         self._hold = np.asarray(initial_positions, dtype=np.float64).copy()
+        # After its last point JTC keeps commanding that point's velocity as
+        # the desired one (a take-over starts with it); ours end at rest.
+        self._hold_velocity = np.zeros_like(self._hold)
         self._spline: _Spline | None = None
 
     def command(self, trajectory: Trajectory, now_s: float) -> None:
@@ -92,16 +95,16 @@ class TrajectoryTracker:
         """Commanded positions and velocities at `now_s` (not before the
         last take-over)."""
         spline = self._spline
-        if spline is None:
-            return self._hold.copy(), np.zeros_like(self._hold)
-        if now_s >= spline.times[-1]:
+        if spline is not None and now_s >= spline.times[-1]:
             self._hold, self._spline = spline.positions[-1].copy(), None
-            return self._hold.copy(), np.zeros_like(self._hold)
-        if now_s <= spline.times[0]:
-            return spline.positions[0].copy(), np.zeros_like(self._hold)
-        i = int(np.searchsorted(spline.times, now_s, side="right")) - 1
+            self._hold_velocity = np.zeros_like(self._hold) if spline.velocities is None else spline.velocities[-1].copy()
+        if self._spline is None:
+            return self._hold.copy(), self._hold_velocity.copy()
+        # At the take-over itself: its state, velocity included (a second
+        # trajectory received at that instant takes over from it as it is).
+        i = max(int(np.searchsorted(spline.times, now_s, side="right")) - 1, 0)
         duration = spline.times[i + 1] - spline.times[i]
-        u = (now_s - spline.times[i]) / duration
+        u = max(now_s - spline.times[i], 0.0) / duration
         p0, p1 = spline.positions[i], spline.positions[i + 1]
         if spline.velocities is None:
             return p0 + u * (p1 - p0), (p1 - p0) / duration
