@@ -9,7 +9,16 @@ import yaml
 from rclpy.node import Node
 
 from conftest import PARAMS_FILE, REPO
-from video2act_core.bringup import bringup_nodes, ros_arguments, sim_nodes, write_params_files
+from dataclasses import replace
+
+from video2act_core.bringup import (
+    bringup_nodes,
+    effective_namespace,
+    robot_profile,
+    ros_arguments,
+    sim_nodes,
+    write_params_files,
+)
 from video2act_core.params import NODE_PARAMS, node_params
 from video2act_core.ros import declare_params
 
@@ -106,6 +115,46 @@ def test_every_sim_argument_takes_effect(tmp_path):
     assert not nodes["video2act_policy"][1] and nodes["video2act_policy"][0].device == "cpu"
 
 
+@pytest.mark.parametrize("pushed, namespace, expected", [
+    (None, "", ""), (None, "sim1", "/sim1"), ("/arm1", "", "/arm1"), ("/arm1", "sim1", "/arm1/sim1"),
+    ("/arm1", "/abs", "/abs"), ("/arm1/inner", "sim1/", "/arm1/inner/sim1"),
+])
+def test_a_pushed_namespace_prefixes_a_relative_one_as_launch_ros_does(pushed, namespace, expected):
+    # The table launch_ros jazzy's prefix_namespace / make_namespace_absolute give (checked live).
+    assert effective_namespace(pushed, namespace) == expected
+
+
+def test_overrides_apply_inside_a_pushed_namespace(tmp_path):
+    """A PushRosNamespace group around sim.launch.py (the usual multi-robot
+    pattern): the launch-level settings (the sim owns /clock, the policy is
+    armed, both follow sim time) reach the nodes under their real names."""
+    specs = [replace(spec, namespace=effective_namespace("/arm1", spec.namespace))
+             for spec in sim_nodes({"params_file": str(PARAMS_FILE), "checkpoint": "/ckpt/x"}, REPO)]
+    nodes = by_node(specs, tmp_path)
+    sim, sim_sim_time, topic = nodes["video2act_sim_arm"]
+    assert sim.publish_clock and not sim_sim_time and topic == "/arm1/arm_controller/joint_trajectory"
+    policy, policy_sim_time, _ = nodes["video2act_policy"]
+    assert policy.start_armed and policy_sim_time and policy.checkpoint_path == "/ckpt/x"
+
+
+def test_a_robot_profile_lays_its_joints_and_controllers_over_the_params_file(tmp_path):
+    nodes = by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "robot": "industrial_6dof"}, REPO), tmp_path)
+    policy = nodes["video2act_policy"][0]
+    assert policy.joint_names[0] == "shoulder_pan_joint" and policy.gripper_joint_names == []
+    assert policy.rate_hz == 30.0  # the stack's settings stay the params file's
+    so101 = by_node(bringup_nodes({"params_file": str(PARAMS_FILE)}, REPO), tmp_path)["video2act_policy"][0]
+    assert so101.gripper_joint_names == ["gripper"]
+    robots = REPO / "config" / "robots"
+    assert robot_profile("so101", REPO) == (robots / "so101.yaml", robots / "so101_controllers.yaml")
+    with pytest.raises(ValueError, match=r"unknown robot 'ur10'.*\['industrial_6dof', 'so101'\]"):
+        bringup_nodes({"robot": "ur10"}, REPO)
+    mine = tmp_path / "my_arm.yaml"
+    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"max_joint_velocity": [1.0] * 6}}}))
+    assert robot_profile(str(mine), REPO) == (mine, None)
+    assert by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "robot": str(mine)}, REPO),
+                   tmp_path)["video2act_policy"][0].max_joint_velocity == [1.0] * 6
+
+
 @pytest.mark.parametrize("given, message", [
     ({"checkpoint_path": "/x"}, "unknown launch arguments"),
     ({"use_sim_time": "yes"}, "must be true or false"),
@@ -128,3 +177,13 @@ def test_offline_tools_read_the_shared_section_of_a_users_params_file(tmp_path):
     shared = node_params(CommonParams, users, "/**")
     assert (shared.image_topic, shared.extra_camera_topics) == ("front/image_raw", ["wrist/image_raw"])
     assert shared.trajectory_topic == node_params(CommonParams, PARAMS_FILE, "/**").trajectory_topic
+
+
+def test_an_empty_list_in_a_later_file_leaves_the_earlier_value_as_rcl_does(tmp_path):
+    """rcl's YAML parser drops an empty sequence (no element type), so a
+    profile cannot clear a list: both resolvers keep the earlier value."""
+    later = tmp_path / "later.yaml"
+    later.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"gripper_joint_names": []}}}))
+    given = {"params_file": str(PARAMS_FILE), "overrides_file": str(later)}
+    policy = by_node(bringup_nodes(given, REPO), tmp_path)["video2act_policy"][0]  # `effective` compares both
+    assert policy.gripper_joint_names == ["gripper"]

@@ -27,8 +27,7 @@ REQUIREMENTS = REPO / "requirements" / "python.txt"
 INSTALL_STEPS = ["system", "rosdep", "venv", "build", "check"]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PARAMS_FILE = REPO / "config" / "video2act.yaml"
-CONTROLLER_FILES = sorted((REPO / "config" / "controllers").glob("*.yaml"))
-SO101_CONTROLLERS = REPO / "config" / "controllers" / "so101_controllers.yaml"
+CONTROLLER_FILES = sorted((REPO / "config" / "robots").glob("*_controllers.yaml"))
 VENV = "/opt/video2act"
 VENV_PYTHON = f"{VENV}/bin/python"
 
@@ -457,30 +456,35 @@ def test_entrypoint_runs_other_commands_as_they_are(tmp_path):
 
 
 @pytest.mark.parametrize("path", CONTROLLER_FILES, ids=lambda p: p.name)
-def test_trajectory_controllers_accept_streamed_chunks(path):
+def test_trajectory_controllers_accept_streamed_chunks_from_the_setpoint_in_force(path):
     jtcs = trajectory_controllers(path)
     assert jtcs
     for name, params in jtcs.items():
         assert params.get("allow_nonzero_velocity_at_trajectory_end") is True, name
         assert params.get("allow_partial_joints_goal") is False, name
+        # The safety envelope bounds each chunk from the setpoint in force.
+        assert params.get("interpolate_from_desired_state") is True, name
+        # On activation, hold the measured position, not the command interfaces' values.
+        assert params.get("set_last_command_interface_value_as_state_on_activation") is False, name
         assert params.get("joints"), name
         assert set(params) <= JTC_PARAMETERS, f"{name}: {sorted(set(params) - JTC_PARAMETERS)}"
 
 
-def test_so101_controllers_cover_the_params_file_joints():
-    params = yaml.safe_load(PARAMS_FILE.read_text())
-    jtcs = trajectory_controllers(SO101_CONTROLLERS)
-    joints = jtcs["arm_controller"]["joints"] + jtcs["gripper_controller"]["joints"]
-    assert joints == find_value(params, "joint_names")
-    gripper_joint_names = find_value(params, "gripper_joint_names")
-    if gripper_joint_names:
-        assert jtcs["gripper_controller"]["joints"] == gripper_joint_names
-
-
 @pytest.mark.parametrize("path", CONTROLLER_FILES, ids=lambda p: p.name)
-def test_sample_controllers_serve_the_policy_topics(path):
-    params = yaml.safe_load(PARAMS_FILE.read_text())
-    assert controller_of(find_value(params, "trajectory_topic")) in trajectory_controllers(path)
-    gripper_topic = find_value(params, "gripper_command_topic")
-    if path == SO101_CONTROLLERS and gripper_topic:
-        assert controller_of(gripper_topic) in controllers(path)
+def test_each_robot_profile_routes_its_joints_to_the_controllers_that_own_them(path):
+    """The policy's arm joints (gripper_joint_names aside) are exactly the
+    controller's on trajectory_topic, and the gripper's exactly the one's on
+    gripper_command_topic: JTC rejects any other set."""
+    from video2act_core.bringup import robot_profile
+    from video2act_core.params import PolicyParams, node_params
+
+    overlay, controllers_file = robot_profile(path.name.removesuffix("_controllers.yaml"), REPO)
+    assert controllers_file == path
+    params = node_params(PolicyParams, [PARAMS_FILE, *([overlay] if overlay else [])], "video2act_policy")
+    jtcs = trajectory_controllers(path)
+    arm = [name for name in params.joint_names if name not in params.gripper_joint_names]
+    assert sorted(jtcs[controller_of(params.trajectory_topic)]["joints"]) == sorted(arm)
+    if params.gripper_joint_names:
+        assert params.gripper_command_type == "joint_trajectory"
+        assert sorted(jtcs[controller_of(params.gripper_command_topic)]["joints"]) == sorted(params.gripper_joint_names)
+    assert set(controllers(path)) == {*jtcs, "joint_state_broadcaster"}

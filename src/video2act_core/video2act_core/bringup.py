@@ -13,7 +13,7 @@ the params file already opened and whose node sections follow it.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -49,9 +49,17 @@ _COMMON_ARGUMENTS = (
     LaunchArgument("device", "", "torch device for both models: auto, cpu, cuda or cuda:N (default: the params file's)"),
 )
 BRINGUP_ARGUMENTS = _COMMON_ARGUMENTS + (
+    LaunchArgument("robot", "so101", "robot profile: config/robots/<robot>.yaml (joints, limits, controller "
+                   "routing) over params_file, paired with config/robots/<robot>_controllers.yaml; or the path of "
+                   "your own profile"),
     LaunchArgument("use_sim_time", "false", "follow /clock (Gazebo, Isaac Sim)"),
     LaunchArgument("start_armed", "false", "drive the arm without an ~/arm call (simulators only, never a robot)"),
 )
+# The simulated arms are SO-101s.
+SIMULATED_ROBOT = "so101"
+# Keys launch_ros keeps among the launch configurations (PushRosNamespace,
+# SetRemap, SetParameter): not arguments of ours.
+LAUNCH_ROS_CONFIGURATIONS = ("ros_namespace", "ros_remaps", "global_params")
 SIM_ARGUMENTS = _COMMON_ARGUMENTS + (
     LaunchArgument("use_sim_time", "true", "the simulated arm publishes /clock and the models follow it"),
     LaunchArgument("backend", "", "simulator: kinematic or mujoco_so101 (default: the params file's)"),
@@ -94,11 +102,49 @@ def _model_overrides(values: dict[str, str]) -> dict:
     return overrides
 
 
+def robot_profile(robot: str, share: Path) -> tuple[Path | None, Path | None]:
+    """(params overlay, controllers YAML) of a robot profile: by name, the
+    pair config/robots/<robot>.yaml (optional: a robot whose params are all
+    config/video2act.yaml's has none) and <robot>_controllers.yaml; by path,
+    that overlay and the controllers file beside it, if any.
+
+    Raises:
+        ValueError: an unknown name or a missing file, naming the known profiles.
+    """
+    if robot.endswith((".yaml", ".yml")):
+        overlay = Path(robot).expanduser()
+        if not overlay.is_file():
+            raise ValueError(f"robot profile {overlay} does not exist")
+        controllers = overlay.with_name(f"{overlay.stem}_controllers.yaml")
+        return overlay, controllers if controllers.is_file() else None
+    robots = share / "config" / "robots"
+    controllers = robots / f"{robot}_controllers.yaml"
+    if not controllers.is_file():
+        known = sorted(path.name.removesuffix("_controllers.yaml") for path in robots.glob("*_controllers.yaml"))
+        raise ValueError(f"unknown robot '{robot}'; profiles in {robots}: {known}, or give a profile's path")
+    overlay = robots / f"{robot}.yaml"
+    return (overlay if overlay.is_file() else None), controllers
+
+
 def _params_files(values: dict[str, str], share: Path) -> tuple[str, ...]:
     files = [values["params_file"] or str(share / "config" / "video2act.yaml")]
+    if values.get("robot"):
+        overlay, _ = robot_profile(values["robot"], share)
+        if overlay is not None:
+            files.append(str(overlay))
     if values["overrides_file"]:
         files.append(values["overrides_file"])
     return tuple(files)
+
+
+def effective_namespace(pushed: str | None, namespace: str) -> str:
+    """The namespace launch_ros gives a node declared with `namespace`
+    inside a group that pushed `pushed` (PushRosNamespace's 'ros_namespace'
+    launch configuration): an absolute one stands as it is, a relative one
+    goes under the pushed one. Absolute, '' for the root."""
+    if not namespace.startswith("/") and pushed:
+        namespace = pushed.rstrip("/") + "/" + namespace
+    return ("/" + namespace.strip("/")).rstrip("/")
 
 
 def bringup_nodes(given: dict[str, str], share: Path) -> list[NodeSpec]:
@@ -113,9 +159,10 @@ def bringup_nodes(given: dict[str, str], share: Path) -> list[NodeSpec]:
 
 
 def sim_nodes(given: dict[str, str], share: Path) -> list[NodeSpec]:
-    """The simulated arm closed-loop with both models, started armed."""
+    """The simulated arm closed-loop with both models, started armed: an
+    SO-101, routed to its controllers as the robot is."""
     values = launch_values(SIM_ARGUMENTS, given)
-    files, model = _params_files(values, share), _model_overrides(values)
+    files, model = _params_files({**values, "robot": SIMULATED_ROBOT}, share), _model_overrides(values)
     sim = {"publish_clock": model["use_sim_time"]}
     if values["checkpoint"]:
         sim["checkpoint_path"] = values["checkpoint"]
@@ -161,15 +208,21 @@ def launch_description(arguments: tuple[LaunchArgument, ...], specs: Callable[[d
 
     def nodes(context):
         values = {argument.name: LaunchConfiguration(argument.name).perform(context) for argument in arguments}
-        unknown = sorted(set(context.launch_configurations) - set(values))
+        unknown = sorted(set(context.launch_configurations) - set(values) - set(LAUNCH_ROS_CONFIGURATIONS))
         if unknown:  # `ros2 launch` itself accepts any name:=value without a word
-            get_logger("video2act").warning(f"ignoring unknown launch arguments {unknown}; see --show-args")
+            get_logger("video2act").warning(f"launch arguments {unknown} are not video2act's (a typo? see "
+                                            "--show-args; a parent launch file's own are fine)")
         directory = Path(tempfile.mkdtemp(prefix="video2act_launch_"))
+        # Under a PushRosNamespace group the nodes live in the pushed
+        # namespace too: the launch-level overrides are keyed to the names
+        # they will really have, or rcl would ignore them.
+        pushed = context.launch_configurations.get("ros_namespace")
         return [
             Node(package=spec.executable.package, executable=spec.executable.name, name=spec.executable.node,
                  namespace=spec.namespace, parameters=write_params_files(spec, directory), output="screen",
                  emulate_tty=True)
-            for spec in specs(values, Path(get_package_share_directory("video2act")))
+            for spec in (replace(spec, namespace=effective_namespace(pushed, spec.namespace))
+                         for spec in specs(values, Path(get_package_share_directory("video2act"))))
         ]
 
     return LaunchDescription(

@@ -195,6 +195,24 @@ class PolicyParams(ModelNodeParams):
     # A first point that passes in transit makes the controller jump.
     command_lead_s: float = param(0.02, "a command's first point lies at least this far after it is sent (s)",
                                   low=0.0, high=1.0)
+    # An arm that follows lags its setpoint by its servo lag; one that does
+    # not follow is stopped. The simulated arms under a random policy lag by
+    # 0.16 rad at most (MuJoCo's weak wrist servos), so 0.3 rad flags an arm
+    # standing still while the setpoint walks off (up to max_joint_velocity
+    # x (action_period_s + follow_lag_s) within the reach bound: 0.4-0.6 rad
+    # here) and leaves a following one alone. A 0.1 s lag allowance bound
+    # 5 of 57792 values under that random policy on MuJoCo's pick_place (0
+    # on the kinematic arm). Gripper joints are not
+    # watched: a grasp stops the jaw short of its command by design. The
+    # watchdog reads the newest state at each System 1 tick.
+    follow_lag_s: float = param(0.1, "how far behind its setpoint (s) a following arm may be: each point of a "
+                                "command lies within max_joint_velocity x (its time + this) of the measured state, "
+                                "or as near as a step at the velocity limit from the setpoint in force gets it",
+                                low=0.0, high=5.0)
+    follow_tolerance: float = param(0.3, "a joint (gripper_joint_names aside) further than this (rad or m) from "
+                                    "every setpoint of the last follow_lag_s is not following", low=1e-6, high=10.0)
+    follow_timeout_s: float = param(0.5, "an arm not following for this long is stopped at its measured pose; "
+                                    "the policy holds until armed again or reset", low=0.01, high=60.0)
     robot_description_topic: str = param(
         "robot_description", "std_msgs/String URDF (transient local, as robot_state_publisher offers it) "
         "whose joint limits also apply; empty: none")
@@ -325,7 +343,9 @@ def node_params(params_type: type, paths: str | Path | list, node_name: str, ove
             unknown = set(section_values) - set(known) - {"use_sim_time"}
             if section != WILDCARD and unknown:
                 raise ValueError(f"{path}: '{section}' has unknown parameters {sorted(unknown)}")
-            slots.setdefault(section, {}).update(section_values)
+            # rcl's parser drops an empty list (it has no element type): it
+            # neither sets nor clears the parameter.
+            slots.setdefault(section, {}).update({k: v for k, v in section_values.items() if v != []})
     values: dict[str, Any] = {}
     for section_values in slots.values():
         values.update({k: v for k, v in section_values.items() if k in known})
