@@ -1,30 +1,40 @@
 """A test node that feeds the stack camera frames and joint states over real
-DDS (optionally as the simulator owning /clock) and records its outputs."""
+DDS (optionally as the simulator owning /clock) and records its outputs.
+By default it is an SO-101 (config/robots/so101.yaml) whose two
+joint_trajectory_controllers (test/jtc.py, written from ros2_controllers'
+source) execute what the policy sends, each judging every trajectory by
+JTC's acceptance rules, and whose joints follow their setpoints exactly;
+given a position instead, the arm stands there and follows nothing."""
 
 import time
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Duration
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Empty
-from trajectory_msgs.msg import JointTrajectory
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
-from conftest import JOINTS, PARAMS_FILE
+from conftest import JOINTS, PARAMS_FILE, REPO
+from jtc import Jtc
 from video2act_core.control import JointCommand, JointLimits, envelope_violations
+from video2act_core.control.watchdog import NOT_FOLLOWING_HINT
 from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_ns
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.ros import latents_qos
-from video2act_core.trajectory import Trajectory, TrajectoryTracker
 from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
-PARAMS = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
+# The stack as bringup's default robot profile has it: the SO-101's arm and gripper controllers.
+PARAMS_FILES = [PARAMS_FILE, REPO / "config" / "robots" / "so101.yaml"]
+PARAMS = node_params(PolicyParams, PARAMS_FILES, "video2act_policy")
 LIMITS = JointLimits.from_lists(PARAMS.joint_names, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits,
                                 PARAMS.max_joint_velocity)
+ARM_JOINTS = [name for name in PARAMS.joint_names if name not in PARAMS.gripper_joint_names]
 # Generous: System 2 runs ~1 Hz with ~1 s latency on a loaded 2-core machine.
 MAX_LATENTS_AGE_S = 5.0
 
@@ -32,7 +42,7 @@ MAX_LATENTS_AGE_S = 5.0
 class Harness:
     """Publishes camera frames and joint states; records what comes back."""
 
-    def __init__(self, sim_time_start_s: float | None = None, namespace: str = ""):
+    def __init__(self, sim_time_start_s: float | None = None, namespace: str = "", initial_position: float = 0.1):
         self.node = rclpy.create_node("video2act_test_harness", namespace=namespace)
         # With a sim time start, this harness is the simulator: it publishes
         # /clock and stamps everything in sim time.
@@ -50,13 +60,48 @@ class Harness:
         self.received_s = {}  # id(chunk) -> monotonic receipt time
         self.fresh_start_ns = []
         self.sent_image_stamps = []
+        self.sent_states = []
         self.node.create_subscription(SpatioMotionLatents, PARAMS.latents_topic, self.latents.append, latents_qos())
-        self.node.create_subscription(JointTrajectory, PARAMS.trajectory_topic, self.trajectories.append, 10)
-        self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 50)
+        # The controllers, as config/robots/so101_controllers.yaml sets them up.
+        initial = np.full(len(JOINTS), initial_position)
+        self.controllers = {
+            PARAMS.trajectory_topic: Jtc(ARM_JOINTS, initial[[JOINTS.index(j) for j in ARM_JOINTS]]),
+            PARAMS.gripper_command_topic: Jtc(PARAMS.gripper_joint_names,
+                                              initial[[JOINTS.index(j) for j in PARAMS.gripper_joint_names]]),
+        }
+        self.gripper_trajectories = []
+        # Deep queues: a harness starved by the nodes beside it on a loaded
+        # machine must still see every command, or the judges lose the thread.
+        self.node.create_subscription(JointTrajectory, PARAMS.trajectory_topic,
+                                      lambda msg, info: self.on_trajectory(msg, info, PARAMS.trajectory_topic), 1000)
+        self.node.create_subscription(JointTrajectory, PARAMS.gripper_command_topic,
+                                      lambda msg, info: self.on_trajectory(msg, info, PARAMS.gripper_command_topic),
+                                      1000)
+        self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 1000)
+        self.chunk_sequence_numbers = []
         self.frame_index = 0
         self.arm_client = None
 
-    def on_chunk(self, msg):
+    def on_trajectory(self, msg, info, topic):
+        (self.trajectories if topic == PARAMS.trajectory_topic else self.gripper_trajectories).append(msg)
+        # The controller gets it when it arrives, not when this (maybe starved) harness gets to it.
+        received_s = self.now().nanoseconds * 1e-9 - (time.time_ns() - info["received_timestamp"]) * 1e-9
+        self.controllers[topic].receive(msg, received_s)
+
+    def followed_position(self) -> np.ndarray:
+        """Where an arm that follows its controllers is now: at their setpoints."""
+        now = self.now().nanoseconds * 1e-9
+        positions = np.empty(len(JOINTS))
+        for controller in self.controllers.values():
+            positions[[JOINTS.index(j) for j in controller.joints]] = controller.position(now)
+        return positions
+
+    def rejections(self) -> list[str]:
+        """What the controllers refused, by JTC's rules."""
+        return [problem for controller in self.controllers.values() for problem in controller.rejections]
+
+    def on_chunk(self, msg, info):
+        self.chunk_sequence_numbers.append(info["publication_sequence_number"])
         self.received_s[id(msg)] = time.monotonic()
         self.chunks.append(msg)
         self.all_chunks.append(msg)
@@ -78,12 +123,18 @@ class Harness:
         self.image_pub.publish(msg)
         self.sent_image_stamps.append(stamp_to_ns(msg.header.stamp))
 
-    def send_joint_state(self, names=JOINTS, position=0.1, stamp_offset_s=0.0):
-        """`position`: one value for every joint, or a list."""
+    def send_joint_state(self, names=JOINTS, position=None, stamp_offset_s=0.0):
+        """`position`: one value for every joint, or a list; None: where the
+        controllers' setpoints are (an arm that follows)."""
+        setpoint = self.followed_position()
+        if position is None:
+            position = setpoint
         positions = list(position) if isinstance(position, (list, tuple, np.ndarray)) else [position] * len(names)
         msg = JointState(name=list(names), position=[float(p) for p in positions])
         msg.header.stamp = Time(nanoseconds=self.now().nanoseconds + int(stamp_offset_s * 1e9)).to_msg()
         self.joint_pub.publish(msg)
+        # (stamp s, measured, the controllers' setpoint then): what a watchdog compares.
+        self.sent_states.append((stamp_to_ns(msg.header.stamp) * 1e-9, np.asarray(positions, float), setpoint))
 
     def call_arm(self, armed: bool, timeout_s: float = 10.0):
         """The policy's ~/arm service; returns its response. Arming and
@@ -107,9 +158,10 @@ class Harness:
         self.reset_pub.publish(Empty())
         return self.now().nanoseconds
 
-    def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=0.1, images=True,
+    def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=None, images=True,
             joint_states=True, stamp_offset_s=0.0):
-        """Camera at 15 Hz and joint states at 50 Hz for `seconds`."""
+        """Camera at 15 Hz and joint states at 50 Hz for `seconds`; the arm
+        follows its controllers unless `joint_position` holds it still."""
         end = time.monotonic() + seconds
         next_image = next_joint = time.monotonic()
         while time.monotonic() < end:
@@ -125,7 +177,7 @@ class Harness:
             rclpy.spin_once(self.node, timeout_sec=0.005)
 
     def clear(self):
-        self.latents.clear(), self.trajectories.clear(), self.chunks.clear()
+        self.latents.clear(), self.trajectories.clear(), self.chunks.clear(), self.sent_states.clear()
 
 
 def command_of(chunk) -> JointCommand:
@@ -137,41 +189,47 @@ def command_of(chunk) -> JointCommand:
 
 
 def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS) -> int:
-    """Replays every command reported on action_chunk through a model of
-    joint_trajectory_controller and checks each against the envelope from
-    the setpoint it starts from. A command may start afresh (from the
-    measured state, not the command in force) only first, or as the first
-    command after a reset or an arming call of the harness (however long
-    fresh inputs took to arrive; resets made within 0.5 s before the
-    harness noted them count too). Returns how many."""
-    commands = sorted((command_of(c) for c in chunks if c.horizon), key=lambda c: c.issued_s)
-    tracker = None
+    """Replays every command reported on action_chunk through the tests'
+    joint_trajectory_controller (test/jtc.py) and checks each against the
+    envelope from the setpoint it starts from. A command may start afresh
+    (from the measured state, not the command in force) only first, as the
+    first command after a reset or an arming call of the harness (however
+    long fresh inputs took to arrive; resets made within 0.5 s before the
+    harness noted them count too), or as the watchdog's stop of an arm
+    that does not follow. Returns how many."""
+    reported = sorted((c for c in chunks if c.horizon), key=lambda c: stamp_to_ns(c.command_stamp))
+    controller = None
     previous_issued_ns = -np.inf
-    for command in commands:
+    for chunk in reported:
+        command = command_of(chunk)
         issued_ns = command.issued_s * 1e9
         # 1e-5 rad: stamps cross as ns, the node computes in float seconds (0.24 us
         # at today's epoch, a few 1e-7 rad at these speeds); a fresh start differs by far more.
-        if tracker is not None and not np.allclose(command.origin, tracker.reference(command.issued_s), atol=1e-5):
-            assert any(previous_issued_ns < start + 5e8 and start - 5e8 <= issued_ns for start in fresh_start_ns), (
-                "a command left the setpoint in force", command.origin, tracker.reference(command.issued_s))
-            tracker = None  # a fresh start: the controller starts over from the measured state
+        if controller is not None and not np.allclose(command.origin, controller.position(command.issued_s), atol=1e-5):
+            fresh = any(previous_issued_ns < start + 5e8 and start - 5e8 <= issued_ns for start in fresh_start_ns)
+            assert fresh or chunk.reason.startswith(NOT_FOLLOWING_HINT), (
+                "a command left the setpoint in force", command.origin, controller.position(command.issued_s))
+            controller = None  # a fresh start: the controller starts over from the measured state
         previous_issued_ns = issued_ns
         # Stamps travel as ns and the node computes in float seconds (0.24 us
         # resolution at today's epoch): 1e-4 relative covers the round trip.
         problems = envelope_violations(command, command.origin, limits, tolerance=1e-4)
         assert not problems, (problems, command)
-        if tracker is None:
-            tracker = TrajectoryTracker(command.origin)
-        tracker.command(Trajectory(command.stamp_s, command.times_s, command.positions, command.velocities),
-                        command.issued_s)
-    return len(commands)
+        if controller is None:
+            controller = Jtc(JOINTS, command.origin)
+        message = JointTrajectory(joint_names=JOINTS, header=chunk.header)
+        message.points = [JointTrajectoryPoint(positions=p.tolist(), velocities=v.tolist(),
+                                               time_from_start=Duration(sec=int(t), nanosec=round((t % 1) * 1e9)))
+                          for p, v, t in zip(command.positions, command.velocities, command.times_s)]
+        assert controller.receive(message, command.issued_s) == ""
+    return len(reported)
 
 
 def run_stack(checkpoint, logs, sim_time_start_s=None, namespace="", **overrides):
     overrides = {"checkpoint_path": str(checkpoint), "device": "cpu", "max_latents_age_s": MAX_LATENTS_AGE_S,
                  "use_sim_time": sim_time_start_s is not None, "start_armed": True, **overrides}
     files = [open(logs / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
-    processes = [start_node(exe, PARAMS_FILE, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)]
+    processes = [start_node(exe, PARAMS_FILES, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)]
     harness = None
     try:
         rclpy.init()
@@ -186,8 +244,14 @@ def run_stack(checkpoint, logs, sim_time_start_s=None, namespace="", **overrides
         rclpy.try_shutdown()
         for f in files:
             f.close()
+    numbers = harness.chunk_sequence_numbers
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "the harness lost action chunks"
     checked = commands_inside_envelope(harness.all_chunks, harness.fresh_start_ns)
     print(f"commands checked against the safety envelope: {checked}")
+    # Every trajectory the policy sent passes JTC's acceptance rules, for the arm's and the gripper's controller.
+    assert not harness.rejections(), (len(harness.rejections()), harness.rejections()[:5])
+    accepted = {topic: controller.accepted for topic, controller in harness.controllers.items()}
+    print(f"trajectories the controllers accepted: {accepted}")
     logs_text = [p.read_text() for p in logs.iterdir()]
     assert codes == [0, 0], (codes, [text[-3000:] for text in logs_text])
     # A model call that raised (logged as "System 1 failed: ...") is a bug even when the loop goes on.

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 import pytest
-from dds_harness import MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
+from dds_harness import ARM_JOINTS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
 from video2act_msgs.msg import ActionChunk
 
 from conftest import JOINTS
@@ -51,16 +51,17 @@ def test_latents_and_trajectories_flow_with_right_shapes_stamps_and_rates(stack,
     holds = [c.reason for c in harness.chunks if c.mode != ActionChunk.MODE_ACTIVE]
     assert len(holds) <= 0.1 * len(harness.chunks), holds
     assert all(reason.startswith("joint state is") for reason in holds), holds
-    assert harness.trajectories
+    assert harness.trajectories and harness.gripper_trajectories
     for msg in harness.trajectories:
-        assert list(msg.joint_names) == JOINTS
+        assert list(msg.joint_names) == ARM_JOINTS  # the gripper goes to its own controller
         # Points due while System 1 ran are not sent; the rest keep their times.
         assert 1 <= len(msg.points) <= manifest.dit.horizon
         times = [stamp_to_seconds(p.time_from_start) for p in msg.points]
         np.testing.assert_allclose(np.diff(times), PARAMS.action_period_s, atol=1e-6)
         if len(times) > 1:  # a chunk, not one of the rare holds allowed above (a single point)
             assert times[-1] == pytest.approx(manifest.dit.horizon * PARAMS.action_period_s)
-        assert all(len(p.positions) == len(JOINTS) and np.all(np.isfinite(p.positions)) for p in msg.points)
+        assert all(len(p.positions) == len(ARM_JOINTS) and np.all(np.isfinite(p.positions)) for p in msg.points)
+    assert all(list(msg.joint_names) == ["gripper"] for msg in harness.gripper_trajectories)
 
     # Bounds loose enough for a loaded 2-core CI machine: the CPU model runs
     # System 2 at ~1 Hz here, System 1 below its rate_hz timer.

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from dds_harness import LIMITS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
+from dds_harness import ARM_JOINTS, LIMITS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
 from video2act_msgs.msg import ActionChunk
 
 from conftest import JOINTS, PARAMS_FILE
@@ -55,9 +55,10 @@ def test_untrusted_states_make_the_policy_hold_at_its_setpoint(stack, position, 
     harness.run(2.0, joint_position=position)
     assert harness.chunks[-1].mode == HOLD and reason in harness.chunks[-1].reason, harness.chunks[-1].reason
     # The hold (and anything else sent) lies inside the limits: never the state itself.
+    arm = [JOINTS.index(name) for name in ARM_JOINTS]
     for trajectory in harness.trajectories:
         points = np.array([p.positions for p in trajectory.points])
-        assert np.all(points >= LIMITS.lower - 1e-9) and np.all(points <= LIMITS.upper + 1e-9)
+        assert np.all(points >= LIMITS.lower[arm] - 1e-9) and np.all(points <= LIMITS.upper[arm] + 1e-9)
 
 
 def test_duplicate_joint_names_are_refused(stack):
@@ -103,3 +104,26 @@ def test_a_killed_perception_makes_the_policy_hold_and_a_restarted_one_resumes_i
     while time.monotonic() < end and not (harness.chunks and harness.chunks[-1].mode == ACTIVE):
         harness.run(0.5)
     assert harness.chunks[-1].mode == ACTIVE
+
+
+def test_joint_states_from_a_host_whose_clock_lags_are_named_in_the_diagnostics(stack):
+    """Every state 2 s old on arrival, all alike: the policy holds (stale
+    states), and /diagnostics says the clocks differ rather than only that."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from video2act_core.clock_offset import CLOCKS_HINT
+
+    harness, processes, logs = stack
+    wait_ready(harness, processes, logs)
+    statuses = []
+    subscription = harness.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                                    lambda msg: statuses.extend(msg.status), 10)
+    try:
+        end = time.monotonic() + 30.0  # a bound for a broken stack, not a timing
+        while time.monotonic() < end and not any(CLOCKS_HINT in s.message for s in statuses):
+            harness.run(0.5, stamp_offset_s=-2.0)
+        policy = [s for s in statuses if "System 1" in s.name and CLOCKS_HINT in s.message]
+        assert policy, [s.message for s in statuses[-4:]]
+        assert "joint state is" in policy[-1].message and "s behind this node's clock" in policy[-1].message
+    finally:
+        harness.node.destroy_subscription(subscription)

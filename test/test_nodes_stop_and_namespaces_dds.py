@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from dds_harness import PARAMS, Harness, commands_inside_envelope, run_stack, wait_ready
+from dds_harness import PARAMS, PARAMS_FILES, Harness, commands_inside_envelope, run_stack, wait_ready
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE
@@ -80,11 +80,11 @@ def test_two_namespaced_stacks_keep_their_own_limits_and_topics(tiny_checkpoint,
     }
     overrides = {"checkpoint_path": str(tiny_checkpoint), "device": "cpu", "start_armed": True}
     log = open(tmp_path / "policies.log", "w")
-    processes = [start_node(POLICY, PARAMS_FILE, {**overrides, **({"max_joint_velocity": slow} if ns == "arm2" else {})},
+    processes = [start_node(POLICY, PARAMS_FILES, {**overrides, **({"max_joint_velocity": slow} if ns == "arm2" else {})},
                             log, namespace=ns) for ns in limits]
     try:
         rclpy.init()
-        harnesses = {ns: Harness(namespace=ns) for ns in limits}
+        harnesses = {ns: Harness(namespace=ns, initial_position=0.1 if ns == "arm1" else 0.3) for ns in limits}
         manifest = read_manifest(tiny_checkpoint)
         latents = {ns: h.node.create_publisher(SpatioMotionLatents, PARAMS.latents_topic, latents_qos())
                    for ns, h in harnesses.items()}
@@ -98,11 +98,11 @@ def test_two_namespaced_stacks_keep_their_own_limits_and_topics(tiny_checkpoint,
         for _ in range(40):
             for ns, harness in harnesses.items():
                 send_latents(latents[ns], manifest, harness.now().to_msg())
-                harness.run(0.05, images=False, joint_position=0.1 if ns == "arm1" else 0.3)
+                harness.run(0.05, images=False)
         for ns, harness in harnesses.items():
             checked = commands_inside_envelope(harness.all_chunks, harness.fresh_start_ns, limits[ns])
             print(f"{ns}: {checked} commands inside its own envelope")
-            assert checked > 5
+            assert checked > 5 and not harness.rejections()
             graph = dict(harness.node.get_topic_names_and_types())
             assert f"/{ns}/arm_controller/joint_trajectory" in graph
         # arm2's slower limit shows: its steps are at most 0.03 per 0.1 s point.

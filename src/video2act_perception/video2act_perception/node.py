@@ -23,6 +23,7 @@ from video2act_msgs.msg import SpatioMotionLatents
 from video2act_core.bringup import PERCEPTION
 from video2act_core.camera_pose import CameraPose, pose_mismatch
 from video2act_core.checkpoint import load_system2, read_manifest
+from video2act_core.clock_offset import ClockOffsets, age_at_arrival
 from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_rgb8
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
@@ -61,6 +62,7 @@ class PerceptionNode(ModelNode):
         self.stats = RecentStats()
         self.bridge = cv_bridge()
         self.dropped_images = 0
+        self.clocks = ClockOffsets()
         self.last_problem = ""
         self.camera_pose_status, self.camera_moved = "", False
         self.start_camera_pose_check(checkpoint)
@@ -158,6 +160,8 @@ class PerceptionNode(ModelNode):
         except ImageDecodeError as error:
             return self.drop_image(str(error), camera)
         stamp = stamp_to_ns(msg.header.stamp)
+        if stamp > 0:
+            self.clocks.record(self.camera_topics[camera], self.now_ns() * 1e-9, stamp * 1e-9)
         lead = (stamp - self.now_ns()) * 1e-9
         if lead > self.params.max_stamp_lead_s:
             return self.drop_image(f"stamped {lead:.2f} s in the future", camera)
@@ -228,7 +232,10 @@ class PerceptionNode(ModelNode):
                 "matches it", throttle_duration_sec=30.0)
 
     def publish_diagnostics(self) -> None:
-        problem = self.last_problem or (self.camera_pose_status if self.camera_moved else "")
+        clocks = [self.clocks.problem(topic, self.params.max_stamp_lead_s, self.params.max_frame_age_s)
+                  for topic in self.camera_topics]
+        problem = "; ".join(text for text in [self.last_problem or (self.camera_pose_status if self.camera_moved
+                                                                    else ""), *clocks] if text)
         level = DiagnosticStatus.WARN if problem else DiagnosticStatus.OK
         status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 2",
                                   hardware_id=self.params.checkpoint_path, message=problem or "OK")
@@ -236,7 +243,7 @@ class PerceptionNode(ModelNode):
         values = {"latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
                   "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
                   "images dropped": self.dropped_images, "sequence": self.sequence,
-                  "camera pose": self.camera_pose_status}
+                  "camera pose": self.camera_pose_status, **age_at_arrival(self.clocks)}
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

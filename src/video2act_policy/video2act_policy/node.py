@@ -34,6 +34,7 @@ from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from video2act_core.bringup import POLICY
 from video2act_core.checkpoint import load_system1
+from video2act_core.clock_offset import ClockOffsets, age_at_arrival
 from video2act_core.control import (
     JointCommand,
     JointGroups,
@@ -66,7 +67,8 @@ class PolicyNode(ModelNode):
         self.params = params = declare_params(self, PolicyParams)
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
-        system1 = load_system1(checkpoint, params.device, params.dtype, params.seed)
+        system1 = load_system1(checkpoint, params.device, params.dtype, params.seed,
+                               warn=self.get_logger().warning)
         if list(params.joint_names) != system1.joint_names:
             raise ValueError(
                 f"joint_names {params.joint_names} differ from the joints the checkpoint was trained on "
@@ -84,6 +86,7 @@ class PolicyNode(ModelNode):
         self.reset_ns = 0
         self.stats = RecentStats()
         self.rejected_inputs = 0
+        self.clocks = ClockOffsets()
         self.refusals_logged: dict[str, float] = {}  # kind of problem -> when last logged (monotonic s)
 
         self.create_subscription(SpatioMotionLatents, params.latents_topic, self.on_latents, latents_qos())
@@ -141,7 +144,9 @@ class PolicyNode(ModelNode):
             latents = latents_from_message(msg)
         except ValueError as error:
             return self.refuse_input("malformed latents", str(error))
-        lead = latents.stamp_ns * 1e-9 - self.now_s()
+        now = self.now_s()
+        self.clocks.record(self.params.latents_topic, now, latents.stamp_ns * 1e-9)
+        lead = latents.stamp_ns * 1e-9 - now
         if lead > self.params.max_stamp_lead_s:
             return self.refuse_input("latents", f"stamped {lead:.2f} s in the future")
         # Perception may still publish a clip it began before a reset.
@@ -163,6 +168,8 @@ class PolicyNode(ModelNode):
             return self.refuse_input("joint state", str(error))
         now = self.now_s()
         stamp_ns = stamp_to_ns(msg.header.stamp)
+        if stamp_ns:
+            self.clocks.record(self.params.joint_states_topic, now, stamp_ns * 1e-9)
         if stamp_ns * 1e-9 - now > self.params.max_stamp_lead_s:
             return self.refuse_input("joint state", f"stamped {stamp_ns * 1e-9 - now:.2f} s in the future")
         if stamp_ns and stamp_ns <= self.reset_ns:
@@ -248,16 +255,23 @@ class PolicyNode(ModelNode):
             self.gripper_publisher.publish(Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist()))
 
     def trajectory(self, command: JointCommand, columns: tuple[int, ...]) -> JointTrajectory:
-        # Stamped with the time of the state the chunk was planned from: the
-        # controller skips what elapsed meanwhile, and the simulator refuses
-        # a chunk planned before its last reset.
+        # A chunk is stamped with the time of the state it was planned from:
+        # the controller skips what elapsed meanwhile, and the simulator
+        # refuses a chunk planned before its last reset. A stop must hold
+        # however late it arrives: stamped zero ("on receipt", its point one
+        # period after), JTC never refuses it as ending in the past and
+        # brakes from wherever the setpoint has got to by then.
         msg = JointTrajectory(joint_names=[self.params.joint_names[i] for i in columns])
-        ns_to_stamp(round(command.stamp_s * 1e9), msg.header.stamp)
+        times = command.times_s
+        if command.hold:
+            times = times + (command.stamp_s - command.issued_s)
+        else:
+            ns_to_stamp(round(command.stamp_s * 1e9), msg.header.stamp)
         cols = list(columns)
         msg.points = [
             JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),
                                  time_from_start=duration(offset))
-            for positions, velocities, offset in zip(command.positions, command.velocities, command.times_s)
+            for positions, velocities, offset in zip(command.positions, command.velocities, times)
         ]
         return msg
 
@@ -290,9 +304,18 @@ class PolicyNode(ModelNode):
     def publish_diagnostics(self) -> None:
         step, state, now = self.last_step, self.latest_state, self.now_s()
         mode = step.mode if step is not None else Mode.DISARMED
-        status = DiagnosticStatus(level=_DIAGNOSTIC_LEVEL[mode], name=f"{self.get_fully_qualified_name()}: System 1",
-                                  hardware_id=self.params.checkpoint_path,
-                                  message=mode.name + (f": {step.reason}" if step is not None and step.reason else ""))
+        # An arm that does not follow needs a person, not patience.
+        level = DiagnosticStatus.ERROR if self.supervisor.fault else _DIAGNOSTIC_LEVEL[mode]
+        message = mode.name + (f": {step.reason}" if step is not None and step.reason else "")
+        clocks = [self.clocks.problem(self.params.joint_states_topic, self.params.max_stamp_lead_s,
+                                      self.params.max_joint_state_age_s),
+                  self.clocks.problem(self.params.latents_topic, self.params.max_stamp_lead_s,
+                                      self.params.max_latents_age_s)]
+        if any(clocks):
+            level = max(level, DiagnosticStatus.WARN)
+            message += "; " + "; ".join(problem for problem in clocks if problem)
+        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 1",
+                                  hardware_id=self.params.checkpoint_path, message=message)
         inference_p50, inference_p99 = self.stats.percentiles_ms("inference")
         age_p50, _ = self.stats.percentiles_ms("latents_age")
         values = {
@@ -307,6 +330,7 @@ class PolicyNode(ModelNode):
         }
         if self.supervisor.planner.system1.needs_instruction:
             values["task instruction"] = self.supervisor.planner.instruction or "none"
+        values.update(age_at_arrival(self.clocks))
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

@@ -47,10 +47,11 @@ def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
     return process
 
 
-def start_node(executable: Executable, params_file: str | os.PathLike, parameters: dict[str, object] | None = None,
+def start_node(executable: Executable, params_files: str | os.PathLike | list, parameters: dict[str, object] | None = None,
                log_file=None, namespace: str = "") -> subprocess.Popen:
-    """One node with the params file, then `parameters` above every section of it."""
-    return start_spec(NodeSpec(executable, namespace, (str(params_file),), dict(parameters or {})), log_file)
+    """One node with the params file(s) in order, then `parameters` above every section of them."""
+    files = params_files if isinstance(params_files, list) else [params_files]
+    return start_spec(NodeSpec(executable, namespace, tuple(str(f) for f in files), dict(parameters or {})), log_file)
 
 
 def stop_nodes(processes: list[subprocess.Popen], timeout_s: float = 10.0) -> list[int]:

@@ -4,9 +4,10 @@ Image with its CameraInfo, /clock, a JointTrajectory controller topic, and
 one task-success outcome per episode.
 
 Episodes are scoped: a reset is published at each episode start, and a
-trajectory stamped at or before it (planned from the last episode's state,
-or a hold of the last episode's command) is refused, so nothing planned in
-one episode moves the arm in the next. The arm moves within its hardware
+trajectory stamped at or before it (planned from the last episode's state)
+is refused, so nothing planned in one episode moves the arm in the next
+(the policy's stops come stamped zero, "on receipt", and the policy sends
+none of an episode it has reset). The arm moves within its hardware
 limits; each episode's report (`video2act/episode_report`,
 diagnostic_msgs/DiagnosticStatus) counts what it refused and could not
 follow."""

@@ -4,13 +4,25 @@ the position limits, or a step above the velocity limit from the previous
 command.
 
 "The previous command" is what the controller is tracking: the envelope
-models joint_trajectory_controller (a trajectory replaces the running one on
-receipt and is interpolated from the setpoint at that moment), so a new
-chunk starts from where the last one has the setpoint now, not from the
+models joint_trajectory_controller with `interpolate_from_desired_state`
+(a trajectory replaces the running one on receipt and is interpolated from
+the setpoint at that moment; config/robots/*_controllers.yaml set it), so a
+new chunk starts from where the last one has the setpoint now, not from the
 measured state (the arm lags its setpoint; starting from the measurement
 made the executed setpoint exceed the limit at chunk seams). Only with no
 command in force (start-up, a reset, re-arming) does a chunk start from the
 measured state, and only from a trusted one.
+
+Every point must also be reachable from the measured state: no further from
+it than max_velocity x (its time since the state + `follow_lag_s`), the
+gripper's joints aside (a grasp stops the jaw short by design). An arm
+that does not follow (a controller inactive, e-stopped or rejecting goals)
+would otherwise let each command walk a step further from it, and a
+controller that starts from the measured state would be asked for several
+times the velocity limit the moment it engages. Where that reach and the
+step from the setpoint in force disagree, the step wins (the setpoint never
+jumps) and the point is pulled toward the arm as far as the step allows;
+the watchdog (`FollowWatchdog`) stops such an arm.
 """
 
 from __future__ import annotations
@@ -63,7 +75,8 @@ class SafetyEnvelope:
     """Turns requested joint targets into commands that respect the limits,
     and remembers the command in force to bound the next one."""
 
-    def __init__(self, limits: JointLimits, period_s: float, state_margin: float = 0.05, lead_s: float = 0.02):
+    def __init__(self, limits: JointLimits, period_s: float, state_margin: float = 0.05, lead_s: float = 0.02,
+                 follow_lag_s: float = 0.1, unfollowed: np.ndarray | None = None):
         self.limits = limits
         self.period_s = period_s
         self.state_margin = state_margin
@@ -71,6 +84,11 @@ class SafetyEnvelope:
         # one whose first point passed in transit makes JTC jump to the
         # trajectory instead of interpolating from its setpoint.
         self.lead_s = lead_s
+        # How far behind its setpoint (in time) an arm that follows may be;
+        # `unfollowed` joints (a gripper closing on an object stops short of
+        # its command by design) are not bound to their measured positions.
+        self.follow_lag_s = follow_lag_s
+        self.unfollowed = np.zeros(len(limits.joint_names), bool) if unfollowed is None else np.asarray(unfollowed)
         self._tracker: TrajectoryTracker | None = None
         self._stamp_s = 0.0  # the stamp of the command in force
         self._end_s = 0.0  # when its last point is due
@@ -126,9 +144,10 @@ class SafetyEnvelope:
         if not np.any(ahead):
             return None
         times, targets = times[ahead], targets[ahead]
+        measured = np.clip(state, self.limits.lower, self.limits.upper)
         start = self.setpoint(issued_s)
         if start is None:
-            start = np.clip(state, self.limits.lower, self.limits.upper)
+            start = measured
         requested = np.where(np.isfinite(targets), targets, start)
         lower, upper = self.spline_safe_limits()
         clamped = np.clip(requested, lower, upper)
@@ -137,11 +156,39 @@ class SafetyEnvelope:
         previous = start
         for i, target in enumerate(clamped):
             step = self.limits.max_velocity * durations[i]
-            previous = previous + np.clip(target - previous, -step, step)
+            reach = np.where(self.unfollowed, np.inf, self.limits.max_velocity * (times[i] + self.follow_lag_s))
+            low, high = self.reachable(previous - step, previous + step, measured, reach)
+            previous = np.clip(target, low, high)
             positions[i] = previous
         limited = int(np.sum(np.abs(positions - targets) > TOLERANCE) if np.all(np.isfinite(targets))
                       else targets.size)
         return self._issue(planned_s, times, start, positions, durations, limited, hold=False, issued_s=issued_s)
+
+    @staticmethod
+    def reachable(low: np.ndarray, high: np.ndarray, measured: np.ndarray,
+                  reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The part of the step interval [low, high] within `reach` of the
+        measured positions; where they do not meet, the end of the step
+        interval nearest to the arm (the step bound is never broken)."""
+        near_low, near_high = np.maximum(low, measured - reach), np.minimum(high, measured + reach)
+        apart = near_low > near_high
+        nearest = np.where(high < measured - reach, high, low)
+        return np.where(apart, nearest, near_low), np.where(apart, nearest, near_high)
+
+    def stop_at(self, measured: np.ndarray, stamp_s: float, issued_s: float) -> JointCommand:
+        """A stop at the measured pose (clamped to the limits), for an arm
+        that does not follow its setpoint: the command in force is a fiction
+        there, so the next chunk starts from the arm. The stop is timed so
+        that a controller still interpolating from that setpoint gets there
+        within the velocity limit (one period at least)."""
+        target = np.clip(measured, self.limits.lower, self.limits.upper)
+        setpoint = self.setpoint(issued_s)
+        duration = self.period_s if setpoint is None else max(
+            self.period_s, float(np.max(np.abs(target - setpoint) / self.limits.max_velocity)))
+        self.forget()
+        times = np.array([issued_s + duration - stamp_s])
+        return self._issue(stamp_s, times, target, target[None].copy(), np.array([duration]), 0, hold=True,
+                           issued_s=issued_s)
 
     def hold(self, issued_s: float) -> JointCommand | None:
         """Stop at the setpoint in force, never at a measured state (which may

@@ -5,6 +5,11 @@ evaluation and the tests run the same decisions.
 Arming follows the robot's operator: a robot starts disarmed and is armed
 on request once its limits are known and its inputs fresh; a simulation
 starts armed. Disarming always ends in a hold at the setpoint in force.
+
+An arm that does not follow its setpoint (`FollowWatchdog`) gets one stop
+at its measured pose, and then the policy holds, saying why, until it is
+armed again or a new episode starts: whatever keeps the controller from
+executing needs a person, and chunks sent meanwhile would only pile up.
 """
 
 from __future__ import annotations
@@ -12,11 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 from video2act_core.control.envelope import JointCommand, SafetyEnvelope
 from video2act_core.control.execution import ExecutionStrategy
 from video2act_core.control.limits import JointLimits
 from video2act_core.control.planner import ChunkPlanner, JointStateSample, LatentsSample, Mode, Plan
+from video2act_core.control.watchdog import FollowWatchdog
 from video2act_core.params import PolicyParams
+
+
+# How finely the watchdog sees the setpoints between ticks.
+WATCH_STEP_S = 0.01
 
 
 @dataclass
@@ -29,14 +40,16 @@ class Step:
 
 class PolicySupervisor:
     def __init__(self, planner: ChunkPlanner, envelope: SafetyEnvelope, start_armed: bool,
-                 execution: ExecutionStrategy | None = None):
+                 execution: ExecutionStrategy | None = None, watchdog: FollowWatchdog | None = None):
         self.planner = planner
         self.envelope = envelope
         self.execution = execution or ExecutionStrategy("replace", envelope.period_s, planner.system1.config.horizon)
+        self.watchdog = watchdog
         # A simulation arms by itself as soon as its limits are complete.
         self._arm_when_possible = start_armed
         self.armed = False
         self.last_mode: Mode | None = None
+        self.fault = ""  # why the arm was stopped for not following, until armed again or reset
 
     def set_limits(self, limits: JointLimits) -> None:
         self.envelope.limits = limits
@@ -49,7 +62,7 @@ class PolicySupervisor:
             problem = self.envelope.state_problem(state.positions)
         if problem:
             return problem
-        if not self.armed:
+        if not self.armed or self.fault:
             self._forget()
             self.armed, self.last_mode = True, None
         return ""
@@ -73,6 +86,9 @@ class PolicySupervisor:
     def _forget(self) -> None:
         self.envelope.forget()
         self.execution.reset()
+        self.fault = ""
+        if self.watchdog is not None:
+            self.watchdog.reset()
 
     def tick(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
              publish_time: Callable[[Plan], float] | None = None) -> Step:
@@ -80,6 +96,11 @@ class PolicySupervisor:
         of a plan will be sent, after inference: points due by then are
         dropped, and the rest is bounded from where the setpoint is then,
         not where it was when planning began."""
+        self._note_setpoints(now_s)
+        return self._watch(self._decide(latents, state, now_s, publish_time), now_s)
+
+    def _decide(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
+                publish_time: Callable[[Plan], float] | None) -> Step:
         limits_problem = self.envelope.limits.missing()
         if not self.armed and self._arm_when_possible and not limits_problem:
             self.armed = True
@@ -87,7 +108,16 @@ class PolicySupervisor:
             reason = limits_problem or "disarmed: call the ~/arm service (std_srvs/SetBool) to drive the arm"
             return self._step(Mode.DISARMED, reason, None, None)
 
+        if self.fault:
+            return self._step(Mode.HOLD, self.fault, None, None)
         untrusted = self.envelope.state_problem(state.positions) if state is not None else ""
+        if state is not None and not untrusted and self.watchdog is not None:
+            fault = self.watchdog.check(state.positions, state.stamp_s, self.envelope.limits.joint_names)
+            if fault:
+                command = self.envelope.stop_at(state.positions, state.stamp_s, now_s)
+                self._forget()
+                self.fault = fault
+                return self._step(Mode.HOLD, fault, command, None)
         plan = None
         if not untrusted:
             # A chunk's points are timed from the state it is planned from.
@@ -114,13 +144,37 @@ class PolicySupervisor:
         self.last_mode = mode
         return Step(mode, reason, command, plan)
 
+    def _note_setpoints(self, until_s: float) -> None:
+        """The setpoints of the command in force from the last noted one up
+        to `until_s` (over the watchdog's window at most), every
+        WATCH_STEP_S: no command was issued since the last tick, so its
+        spline covers them, however far apart the ticks came."""
+        if self.watchdog is None or self.fault or self.envelope.setpoint(until_s) is None:
+            return
+        start = max(self.watchdog.last_noted_s() + WATCH_STEP_S, until_s - self.watchdog.lag_s - WATCH_STEP_S)
+        for t in np.arange(start, until_s, WATCH_STEP_S):
+            self.watchdog.record(t, self.envelope.setpoint(t))
+
+    def _watch(self, step: Step, now_s: float) -> Step:
+        """Note the setpoint in force after this tick for the watchdog."""
+        if self.watchdog is not None and not self.fault:
+            at_s = step.command.issued_s if step.command is not None else now_s
+            setpoint = self.envelope.setpoint(at_s)
+            if setpoint is not None:
+                self.watchdog.record(at_s, setpoint)
+        return step
+
 
 def build_supervisor(system1, params: PolicyParams, limits: JointLimits, start_armed: bool) -> PolicySupervisor:
-    """Planner, envelope and execution strategy as the policy parameters set
-    them: the node and the closed-loop evaluation run the same."""
+    """Planner, envelope, execution strategy and watchdog as the policy
+    parameters set them: the node and the closed-loop evaluation run the same."""
     planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s, params.max_joint_state_age_s,
                            params.num_inference_steps, params.max_stamp_lead_s)
-    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin, params.command_lead_s)
+    grippers = np.isin(params.joint_names, params.gripper_joint_names)
+    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin, params.command_lead_s,
+                              params.follow_lag_s, unfollowed=grippers)
     execution = ExecutionStrategy(params.execution_strategy, params.action_period_s, system1.config.horizon,
                                   params.command_lead_s, params.ensemble_weight_decay)
-    return PolicySupervisor(planner, envelope, start_armed, execution)
+    watchdog = FollowWatchdog(params.follow_lag_s, params.follow_tolerance, params.follow_timeout_s,
+                              unwatched=grippers)
+    return PolicySupervisor(planner, envelope, start_armed, execution, watchdog)
