@@ -31,7 +31,7 @@
 #   --torch-index URL  torch from another index (a CUDA build for an older
 #                      driver, see https://download.pytorch.org/whl/); the
 #                      default, PyPI's torch, is built for CUDA 13.0 and needs
-#                      an NVIDIA driver >= 580 (README, "Run on a robot")
+#                      an NVIDIA driver >= 580 (docs/robot.md, "GPU driver")
 #   --venv DIR         the venv (default $VIDEO2ACT_VENV, else ~/.venvs/video2act)
 #   --rosdistro NAME   jazzy or kilted (default $ROS_DISTRO, else the one
 #                      installed under /opt/ros)

@@ -33,5 +33,5 @@ def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
     # Success on 8 seeds is too coarse to hold it to; the distance is not.
     # Measured with the image-token checkpoint: 0.109 of 0.461 (2 of 8
     # succeeded; timing moves it); the two-stream one without image tokens
-    # stopped at 0.247-0.278, the README's results say why.
+    # stopped at 0.247-0.278, docs/evaluation.md's results say why.
     assert row.mean_final_distance < 0.4 * start, row

@@ -46,13 +46,38 @@ def test_each_launch_file_starts_its_specs_and_declares_their_arguments(launch_f
     assert all(argument.description for argument in arguments)
 
 
-def test_the_readmes_launch_lines_use_declared_arguments():
-    readme = (REPO / "README.md").read_text()
-    for line in re.findall(r"ros2 launch video2act (\S+\.launch\.py)([^\n]*)", readme):
+# The README and the guides it links to.
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_readmes_launch_lines_use_declared_arguments(doc):
+    for line in re.findall(r"ros2 launch video2act (\S+\.launch\.py)([^\n]*)", doc.read_text()):
         launch_file, rest = line
         declared = {argument.name for argument in LAUNCH_ARGUMENTS[launch_file]}
         used = set(re.findall(r"([a-z_]+):=", rest))
         assert used <= declared, (launch_file, used - declared)
+
+
+def heading_anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives a markdown file's headings."""
+    text = re.sub(r"^```.*?^```", "", doc.read_text(), flags=re.M | re.S)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_readmes_links_point_at_files_and_headings_that_exist(doc):
+    text = doc.read_text()
+    targets = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"^\[[^\]]+\]: (\S+)$", text, flags=re.M)
+    for target in targets:
+        if "://" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (doc.parent / path) if path else doc
+        assert linked.exists(), f"{doc.name}: {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in heading_anchors(linked), f"{doc.name}: {target}"
 
 
 @pytest.mark.parametrize("params_file", PARAMS_FILES, ids=lambda p: p.name)
