@@ -867,3 +867,24 @@ def test_the_supervisor_never_stops_an_arm_that_follows_with_its_gripper_held_sh
         if not replay.history:
             replay.history.append((now, replay.tracker.reference(now)))
     assert np.max(np.abs(replay.tracker.reference(now) - centre)[~grippers]) > 0.3  # it did move
+
+
+def test_a_stop_is_sent_to_hold_however_late_it_arrives_and_a_chunk_keeps_its_states_stamp():
+    """JTC refuses a stamped trajectory whose last point has passed: a stop
+    held up in transit (a loaded machine, a busy network) would be refused
+    and the chunk in force run on. Stops go stamped zero, on receipt."""
+    from jtc import Jtc
+
+    limits = JointLimits.from_lists(["a"], [-1.0], [1.0], [1.0])
+    envelope = SafetyEnvelope(limits, PERIOD_S, lead_s=0.02)
+    chunk = envelope.chunk(np.full((5, 1), 0.5), np.zeros(1), planned_s=10.0, issued_s=10.03)
+    assert chunk.as_sent()[0] == 10.0 and np.array_equal(chunk.as_sent()[1], chunk.times_s)
+    stop = envelope.hold(10.2)
+    stamp, times = stop.as_sent()
+    assert stamp == 0.0 and times == pytest.approx([PERIOD_S])
+    controller = Jtc(["a"], [0.0])
+    assert controller.command(*chunk.as_sent(), chunk.positions, chunk.velocities, now_s=10.03) == ""
+    late = 10.2 + 0.5  # half a second in transit
+    assert controller.command(stamp, times, stop.positions, stop.velocities, now_s=late) == ""
+    assert "ends in the past" in Jtc(["a"], [0.0]).command(stop.stamp_s, stop.times_s, stop.positions,
+                                                           stop.velocities, now_s=late)

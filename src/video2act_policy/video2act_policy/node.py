@@ -255,18 +255,10 @@ class PolicyNode(ModelNode):
             self.gripper_publisher.publish(Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist()))
 
     def trajectory(self, command: JointCommand, columns: tuple[int, ...]) -> JointTrajectory:
-        # A chunk is stamped with the time of the state it was planned from:
-        # the controller skips what elapsed meanwhile, and the simulator
-        # refuses a chunk planned before its last reset. A stop must hold
-        # however late it arrives: stamped zero ("on receipt", its point one
-        # period after), JTC never refuses it as ending in the past and
-        # brakes from wherever the setpoint has got to by then.
+        # The simulator also refuses a chunk stamped before its last reset.
         msg = JointTrajectory(joint_names=[self.params.joint_names[i] for i in columns])
-        times = command.times_s
-        if command.hold:
-            times = times + (command.stamp_s - command.issued_s)
-        else:
-            ns_to_stamp(round(command.stamp_s * 1e9), msg.header.stamp)
+        stamp_s, times = command.as_sent()
+        ns_to_stamp(round(stamp_s * 1e9), msg.header.stamp)
         cols = list(columns)
         msg.points = [
             JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),

@@ -51,6 +51,17 @@ class JointCommand:
     origin: np.ndarray  # (J,) the setpoint it starts from: the command in force, or the trusted measured state
     issued_s: float  # when it is sent and takes over from the command in force
 
+    def as_sent(self) -> tuple[float, np.ndarray]:
+        """(header stamp, times_from_start) of the JointTrajectory that
+        carries it. A chunk keeps the stamp of the state it was planned
+        from: the controller skips what elapsed meanwhile. A stop must hold
+        however late it arrives: stamped zero ("on receipt", its point the
+        same time after sending), JTC never refuses it as ending in the past
+        and brakes from wherever its setpoint has got to."""
+        if self.hold:
+            return 0.0, self.times_s + (self.stamp_s - self.issued_s)
+        return self.stamp_s, self.times_s
+
     def segment_durations(self) -> np.ndarray:
         """(P,) seconds from `issued_s` to the first point, then between points."""
         # Differences first: absolute times near 1.8e9 s resolve only 0.24 us.
