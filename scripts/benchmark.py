@@ -20,10 +20,11 @@ import numpy as np
 import torch
 import yaml
 
-from video2act_core.checkpoint import build_models
+from video2act_core.models.factory import build_models
 from video2act_core.metrics import describe_ms
 from video2act_core.normalization import NormalizationStats
-from video2act_core.policy import System1, System2, resolve_device, resolve_dtype
+from video2act_core.devices import resolve_device, resolve_dtype
+from video2act_core.systems import System1, System2
 
 REPO = Path(__file__).resolve().parents[1]
 JOINTS = ["j1", "j2", "j3", "j4", "j5", "j6"]

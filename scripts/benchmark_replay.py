@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import EpisodeRecorder, EpisodeTopics
+from video2act_core.data.episode import EpisodeTopics
+from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.replay import main as replay
 

@@ -25,7 +25,7 @@ def hand_made_latents(system1, spatial, motion, motion_energy: float = 0.0):
     """Latents with these stream tokens for `system1`, plus (zero) image
     tokens where its checkpoint reads them."""
     import numpy as np
-    from video2act_core.policy import Latents
+    from video2act_core.latents import Latents
 
     views = np.zeros((8, system1.config.context_dim), np.float32) if system1.config.view_tokens else None
     return Latents(spatial, motion, motion_energy, views=views)
@@ -61,7 +61,7 @@ def expert_bags(tmp_path_factory) -> Path:
 
 
 def episode_topics():
-    from video2act_core.data.bags import EpisodeTopics
+    from video2act_core.data.episode import EpisodeTopics
     from video2act_core.params import SimArmParams, node_params
 
     sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")

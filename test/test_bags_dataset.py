@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
-from video2act_core.data.bags import BagError, EpisodeRecorder, read_episode
-from video2act_core.data.dataset import episode_samples, find_episode_bags, load_episodes, load_samples
+from video2act_core.data.episode import EpisodeError
+from video2act_core.data.rosbag import EpisodeRecorder, read_episode
+from video2act_core.data.samples import episode_samples, find_episode_bags, load_episodes, load_samples
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
@@ -45,12 +46,12 @@ def test_truncated_bag_is_a_clear_error(expert_bags, tmp_path):
     shutil.copytree(find_episode_bags([expert_bags])[0], bag)
     data = next(bag.glob("*.mcap"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
-    with pytest.raises(BagError, match="cannot read bag"):
+    with pytest.raises(EpisodeError, match="cannot read bag"):
         read_episode(bag, episode_topics(), JOINTS)
 
 
 def test_bag_without_the_joints_is_a_clear_error(expert_bags):
-    with pytest.raises(BagError, match="no usable joint states"):
+    with pytest.raises(EpisodeError, match="no usable joint states"):
         read_episode(find_episode_bags([expert_bags])[0], episode_topics(), ["not_a_joint"])
 
 

@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from conftest import JOINTS, PARAMS_FILE, REPO
-from video2act_core.checkpoint import build_models, load_policy, read_manifest
+from video2act_core.checkpoint import load_policy, read_manifest
+from video2act_core.models.factory import build_models
 from video2act_core.models.vdm_encoder import VDMEncoderConfig
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim import arm as arm_module
@@ -70,7 +71,7 @@ def test_motion_matters_in_the_track_task(monkeypatch):
 
 
 def test_unknown_tasks_are_refused():
-    from video2act_sim.arm import make_arm
+    from video2act_sim.arms import make_arm
 
     with pytest.raises(ValueError, match="unknown task 'stack'"):
         make_arm("kinematic", 6, 0, task="stack")

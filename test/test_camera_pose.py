@@ -9,9 +9,9 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.camera_pose import CameraPose, compose_static_tree, demonstrations_camera_pose, pose_mismatch
-from video2act_core.data.bags import EpisodeRecorder, read_episode
+from video2act_core.data.rosbag import EpisodeRecorder, read_episode
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim.arm import make_arm
+from video2act_sim.arms import make_arm
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 

@@ -10,13 +10,15 @@ import pytest
 import yaml
 
 from conftest import JOINTS, PARAMS_FILE, tiny_model_config
-from video2act_core.checkpoint import build_models, load_policy, read_manifest
-from video2act_core.data.bags import EpisodeTopics, read_episode
-from video2act_core.data.dataset import find_episode_bags, load_samples
+from video2act_core.checkpoint import load_policy, read_manifest
+from video2act_core.models.factory import build_models
+from video2act_core.data.episode import EpisodeTopics
+from video2act_core.data.rosbag import read_episode
+from video2act_core.data.samples import find_episode_bags, load_samples
 from video2act_core.data.frames import CameraInputs, ViewBuffer, ViewSpec, view_frame_indices
 from video2act_core.messages import fill_latents_message, latents_from_message
 from video2act_core.params import SimArmParams, node_params
-from video2act_core.policy import System2
+from video2act_core.systems import System2
 
 WRIST_TOPIC = "wrist_camera/image_raw"
 TWO_CAMERAS = {"view_cameras": 2, "view_history": 2, "view_spacing_s": 0.2, "view_grid": 4}

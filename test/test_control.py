@@ -9,12 +9,11 @@ from video2act_core.control import (
     ChunkPlanner,
     JointGroups,
     JointLimits,
-    JointStateError,
     JointStateSample,
     LatentsSample,
     Mode,
-    reorder_joint_state,
 )
+from video2act_core.data.joint_names import JointStateError, reorder_joint_state
 
 URDF = """<robot name="so101">
   <joint name="shoulder_pan" type="revolute"><limit lower="-1.9" upper="1.9" velocity="1.5" effort="3"/></joint>

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import REPO
-from video2act_core import policy
+from video2act_core import devices
 from video2act_core.checkpoint import load_system1, load_system2
-from video2act_core.policy import CudaUnusableWarning, nvidia_gpu, resolve_device
+from video2act_core.devices import CudaUnusableWarning, nvidia_gpu, resolve_device
 
 # What torch 2.x warns (once per process) when the driver is older than its CUDA build.
 TOO_OLD = ("CUDA initialization: The NVIDIA driver on your system is too old (found version 12020). Please update "
@@ -31,7 +31,7 @@ def old_driver(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", is_available)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(policy, "nvidia_gpu", lambda: "NVIDIA driver 535.104.05")
+    monkeypatch.setattr(devices, "nvidia_gpu", lambda: "NVIDIA driver 535.104.05")
 
 
 def test_cuda_request_on_an_old_driver_is_refused_with_torchs_reason(old_driver):
@@ -67,7 +67,7 @@ def test_auto_without_a_logger_issues_a_python_warning(old_driver):
 
 def test_auto_without_an_nvidia_gpu_is_quiet(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(policy, "nvidia_gpu", lambda: None)
+    monkeypatch.setattr(devices, "nvidia_gpu", lambda: None)
     said = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -85,7 +85,7 @@ def test_auto_takes_a_usable_gpu(monkeypatch):
 def test_cpu_only_torch_on_a_gpu_machine_says_it_is_a_cpu_build(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
-    monkeypatch.setattr(policy, "nvidia_gpu", lambda: "NVIDIA driver 580.65.06")
+    monkeypatch.setattr(devices, "nvidia_gpu", lambda: "NVIDIA driver 580.65.06")
     with pytest.raises(RuntimeError, match=r"CUDA is not available: torch \S+ is a CPU-only build; "
                                            r"this machine: NVIDIA driver 580.65.06"):
         resolve_device("cuda")
@@ -95,7 +95,7 @@ def test_without_a_warning_the_init_error_is_the_reason(monkeypatch):
     """torch warns once per process: a second look takes its init error."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    monkeypatch.setattr(policy, "nvidia_gpu", lambda: "/dev/nvidia0 present")
+    monkeypatch.setattr(devices, "nvidia_gpu", lambda: "/dev/nvidia0 present")
 
     def init():
         raise RuntimeError("No CUDA GPUs are available")
@@ -124,13 +124,13 @@ def test_cuda_index_beyond_the_visible_devices_is_refused(monkeypatch):
 def test_nvidia_gpu_reads_the_kernel_drivers_version(tmp_path, monkeypatch, line, expected):
     version_file = tmp_path / "version"
     version_file.write_text(line + "\nGCC version:  gcc version 12.3.0\n")
-    monkeypatch.setattr(policy, "NVIDIA_DRIVER_VERSION_FILE", version_file)
+    monkeypatch.setattr(devices, "NVIDIA_DRIVER_VERSION_FILE", version_file)
     assert nvidia_gpu() == expected
 
 
 def test_nvidia_gpu_falls_back_to_the_device_node(tmp_path, monkeypatch):
-    monkeypatch.setattr(policy, "NVIDIA_DRIVER_VERSION_FILE", tmp_path / "absent")
-    monkeypatch.setattr(policy, "NVIDIA_DEVICE_FILE", tmp_path / "nvidia0")
+    monkeypatch.setattr(devices, "NVIDIA_DRIVER_VERSION_FILE", tmp_path / "absent")
+    monkeypatch.setattr(devices, "NVIDIA_DEVICE_FILE", tmp_path / "nvidia0")
     assert nvidia_gpu() is None
     (tmp_path / "nvidia0").touch()
     assert nvidia_gpu() == f"{tmp_path / 'nvidia0'} present"

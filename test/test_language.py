@@ -14,8 +14,8 @@ from conftest import JOINTS, PARAMS_FILE, episode_topics, hand_made_latents
 from test_training import MICRO
 from video2act_core.checkpoint import load_system1, read_manifest
 from video2act_core.control import ChunkPlanner, JointStateSample, LatentsSample, Mode
-from video2act_core.data.bags import read_episode
-from video2act_core.data.dataset import find_episode_bags
+from video2act_core.data.rosbag import read_episode
+from video2act_core.data.samples import find_episode_bags
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
 from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
-from video2act_core.data.bags import BagError
-from video2act_core.data.dataset import load_episodes, load_samples
+from video2act_core.data.episode import EpisodeError
+from video2act_core.data.samples import load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
 
@@ -127,20 +127,20 @@ def test_training_samples_from_a_lerobot_dataset(tmp_path):
 def test_broken_datasets_are_clear_errors(tmp_path, break_it, message):
     write_dataset(tmp_path, episodes=1)
     break_it(tmp_path)
-    with pytest.raises(BagError, match=message):
+    with pytest.raises(EpisodeError, match=message):
         read_lerobot_dataset(tmp_path, JOINTS)
 
 
 def test_missing_joint_is_a_clear_error(tmp_path):
     write_dataset(tmp_path, episodes=1)
-    with pytest.raises(BagError, match="lacks joints"):
+    with pytest.raises(EpisodeError, match="lacks joints"):
         read_lerobot_dataset(tmp_path, [*JOINTS, "elbow_2"])
 
 
 def test_unsupported_version_is_named_before_anything_else_is_read(tmp_path):
     (tmp_path / "meta").mkdir()
     (tmp_path / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v1.6"}))
-    with pytest.raises(BagError, match=r"version v1\.6 is not supported \(reads v2\.0, v2\.1, v3\.0\)"):
+    with pytest.raises(EpisodeError, match=r"version v1\.6 is not supported \(reads v2\.0, v2\.1, v3\.0\)"):
         read_lerobot_dataset(tmp_path, JOINTS)
 
 
@@ -186,7 +186,7 @@ def test_datasets_written_by_lerobot_read_back_with_frames_on_their_rows(version
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_lerobot_joint_names_without_a_map_are_a_clear_error(version):
-    with pytest.raises(BagError, match=r"lacks joints \['shoulder_pan'.*after name mapping: \['shoulder_pan\.pos'"):
+    with pytest.raises(EpisodeError, match=r"lacks joints \['shoulder_pan'.*after name mapping: \['shoulder_pan\.pos'"):
         read_lerobot_dataset(FIXTURES / version, JOINTS)
 
 
@@ -262,5 +262,5 @@ def test_successful_only_without_a_successful_episode_is_a_clear_error(tmp_path)
 def test_broken_v3_datasets_are_clear_errors(tmp_path, break_it, message):
     root = shutil.copytree(FIXTURES / "v3.0", tmp_path / "dataset")
     break_it(root)
-    with pytest.raises(BagError, match=message):
+    with pytest.raises(EpisodeError, match=message):
         read_lerobot_dataset(root, JOINTS, joint_name_map=LEROBOT_NAMES)

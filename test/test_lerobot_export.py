@@ -13,8 +13,9 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from test_replay import write_outside_bag
-from video2act_core.data.bags import CameraRecording, Episode, EpisodeTopics, read_episode
-from video2act_core.data.dataset import find_episode_bags, load_episodes, load_samples
+from video2act_core.data.episode import CameraRecording, Episode, EpisodeTopics
+from video2act_core.data.rosbag import read_episode
+from video2act_core.data.samples import find_episode_bags, load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
 from video2act_core.data.lerobot_export import (LeRobotWriter, aggregate_stats, camera_name, feature_stats,
@@ -215,7 +216,7 @@ def test_a_first_row_decided_after_its_period_takes_the_first_command():
 def write_small_bag(path: Path, frames: int = 5, size: int = 32, success: bool = True, state_lag_s: float = 0) -> Path:
     """A bag on the fixture's topics: `frames` frames at 10 Hz, states
     (`state_lag_s` later) and commands with them."""
-    from video2act_core.data.bags import EpisodeRecorder
+    from video2act_core.data.rosbag import EpisodeRecorder
 
     from dataclasses import replace
 

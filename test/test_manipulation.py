@@ -8,7 +8,7 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.camera_pose import CameraPose
-from video2act_core.data.bags import EpisodeRecorder, read_episode
+from video2act_core.data.rosbag import EpisodeRecorder, read_episode
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim import manipulation
 from video2act_sim.episode import run_episode
@@ -149,7 +149,7 @@ def test_the_scene_camera_shows_the_block_large_and_where_its_pose_says(mujoco_a
 
 
 def test_the_kinematic_arm_refuses_manipulation_tasks():
-    from video2act_sim.arm import make_arm
+    from video2act_sim.arms import make_arm
 
     for task in manipulation.MANIPULATION_TASKS:
         with pytest.raises(ValueError, match=f"unknown task '{task}' for the kinematic arm"):

@@ -7,9 +7,9 @@ import yaml
 
 from clips import CENTRE, FRAMES, SIZE, SQUARE, square_clip, swept_columns
 from conftest import JOINTS, REPO, tiny_model_config
-from video2act_core.checkpoint import build_models
+from video2act_core.models.factory import build_models
 from video2act_core.models.vdm_encoder import StreamFormer, VDMEncoderConfig, sincos_2d_positions
-from video2act_core.policy import frames_to_tensor
+from video2act_core.processing import frames_to_tensor
 
 
 

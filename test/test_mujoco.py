@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
-from video2act_core.data.bags import EpisodeRecorder, read_episode
+from video2act_core.data.rosbag import EpisodeRecorder, read_episode
 from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher

@@ -18,7 +18,7 @@ from conftest import JOINTS, PARAMS_FILE
 from video2act_core.checkpoint import read_manifest
 from video2act_core.control import JointLimits
 from video2act_core.messages import fill_latents_message
-from video2act_core.policy import Latents
+from video2act_core.latents import Latents
 from video2act_core.ros import latents_qos
 from video2act_sim.launcher import POLICY, start_node, stop_nodes
 

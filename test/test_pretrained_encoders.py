@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from conftest import JOINTS, REPO, tiny_model_config
-from video2act_core.checkpoint import build_models, load_policy, save_checkpoint
+from video2act_core.checkpoint import load_policy, save_checkpoint
+from video2act_core.models.factory import build_models
 from video2act_core.models.backbones import build_backbone
 from video2act_core.normalization import NormalizationStats
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import JOINTS, PARAMS_FILE
-from video2act_core.data.dataset import find_episode_bags
+from video2act_core.data.samples import find_episode_bags
 from video2act_sim.replay import main as replay
 
 
@@ -89,7 +89,8 @@ def write_outside_bag(path, seconds=3.0, storage="sqlite3", compressed=True):
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 @pytest.mark.parametrize("compressed", [True, False])
 def test_outside_bags_read_as_recorded(tmp_path, storage, compressed):
-    from video2act_core.data.bags import EpisodeTopics, read_episode
+    from video2act_core.data.episode import EpisodeTopics
+    from video2act_core.data.rosbag import read_episode
     from video2act_core.data.joint_names import JointNameMap
 
     write_outside_bag(tmp_path / "bag", storage=storage, compressed=compressed)

@@ -32,7 +32,7 @@ from video2act_core.control import (
 )
 from video2act_core.control.watchdog import FollowWatchdog
 from video2act_core.params import PolicyParams, node_params
-from video2act_core.policy import Latents
+from video2act_core.latents import Latents
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 PERIOD_S = 0.1

@@ -10,9 +10,10 @@ import torch
 import yaml
 
 from conftest import PARAMS_FILE
-from video2act_core.checkpoint import build_models, load_policy, read_manifest
+from video2act_core.checkpoint import load_policy, read_manifest
+from video2act_core.models.factory import build_models
 from video2act_core.data.augmentation import CameraAugmentation
-from video2act_core.data.dataset import Clips, Samples, first_sample_of_episode, keep_every
+from video2act_core.data.samples import Clips, Samples, first_sample_of_episode, keep_every
 from video2act_core.train import fill_once
 from video2act_core.train import main as train
 from video2act_core.train import refine_all

@@ -35,8 +35,10 @@ from safetensors.torch import load_file, save_file
 
 from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
+from video2act_core.models.factory import build_models
 from video2act_core.normalization import NormalizationStats
-from video2act_core.policy import System1, System2, Video2ActPolicy, resolve_device, resolve_dtype
+from video2act_core.devices import resolve_device, resolve_dtype
+from video2act_core.systems import System1, System2, Video2ActPolicy
 
 # Where a loud warning about the device goes (a node's logger.warning); None: Python's warnings.
 Warn = Callable[[str], None] | None
@@ -251,25 +253,6 @@ def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "flo
     manifest = read_manifest(path, verify=True)
     return Video2ActPolicy(_system2_from(manifest, device, dtype, warn),
                            _system1_from(manifest, system1_device or device, dtype, seed, warn))
-
-
-def build_models(
-    model_config: dict[str, Any], joint_names: list[str], seed: int = 0
-) -> tuple[SpatioMotionEncoder, ActionDiffusion]:
-    """Fresh models from a `config/model_*.yaml` mapping; derived widths are
-    filled in so they cannot disagree."""
-    unknown = set(model_config) - {"system2", "system1"}
-    if unknown:
-        raise ValueError(f"unknown model config sections {sorted(unknown)}")
-    torch.manual_seed(seed)
-    vdm = VDMEncoderConfig.from_dict(model_config.get("system2", {}))
-    derived = {"context_dim": vdm.token_dim, "action_dim": len(joint_names), "state_dim": len(joint_names),
-               "view_tokens": vdm.view_cameras > 0}
-    clash = set(derived) & set(model_config.get("system1", {}))
-    if clash:
-        raise ValueError(f"system1 {sorted(clash)} are derived from system2 and the joints; remove them")
-    dit = DiTConfig.from_dict({**model_config.get("system1", {}), **derived})
-    return SpatioMotionEncoder(vdm), ActionDiffusion(dit)
 
 
 def init_checkpoint(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from video2act_core.control import LatentsSample
-from video2act_core.policy import Latents
+from video2act_core.latents import Latents
 from video2act_core.trajectory import Trajectory
 
 

@@ -35,15 +35,17 @@ import yaml
 from torch import nn
 
 from video2act_core.camera_pose import demonstrations_camera_pose
-from video2act_core.checkpoint import build_models, load_system1, load_system2, save_checkpoint
+from video2act_core.checkpoint import load_system1, load_system2, save_checkpoint
+from video2act_core.models.factory import build_models
 from video2act_core.data.augmentation import CameraAugmentation
-from video2act_core.data.bags import EpisodeTopics
-from video2act_core.data.dataset import first_sample_of_episode, keep_every, load_episodes, load_samples
+from video2act_core.data.episode import EpisodeTopics
+from video2act_core.data.samples import first_sample_of_episode, keep_every, load_episodes, load_samples
 from video2act_core.data.frames import ViewSpec
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.models.dit import Instruction
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
-from video2act_core.policy import frames_to_tensor, resolve_device, views_to_tensor
+from video2act_core.devices import resolve_device
+from video2act_core.processing import frames_to_tensor, views_to_tensor
 
 STATE_FILE = "state.pt"
 LOSS_WINDOW = 50  # steps per loss reading (progress bar, checkpoint's final_loss)

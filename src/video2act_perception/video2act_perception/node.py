@@ -29,7 +29,7 @@ from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, deco
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
-from video2act_core.policy import limit_cpu_threads
+from video2act_core.devices import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 from video2act_core.visualize import overlay
 

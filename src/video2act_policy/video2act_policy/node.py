@@ -39,17 +39,16 @@ from video2act_core.control import (
     JointCommand,
     JointGroups,
     JointLimits,
-    JointStateError,
     JointStateSample,
     Mode,
     Step,
     build_supervisor,
-    reorder_joint_state,
 )
+from video2act_core.data.joint_names import JointStateError, reorder_joint_state
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PolicyParams
-from video2act_core.policy import limit_cpu_threads
+from video2act_core.devices import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 
 _DIAGNOSTIC_LEVEL = {Mode.ACTIVE: DiagnosticStatus.OK, Mode.HOLD: DiagnosticStatus.WARN,

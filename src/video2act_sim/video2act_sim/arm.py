@@ -323,15 +323,3 @@ class KinematicArm:
 
     def close(self) -> None:
         pass  # renders with numpy: nothing to release
-
-
-def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None,
-             task: str = "reach", scene: str = "original") -> SimArm:
-    """The simulated arm of a backend, 'kinematic' or 'mujoco_so101', set up for `task` in `scene`."""
-    if backend == "kinematic":
-        return KinematicArm(joints, seed=seed, hardware=hardware, task=task, scene=scene)
-    if backend == "mujoco_so101":
-        from video2act_sim.mujoco_arm import MujocoArm
-
-        return MujocoArm(joints, seed=seed, hardware=hardware, task=task, scene=scene)
-    raise ValueError(f"unknown simulator backend '{backend}' (kinematic, mujoco_so101)")

@@ -84,7 +84,7 @@ class Monitor:
                   lambda m: self.episode_reports.append({kv.key: kv.value for kv in m.values}), 10)
 
     def on_joint_state(self, msg) -> None:
-        from video2act_core.control import JointStateError, reorder_joint_state
+        from video2act_core.data.joint_names import JointStateError, reorder_joint_state
         from video2act_core.messages import stamp_to_seconds
 
         self.streams["joint_states"].record()

@@ -20,11 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from video2act_core.control.smoothness import SetpointLog
-from video2act_core.data.bags import EpisodeRecorder
+from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
-from video2act_sim.arm import HardwareLimits, SimArm, make_arm
+from video2act_sim.arm import HardwareLimits, SimArm
+from video2act_sim.arms import make_arm
 from video2act_sim.camera import camera_effects, camera_noise_streams
 
 # Sim time starts here rather than at 0: a zero stamp means "now" to a

@@ -51,7 +51,7 @@ from video2act_core.control import (
 )
 from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
-from video2act_core.policy import limit_cpu_threads
+from video2act_core.devices import limit_cpu_threads
 from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, EpisodeResult, run_episode

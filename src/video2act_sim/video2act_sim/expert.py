@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import EpisodeRecorder, EpisodeTopics
+from video2act_core.data.episode import EpisodeTopics
+from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.data.frames import CameraInputs
 from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm

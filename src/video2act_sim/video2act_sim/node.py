@@ -41,7 +41,8 @@ from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
 from video2act_core.ros import declare_params, run_node
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
-from video2act_sim.arm import HardwareLimits, make_arm
+from video2act_sim.arm import HardwareLimits
+from video2act_sim.arms import make_arm
 from video2act_sim.camera import camera_effects, camera_noise_streams
 from video2act_sim.episode import EPISODE_START_NS
 

@@ -41,7 +41,8 @@ import numpy as np
 
 from video2act_core.checkpoint import CheckpointError, read_manifest
 from video2act_core.control.smoothness import SetpointLog
-from video2act_core.data.bags import BagError, EpisodeTopics, find_image_connection, read_episode
+from video2act_core.data.episode import EpisodeError, EpisodeTopics
+from video2act_core.data.rosbag import find_image_connection, read_episode
 from video2act_core.data.images import COMPRESSED_SUFFIX, decode_image
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.metrics import percentiles_ms
@@ -61,7 +62,7 @@ def recorded_stream(bag: Path, topics: list[str]):
         connections = [c for c in reader.connections if c.topic in topics]
         missing = set(topics) - {c.topic for c in connections}
         if missing:
-            raise BagError(f"{bag} has no messages on {sorted(missing)}")
+            raise EpisodeError(f"{bag} has no messages on {sorted(missing)}")
         for connection, stamp, raw in reader.messages(connections=connections):
             yield stamp, connection.topic, bytes(raw)
 
@@ -76,10 +77,10 @@ def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[list[tuple[str, str]],
             cameras = [find_image_connection(reader.connections, topic, str(bag))
                        for topic in (topics.image, *topics.extra_cameras)]
             return [(camera.topic, camera.msgtype) for camera in cameras], reader.start_time, reader.end_time
-    except BagError:
+    except EpisodeError:
         raise
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
-        raise BagError(f"{bag}: cannot read bag: {error}") from error
+        raise EpisodeError(f"{bag}: cannot read bag: {error}") from error
 
 
 DEBUG_IMAGE_TOPIC = "video2act_replay/debug_image"
@@ -108,7 +109,7 @@ def action_errors(chunks: list[tuple[int, np.ndarray]], command_stamps_ns: np.nd
         first.append(difference[0].mean())
         whole.append(difference.mean())
     if not whole:
-        raise BagError("no policy chunk overlaps the recorded commands")
+        raise EpisodeError("no policy chunk overlaps the recorded commands")
     return {"chunks_compared": len(whole), "first_step_mae": float(np.mean(first)), "chunk_mae": float(np.mean(whole))}
 
 
@@ -126,10 +127,10 @@ def wait_for_first_latents(node, processes, latents_received: list, args) -> flo
     started = time.monotonic()
     while not latents_received:
         if time.monotonic() - started > args.warmup:
-            raise BagError(f"no latents from perception within {args.warmup} s of its first frame; "
+            raise EpisodeError(f"no latents from perception within {args.warmup} s of its first frame; "
                            f"see the logs in {args.out}")
         if any(process.poll() is not None for process in processes):
-            raise BagError(f"a node exited while System 2 warmed up; see the logs in {args.out}")
+            raise EpisodeError(f"a node exited while System 2 warmed up; see the logs in {args.out}")
         rclpy.spin_once(node, timeout_sec=0.05)
     return time.monotonic() - started
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = {name: os.environ.get(name) for name in ISOLATION_VARIABLES}
     try:
         return replay(args)
-    except (BagError, CheckpointError, OSError, ValueError) as error:
+    except (EpisodeError, CheckpointError, OSError, ValueError) as error:
         if args.debug:
             raise
         print(f"replay: error: {error}", file=sys.stderr)
@@ -206,7 +207,7 @@ def replay(args) -> int:
     cameras, first_ns, last_ns = bag_layout(args.bag, topics)
     (camera_topic, camera_type), extra = cameras[0], cameras[1:]
     if any(msgtype != camera_type for _, msgtype in extra):
-        raise BagError(f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
+        raise EpisodeError(f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
                        "image types; perception takes them all through one image_transport")
     # The commands only (no image is decoded): fails early on unusable
     # joint names or commands, and names them.
@@ -298,9 +299,9 @@ def replay(args) -> int:
         deadline = time.monotonic() + args.warmup
         while not nodes_ready(node, listen_topic, topics.joint_states):
             if time.monotonic() > deadline:
-                raise BagError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
+                raise EpisodeError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
             if any(process.poll() is not None for process in processes):
-                raise BagError(f"a node exited while starting; see the logs in {args.out}")
+                raise EpisodeError(f"a node exited while starting; see the logs in {args.out}")
             clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=first_ns).to_msg()))
             rclpy.spin_once(node, timeout_sec=0.1)
         time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
@@ -360,13 +361,13 @@ def replay(args) -> int:
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
     try:
         report.update(action_errors(chunks, recorded.command_stamps_ns, recorded.commands))
-    except BagError as error:
+    except EpisodeError as error:
         report["error"] = str(error)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     write_latency_plot(args.out / "latency.png", chunk_latency, latents_latency)
     print(json.dumps(report, indent=2))
     if "error" in report:
-        raise BagError(f"{report['error']}; report in {args.out / 'report.json'}")
+        raise EpisodeError(f"{report['error']}; report in {args.out / 'report.json'}")
     return 0
 
 

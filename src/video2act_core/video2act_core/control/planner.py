@@ -7,11 +7,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from video2act_core.control.execution import ChunkPrior
-from video2act_core.policy import Latents, System1
+from video2act_core.latents import Latents
+
+if TYPE_CHECKING:  # the planner drives a System 1 it is given; control itself needs no torch
+    from video2act_core.systems import System1
 
 
 class Mode(IntEnum):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import BagError, Episode
+from video2act_core.data.episode import Episode, EpisodeError
 from video2act_core.data.images import ImageDecodeError, decode_compressed, resize_frame
 from video2act_core.data.joint_names import JointNameMap
 
@@ -48,11 +48,11 @@ def _read_info(root: Path) -> dict:
     try:
         info = json.loads((root / "meta" / "info.json").read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise BagError(f"{root}: cannot read LeRobot metadata: {error}") from error
+        raise EpisodeError(f"{root}: cannot read LeRobot metadata: {error}") from error
     version = info.get("codebase_version")
     if version not in SUPPORTED_VERSIONS:
         supported = ", ".join(SUPPORTED_VERSIONS)
-        raise BagError(f"{root}: LeRobot dataset version {version} is not supported (reads {supported})")
+        raise EpisodeError(f"{root}: LeRobot dataset version {version} is not supported (reads {supported})")
     return info
 
 
@@ -61,11 +61,11 @@ def _joint_order(feature: dict, joint_names: list[str], key: str, joint_name_map
     if isinstance(names, dict):  # {"motors": [...]} in some datasets
         names = next(iter(names.values()), None)
     if not isinstance(names, list):
-        raise BagError(f"'{key}' does not name its joints; cannot match them to {joint_names}")
+        raise EpisodeError(f"'{key}' does not name its joints; cannot match them to {joint_names}")
     mapped = joint_name_map.names(names)
     missing = [n for n in joint_names if n not in mapped]
     if missing:
-        raise BagError(f"'{key}' lacks joints {missing} (its joints after name mapping: {mapped})")
+        raise EpisodeError(f"'{key}' lacks joints {missing} (its joints after name mapping: {mapped})")
     return [mapped.index(n) for n in joint_names]
 
 
@@ -74,7 +74,7 @@ def _episode_files_v2(root: Path, info: dict, camera: str, is_video: bool) -> li
         lines = (root / "meta" / "episodes.jsonl").read_text().splitlines()
         indices = [json.loads(line)["episode_index"] for line in lines if line]
     except (OSError, json.JSONDecodeError, KeyError) as error:
-        raise BagError(f"{root}: cannot read LeRobot metadata: {error}") from error
+        raise EpisodeError(f"{root}: cannot read LeRobot metadata: {error}") from error
     files = []
     for index in indices:
         fields = {"episode_chunk": index // info.get("chunks_size", 1000), "episode_index": index, "video_key": camera}
@@ -92,11 +92,11 @@ def _episode_files_v3(root: Path, info: dict, camera: str, is_video: bool) -> li
         columns += [f"videos/{camera}/chunk_index", f"videos/{camera}/file_index", f"videos/{camera}/from_timestamp"]
     paths = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
     if not paths:
-        raise BagError(f"{root}: cannot read LeRobot metadata: no meta/episodes/chunk-*/file-*.parquet")
+        raise EpisodeError(f"{root}: cannot read LeRobot metadata: no meta/episodes/chunk-*/file-*.parquet")
     try:
         rows = [row for path in paths for row in pq.read_table(path, columns=columns).to_pylist()]
     except (OSError, ValueError) as error:  # pyarrow's errors derive from these
-        raise BagError(f"{root}: cannot read LeRobot metadata: {error}") from error
+        raise EpisodeError(f"{root}: cannot read LeRobot metadata: {error}") from error
     files = []
     for row in sorted(rows, key=lambda row: row["episode_index"]):
         data = info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
@@ -121,9 +121,9 @@ def _read_rows(files: _EpisodeFiles, columns: list[str], shared_file: bool) -> d
         filters = [("episode_index", "==", files.index)] if shared_file else None
         table = pq.read_table(files.data_path, columns=columns + optional, filters=filters)
     except (OSError, ValueError) as error:  # pyarrow's errors derive from these
-        raise BagError(f"{files.data_path}: cannot read episode data: {error}") from error
+        raise EpisodeError(f"{files.data_path}: cannot read episode data: {error}") from error
     if table.num_rows == 0:
-        raise BagError(f"{files.data_path}: no rows of episode {files.index}")
+        raise EpisodeError(f"{files.data_path}: no rows of episode {files.index}")
     return table.to_pydict()
 
 
@@ -151,16 +151,16 @@ def _decode_video(files: _EpisodeFiles, row_times_s: np.ndarray, fps: float,
                 times.append(frame.time - files.video_start_s)
                 frames.append(frame.to_ndarray(format="rgb24"))
     except (av.error.FFmpegError, OSError) as error:
-        raise BagError(f"{files.video_path}: cannot decode video: {error}") from error
+        raise EpisodeError(f"{files.video_path}: cannot decode video: {error}") from error
     if not frames:
-        raise BagError(f"{files.video_path}: no video frames for episode {files.index}")
+        raise EpisodeError(f"{files.video_path}: no video frames for episode {files.index}")
     times = np.asarray(times)
     # Rounding the fractional position among the (increasing) frame times picks the nearer neighbour.
     nearest = np.rint(np.interp(row_times_s, times, np.arange(len(times)))).astype(int)
     # A video may end one frame early; that last row is dropped by the caller.
     late = np.abs(row_times_s - times[nearest]) > tolerance
     if late[:-1].any():
-        raise BagError(f"episode {files.index}: no video frame within {tolerance:.3f} s of row "
+        raise EpisodeError(f"episode {files.index}: no video frame within {tolerance:.3f} s of row "
                        f"{int(np.argmax(late))} ({len(frames)} frames for {len(row_times_s)} rows)")
     return np.stack([frames[i] for i in nearest[: len(nearest) - int(late[-1])]])
 
@@ -174,7 +174,7 @@ def _decode_images(encoded: list[dict], frame_size: tuple[int, int] | None, wher
             frame = decode_compressed("png", item["bytes"])
             frames.append(resize_frame(frame, frame_size) if frame_size is not None else frame)
     except (ImageDecodeError, TypeError) as error:
-        raise BagError(f"{where}: cannot decode image: {error}") from error
+        raise EpisodeError(f"{where}: cannot decode image: {error}") from error
     return np.stack(frames)
 
 
@@ -191,10 +191,10 @@ def read_lerobot_dataset(
     features = info["features"]
     cameras = [key for key, value in features.items() if value.get("dtype") in CAMERA_DTYPES]
     if not cameras:
-        raise BagError(f"{root}: no camera features (of dtype {' or '.join(CAMERA_DTYPES)})")
+        raise EpisodeError(f"{root}: no camera features (of dtype {' or '.join(CAMERA_DTYPES)})")
     camera = camera or cameras[0]
     if camera not in cameras:
-        raise BagError(f"{root}: no camera '{camera}' (has {cameras})")
+        raise EpisodeError(f"{root}: no camera '{camera}' (has {cameras})")
     is_video = features[camera]["dtype"] == "video"
     joint_name_map = joint_name_map or JointNameMap()
     state_order = _joint_order(features[STATE_KEY], joint_names, STATE_KEY, joint_name_map)
@@ -221,7 +221,7 @@ def read_lerobot_dataset(
         if tasks:
             indices = set(table["task_index"][:rows])
             if len(indices) > 1:
-                raise BagError(f"{files.data_path}: an episode with several tasks {sorted(indices)}; "
+                raise EpisodeError(f"{files.data_path}: an episode with several tasks {sorted(indices)}; "
                                "one task per episode is supported")
             instruction = tasks.get(int(indices.pop()), "")
         episodes.append(Episode(stamps, frames, stamps, states, stamps, actions, success, instruction=instruction))
@@ -246,5 +246,5 @@ def _tasks(root: Path, is_v3: bool) -> dict[int, str]:
     names = table.column_names
     column = "task" if "task" in names else (table.schema.pandas_metadata or {}).get("index_columns", [None])[0]
     if column not in names:
-        raise BagError(f"{path}: no task column (has {names})")
+        raise EpisodeError(f"{path}: no task column (has {names})")
     return {int(i): str(t) for i, t in zip(table.column("task_index").to_pylist(), table.column(column).to_pylist())}

@@ -97,7 +97,8 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.data.episode import Episode, EpisodeError, EpisodeTopics
+from video2act_core.data.rosbag import read_episode
 from video2act_core.data.images import COMPRESSED_SUFFIX
 from video2act_core.data.joint_names import JointNameMap
 
@@ -156,7 +157,7 @@ def resample(episode: Episode, fps: int, success: tuple[np.ndarray, np.ndarray] 
     frames_ns = episode.image_stamps_ns
     usable = (frames_ns >= episode.state_stamps_ns[0]) & (frames_ns + period_ns > episode.command_stamps_ns[0])
     if not usable.any():
-        raise BagError("no camera frame with a joint state at or before it and a command by the end of its period")
+        raise EpisodeError("no camera frame with a joint state at or before it and a command by the end of its period")
     first = int(np.argmax(usable))
     origin = int(frames_ns[first])  # times relative to it: float64 grid times stay exact to the nanosecond
     count = int(np.floor((frames_ns[-1] - origin) / period_ns + 0.5)) + 1
@@ -337,7 +338,7 @@ class _VideoFiles:
         if self.shape is None:
             self.shape = frames.shape[1:]
         elif frames.shape[1:] != self.shape:
-            raise BagError(f"{self.key}: frames of {frames.shape[2]}x{frames.shape[1]} after episodes of "
+            raise EpisodeError(f"{self.key}: frames of {frames.shape[2]}x{frames.shape[1]} after episodes of "
                            f"{self.shape[1]}x{self.shape[0]}; a camera's frames must keep one size")
         if self.container is None:
             self._open()
@@ -573,7 +574,7 @@ def read_success(bag: Path, topic: str) -> tuple[np.ndarray, np.ndarray] | None:
                 stamps.append(stamp)
                 values.append(bool(reader.deserialize(raw, connection.msgtype).data))
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
-        raise BagError(f"{bag}: cannot read bag: {error}") from error
+        raise EpisodeError(f"{bag}: cannot read bag: {error}") from error
     if not stamps:
         return None
     order = np.argsort(stamps, kind="stable")
@@ -588,7 +589,7 @@ def records_success(bag: Path, topic: str) -> bool:
         with AnyReader([Path(bag)]) as reader:
             return any(c.topic == topic and c.msgcount > 0 for c in reader.connections)
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
-        raise BagError(f"{bag}: cannot read bag: {error}") from error
+        raise EpisodeError(f"{bag}: cannot read bag: {error}") from error
 
 
 def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names: list[str], fps: int | None = None,
@@ -599,13 +600,13 @@ def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names:
     dataset at `out`, which must not exist; its info.json."""
     out = Path(out)
     if out.exists():
-        raise BagError(f"{out} exists; refusing to overwrite it")
+        raise EpisodeError(f"{out} exists; refusing to overwrite it")
     if not bags:
-        raise BagError("no bags to export")
+        raise EpisodeError("no bags to export")
     topics_of_cameras = [topics.image, *topics.extra_cameras]
     names = camera_names or [camera_name(topic) for topic in topics_of_cameras]
     if len(names) != len(topics_of_cameras) or len(set(names)) != len(names):
-        raise BagError(f"camera names {names} for the cameras {topics_of_cameras}: one distinct name each")
+        raise EpisodeError(f"camera names {names} for the cameras {topics_of_cameras}: one distinct name each")
     has_success = any(records_success(bag, topics.success) for bag in bags)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -616,16 +617,16 @@ def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names:
             rate = camera_rate_hz(episode.image_stamps_ns)
             if fps is None:
                 if rate <= 0:
-                    raise BagError(f"{bag}: one camera frame gives no rate to export at; pass --fps")
+                    raise EpisodeError(f"{bag}: one camera frame gives no rate to export at; pass --fps")
                 fps = max(1, int(round(rate)))
             if 0 < rate < 0.95 * fps:
-                raise BagError(f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
+                raise EpisodeError(f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
                                f"frames; export at --fps {max(1, int(rate))} or less")
             success = read_success(bag, topics.success) if has_success else None
             try:
                 rows = resample(episode, fps, success)
-            except BagError as error:
-                raise BagError(f"{bag}: {error}") from error
+            except EpisodeError as error:
+                raise EpisodeError(f"{bag}: {error}") from error
             if has_success and rows.success is None:  # a bag without success messages: never succeeded
                 rows.success = np.zeros(len(rows), bool)
             if writer is None:
@@ -654,7 +655,7 @@ def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from video2act_core.data.dataset import find_episode_bags
+    from video2act_core.data.samples import find_episode_bags
     from video2act_core.params import CommonParams, SimArmParams, node_params
 
     repo = Path(__file__).resolve().parents[4]
@@ -699,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         info = export_bags(find_episode_bags(args.bags), args.out, topics, common.joint_names, args.fps, joint_map,
                            args.task, args.camera_names, args.robot_type,
                            None if args.codec is None else video_codec(args.codec), args.crf)
-    except (BagError, OSError, ValueError) as error:
+    except (EpisodeError, OSError, ValueError) as error:
         if args.debug:
             raise
         message = " ".join(str(error).split())  # one line, whatever the library said (a YAML parser's is several)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from video2act_core.data.bags import BagError, Episode, EpisodeTopics, read_episode
+from video2act_core.data.episode import Episode, EpisodeError, EpisodeTopics
+from video2act_core.data.rosbag import read_episode
 from video2act_core.data.frames import ViewSpec, clip_frame_indices, view_frame_indices
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
@@ -81,7 +82,7 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
         else:
             bags.extend(sorted(p.parent for p in root.rglob("metadata.yaml")))
     if not bags:
-        raise BagError(f"no rosbag2 directories (with metadata.yaml) under {[str(r) for r in roots]}")
+        raise EpisodeError(f"no rosbag2 directories (with metadata.yaml) under {[str(r) for r in roots]}")
     return bags
 
 
@@ -129,7 +130,7 @@ def episode_cameras(episode: Episode, views: ViewSpec) -> list[tuple[np.ndarray,
     cameras = [(episode.image_stamps_ns, episode.images)]
     cameras += [(recording.stamps_ns, recording.images) for recording in episode.extra_cameras]
     if len(cameras) < views.cameras:
-        raise BagError(f"the model reads {views.cameras} cameras for its image tokens, the episode has "
+        raise EpisodeError(f"the model reads {views.cameras} cameras for its image tokens, the episode has "
                        f"{len(cameras)}: name the others in extra_camera_topics")
     return cameras[:views.cameras]
 
@@ -154,7 +155,7 @@ def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_strid
         states.append(episode.states[state])
         actions.append(episode.commands[future])
     if not frame_indices:
-        raise BagError("episode has no command with a frame of every camera and a joint state before it")
+        raise EpisodeError("episode has no command with a frame of every camera and a joint state before it")
     episode_index = np.zeros(len(frame_indices), np.int64)
     view_clips = Views([[images for _, images in cameras]], episode_index, np.stack(view_indices)) if views else None
     return Samples(Clips([episode.images], episode_index, np.stack(frame_indices)), np.stack(states),

@@ -17,57 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.camera_pose import CameraPose, compose_static_tree
-from video2act_core.control import JointStateError, reorder_joint_state
 from video2act_core.data.images import (COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_compressed,
                                         encode_rgb8, resize_frame)
-from video2act_core.data.joint_names import JointNameMap
+from video2act_core.data.episode import CameraRecording, Episode, EpisodeError, EpisodeTopics
+from video2act_core.data.joint_names import JointNameMap, JointStateError, reorder_joint_state
 from video2act_core.params import absolute_topic
-
-
-class BagError(RuntimeError):
-    """A bag that cannot be read or lacks what an episode needs."""
-
-
-@dataclass(frozen=True)
-class EpisodeTopics:
-    """Topic names as a bag stores them: absolute (relative names of the
-    params file are resolved in the root namespace, as `ros2 bag record`
-    of a root-namespace stack would name them)."""
-
-    image: str
-    joint_states: str
-    trajectory: str
-    success: str
-    instruction: str = ""  # std_msgs/String task instruction; empty: none recorded or read
-    extra_cameras: tuple[str, ...] = ()  # more cameras' images (a wrist camera), for image tokens
-
-    def __post_init__(self):
-        for name in ("image", "joint_states", "trajectory", "success", "instruction"):
-            if getattr(self, name):
-                object.__setattr__(self, name, absolute_topic(getattr(self, name)))
-        object.__setattr__(self, "extra_cameras", tuple(absolute_topic(t) for t in self.extra_cameras))
-
-
-@dataclass
-class CameraRecording:
-    """One extra camera's frames in an episode."""
-
-    stamps_ns: np.ndarray  # (N,) int64, increasing
-    images: np.ndarray  # (N, H, W, 3) uint8 RGB
-
-
-@dataclass
-class Episode:
-    image_stamps_ns: np.ndarray  # (N,) int64, increasing
-    images: np.ndarray  # (N, H, W, 3) uint8 RGB
-    state_stamps_ns: np.ndarray  # (M,)
-    states: np.ndarray  # (M, J) in joint_names order
-    command_stamps_ns: np.ndarray  # (K,)
-    commands: np.ndarray  # (K, J): the first point of each commanded trajectory
-    success: bool
-    camera_pose: CameraPose | None = None  # camera frame in base frame, from /tf_static
-    instruction: str = ""  # the task instruction recorded with it ("" when none)
-    extra_cameras: list[CameraRecording] = field(default_factory=list)  # in EpisodeTopics.extra_cameras order
 
 
 TF_STATIC = "/tf_static"
@@ -219,7 +173,7 @@ def find_image_connection(connections, topic: str, where: str):
         if candidate in by_topic:
             return by_topic[candidate]
     found = ", ".join(f"{c.topic} ({c.msgtype.rsplit('/', 1)[-1]})" for c in by_topic.values()) or "none"
-    raise BagError(f"{where}: no camera images on {topic} or {topic.rstrip('/')}{COMPRESSED_SUFFIX}; "
+    raise EpisodeError(f"{where}: no camera images on {topic} or {topic.rstrip('/')}{COMPRESSED_SUFFIX}; "
                    f"image topics in the bag: {found}")
 
 
@@ -275,17 +229,17 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
                         success |= bool(message.data)
                 except (ImageDecodeError, JointStateError, ValueError, IndexError) as error:
                     skipped[f"{connection.topic}: {error}"] += 1
-    except BagError:
+    except EpisodeError:
         raise
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
-        raise BagError(f"{path}: cannot read bag: {error}") from error
+        raise EpisodeError(f"{path}: cannot read bag: {error}") from error
     needed = [("joint states", states, topics.joint_states), ("commands", commands, topics.trajectory)]
     needed[:0] = [("images", frames_by_topic[topic], topic) for topic in camera_topics]
     for name, items, topic in needed:
         if not items:
             reasons = "; ".join(f"{count} x {reason}" for reason, count in skipped.most_common(3)
                                 if reason.startswith(f"{topic}:")) or "no messages on it"
-            raise BagError(f"{path}: no usable {name} on {topic} ({reasons})")
+            raise EpisodeError(f"{path}: no usable {name} on {topic} ({reasons})")
 
     def stacked(items):
         items.sort(key=lambda item: item[0])
@@ -298,7 +252,7 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     command_stamps, command_values = stacked(commands)
     camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
     if len(set(instructions)) > 1:
-        raise BagError(f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
+        raise EpisodeError(f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
                        "split the bag into one episode per task")
     return Episode(image_stamps, image_values, state_stamps, state_values, command_stamps, command_values, success,
                    camera_pose, instructions[0] if instructions else "", recordings[1:])
