@@ -133,3 +133,11 @@ def test_holds_with_a_reason_on_unusable_inputs(planner, make_latents, state, re
     assert plan.mode == Mode.HOLD
     assert reason in plan.reason
     assert plan.positions is None
+
+
+def test_more_sampling_steps_than_the_checkpoint_was_trained_with_are_refused_at_start_up(tiny_checkpoint):
+    system1 = load_system1(tiny_checkpoint, device="cpu")
+    trained = system1.config.num_train_timesteps
+    ChunkPlanner(system1, 0.1, 1.0, 0.3, num_inference_steps=trained)
+    with pytest.raises(ValueError, match=rf"num_inference_steps {trained + 1} must lie in \[1, {trained}\]"):
+        ChunkPlanner(system1, 0.1, 1.0, 0.3, num_inference_steps=trained + 1)

@@ -68,6 +68,10 @@ class ChunkPlanner:
         num_inference_steps: int | None = None,
         max_stamp_lead_s: float = 0.1,
     ):
+        trained = system1.config.num_train_timesteps
+        if num_inference_steps is not None and not 1 <= num_inference_steps <= trained:
+            raise ValueError(f"num_inference_steps {num_inference_steps} must lie in [1, {trained}], the "
+                             "checkpoint's training timesteps")
         self.system1 = system1
         self.action_period_s = action_period_s
         self.max_latents_age_s = max_latents_age_s

@@ -21,7 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from video2act_core.models.config import ConfigDict
-from video2act_core.models.text import build_text_encoder
+from video2act_core.models.text import build_text_encoder, text_encoder_arguments
+
+PREDICTION_TYPES = ("epsilon", "sample")
+# The schedules diffusers' DDIMScheduler builds (0.42.1).
+BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 
 
 @dataclass
@@ -52,6 +56,35 @@ class DiTConfig(ConfigDict):
     # The task instruction's tokens in the context (`text.build_text_encoder`):
     # {} for none, {type: learned, ...} or {type: pretrained, path: ...}.
     language: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("action_dim", "state_dim", "horizon", "context_dim", "hidden_dim", "num_layers", "num_heads",
+                     "num_train_timesteps"):
+            if getattr(self, name) < 1:
+                raise self.invalid(name, "an int >= 1")
+        if self.hidden_dim % 2:
+            # The sinusoidal timestep table has cos and sin halves.
+            raise self.invalid("hidden_dim", "an even width (the timestep embedding is cos and sin halves)")
+        if self.hidden_dim % self.num_heads:
+            raise self.invalid("num_heads", f"a divisor of hidden_dim={self.hidden_dim} (each head takes an equal "
+                                            "share of the width)")
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise self.invalid("num_inference_steps", f"1..num_train_timesteps={self.num_train_timesteps} "
+                                                      "(DDIM samples a subset of the training timesteps)")
+        if not self.mlp_ratio > 0 or int(self.hidden_dim * self.mlp_ratio) < 1:
+            raise self.invalid("mlp_ratio", f"> 0, with at least one MLP unit at hidden_dim={self.hidden_dim}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise self.invalid("dropout", "a probability in [0, 1)")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise self.invalid("prediction_type", f"one of {PREDICTION_TYPES}")
+        if self.beta_schedule not in BETA_SCHEDULES:
+            raise self.invalid("beta_schedule", f"one of {BETA_SCHEDULES}")
+        if self.language:
+            try:
+                text_encoder_arguments(self.language)
+            except ValueError as error:
+                raise ValueError(f"{type(self).__name__}.{error}") from None
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -227,8 +260,6 @@ class ActionDiffusion(nn.Module):
 
         self.config = config
         self.model = DiTActionHead(config)
-        if config.prediction_type not in ("epsilon", "sample"):
-            raise ValueError(f"prediction_type must be 'epsilon' or 'sample', got '{config.prediction_type}'")
         self.scheduler = DDIMScheduler(
             num_train_timesteps=config.num_train_timesteps,
             beta_schedule=config.beta_schedule,

@@ -13,6 +13,7 @@ CPU, `forward` ids -> embeddings):
 
 from __future__ import annotations
 
+import inspect
 import re
 import zlib
 from typing import Any
@@ -84,15 +85,39 @@ class PretrainedTextEncoder(nn.Module):
         return model(input_ids=ids.to(device), attention_mask=mask.to(device).long()).last_hidden_state
 
 
+TEXT_ENCODERS = ("learned", "pretrained")
+
+
+def text_encoder_arguments(config: dict[str, Any]) -> tuple[type[nn.Module], dict[str, Any]]:
+    """The encoder class a `system1.language` mapping names and its
+    constructor's arguments (the mapping over the defaults), checked: a
+    ValueError naming the key, its value and what is expected, in one line."""
+    kind = config.get("type", "learned")
+    if kind not in TEXT_ENCODERS:
+        raise ValueError(f"language.type={kind!r}: expected one of {TEXT_ENCODERS}")
+    cls = LearnedTextEncoder if kind == "learned" else PretrainedTextEncoder
+    options = {k: v for k, v in config.items() if k != "type"}
+    signature = inspect.signature(cls.__init__)
+    accepted = [name for name in signature.parameters if name != "self"]
+    for name, value in options.items():
+        if name not in accepted:
+            raise ValueError(f"language.{name}={value!r}: expected one of the {kind} text encoder's keys {accepted}")
+    bound = signature.bind_partial(None, **options)
+    bound.apply_defaults()
+    arguments = {name: bound.arguments.get(name) for name in accepted}  # None: required, not given
+    for name, value in arguments.items():
+        if name == "path":
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"language.path={value!r}: a pretrained text encoder needs `path`, "
+                                 "expected a local model directory")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < (2 if name == "vocab_size" else 1):
+            # Row 0 of the learned table is padding: words need at least one more.
+            raise ValueError(f"language.{name}={value!r}: expected an int >= {2 if name == 'vocab_size' else 1}")
+    return cls, arguments
+
+
 def build_text_encoder(config: dict[str, Any]) -> LearnedTextEncoder | PretrainedTextEncoder:
     """From a `system1.language` mapping: {type: learned, vocab_size, max_tokens, dim}
     or {type: pretrained, path, max_tokens}."""
-    options = {k: v for k, v in config.items() if k != "type"}
-    kind = config.get("type", "learned")
-    if kind == "learned":
-        return LearnedTextEncoder(**options)
-    if kind == "pretrained":
-        if not options.get("path"):
-            raise ValueError("a pretrained text encoder needs `path`: a local model directory")
-        return PretrainedTextEncoder(**options)
-    raise ValueError(f"language.type must be 'learned' or 'pretrained', got '{kind}'")
+    cls, arguments = text_encoder_arguments(config)
+    return cls(**arguments)

@@ -38,6 +38,9 @@ former of zero: the static tokens.
 
 from __future__ import annotations
 
+import warnings
+
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from video2act_core.data.frames import ViewSpec, view_frame_indices
-from video2act_core.models.backbones import build_backbone
+from video2act_core.models.backbones import backbone_arguments, backbone_class, build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE
 from video2act_core.models.config import ConfigDict
 from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude, band_pass,
@@ -116,27 +119,99 @@ class VDMEncoderConfig(ConfigDict):
     token_dim: int = 128
     former_hidden: int = 256
 
-    def __post_init__(self):
-        if self.spatial_filter not in (*SPATIAL_FILTERS, UNFILTERED):
-            raise ValueError(f"spatial_filter must be one of {(*SPATIAL_FILTERS, UNFILTERED)}, "
-                             f"got '{self.spatial_filter}'")
-        if self.motion_filter not in MOTION_FILTERS:
-            raise ValueError(f"motion_filter must be one of {MOTION_FILTERS}, got '{self.motion_filter}'")
-        if self.filter_at not in FILTER_PLACES:
-            raise ValueError(f"filter_at must be one of {FILTER_PLACES}, got '{self.filter_at}'")
-        if self.filter_at == "latents" and UNFILTERED in (self.spatial_filter, self.motion_filter):
-            raise ValueError("filter_at: latents needs both filters; unfiltered streams read the features")
-        if self.num_frames < 2:
-            raise ValueError(f"the motion clip needs at least 2 frames, got {self.num_frames}")
-        if self.view_cameras < 0 or self.view_history < 1 or self.view_spacing_s < 0:
-            raise ValueError(f"image tokens need view_cameras >= 0, view_history >= 1 and view_spacing_s >= 0, got "
-                             f"{self.view_cameras}, {self.view_history}, {self.view_spacing_s}")
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        try:
+            backbone_arguments(self.backbone)
+        except ValueError as error:
+            raise ValueError(f"{type(self).__name__}.{error}") from None
+        for name in ("image_height", "image_width", "motion_height", "motion_width", "spatial_grid", "motion_grid",
+                     "view_grid", "token_dim", "former_hidden"):
+            if getattr(self, name) < 1:
+                raise self.invalid(name, "an int >= 1")
         if self.token_dim % 4:
-            raise ValueError(f"token_dim must be a multiple of 4 for 2D sin-cos positions, got {self.token_dim}")
+            raise self.invalid("token_dim", "a multiple of 4 (2D sin-cos positions: sin and cos of rows and columns)")
+        if self.spatial_filter not in (*SPATIAL_FILTERS, UNFILTERED):
+            raise self.invalid("spatial_filter", f"one of {(*SPATIAL_FILTERS, UNFILTERED)}")
+        if self.motion_filter not in MOTION_FILTERS:
+            raise self.invalid("motion_filter", f"one of {MOTION_FILTERS}")
+        if self.filter_at not in FILTER_PLACES:
+            raise self.invalid("filter_at", f"one of {FILTER_PLACES}")
+        if self.filter_at == "latents" and UNFILTERED in (self.spatial_filter, self.motion_filter):
+            raise self.invalid("filter_at", f"'features' with spatial_filter={self.spatial_filter!r} and "
+                                            f"motion_filter={self.motion_filter!r} (filter_at: latents needs both "
+                                            "filters; unfiltered streams read the features)")
+        if self.num_frames < 2:
+            raise self.invalid("num_frames", "at least 2 frames in the motion clip")
+        if not self.motion_fps > 0:
+            raise self.invalid("motion_fps", "> 0")
+        self._check_motion_band()
+        if not 0.0 <= self.noise_floor_quantile <= 1.0:
+            raise self.invalid("noise_floor_quantile", "a quantile in [0, 1]")
+        if not self.noise_floor_factor >= 0.0:
+            raise self.invalid("noise_floor_factor", ">= 0 (0: keep everything)")
+        if self.view_cameras < 0:
+            raise self.invalid("view_cameras", ">= 0 (0: no image tokens)")
+        if self.view_cameras and self.view_history < 1:
+            raise self.invalid("view_history", f">= 1 frame per camera with view_cameras={self.view_cameras}")
+        if self.view_cameras and not self.view_spacing_s >= 0.0:
+            raise self.invalid("view_spacing_s", f">= 0 s with view_cameras={self.view_cameras}")
+
+    def _check_motion_band(self) -> None:
+        """[low, high] Hz in order; with the band filter, a band the motion
+        clip's latent frames resolve (below their Nyquist frequency, holding
+        at least one of their rFFT bins)."""
+        band = self.motion_band_hz
+        if len(band) != 2 or not 0.0 < band[0] < band[1]:
+            raise self.invalid("motion_band_hz", "[low, high] in Hz with 0 < low < high")
+        if self.motion_filter != "band":
+            return
+        kind = self.backbone.get("type", "svd")
+        frames, fps = self.latent_frames_and_rate(backbone_class(kind).temporal_compression)
+        clip = f"the {kind} backbone's {frames} latent frames at {fps:g} fps"
+        if band[1] > fps / 2.0 + 1e-9:
+            raise self.invalid("motion_band_hz", f"high <= {fps / 2.0:g} Hz, the Nyquist frequency of {clip}")
+        try:
+            band_bins(frames, fps, (band[0], band[1]))
+        except ValueError:
+            raise self.invalid("motion_band_hz", f"a band holding one of the frequencies of {clip} (their bins are "
+                                                 f"{fps / frames:.3g} Hz apart): lengthen the clip or widen the "
+                                                 "band") from None
+
+    def check_feature_grids(self, feature_grid: Callable[[int, int], tuple[int, int] | None],
+                            size_multiple: int = 1) -> None:
+        """Frame sizes the backbone takes; a warning for a pooling grid
+        larger than its feature maps (it only repeats cells: tokens that
+        carry nothing new; the shipped full-size Wan and tiny DP configs do
+        so, and their figures were measured that way).
+
+        Args:
+            feature_grid: (height, width) of a frame -> (h', w') of its
+                feature maps, or None where unknown (`VideoBackbone.feature_grid`).
+            size_multiple: frame sides must be multiples of it (pixels per
+                feature cell of the transformer backbones).
+        """
+        kind = self.backbone.get("type", "svd")
+        for name in ("image_height", "image_width", "motion_height", "motion_width"):
+            if getattr(self, name) % size_multiple:
+                raise self.invalid(name, f"a multiple of {size_multiple}, the {kind} backbone's pixels per feature "
+                                         "cell")
+        grids = [("spatial_grid", "image"), ("motion_grid", "motion")]
+        for name, stream in grids + ([("view_grid", "image")] if self.view_cameras else []):
+            height, width = getattr(self, f"{stream}_height"), getattr(self, f"{stream}_width")
+            cells = feature_grid(height, width)
+            if cells is not None and getattr(self, name) > min(cells):
+                warnings.warn(f"{type(self).__name__}.{name}={getattr(self, name)} repeats cells: the {kind} "
+                              f"backbone's features of a {height}x{width} frame are {cells[0]}x{cells[1]} cells",
+                              GridRepeatsCellsWarning, stacklevel=2)
 
     def latent_frames_and_rate(self, temporal_compression: int) -> tuple[int, float]:
         """The motion clip as the backbone's latents see it: frames and their rate."""
         return 1 + (self.num_frames - 1) // temporal_compression, self.motion_fps / temporal_compression
+
+
+class GridRepeatsCellsWarning(UserWarning):
+    """A pooling grid larger than the feature maps it pools."""
 
 
 @dataclass
@@ -231,9 +306,7 @@ class SpatioMotionEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.backbone = build_backbone(config.backbone)
-        latent_frames, latent_fps = config.latent_frames_and_rate(self.backbone.temporal_compression)
-        if config.motion_filter == "band":
-            band_bins(latent_frames, latent_fps, tuple(config.motion_band_hz))  # fails early, with the reason
+        config.check_feature_grids(self.backbone.feature_grid, self.backbone.size_multiple)
         channels = self.backbone.feature_channels
         self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
         self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)

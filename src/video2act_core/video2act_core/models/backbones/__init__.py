@@ -11,6 +11,8 @@ model made them.
 from __future__ import annotations
 
 import importlib.util
+import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from video2act_core.models.config import type_error
+
 # The flow-matching transformers (Wan, HunyuanVideo) map a noise level s in
 # [0, 1] to their timestep s * 1000; their stage-1 loss draws s uniformly or
 # logit-normally (more weight on mid-range noise, as SD3 trains).
 NUM_TRAIN_TIMESTEPS = 1000
 TIMESTEP_SAMPLINGS = ("uniform", "logit_normal")
+BACKBONE_TYPES = ("svd", "wan", "hunyuan", "resnet")
 
 
 class VideoBackbone(nn.Module):
@@ -50,11 +55,26 @@ class VideoBackbone(nn.Module):
       head weights.
     - `trained_end_to_end`: False for video models (frozen after stage 1,
       their maps cached); True for an image encoder trained with System 1.
+    - `check_arguments(arguments)`: the constructor's arguments checked
+      without building anything (`backbone_arguments` calls it on a config's
+      `backbone` section, the constructor on its own).
+    - `size_multiple`, `feature_grid(height, width)`: frame sizes must be
+      multiples of the first; the second is the (h', w') grid of the
+      feature maps of such a frame (None where it cannot be told without a
+      forward pass), for System 2 to check that its pooling grids fit.
     """
 
     feature_channels: int
     temporal_compression: int
     trained_end_to_end = False
+    size_multiple = 1
+
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> None:
+        """ValueError naming `backbone.<argument>`, its value and what is expected."""
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int] | None:
+        return None
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -77,11 +97,16 @@ class VideoBackbone(nn.Module):
             module.save_pretrained(Path(directory) / name, safe_serialization=True)
 
 
-def check_flow_options(timestep: float, loss_timestep_sampling: str) -> None:
+def check_flow_options(arguments: dict[str, Any]) -> None:
+    """The options Wan and HunyuanVideo share: the feature pass's timestep,
+    the stage-1 noise-level sampling and how many blocks run."""
+    timestep, sampling = arguments["timestep"], arguments["loss_timestep_sampling"]
     if not 0.0 <= timestep <= NUM_TRAIN_TIMESTEPS:
-        raise ValueError(f"timestep={timestep}: expected 0..{NUM_TRAIN_TIMESTEPS}")
-    if loss_timestep_sampling not in TIMESTEP_SAMPLINGS:
-        raise ValueError(f"loss_timestep_sampling='{loss_timestep_sampling}': expected one of {TIMESTEP_SAMPLINGS}")
+        raise ValueError(f"backbone.timestep={timestep!r}: expected 0..{NUM_TRAIN_TIMESTEPS}")
+    if sampling not in TIMESTEP_SAMPLINGS:
+        raise ValueError(f"backbone.loss_timestep_sampling={sampling!r}: expected one of {TIMESTEP_SAMPLINGS}")
+    if arguments["num_blocks"] < 0:
+        raise ValueError(f"backbone.num_blocks={arguments['num_blocks']!r}: expected >= 0 (0 = all blocks)")
 
 
 def transformer_and_vae(model: str, transformer_class, vae_class, pretrained_path: str,
@@ -124,25 +149,56 @@ def load_local(model_class, directory: Path):
     return model.eval()
 
 
-def build_backbone(options: dict[str, Any]) -> VideoBackbone:
-    """The backbone named by options['type'] ('svd', 'wan', 'hunyuan' or 'resnet'),
-    built from the rest of `options` (a local `pretrained_path`, or configs)."""
-    options = dict(options)
-    kind = options.pop("type", "svd")
+def backbone_class(kind: str) -> type[VideoBackbone]:
+    """The backbone module `kind` names (imported here: its heavy library is
+    imported only when a backbone is built)."""
     if kind == "svd":
         from video2act_core.models.backbones.svd import SVDBackbone
 
-        return SVDBackbone(**options)
+        return SVDBackbone
     if kind == "wan":
         from video2act_core.models.backbones.wan import WanBackbone
 
-        return WanBackbone(**options)
+        return WanBackbone
     if kind == "hunyuan":
         from video2act_core.models.backbones.hunyuan import HunyuanVideoBackbone
 
-        return HunyuanVideoBackbone(**options)
+        return HunyuanVideoBackbone
     if kind == "resnet":
         from video2act_core.models.backbones.resnet import ResNetBackbone
 
-        return ResNetBackbone(**options)
-    raise ValueError(f"unknown System 2 backbone type '{kind}' (svd, wan, hunyuan, resnet)")
+        return ResNetBackbone
+    raise ValueError(f"backbone.type={kind!r}: expected one of {BACKBONE_TYPES}")
+
+
+def backbone_arguments(options: dict[str, Any]) -> tuple[type[VideoBackbone], dict[str, Any]]:
+    """The class options['type'] names (default svd) and every argument of
+    its constructor (the options over its defaults), checked without
+    building anything: an unknown type or option, a value of the wrong type
+    or one the backbone would refuse is a ValueError naming `backbone.<key>`."""
+    if not isinstance(options, dict):
+        raise ValueError(f"backbone={options!r}: expected a mapping with a type, one of {BACKBONE_TYPES}")
+    options = dict(options)
+    kind = options.pop("type", "svd")
+    cls = backbone_class(kind)
+    signature = inspect.signature(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__)
+    accepted = [name for name in signature.parameters if name != "self"]
+    for name, value in options.items():
+        if name not in accepted:
+            raise ValueError(f"backbone.{name}={value!r}: expected one of the {kind} backbone's options {accepted}")
+        expected = type_error(value, hints.get(name, Any))
+        if expected is not None:
+            raise ValueError(f"backbone.{name}={value!r}: expected {expected}")
+    bound = signature.bind(None, **options)
+    bound.apply_defaults()
+    arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
+    cls.check_arguments(arguments)
+    return cls, arguments
+
+
+def build_backbone(options: dict[str, Any]) -> VideoBackbone:
+    """The backbone named by options['type'] ('svd', 'wan', 'hunyuan' or 'resnet'),
+    built from the rest of `options` (a local `pretrained_path`, or configs)."""
+    cls, arguments = backbone_arguments(options)
+    return cls(**arguments)

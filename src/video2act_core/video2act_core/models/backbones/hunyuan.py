@@ -81,7 +81,8 @@ class HunyuanVideoBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLHunyuanVideo, HunyuanVideoTransformer3DModel
 
-        check_flow_options(timestep, loss_timestep_sampling)
+        self.check_arguments({"timestep": timestep, "loss_timestep_sampling": loss_timestep_sampling,
+                              "num_blocks": num_blocks})
         self.transformer, self.vae = transformer_and_vae(
             "HunyuanVideo", HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, pretrained_path,
             transformer or TINY_TRANSFORMER, vae or TINY_VAE)
@@ -96,6 +97,16 @@ class HunyuanVideoBackbone(VideoBackbone):
         self.timestep, self.guidance = float(timestep), float(guidance)
         self.loss_timestep_sampling = loss_timestep_sampling
         self.feature_channels = config.num_attention_heads * config.attention_head_dim
+        # Pixels per feature cell: the VAE's spatial compression, then the transformer's patch.
+        self.size_multiple = self.vae.config.spatial_compression_ratio * config.patch_size
+
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> None:
+        check_flow_options(arguments)
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int]:
+        """One feature cell per transformer token: (height, width) / size_multiple."""
+        return height // self.size_multiple, width // self.size_multiple
 
     def diffusers_modules(self) -> dict[str, torch.nn.Module]:
         return {"transformer": self.transformer, "vae": self.vae}

@@ -10,6 +10,8 @@ with System 2's head weights, not as a diffusers directory.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -37,10 +39,9 @@ class ResNetBackbone(VideoBackbone):
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128), blocks_per_stage: int = 1, groups: int = 8,
                  pretrained_path: str = ""):
         super().__init__()
-        if pretrained_path:
-            raise ValueError("the ResNet baseline is trained from scratch: it has no pretrained directory "
-                             "(its weights are saved with the checkpoint's System 2 head)")
-        widths = list(widths)
+        self.check_arguments({"widths": widths, "blocks_per_stage": blocks_per_stage, "groups": groups,
+                              "pretrained_path": pretrained_path})
+        widths = self.widths = list(widths)
         # The stem halves the input; every later stage but the first halves it again.
         self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.GroupNorm(groups, widths[0]), nn.ReLU())
         stages, channels = [], widths[0]
@@ -51,6 +52,28 @@ class ResNetBackbone(VideoBackbone):
                 channels = width
         self.stages = nn.Sequential(*stages)
         self.feature_channels = channels
+
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> None:
+        if arguments["pretrained_path"]:
+            raise ValueError(f"backbone.pretrained_path={arguments['pretrained_path']!r}: expected none; the ResNet "
+                             "baseline is trained from scratch (its weights are saved with the checkpoint's System 2 "
+                             "head)")
+        for name in ("blocks_per_stage", "groups"):
+            if arguments[name] < 1:
+                raise ValueError(f"backbone.{name}={arguments[name]!r}: expected >= 1")
+        widths, groups = arguments["widths"], arguments["groups"]
+        if not widths or any(width < 1 or width % groups for width in widths):
+            # GroupNorm splits each stage's channels into `groups` equal groups.
+            raise ValueError(f"backbone.widths={list(widths)!r}: expected one or more stage widths, each a "
+                             f"multiple of groups={groups}")
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The stem and every stage after the first halve a side, rounding up
+        (3x3 convolutions, padding 1, stride 2)."""
+        for _ in range(len(self.widths)):
+            height, width = -(-height // 2), -(-width // 2)
+        return height, width
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Pixels in [-1, 1]: the ResNet's input is the image itself."""

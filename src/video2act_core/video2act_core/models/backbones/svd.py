@@ -16,6 +16,7 @@ stands in.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,33 @@ TINY_VAE: dict[str, Any] = {
     "layers_per_block": 1,
     "latent_channels": 4,
 }
+
+
+def latent_size(pixels: int, vae_levels: int) -> int:
+    """A frame side in SVD's VAE latents: each encoder level but the last
+    halves it, rounding down (right/bottom padding, stride 2)."""
+    for _ in range(vae_levels - 1):
+        pixels //= 2
+    return pixels
+
+
+def unet_block_size(latent: int, levels: int, block: str) -> int | None:
+    """A latent side at the output of one of the UNet's blocks (down_blocks.i,
+    mid_block, up_blocks.i): each down block but the last halves it,
+    rounding up (padding 1, stride 2); each up block but the last upsamples
+    to the skip of the level above. None for any other module name."""
+    sizes = [latent]
+    for _ in range(levels - 1):
+        sizes.append(-(-sizes[-1] // 2))
+    match = re.fullmatch(r"(down|up)_blocks\.(\d+)|mid_block", block)
+    if match is None:
+        return None
+    if match[0] == "mid_block":
+        return sizes[-1]
+    index = int(match[2])
+    if match[1] == "down":
+        return sizes[min(index + 1, levels - 1)]
+    return sizes[max(levels - 2 - index, 0)]
 
 
 # CLIP's pixel statistics, as SVD's feature extractor normalises them.
@@ -91,6 +119,9 @@ class SVDBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 
+        self.check_arguments({"sigma": sigma, "vae_scaling_factor": vae_scaling_factor,
+                              "feature_blocks": feature_blocks})
+
         self.image_encoder = None  # CLIP, from a download's image_encoder/
         if pretrained_path:
             root = Path(pretrained_path).expanduser()
@@ -128,11 +159,36 @@ class SVDBackbone(VideoBackbone):
             self.register_buffer("clip_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("clip_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         self._features: dict[str, torch.Tensor] = {}
+        modules = dict(self.unet.named_modules())
         for name in self.feature_blocks:
+            if not name or name not in modules:  # "" names the UNet itself
+                levels = len(self.unet.config.block_out_channels)
+                raise ValueError(f"backbone.feature_blocks={self.feature_blocks!r}: {name!r} is not a block of the "
+                                 f"UNet; expected names such as down_blocks.0..{levels - 1}, mid_block, "
+                                 f"up_blocks.0..{levels - 1}")
             self.unet.get_submodule(name).register_forward_hook(self._store_features(name))
         with torch.no_grad():
             probe = torch.zeros(1, 2, 3, 32, 32)
             self.feature_channels = self.features(self.encode(probe)).shape[2]
+
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> None:
+        for name in ("sigma", "vae_scaling_factor"):
+            # c_noise = log(sigma) / 4; latents are scaled by the factor.
+            if not arguments[name] > 0:
+                raise ValueError(f"backbone.{name}={arguments[name]!r}: expected > 0")
+        if not arguments["feature_blocks"]:
+            raise ValueError(f"backbone.feature_blocks={arguments['feature_blocks']!r}: expected at least one "
+                             "UNet block name, e.g. up_blocks.1")
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int] | None:
+        """The grid of the first feature block's maps (the one all are resized
+        to), for the UNet's own block names; None for a sub-module."""
+        vae_levels = len(self.vae.config.block_out_channels)
+        unet_levels = len(self.unet.config.block_out_channels)
+        grid = tuple(unet_block_size(latent_size(side, vae_levels), unet_levels, self.feature_blocks[0])
+                     for side in (height, width))
+        return None if None in grid else grid
 
     def _store_features(self, name: str):
         def hook(_module, _inputs, output):

@@ -28,6 +28,7 @@ System 1's language tokens, per episode; the prompt here is fixed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -122,11 +123,8 @@ class WanBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-        check_flow_options(timestep, loss_timestep_sampling)
-        if num_blocks < 0:
-            raise ValueError(f"num_blocks={num_blocks}: expected >= 0 (0 = all blocks)")
-        if text_tokens < 1:
-            raise ValueError(f"text_tokens={text_tokens}: expected >= 1")
+        self.check_arguments({"timestep": timestep, "loss_timestep_sampling": loss_timestep_sampling,
+                              "num_blocks": num_blocks, "text_tokens": text_tokens})
         self.transformer, self.vae = transformer_and_vae("Wan", WanTransformer3DModel, AutoencoderKLWan, pretrained_path,
                                                          transformer or TINY_TRANSFORMER, vae or TINY_VAE)
 
@@ -147,12 +145,28 @@ class WanBackbone(VideoBackbone):
         self.register_buffer("text_context", context)
         self.loss_timestep_sampling = loss_timestep_sampling
         self.feature_channels = config.num_attention_heads * config.attention_head_dim
+        # Pixels per feature cell: the VAE's optional pixel patchify and one
+        # 2x downsample per stage after the first, then the transformer's patch.
+        vae_config = self.vae.config
+        vae_scale = (vae_config.patch_size or 1) * 2 ** (len(vae_config.dim_mult) - 1)
+        self.cell = (vae_scale * config.patch_size[1], vae_scale * config.patch_size[2])
+        self.size_multiple = math.lcm(*self.cell)
         # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
         z_dim = self.vae.config.z_dim
         self.register_buffer("latents_mean", torch.tensor(self.vae.config.latents_mean, dtype=torch.float32)
                              .view(1, z_dim, 1, 1, 1), persistent=False)
         self.register_buffer("latents_std", torch.tensor(self.vae.config.latents_std, dtype=torch.float32)
                              .view(1, z_dim, 1, 1, 1), persistent=False)
+
+    @classmethod
+    def check_arguments(cls, arguments: dict[str, Any]) -> None:
+        check_flow_options(arguments)
+        if arguments["text_tokens"] < 1:
+            raise ValueError(f"backbone.text_tokens={arguments['text_tokens']!r}: expected >= 1")
+
+    def feature_grid(self, height: int, width: int) -> tuple[int, int]:
+        """One feature cell per transformer token: `cell` pixels each way."""
+        return height // self.cell[0], width // self.cell[1]
 
     def diffusers_modules(self) -> dict[str, torch.nn.Module]:
         return {"transformer": self.transformer, "vae": self.vae}
