@@ -11,13 +11,13 @@ setup:
 
 # The simulated arm closed-loop with both nodes, each its own process.
 run: setup
-	$(ENV) && python -m video2act_sim.demo --params config/video2act.yaml --duration $(DURATION)
+	$(ENV) && python -m video2act_eval.demo --params config/video2act.yaml --duration $(DURATION)
 
 test: setup
 	$(ENV) && python -m pytest -q -p no:cacheprovider
 
 bench: setup
-	$(ENV) && python scripts/benchmark.py
+	$(ENV) && python scripts/bench_latency.py
 
 clean:
 	rm -rf build install log runs

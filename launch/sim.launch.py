@@ -6,7 +6,7 @@ policy armed.
         [params_file:=/path/to.yaml] [checkpoint:=/path/to/checkpoint] [device:=cpu]
 
 The simulator publishes /clock; perception and policy follow it. Without a
-ROS install the same nodes start with `python -m video2act_sim.demo --sim-time`.
+ROS install the same nodes start with `python -m video2act_eval.demo --sim-time`.
 What it starts is defined once, in video2act_core.bringup.
 """
 

@@ -24,7 +24,7 @@ import numpy as np
 from video2act_core.data.episode import EpisodeTopics
 from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.params import PolicyParams, SimArmParams, node_params
-from video2act_sim.replay import main as replay
+from video2act_eval.replay import main as replay
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "config" / "video2act.yaml"

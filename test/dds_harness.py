@@ -27,7 +27,7 @@ from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_ns
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.ros import latents_qos
-from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
+from video2act_eval.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
 # The stack as bringup's default robot profile has it: the SO-101's arm and gripper controllers.
 PARAMS_FILES = [PARAMS_FILE, REPO / "config" / "robots" / "so101.yaml"]

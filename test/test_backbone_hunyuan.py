@@ -93,7 +93,7 @@ def test_a_policy_on_hunyuan_runs_a_closed_loop_episode(tmp_path):
 
     from conftest import JOINTS
     from video2act_core.checkpoint import init_checkpoint
-    from video2act_sim.evaluate import main as evaluate
+    from video2act_eval.evaluate import main as evaluate
 
     config = yaml.safe_load((REPO / "config" / "model_tiny_hunyuan.yaml").read_text())
     init_checkpoint(tmp_path / "ckpt", config, JOINTS)

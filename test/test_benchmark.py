@@ -137,7 +137,7 @@ def test_the_resnet_baseline_trains_end_to_end_and_round_trips(expert_bags, tmp_
 
 
 def test_each_seed_of_a_model_config_fills_its_own_feature_cache_before_its_ablations_read_it():
-    from video2act_sim.benchmark import cache_fillers
+    from video2act_eval.benchmark import cache_fillers
 
     trainings = [(method, seed) for method in ("video2act", "no_spatial", "vpp") for seed in (0, 1)]
     assert cache_fillers(trainings) == {
@@ -152,7 +152,7 @@ def test_each_seed_of_a_model_config_fills_its_own_feature_cache_before_its_abla
 
 
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
-    from video2act_sim.benchmark import METHODS, QUICK, main as benchmark
+    from video2act_eval.benchmark import METHODS, QUICK, main as benchmark
 
     arguments = ["--quick", "--out", str(tmp_path), "--splits", "original", "lighting", "--params", str(PARAMS_FILE)]
     # Rows split in two shards each, trainings side by side, each system on
@@ -186,7 +186,7 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
 
 
 def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_that_reads_one(tmp_path):
-    from video2act_sim.benchmark import METHODS, model_config
+    from video2act_eval.benchmark import METHODS, model_config
 
     saved, _ = build_models(baseline_config("vpp"), JOINTS, seed=5)
     saved.backbone.save(tmp_path / "svd")

@@ -171,7 +171,7 @@ def two_camera_checkpoint(two_camera_setup):
 
 def test_two_camera_model_trains_and_runs_closed_loop(two_camera_setup, two_camera_checkpoint, tmp_path):
     from video2act_core.train import main as train
-    from video2act_sim.evaluate import main as evaluate
+    from video2act_eval.evaluate import main as evaluate
 
     params_file, model_file, root = two_camera_setup
     assert read_manifest(two_camera_checkpoint).metadata["cameras"] == ["camera/image_raw", WRIST_TOPIC]
@@ -193,7 +193,7 @@ def test_two_camera_model_trains_and_runs_closed_loop(two_camera_setup, two_came
 
 
 def test_a_two_camera_bag_replays_through_both_nodes(two_camera_setup, two_camera_checkpoint, tmp_path):
-    from video2act_sim.replay import main as replay
+    from video2act_eval.replay import main as replay
 
     params_file, _, root = two_camera_setup
     bag = find_episode_bags([root / "demos"])[0]

@@ -14,7 +14,7 @@ from video2act_sim.arm import KinematicArm
 def test_demo_closes_the_loop(backbone, tiny_checkpoint, tiny_wan_checkpoint, tmp_path):
     checkpoint = {"svd": tiny_checkpoint, "wan": tiny_wan_checkpoint}[backbone]
     result = subprocess.run(
-        [sys.executable, "-m", "video2act_sim.demo", "--duration", "15", "--params", str(PARAMS_FILE),
+        [sys.executable, "-m", "video2act_eval.demo", "--duration", "15", "--params", str(PARAMS_FILE),
          "--checkpoint", str(checkpoint), "--logs", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )

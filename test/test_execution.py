@@ -164,7 +164,7 @@ def test_the_evaluation_compares_strategies_under_delay_in_parallel_processes(ti
     """On the Wan backbone's tiny config: the sweep's rows, table and plot."""
     import csv
 
-    from video2act_sim.evaluate import main as evaluate
+    from video2act_eval.evaluate import main as evaluate
 
     assert evaluate(["--checkpoint", str(tiny_wan_checkpoint), "--episodes", "1", "--strategies", "replace", "rtc",
                      "--delays-ms", "0", "200", "--jobs", "2", "--params", str(PARAMS_FILE), "--out", str(tmp_path)]) == 0

@@ -20,7 +20,7 @@ from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import latents_from_message, stamp_to_ns
 from video2act_core.params import PerceptionParams, node_params
 from video2act_core.ros import latents_qos
-from video2act_sim.launcher import PERCEPTION, start_node, stop_nodes
+from video2act_eval.launcher import PERCEPTION, start_node, stop_nodes
 
 TOPICS = node_params(PerceptionParams, PARAMS_FILE, "video2act_perception")
 WRIST_TOPIC = "wrist_camera/image_raw"

@@ -14,7 +14,7 @@ from trajectory_msgs.msg import JointTrajectory
 from conftest import PARAMS_FILE
 from video2act_core.messages import stamp_to_ns
 from video2act_core.params import SimArmParams, node_params
-from video2act_sim.launcher import PERCEPTION, POLICY, SIM_ARM, start_node, stop_nodes
+from video2act_eval.launcher import PERCEPTION, POLICY, SIM_ARM, start_node, stop_nodes
 
 SIM = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
 

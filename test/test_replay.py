@@ -7,7 +7,7 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE
 from video2act_core.data.samples import find_episode_bags
-from video2act_sim.replay import main as replay
+from video2act_eval.replay import main as replay
 
 
 def test_replay_compares_policy_chunks_with_recorded_commands(expert_bags, tiny_checkpoint, tmp_path):

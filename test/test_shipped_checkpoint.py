@@ -8,9 +8,9 @@ from conftest import PARAMS_FILE
 from video2act_core.checkpoint import read_manifest
 from video2act_core.params import CommonParams, PolicyParams, SimArmParams, node_params
 from video2act_core.ros import resolve_resource
+from video2act_eval.evaluate import evaluate, node_update_ratio
 from video2act_sim.arm import HardwareLimits
 from video2act_sim.arms import make_arm
-from video2act_sim.evaluate import evaluate, node_update_ratio
 
 COMMON = node_params(CommonParams, PARAMS_FILE, "/**")
 SHIPPED = resolve_resource(COMMON.checkpoint_path)  # as installed, where the nodes look

@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer="Video2Act maintainers",
     maintainer_email="maintainers@video2act.dev",
-    description="Simulated arm for closed-loop Video2Act runs without a robot, and the demo launcher.",
+    description="Simulated arms (kinematic, MuJoCo SO-101) for closed-loop Video2Act runs without a robot, and the "
+                "scripted expert that records demonstrations.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["sim_arm_node = video2act_sim.node:main", "video2act-demo = video2act_sim.demo:main"]},
+    entry_points={"console_scripts": ["sim_arm_node = video2act_sim.node:main"]},
 )

@@ -18,7 +18,7 @@ import yaml
 
 from video2act_core.bringup import sim_nodes
 from video2act_core.params import SIM_SCENES, SIM_TASKS, CommonParams, PolicyParams, SimArmParams, node_params
-from video2act_sim.launcher import start_spec, stop_nodes
+from video2act_eval.launcher import start_spec, stop_nodes
 
 
 def default_params_file() -> Path:

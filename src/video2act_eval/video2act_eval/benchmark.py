@@ -3,8 +3,8 @@ demonstrations of every task with the same training command, then run
 closed loop on the same evaluation seeds; the paper's results table
 (methods against tasks, with its ablations) at small scale.
 
-    python -m video2act_sim.benchmark --out runs/benchmark --tasks track
-    python -m video2act_sim.benchmark --quick --out /tmp/benchmark    # one task in minutes: what CI runs
+    python -m video2act_eval.benchmark --out runs/benchmark --tasks track
+    python -m video2act_eval.benchmark --quick --out /tmp/benchmark    # one task in minutes: what CI runs
 
 For each task the scripted expert records `--demos` episodes as rosbag2
 (seeds from 1000, split over `--jobs` processes; evaluation uses seeds
@@ -53,9 +53,9 @@ import yaml
 
 from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
+from video2act_eval.evaluate import core_share, evaluate_in_processes, node_update_ratio, summarise
 from video2act_sim.arm import SCENES
 from video2act_sim.episode import EpisodeResult
-from video2act_sim.evaluate import core_share, evaluate_in_processes, node_update_ratio, summarise
 from video2act_sim.expert import FIRST_SEED
 
 REPO = Path(__file__).resolve().parents[3]
@@ -309,7 +309,8 @@ def plot(results: list[dict], columns: list[tuple[str, str]], methods: list[str]
     plt.close(figure)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the budgets default to FULL, --quick takes QUICK."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
@@ -338,21 +339,152 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="only the table and plots from the rows already in --out/rows (e.g. gathered from "
                         "runs on other machines)")
-    args = parser.parse_args(argv)
-    pretrained = None
-    if args.pretrained_backbone:
-        kind, _, directory = args.pretrained_backbone.partition("=")
-        if kind not in ("svd", "wan") or not Path(directory).is_dir():
-            parser.error(f"--pretrained-backbone takes svd=PATH or wan=PATH to a local directory, "
-                         f"got '{args.pretrained_backbone}'")
-        pretrained = kind, str(Path(directory).resolve())
+    return parser
+
+
+def pretrained_backbone(args, parser: argparse.ArgumentParser) -> tuple[str, str] | None:
+    """--pretrained-backbone as (type, absolute path), checked before anything runs."""
+    if not args.pretrained_backbone:
+        return None
+    kind, _, directory = args.pretrained_backbone.partition("=")
+    if kind not in ("svd", "wan") or not Path(directory).is_dir():
+        parser.error(f"--pretrained-backbone takes svd=PATH or wan=PATH to a local directory, "
+                     f"got '{args.pretrained_backbone}'")
+    return kind, str(Path(directory).resolve())
+
+
+@dataclass
+class Run:
+    """One benchmark run's settings, resolved once from the command line and
+    the params file, and compute.json's figures as they accumulate."""
+
+    args: argparse.Namespace
+    budget: Budget
+    pretrained: tuple[str, str] | None
+    policy: PolicyParams  # System 1's params in evaluation (its device as --system1-device says)
+    ratio: int  # System 1 ticks per System 2 update, as the nodes run
+    system2_device: str
+    compute: dict[str, float]
+
+    @property
+    def compute_path(self) -> Path:
+        return self.args.out / "compute.json"
+
+    def save_compute(self) -> None:
+        self.compute_path.write_text(json.dumps(self.compute, indent=1) + "\n")
+
+
+def rows_file(run: Run, task_name: str, split: str, method_name: str, seed: int) -> Path:
+    """Where a row is saved, with the key it was evaluated under (a stopped run resumes from it)."""
+    return run.args.out / "rows" / task_name / split / method_name / f"seed{seed}.json"
+
+
+def saved_rows(run: Run, task_name: str) -> dict[Path, dict]:
+    """--report-only: the task's rows already saved, whatever their key."""
+    done = {}
+    for split, method_name, seed in itertools.product(run.args.splits, run.args.methods, run.args.train_seeds):
+        path = rows_file(run, task_name, split, method_name, seed)
+        if path.is_file():
+            done[path] = json.loads(path.read_text())
+    return done
+
+
+def train_task(run: Run, task_name: str, trained: list[str]) -> dict[tuple[str, int], Path]:
+    """The task's demonstrations recorded and every `trained` method trained
+    once per training seed (both reused when there already); (method, seed)
+    -> checkpoint. The training times go to compute.json."""
+    args = run.args
+    data = record(task_name, TASKS[task_name], run.budget.demos, args.params, args.out, max(1, args.jobs))
+    checkpoints = {}
+    trainings = [(method_name, seed) for method_name in trained for seed in args.train_seeds]
+    for (method_name, seed), (checkpoint, seconds) in train_all(
+            task_name, trainings, data, run.budget, args.params, args.out, run.pretrained, args.train_jobs).items():
+        checkpoints[method_name, seed] = checkpoint
+        if seconds is not None:
+            run.compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
+    run.save_compute()
+    return checkpoints
+
+
+def plan_evaluations(run: Run, task_name: str, checkpoints: dict[tuple[str, int], Path], calls: list[tuple],
+                     pending: list[tuple], done: dict[Path, dict]) -> None:
+    """Each (split, method, seed) row of the task: into `done` when saved
+    with the same key (model id and evaluation settings), else its
+    `evaluate_row` calls (one per shard) onto `calls` and `pending`."""
+    args, budget, task = run.args, run.budget, TASKS[task_name]
+    for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
+        method = METHODS[method_name]
+        checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
+        path = rows_file(run, task_name, split, method_name, seed)
+        key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
+               "system1_latency_ms": args.system1_latency_ms, "ratio": run.ratio, "scene": split}
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        if saved.get("key") == key:
+            done[path] = saved
+            continue
+        sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
+                          {"backend": task.backend, "task": task.task, "task_instruction": task.instruction,
+                           "scene": split})
+        for seeds in np.array_split(np.arange(budget.episodes), min(max(1, args.shards), budget.episodes)):
+            calls.append((checkpoint, method_name, 1 if method.synchronous else run.ratio, method.synchronous,
+                          seeds.tolist(), sim, run.policy, 0.0, args.system1_latency_ms / 1e3, run.system2_device))
+            pending.append((path, key, task_name, split, seed))
+
+
+def evaluate_pending(run: Run, tasks: list[str], calls: list[tuple], pending: list[tuple],
+                     done: dict[Path, dict]) -> None:
+    """Evaluate the planned calls, `--jobs` side by side, shards joined into
+    rows; each row saved under out/rows/ as it completes (a stopped run
+    resumes from them), printed, and put into `done`."""
+    args, budget = run.args, run.budget
+    started = time.monotonic()
+    evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
+    for row, row_episodes, (path, key, task_name, split, seed) in merge_shards(evaluated, pending):
+        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed,
+                  "demos": budget.demos, "train_steps": budget.steps}
+        done[path] = saved = {
+            "key": key,
+            "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
+                                 for k, v in dataclasses.asdict(row).items() if k != "variant"}},
+            "episodes": [{**labels, **episode} for episode in row_episodes]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(saved) + "\n")
+        print(f"{column_label(task_name, split):<26} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
+              f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}", flush=True)
+    if calls:
+        run.compute[f"evaluation/{'+'.join(tasks)}"] = round(time.monotonic() - started, 1)
+        run.save_compute()
+
+
+def write_report(done: dict[Path, dict], columns: list[tuple[str, str]], methods: list[str], out: Path) -> None:
+    """results.csv, episodes.csv, table.md and results.png from every row
+    (this run's and the saved ones); the success table printed."""
+    results = [saved["row"] for saved in done.values()]
+    episodes = [episode for saved in done.values() for episode in saved["episodes"]]
+    for name, rows in (("results.csv", results), ("episodes.csv", episodes)):
+        with open(out / name, "w", newline="") as handle:
+            # Every field of every row: rows saved by an older release may lack some.
+            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
+            writer.writeheader()
+            writer.writerows(rows)
+    table = summary_table(results, columns, methods)
+    distances = summary_table(results, columns, methods, "mean_final_distance")
+    (out / "table.md").write_text(
+        f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
+        f"{distances}\n\n{budget_lines(results, columns)}\n")
+    plot(results, columns, methods, out / "results.png")
+    print(table)
+    print(f"wrote {out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
+
+
+def resolve_run(args, parser: argparse.ArgumentParser) -> Run:
+    """The budget (--quick or FULL, with --demos/--steps/--episodes over it),
+    the pretrained backbone, the evaluation's params and devices, and the
+    compute.json figures of earlier runs into --out (created here)."""
+    pretrained = pretrained_backbone(args, parser)
     base = QUICK if args.quick else FULL
     budget = dataclasses.replace(base, **{name: value for name, value in (
         ("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes)) if value is not None})
-    tasks = ["reach"] if args.quick else args.tasks
-    columns = [(task, split) for task in tasks for split in args.splits]
-    # A method evaluated on another's checkpoints needs that one trained.
-    trained = list(dict.fromkeys(METHODS[m].checkpoint_of or m for m in args.methods))
     args.out.mkdir(parents=True, exist_ok=True)
     compute_path = args.out / "compute.json"
     compute = json.loads(compute_path.read_text()) if compute_path.is_file() else {}
@@ -361,77 +493,26 @@ def main(argv: list[str] | None = None) -> int:
     system2_device = args.system2_device or node_params(PerceptionParams, args.params, "video2act_perception").device
     if args.system1_device:
         policy = dataclasses.replace(policy, device=args.system1_device)
+    return Run(args, budget, pretrained, policy, ratio, system2_device, compute)
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = resolve_run(args, parser)
+    tasks = ["reach"] if args.quick else args.tasks
+    columns = [(task, split) for task in tasks for split in args.splits]
+    # A method evaluated on another's checkpoints needs that one trained.
+    trained = list(dict.fromkeys(METHODS[m].checkpoint_of or m for m in args.methods))
     calls, pending, done = [], [], {}
     for task_name in tasks:
-        task = TASKS[task_name]
         if args.report_only:
-            for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
-                rows_file = args.out / "rows" / task_name / split / method_name / f"seed{seed}.json"
-                if rows_file.is_file():
-                    done[rows_file] = json.loads(rows_file.read_text())
+            done.update(saved_rows(run, task_name))
             continue
-        data = record(task_name, task, budget.demos, args.params, args.out, max(1, args.jobs))
-        checkpoints = {}
-        trainings = [(method_name, seed) for method_name in trained for seed in args.train_seeds]
-        for (method_name, seed), (checkpoint, seconds) in train_all(
-                task_name, trainings, data, budget, args.params, args.out, pretrained, args.train_jobs).items():
-            checkpoints[method_name, seed] = checkpoint
-            if seconds is not None:
-                compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
-        compute_path.write_text(json.dumps(compute, indent=1) + "\n")
-        for split, method_name, seed in itertools.product(args.splits, args.methods, args.train_seeds):
-            method = METHODS[method_name]
-            checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
-            rows_file = args.out / "rows" / task_name / split / method_name / f"seed{seed}.json"
-            key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
-                   "system1_latency_ms": args.system1_latency_ms, "ratio": ratio, "scene": split}
-            saved = json.loads(rows_file.read_text()) if rows_file.is_file() else {}
-            if saved.get("key") == key:
-                done[rows_file] = saved
-                continue
-            sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
-                              {"backend": task.backend, "task": task.task, "task_instruction": task.instruction,
-                               "scene": split})
-            for seeds in np.array_split(np.arange(budget.episodes), min(max(1, args.shards), budget.episodes)):
-                calls.append((checkpoint, method_name, 1 if method.synchronous else ratio, method.synchronous,
-                              seeds.tolist(), sim, policy, 0.0, args.system1_latency_ms / 1e3, system2_device))
-                pending.append((rows_file, key, task_name, split, seed))
-
-    started = time.monotonic()
-    evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
-    for row, row_episodes, (rows_file, key, task_name, split, seed) in merge_shards(evaluated, pending):
-        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed,
-                  "demos": budget.demos, "train_steps": budget.steps}
-        done[rows_file] = saved = {
-            "key": key,
-            "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
-                                 for k, v in dataclasses.asdict(row).items() if k != "variant"}},
-            "episodes": [{**labels, **episode} for episode in row_episodes]}
-        rows_file.parent.mkdir(parents=True, exist_ok=True)
-        rows_file.write_text(json.dumps(saved) + "\n")
-        print(f"{column_label(task_name, split):<26} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
-              f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}", flush=True)
-    if calls:
-        compute[f"evaluation/{'+'.join(tasks)}"] = round(time.monotonic() - started, 1)
-        compute_path.write_text(json.dumps(compute, indent=1) + "\n")
-    results = [saved["row"] for saved in done.values()]
-    episodes = [episode for saved in done.values() for episode in saved["episodes"]]
-
-    for name, rows in (("results.csv", results), ("episodes.csv", episodes)):
-        with open(args.out / name, "w", newline="") as handle:
-            # Every field of every row: rows saved by an older release may lack some.
-            writer = csv.DictWriter(handle, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
-            writer.writeheader()
-            writer.writerows(rows)
-    table = summary_table(results, columns, args.methods)
-    distances = summary_table(results, columns, args.methods, "mean_final_distance")
-    (args.out / "table.md").write_text(
-        f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
-        f"{distances}\n\n{budget_lines(results, columns)}\n")
-    plot(results, columns, args.methods, args.out / "results.png")
-    print(table)
-    print(f"wrote {args.out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
+        checkpoints = train_task(run, task_name, trained)
+        plan_evaluations(run, task_name, checkpoints, calls, pending, done)
+    evaluate_pending(run, tasks, calls, pending, done)
+    write_report(done, columns, args.methods, args.out)
     return 0
 
 

@@ -2,10 +2,10 @@
 chunk (p50/p99), and the chunk rate of the asynchronous dual system against
 a synchronous baseline (System 2 then System 1 every step) in the same run.
 
-    python scripts/benchmark.py                 # CPU demo config
-    python scripts/benchmark.py --model-config config/model_tiny_wan.yaml   # another tiny backbone
-    python scripts/benchmark.py --realistic     # SVD-sized UNet/VAE, random weights (needs a GPU)
-    python scripts/benchmark.py --realistic --rdt-head   # and System 1 at RDT-1B's size
+    python scripts/bench_latency.py                 # CPU demo config
+    python scripts/bench_latency.py --model-config config/model_tiny_wan.yaml   # another tiny backbone
+    python scripts/bench_latency.py --realistic     # SVD-sized UNet/VAE, random weights (needs a GPU)
+    python scripts/bench_latency.py --realistic --rdt-head   # and System 1 at RDT-1B's size
 """
 
 from __future__ import annotations

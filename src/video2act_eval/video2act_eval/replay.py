@@ -1,6 +1,6 @@
 """Offline evaluation by rosbag replay through the two nodes.
 
-    python -m video2act_sim.replay --bag data/sim_demos/episode_001000 [--rate 1.0]
+    python -m video2act_eval.replay --bag data/sim_demos/episode_001000 [--rate 1.0]
 
 Starts the perception and policy nodes (separate processes, use_sim_time),
 plays the bag's camera images (raw or compressed, as recorded) and joint
@@ -35,21 +35,22 @@ import resource
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from video2act_core.checkpoint import CheckpointError, read_manifest
 from video2act_core.control.smoothness import SetpointLog
-from video2act_core.data.episode import EpisodeError, EpisodeTopics
-from video2act_core.data.rosbag import find_image_connection, read_episode
+from video2act_core.data.episode import Episode, EpisodeError, EpisodeTopics
 from video2act_core.data.images import COMPRESSED_SUFFIX, decode_image
 from video2act_core.data.joint_names import JointNameMap
+from video2act_core.data.rosbag import find_image_connection, read_episode
 from video2act_core.metrics import percentiles_ms
 from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.trajectory import TrajectoryRejected
 from video2act_core.visualize import OverlayVideo
-from video2act_sim.launcher import PERCEPTION, POLICY, start_node, stop_nodes
+from video2act_eval.launcher import PERCEPTION, POLICY, start_node, stop_nodes
 
 
 def recorded_stream(bag: Path, topics: list[str]):
@@ -154,7 +155,8 @@ def count_modes(modes: list[int], reasons: list[str]) -> dict:
             "reasons": dict(Counter(r for r in reasons if r).most_common(10))}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the defaults are the repository's checkpoint and params file."""
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bag", type=Path, required=True)
@@ -176,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="write what System 2 saw (boundaries green, motion red, over the frame) to "
                              "<out>/overlay.mp4, from perception's debug image")
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     environment = {name: os.environ.get(name) for name in ISOLATION_VARIABLES}
     try:
         return replay(args)
@@ -193,7 +199,50 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ[name] = value
 
 
-def replay(args) -> int:
+@dataclass
+class BagPlan:
+    """What the replay plays and compares against, read from the params file,
+    the checkpoint and the bag before any node starts."""
+
+    policy: PolicyParams
+    topics: EpisodeTopics
+    cameras: list[tuple[str, str]]  # (topic, message type) in the bag: the video camera's, then the extra ones
+    first_ns: int  # the bag's first and last receive times
+    last_ns: int
+    joint_map: JointNameMap
+    recorded: Episode  # the commands only, no image decoded
+
+    @property
+    def camera_topic(self) -> str:
+        return self.cameras[0][0]
+
+    @property
+    def camera_type(self) -> str:
+        return self.cameras[0][1]
+
+    @property
+    def extra(self) -> list[tuple[str, str]]:
+        return self.cameras[1:]
+
+    @property
+    def compressed(self) -> bool:
+        return self.camera_type.endswith("CompressedImage")
+
+    @property
+    def image_topic(self) -> str:
+        """The camera topic perception is configured with (without /compressed)."""
+        return self.camera_topic.removesuffix(COMPRESSED_SUFFIX) if self.compressed else self.camera_topic
+
+    @property
+    def listen_topic(self) -> str:
+        """Where perception subscribes: <image_topic>/compressed for compressed images."""
+        return self.image_topic + COMPRESSED_SUFFIX if self.compressed else self.image_topic
+
+
+def plan_replay(args) -> BagPlan:
+    """Topics, cameras and recorded commands, checked before any process
+    starts: a missing checkpoint, cameras of mixed types or unusable joint
+    names fail here, in one line."""
     policy = node_params(PolicyParams, args.params, "video2act_policy")
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
     # A missing or corrupt checkpoint fails here, in one line.
@@ -205,7 +254,7 @@ def replay(args) -> int:
                            args.command_topic or policy.trajectory_topic, sim.success_topic, policy.instruction_topic,
                            tuple(extra_cameras))
     cameras, first_ns, last_ns = bag_layout(args.bag, topics)
-    (camera_topic, camera_type), extra = cameras[0], cameras[1:]
+    camera_type, extra = cameras[0][1], cameras[1:]
     if any(msgtype != camera_type for _, msgtype in extra):
         raise EpisodeError(f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
                        "image types; perception takes them all through one image_transport")
@@ -213,162 +262,239 @@ def replay(args) -> int:
     # joint names or commands, and names them.
     joint_map = JointNameMap(strip_suffix=args.strip_joint_suffix)
     recorded = read_episode(args.bag, topics, policy.joint_names, images=False, joint_name_map=joint_map)
-    compressed = camera_type.endswith("CompressedImage")
-    # Perception subscribes to <image_topic>/compressed for compressed images.
-    image_topic = camera_topic.removesuffix(COMPRESSED_SUFFIX) if compressed else camera_topic
-    listen_topic = image_topic + COMPRESSED_SUFFIX if compressed else image_topic
-    domain = None if args.live_graph else isolate_ros_graph(args.domain_id)
+    return BagPlan(policy, topics, cameras, first_ns, last_ns, joint_map, recorded)
 
-    import rclpy
-    from rclpy.duration import Duration
-    from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-    from rclpy.serialization import deserialize_message
-    from rosgraph_msgs.msg import Clock
-    from sensor_msgs.msg import CompressedImage, Image, JointState
-    from std_msgs.msg import String
-    from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
-    from video2act_core.messages import command_from_chunk, stamp_to_ns
-    from video2act_core.ros import latents_qos
-
-    args.out.mkdir(parents=True, exist_ok=True)
+def start_replay_nodes(args, plan: BagPlan) -> tuple[dict, list]:
+    """The perception and policy processes (use_sim_time), each logging to
+    <out>/<node>.log; (logs, processes)."""
     # The replayed policy is armed so that it plans; its commands go to a
     # replay topic of their own, so even on a live graph no controller gets
     # them. Reliable images: large frames over best effort are mostly lost.
-    extra_topics = [topic.removesuffix(COMPRESSED_SUFFIX) if compressed else topic for topic, _ in extra]
+    extra_topics = [topic.removesuffix(COMPRESSED_SUFFIX) if plan.compressed else topic for topic, _ in plan.extra]
     common = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True,
-              "image_topic": image_topic, "extra_camera_topics": extra_topics, "joint_states_topic": topics.joint_states}
+              "image_topic": plan.image_topic, "extra_camera_topics": extra_topics,
+              "joint_states_topic": plan.topics.joint_states}
     overrides = {
-        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if compressed else "raw",
+        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if plan.compressed else "raw",
                      "debug_image_topic": DEBUG_IMAGE_TOPIC if args.overlay_video else ""},
         POLICY: {**common, "start_armed": True, "trajectory_topic": "video2act_replay/arm_commands",
                  "gripper_command_topic": "video2act_replay/gripper_commands", "robot_description_topic": ""},
     }
     logs = {exe: open(args.out / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)}
     processes = [start_node(exe, args.params, overrides[exe], logs[exe]) for exe in (PERCEPTION, POLICY)]
-    rclpy.init()
-    node = rclpy.create_node("video2act_replay")
-    clock = node.create_publisher(Clock, "/clock", 10)
-    reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
-    image_type = CompressedImage if compressed else Image
-    publishers = {camera_topic: node.create_publisher(image_type, listen_topic, reliable),
-                  **{topic: node.create_publisher(image_type, topic, reliable) for topic, _ in extra},
-                  topics.joint_states: node.create_publisher(JointState, topics.joint_states, 50)}
-    if recorded.instruction:
-        # Latched, as on a robot: the policy gets it whenever it subscribes.
-        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
-        node.create_publisher(String, policy.instruction_topic, latched).publish(String(data=recorded.instruction))
-    chunks, chunk_latency, latents_latency, modes, reasons = [], [], [], [], []
-    played, warmup_s = 0, 0.0
+    return logs, processes
 
-    # The policy's commands as a controller would have followed them (they
-    # drive nothing here, so no tracking error): how smoothly chunks join.
-    setpoints = SetpointLog(policy.action_period_s / 10)
 
-    def on_chunk(msg):
-        modes.append(msg.mode)
-        reasons.append(msg.reason)
+class BagPlayer:
+    """The replay's own node: publishes the bag's cameras, joint states,
+    instruction and /clock, and keeps what the nodes send back (chunks,
+    their latencies, modes and reasons, latents latencies, the setpoints a
+    controller would have followed, the overlay video)."""
+
+    def __init__(self, args, plan: BagPlan):
+        import rclpy
+
+        self.node = rclpy.create_node("video2act_replay")
+        self.publishers = self.create_publishers(plan)
+        self.chunks, self.chunk_latency, self.latents_latency, self.modes, self.reasons = [], [], [], [], []
+        # The policy's commands as a controller would have followed them (they
+        # drive nothing here, so no tracking error): how smoothly chunks join.
+        self.setpoints = SetpointLog(plan.policy.action_period_s / 10)
+        self.video = None
+        self.create_subscriptions(args, plan.policy)
+
+    def create_publishers(self, plan: BagPlan) -> dict:
+        """/clock (kept as self.clock), one publisher per played topic, and the latched instruction."""
+        from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CompressedImage, Image, JointState
+        from std_msgs.msg import String
+
+        node = self.node
+        self.clock = node.create_publisher(Clock, "/clock", 10)
+        reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
+        image_type = CompressedImage if plan.compressed else Image
+        publishers = {plan.camera_topic: node.create_publisher(image_type, plan.listen_topic, reliable),
+                      **{topic: node.create_publisher(image_type, topic, reliable) for topic, _ in plan.extra},
+                      plan.topics.joint_states: node.create_publisher(JointState, plan.topics.joint_states, 50)}
+        if plan.recorded.instruction:
+            # Latched, as on a robot: the policy gets it whenever it subscribes.
+            latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
+                                 durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+            node.create_publisher(String, plan.policy.instruction_topic, latched).publish(
+                String(data=plan.recorded.instruction))
+        return publishers
+
+    def create_subscriptions(self, args, policy: PolicyParams) -> None:
+        """The policy's chunks, perception's latents and, for --overlay-video, its debug image."""
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+        from sensor_msgs.msg import Image
+
+        from video2act_core.ros import latents_qos
+        from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
+
+        node = self.node
+        node.create_subscription(ActionChunk, policy.action_chunk_topic, self.on_chunk, 100)
+        if args.overlay_video:
+            video = self.video = OverlayVideo(args.out / "overlay.mp4", fps=node_params(
+                PerceptionParams, args.params, "video2act_perception").rate_hz)
+            reliable_debug = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
+            node.create_subscription(Image, DEBUG_IMAGE_TOPIC, lambda msg: video.write(
+                decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)), reliable_debug)
+        node.create_subscription(SpatioMotionLatents, policy.latents_topic,
+                                 lambda m: self.latents_latency.append(m.latency), latents_qos())
+
+    def on_chunk(self, msg) -> None:
+        from video2act_core.messages import command_from_chunk, stamp_to_ns
+        from video2act_msgs.msg import ActionChunk
+
+        self.modes.append(msg.mode)
+        self.reasons.append(msg.reason)
         command = command_from_chunk(msg)
         if command is not None:
             issued_s, trajectory, origin = command
             with contextlib.suppress(TrajectoryRejected):
-                setpoints.command(issued_s, trajectory, hold=msg.mode != ActionChunk.MODE_ACTIVE,
-                                  initial_positions=origin)
+                self.setpoints.command(issued_s, trajectory, hold=msg.mode != ActionChunk.MODE_ACTIVE,
+                                       initial_positions=origin)
         if msg.mode == ActionChunk.MODE_ACTIVE:
             positions = np.asarray(msg.positions).reshape(msg.horizon, len(msg.joint_names))
             # Points due while the model ran were not sent: the first one sent
             # lines up with the command recorded a period before it is due.
             first_due_ns = stamp_to_ns(msg.header.stamp) + round((msg.times_from_start[0] - msg.control_period) * 1e9)
-            chunks.append((first_due_ns, positions))
-            chunk_latency.append(msg.inference_latency)
+            self.chunks.append((first_due_ns, positions))
+            self.chunk_latency.append(msg.inference_latency)
 
-    node.create_subscription(ActionChunk, policy.action_chunk_topic, on_chunk, 100)
-    video = None
-    if args.overlay_video:
-        video = OverlayVideo(args.out / "overlay.mp4", fps=node_params(PerceptionParams, args.params,
-                                                                       "video2act_perception").rate_hz)
-        reliable_debug = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-        node.create_subscription(Image, DEBUG_IMAGE_TOPIC, lambda msg: video.write(
-            decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)), reliable_debug)
-    node.create_subscription(SpatioMotionLatents, policy.latents_topic, lambda m: latents_latency.append(m.latency),
-                             latents_qos())
+    def publish_clock(self, stamp_ns: int) -> None:
+        from rclpy.time import Time
+        from rosgraph_msgs.msg import Clock
+
+        self.clock.publish(Clock(clock=Time(nanoseconds=stamp_ns).to_msg()))
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.close()
+        self.node.destroy_node()
+
+
+def wait_for_nodes(player: BagPlayer, processes: list, args, plan: BagPlan) -> None:
+    """Hold the clock at the bag's start until both nodes are up: each node
+    loads its model before it subscribes, so a subscription means ready."""
+    import rclpy
+
+    deadline = time.monotonic() + args.warmup
+    while not nodes_ready(player.node, plan.listen_topic, plan.topics.joint_states):
+        if time.monotonic() > deadline:
+            raise EpisodeError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
+        if any(process.poll() is not None for process in processes):
+            raise EpisodeError(f"a node exited while starting; see the logs in {args.out}")
+        player.publish_clock(plan.first_ns)
+        rclpy.spin_once(player.node, timeout_sec=0.1)
+    time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
+
+
+def play(player: BagPlayer, processes: list, args, plan: BagPlan) -> tuple[int, float, float]:
+    """Stream the bag at --rate under a /clock that follows its timeline,
+    held once for System 2's first latents (see the module's docstring);
+    (messages played, wall seconds held, wall seconds the playback took)."""
+    import rclpy
+    from rclpy.duration import Duration
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import JointState
+
+    node, publishers, topics = player.node, player.publishers, plan.topics
+    played, warmup_s = 0, 0.0
+    started = time.monotonic()
+    system2_period_ns = round(1e9 / node_params(PerceptionParams, args.params, "video2act_perception").rate_hz)
+    first_frame_ns = None  # the bag time of the first camera frame perception has acknowledged
+    for stamp, topic, raw in recorded_stream(args.bag, [*(topic for topic, _ in plan.cameras), topics.joint_states]):
+        while (wait := (stamp - plan.first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
+            rclpy.spin_once(node, timeout_sec=min(wait, 0.01))
+        player.publish_clock(stamp)
+        if first_frame_ns is not None and not player.latents_latency and stamp >= first_frame_ns + system2_period_ns:
+            # System 2 has ticked at least once with a frame in its buffer: hold until it has published.
+            held_s = wait_for_first_latents(node, processes, player.latents_latency, args)
+            warmup_s += held_s
+            started += held_s  # the bag goes on from where it was held
+        if topic == topics.joint_states and args.strip_joint_suffix:
+            # The nodes know the configured names only: rename as the recording is read.
+            message = deserialize_message(raw, JointState)
+            message.name = plan.joint_map.names(list(message.name))
+            publishers[topic].publish(message)
+        else:
+            publishers[topic].publish(raw)  # as recorded: serialized, never decoded here
+        if first_frame_ns is None and topic == plan.camera_topic:
+            # Acknowledged before any later /clock: the frame is in perception's buffer before its
+            # timer can tick past this stamp (the clock's callback precedes the timer's).
+            acked = time.monotonic()
+            publishers[topic].wait_for_all_acked(Duration(seconds=args.warmup))
+            started += time.monotonic() - acked  # no burst of overdue messages after the wait
+            first_frame_ns = stamp
+        played += 1
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    return played, warmup_s, time.monotonic() - started
+
+
+def replay(args) -> int:
+    """Plan from the bag, start the nodes, play the bag through them, then
+    write and print the report; the nodes are stopped whatever happens."""
+    plan = plan_replay(args)
+    domain = None if args.live_graph else isolate_ros_graph(args.domain_id)
+
+    import rclpy
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    logs, processes = start_replay_nodes(args, plan)
+    rclpy.init()
+    player = None
     try:
-        # Hold the clock at the bag's start until both nodes are up: each node
-        # loads its model before it subscribes, so a subscription means ready.
-        deadline = time.monotonic() + args.warmup
-        while not nodes_ready(node, listen_topic, topics.joint_states):
-            if time.monotonic() > deadline:
-                raise EpisodeError(f"the nodes did not subscribe within {args.warmup} s; see the logs in {args.out}")
-            if any(process.poll() is not None for process in processes):
-                raise EpisodeError(f"a node exited while starting; see the logs in {args.out}")
-            clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=first_ns).to_msg()))
-            rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(0.5)  # let the nodes' side of discovery match our publishers too
-        started = time.monotonic()
-        system2_period_ns = round(1e9 / node_params(PerceptionParams, args.params, "video2act_perception").rate_hz)
-        first_frame_ns = None  # the bag time of the first camera frame perception has acknowledged
-        for stamp, topic, raw in recorded_stream(args.bag, [*(topic for topic, _ in cameras), topics.joint_states]):
-            while (wait := (stamp - first_ns) * 1e-9 / args.rate - (time.monotonic() - started)) > 0:
-                rclpy.spin_once(node, timeout_sec=min(wait, 0.01))
-            clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
-            if first_frame_ns is not None and not latents_latency and stamp >= first_frame_ns + system2_period_ns:
-                # System 2 has ticked at least once with a frame in its buffer: hold until it has published.
-                held_s = wait_for_first_latents(node, processes, latents_latency, args)
-                warmup_s += held_s
-                started += held_s  # the bag goes on from where it was held
-            if topic == topics.joint_states and args.strip_joint_suffix:
-                # The nodes know the configured names only: rename as the recording is read.
-                message = deserialize_message(raw, JointState)
-                message.name = joint_map.names(list(message.name))
-                publishers[topic].publish(message)
-            else:
-                publishers[topic].publish(raw)  # as recorded: serialized, never decoded here
-            if first_frame_ns is None and topic == camera_topic:
-                # Acknowledged before any later /clock: the frame is in perception's buffer before its
-                # timer can tick past this stamp (the clock's callback precedes the timer's).
-                acked = time.monotonic()
-                publishers[topic].wait_for_all_acked(Duration(seconds=args.warmup))
-                started += time.monotonic() - acked  # no burst of overdue messages after the wait
-                first_frame_ns = stamp
-            played += 1
-        end = time.monotonic() + 1.0
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.05)
-        wall_s = time.monotonic() - started
+        player = BagPlayer(args, plan)
+        wait_for_nodes(player, processes, args, plan)
+        played, warmup_s, wall_s = play(player, processes, args, plan)
         peak_rss_mb = {"replay": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                        **{exe.name: peak_rss_of(process.pid) for exe, process in zip((PERCEPTION, POLICY), processes)}}
     finally:
         stop_nodes(processes)
-        if video is not None:
-            video.close()
-        node.destroy_node()
+        if player is not None:
+            player.close()
         rclpy.try_shutdown()
         for log in logs.values():
             log.close()
 
-    report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
-              "wall_seconds": round(wall_s, 2), "system2_warmup_wall_s": round(warmup_s, 2), "ros_domain_id": domain, "camera_topic": camera_topic,
-              "extra_camera_topics": [topic for topic, _ in extra], "camera_type": camera_type, "messages_played": played, "chunks": len(modes),
-              "active_chunks": len(chunks), **count_modes(modes, reasons),
-              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
-              "execution_strategy": policy.execution_strategy,
-              "system1_chunks_per_s": round(len(chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
-              "system1_configured_rate_hz": policy.rate_hz,
-              **{key: value for key, value in setpoints.summary().as_dict().items()
-                 if key not in ("tracking_rms", "commands")}}
-    for name, values in (("system1", chunk_latency), ("latents", latents_latency)):
-        report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
-    try:
-        report.update(action_errors(chunks, recorded.command_stamps_ns, recorded.commands))
-    except EpisodeError as error:
-        report["error"] = str(error)
+    report = replay_report(args, plan, player, domain, played, warmup_s, wall_s, peak_rss_mb)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    write_latency_plot(args.out / "latency.png", chunk_latency, latents_latency)
+    write_latency_plot(args.out / "latency.png", player.chunk_latency, player.latents_latency)
     print(json.dumps(report, indent=2))
     if "error" in report:
         raise EpisodeError(f"{report['error']}; report in {args.out / 'report.json'}")
     return 0
+
+
+def replay_report(args, plan: BagPlan, player: BagPlayer, domain: int | None, played: int, warmup_s: float,
+                  wall_s: float, peak_rss_mb: dict[str, float]) -> dict:
+    """report.json: what was played, counts, memory, rates, smoothness,
+    latency percentiles and the action errors (or why there are none)."""
+    policy, first_ns, last_ns = plan.policy, plan.first_ns, plan.last_ns
+    report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
+              "wall_seconds": round(wall_s, 2), "system2_warmup_wall_s": round(warmup_s, 2), "ros_domain_id": domain,
+              "camera_topic": plan.camera_topic, "extra_camera_topics": [topic for topic, _ in plan.extra],
+              "camera_type": plan.camera_type, "messages_played": played, "chunks": len(player.modes),
+              "active_chunks": len(player.chunks), **count_modes(player.modes, player.reasons),
+              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
+              "execution_strategy": policy.execution_strategy,
+              "system1_chunks_per_s": round(len(player.chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
+              "system1_configured_rate_hz": policy.rate_hz,
+              **{key: value for key, value in player.setpoints.summary().as_dict().items()
+                 if key not in ("tracking_rms", "commands")}}
+    for name, values in (("system1", player.chunk_latency), ("latents", player.latents_latency)):
+        report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
+    try:
+        report.update(action_errors(player.chunks, plan.recorded.command_stamps_ns, plan.recorded.commands))
+    except EpisodeError as error:
+        report["error"] = str(error)
+    return report
 
 
 def write_latency_plot(path: Path, chunk_latency: list[float], latents_latency: list[float]) -> None:

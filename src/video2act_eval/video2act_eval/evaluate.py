@@ -1,10 +1,10 @@
 """Closed-loop evaluation on the simulated arm and the ablation table.
 
-    python -m video2act_sim.evaluate --checkpoint checkpoints/sim_demo --episodes 20
-    python -m video2act_sim.evaluate --checkpoint checkpoints/sim_demo \\
+    python -m video2act_eval.evaluate --checkpoint checkpoints/sim_demo --episodes 20
+    python -m video2act_eval.evaluate --checkpoint checkpoints/sim_demo \\
         --variant no_motion=runs/ablations/no_motion --variant no_spatial=runs/ablations/no_spatial \\
         --ratios 1 4 8 --out runs/eval
-    python -m video2act_sim.evaluate --strategies replace temporal_ensemble rtc \\
+    python -m video2act_eval.evaluate --strategies replace temporal_ensemble rtc \\
         --delays-ms 0 100 200 400 --out runs/execution
 
 Runs seeded episodes in sim time through the same PolicySupervisor (planner
@@ -303,7 +303,8 @@ def format_markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the defaults are the repository's checkpoint and params file."""
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=repo / "checkpoints" / "sim_demo")
@@ -336,8 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlay-video", type=Path,
                         help="write the first row's System 2 updates, maps drawn over the frame, to this video "
                              "(e.g. runs/eval/overlay.mp4)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def row_calls(args, parser: argparse.ArgumentParser) -> tuple[PolicyParams, list[tuple]]:
+    """The policy's params and one `evaluate_row` call per row: every ratio,
+    strategy and delay, then the synchronous baseline and the variants
+    (--ratios defaults to the nodes' update ratio, written back to args)."""
     overrides = {name: value for name, value in (("camera_noise_std", args.camera_noise),
                                                  ("camera_flicker", args.camera_flicker), ("backend", args.backend),
                                                  ("task", args.task), ("task_instruction", args.instruction),
@@ -364,26 +370,37 @@ def main(argv: list[str] | None = None) -> int:
     system2_device = node_params(PerceptionParams, args.params, "video2act_perception").device
     calls = [(checkpoint, name, ratio, synchronous, seeds, sim, dataclasses.replace(params, execution_strategy=strategy),
               delay, system1_latency, system2_device) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
+    return params, calls
+
+
+def evaluate_rows(calls: list[tuple], args, params: PolicyParams) -> tuple[list[Row], list[dict]]:
+    """Every row and its episodes: with --jobs, rows side by side in worker
+    processes; else one after the other here, the first drawing
+    --overlay-video. Each row's line is printed as it completes."""
     rows, episodes = [], []
     if args.jobs > 1:
         for row, row_episodes, _ in evaluate_in_processes(calls, args.jobs):
             rows.append(row)
             episodes.extend(row_episodes)
             print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-    else:
-        limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
-        video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
-        try:
-            for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency,
-                        s2_device) in enumerate(calls):
-                rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
-                                     video if index == 0 else None, delay, latency,
-                                     system2_device=s2_device))
-                print(format_table(rows[-1:]).splitlines()[-1], flush=True)
-        finally:
-            if video is not None:
-                video.close()
-    write_results(rows, episodes, args.out)
+        return rows, episodes
+    limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
+    video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
+    try:
+        for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency,
+                    s2_device) in enumerate(calls):
+            rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
+                                 video if index == 0 else None, delay, latency,
+                                 system2_device=s2_device))
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    finally:
+        if video is not None:
+            video.close()
+    return rows, episodes
+
+
+def print_summary(rows: list[Row], args, params: PolicyParams) -> None:
+    """The table, what its short column names mean, and the files written."""
     print(format_table(rows))
     print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
           "back; rej: commands its controller refused; seam p: mean disagreement of a new chunk with the running "
@@ -392,6 +409,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{params.rate_hz:g})")
     print(f"wrote {args.out / 'results.csv'} (.md), {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
           + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    params, calls = row_calls(args, parser)
+    rows, episodes = evaluate_rows(calls, args, params)
+    write_results(rows, episodes, args.out)
+    print_summary(rows, args, params)
     return 0
 
 
