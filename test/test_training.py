@@ -11,12 +11,11 @@ import yaml
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.models.factory import build_models
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.samples import Clips, Samples, first_sample_of_episode, keep_every
-from video2act_core.train import fill_once
+from video2act_core.models.factory import build_models
 from video2act_core.train import main as train
-from video2act_core.train import refine_all
+from video2act_core.training.features import fill_once, refine_all
 
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
@@ -86,7 +85,7 @@ def test_an_interrupted_feature_pass_resumes_after_its_last_saved_part(tmp_path)
     started.clear()
     resumed = refine_all(encoder, clips, 2, progress, augmentation, 3, None, parts, 2)
     assert started == [4, 6, 8]
-    assert all(torch.equal(a, b) for a, b in zip(whole[:2], resumed[:2]))  # augmented as if never stopped
+    assert all(torch.equal(a, b) for a, b in zip(whole[:2], resumed[:2], strict=True))  # augmented as if never stopped
     assert resumed[2] is None
 
 
@@ -117,7 +116,7 @@ def test_two_trainings_beside_each_other_fill_one_feature_cache_once(tmp_path):
 
 
 def test_evaluation_writes_the_table(trained, tmp_path):
-    from video2act_sim.evaluate import main as evaluate
+    from video2act_eval.evaluate import main as evaluate
 
     out, _ = trained
     assert evaluate(["--checkpoint", str(out), "--episodes", "1", "--ratios", "2", "--sync",
@@ -126,7 +125,7 @@ def test_evaluation_writes_the_table(trained, tmp_path):
     assert [(r["variant"], r["mode"], r["update_ratio"]) for r in rows] == [
         ("full", "async", "2"), ("full", "sync", "1"), ("copy", "async", "2")]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
-    # Rates are reported, not asserted: they are timings (see scripts/benchmark.py).
+    # Rates are reported, not asserted: they are timings (see scripts/bench_latency.py).
     assert all(float(r["control_rate_hz"]) > 0 for r in rows)
     assert (tmp_path / "results.png").stat().st_size > 0
 
