@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh
 DURATION ?= 30
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,14 @@ run: setup
 
 test: setup
 	$(ENV) && python -m pytest -q -p no:cacheprovider
+
+# The core's tests alone, for a quick loop while developing: no node
+# processes over DDS, no simulated episodes, no training.
+test-fast: setup
+	$(ENV) && python -m pytest -q -p no:cacheprovider -m "not dds and not sim and not training"
+
+lint: setup
+	$(ENV) && ruff check . && ruff format --check .
 
 bench: setup
 	$(ENV) && python scripts/bench_latency.py

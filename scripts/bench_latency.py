@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import yaml
 
-from video2act_core.models.factory import build_models
-from video2act_core.metrics import describe_ms
-from video2act_core.normalization import NormalizationStats
 from video2act_core.devices import resolve_device, resolve_dtype
+from video2act_core.metrics import describe_ms
+from video2act_core.models.factory import build_models
+from video2act_core.normalization import NormalizationStats
 from video2act_core.systems import System1, System2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,8 +38,12 @@ REALISTIC = {
             "type": "svd",
             "unet": {"num_frames": 14},
             "vae": {
-                "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
-                "down_block_types": ["DownEncoderBlock2D"] * 4, "block_out_channels": [128, 256, 512, 512],
+                "in_channels": 3,
+                "out_channels": 3,
+                "latent_channels": 4,
+                "layers_per_block": 2,
+                "down_block_types": ["DownEncoderBlock2D"] * 4,
+                "block_out_channels": [128, 256, 512, 512],
             },
             "feature_blocks": ["up_blocks.1", "up_blocks.2"],
         },
@@ -59,8 +63,14 @@ REALISTIC = {
 }
 # The paper's System 1 size: RDT-1B's DiT (hidden 2048, 28 blocks, 32 heads),
 # 64-step chunks, 5 sampling steps (../shared/PAPER.md).
-RDT_1B_HEAD = {"horizon": 64, "hidden_dim": 2048, "num_layers": 28, "num_heads": 32, "num_train_timesteps": 1000,
-               "num_inference_steps": 5}
+RDT_1B_HEAD = {
+    "horizon": 64,
+    "hidden_dim": 2048,
+    "num_layers": 28,
+    "num_heads": 32,
+    "num_train_timesteps": 1000,
+    "num_inference_steps": 5,
+}
 
 
 def timed(fn, repeats: int, sync) -> np.ndarray:
@@ -77,8 +87,12 @@ def timed(fn, repeats: int, sync) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-config", type=Path, default=REPO / "config" / "model_tiny.yaml",
-                        help="the model to time (random weights)")
+    parser.add_argument(
+        "--model-config",
+        type=Path,
+        default=REPO / "config" / "model_tiny.yaml",
+        help="the model to time (random weights)",
+    )
     parser.add_argument("--realistic", action="store_true", help="SVD-sized models (random weights)")
     parser.add_argument("--rdt-head", action="store_true", help="System 1 at RDT-1B's size (with --realistic)")
     parser.add_argument("--device", default="auto")
@@ -97,20 +111,28 @@ def main() -> None:
     system2 = System2(encoder.to(device, dtype), "bench")
     system1 = System1(action.to(device, dtype), NormalizationStats.identity(JOINTS), "bench")
     cfg = encoder.config
-    frames = (np.random.default_rng(0).random((cfg.num_frames, cfg.image_height, cfg.image_width, 3)) * 255).astype(np.uint8)
+    frames = (np.random.default_rng(0).random((cfg.num_frames, cfg.image_height, cfg.image_width, 3)) * 255).astype(
+        np.uint8
+    )
     state = np.zeros(len(JOINTS))
     latents = system2.encode(frames)
 
-    print(f"device={device} dtype={dtype} torch_threads={torch.get_num_threads()} "
-          f"config={'realistic SVD' if args.realistic else args.model_config.name}")
-    print(f"System 2: spatial frame {cfg.image_height}x{cfg.image_width}, motion clip {cfg.num_frames} frames "
-          f"{cfg.motion_height}x{cfg.motion_width}, {cfg.backbone['type']} backbone "
-          f"{sum(p.numel() for p in encoder.backbone.parameters()) / 1e6:.1f} M params, "
-          f"{latents.spatial.shape[0]}+{latents.motion.shape[0]} tokens"
-          + (f" + {latents.views.shape[0]} image tokens" if latents.views is not None else "")
-          + f" x {latents.spatial.shape[1]}")
-    print(f"System 1: DiT {sum(p.numel() for p in action.parameters()) / 1e6:.1f} M params, "
-          f"horizon {action.config.horizon}, {action.config.num_inference_steps} DDIM steps")
+    print(
+        f"device={device} dtype={dtype} torch_threads={torch.get_num_threads()} "
+        f"config={'realistic SVD' if args.realistic else args.model_config.name}"
+    )
+    print(
+        f"System 2: spatial frame {cfg.image_height}x{cfg.image_width}, motion clip {cfg.num_frames} frames "
+        f"{cfg.motion_height}x{cfg.motion_width}, {cfg.backbone['type']} backbone "
+        f"{sum(p.numel() for p in encoder.backbone.parameters()) / 1e6:.1f} M params, "
+        f"{latents.spatial.shape[0]}+{latents.motion.shape[0]} tokens"
+        + (f" + {latents.views.shape[0]} image tokens" if latents.views is not None else "")
+        + f" x {latents.spatial.shape[1]}"
+    )
+    print(
+        f"System 1: DiT {sum(p.numel() for p in action.parameters()) / 1e6:.1f} M params, "
+        f"horizon {action.config.horizon}, {action.config.num_inference_steps} DDIM steps"
+    )
     s2 = timed(lambda: system2.encode(frames), args.repeats, sync)
     s1 = timed(lambda: system1.act(latents, state), args.repeats * 5, sync)
     print(describe_ms("System 2 per update", s2))
@@ -150,8 +172,10 @@ def main() -> None:
     worker.join()
     async_rate = chunks / elapsed
     print(f"synchronous baseline: {sync_rate:.2f} chunks/s")
-    print(f"asynchronous: {async_rate:.2f} chunks/s with System 2 at {newest['updates'] / elapsed:.2f} updates/s "
-          f"(ratio {async_rate / sync_rate:.1f}x)")
+    print(
+        f"asynchronous: {async_rate:.2f} chunks/s with System 2 at {newest['updates'] / elapsed:.2f} updates/s "
+        f"(ratio {async_rate / sync_rate:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,13 +76,17 @@ def main() -> int:
         started = time.monotonic()
         write_long_bag(bag, args.minutes, args.fps, args.height, args.width, args.format)
         size_gb = sum(f.stat().st_size for f in bag.iterdir()) / 1e9
-        print(f"wrote {bag}: {args.minutes} min, {args.width}x{args.height} {args.format} at {args.fps} Hz, "
-              f"{size_gb:.2f} GB in {time.monotonic() - started:.0f} s")
+        print(
+            f"wrote {bag}: {args.minutes} min, {args.width}x{args.height} {args.format} at {args.fps} Hz, "
+            f"{size_gb:.2f} GB in {time.monotonic() - started:.0f} s"
+        )
         status = replay(["--bag", str(bag), "--rate", str(args.rate), "--out", str(work / "replay")])
         report = json.loads((work / "replay" / "report.json").read_text())
-        print(f"\nreplay exit {status}: bag {report['bag_seconds']} s played in {report['wall_seconds']} s "
-              f"(x{report['wall_seconds'] / report['bag_seconds']:.3f} of real time at --rate {args.rate}), "
-              f"{report['messages_played']} messages")
+        print(
+            f"\nreplay exit {status}: bag {report['bag_seconds']} s played in {report['wall_seconds']} s "
+            f"(x{report['wall_seconds'] / report['bag_seconds']:.3f} of real time at --rate {args.rate}), "
+            f"{report['messages_played']} messages"
+        )
         print("peak RSS (MB): " + ", ".join(f"{name} {mb}" for name, mb in report["peak_rss_mb"].items()))
         return status
     finally:

@@ -64,16 +64,104 @@ VAE_WAN22 = {
     "scale_factor_temporal": 4,
     "scale_factor_spatial": 16,
     "latents_mean": [
-        -0.2289, -0.0052, -0.1323, -0.2339, -0.2799, 0.0174, 0.1838, 0.1557, -0.1382, 0.0542, 0.2813, 0.0891,
-        0.1570, -0.0098, 0.0375, -0.1825, -0.2246, -0.1207, -0.0698, 0.5109, 0.2665, -0.2108, -0.2158, 0.2502,
-        -0.2055, -0.0322, 0.1109, 0.1567, -0.0729, 0.0899, -0.2799, -0.1230, -0.0313, -0.1649, 0.0117, 0.0723,
-        -0.2839, -0.2083, -0.0520, 0.3748, 0.0152, 0.1957, 0.1433, -0.2944, 0.3573, -0.0548, -0.1681, -0.0667,
+        -0.2289,
+        -0.0052,
+        -0.1323,
+        -0.2339,
+        -0.2799,
+        0.0174,
+        0.1838,
+        0.1557,
+        -0.1382,
+        0.0542,
+        0.2813,
+        0.0891,
+        0.1570,
+        -0.0098,
+        0.0375,
+        -0.1825,
+        -0.2246,
+        -0.1207,
+        -0.0698,
+        0.5109,
+        0.2665,
+        -0.2108,
+        -0.2158,
+        0.2502,
+        -0.2055,
+        -0.0322,
+        0.1109,
+        0.1567,
+        -0.0729,
+        0.0899,
+        -0.2799,
+        -0.1230,
+        -0.0313,
+        -0.1649,
+        0.0117,
+        0.0723,
+        -0.2839,
+        -0.2083,
+        -0.0520,
+        0.3748,
+        0.0152,
+        0.1957,
+        0.1433,
+        -0.2944,
+        0.3573,
+        -0.0548,
+        -0.1681,
+        -0.0667,
     ],
     "latents_std": [
-        0.4765, 1.0364, 0.4514, 1.1677, 0.5313, 0.4990, 0.4818, 0.5013, 0.8158, 1.0344, 0.5894, 1.0901,
-        0.6885, 0.6165, 0.8454, 0.4978, 0.5759, 0.3523, 0.7135, 0.6804, 0.5833, 1.4146, 0.8986, 0.5659,
-        0.7069, 0.5338, 0.4889, 0.4917, 0.4069, 0.4999, 0.6866, 0.4093, 0.5709, 0.6065, 0.6415, 0.4944,
-        0.5726, 1.2042, 0.5458, 1.6887, 0.3971, 1.0600, 0.3943, 0.5537, 0.5444, 0.4089, 0.7468, 0.7744,
+        0.4765,
+        1.0364,
+        0.4514,
+        1.1677,
+        0.5313,
+        0.4990,
+        0.4818,
+        0.5013,
+        0.8158,
+        1.0344,
+        0.5894,
+        1.0901,
+        0.6885,
+        0.6165,
+        0.8454,
+        0.4978,
+        0.5759,
+        0.3523,
+        0.7135,
+        0.6804,
+        0.5833,
+        1.4146,
+        0.8986,
+        0.5659,
+        0.7069,
+        0.5338,
+        0.4889,
+        0.4917,
+        0.4069,
+        0.4999,
+        0.6866,
+        0.4093,
+        0.5709,
+        0.6065,
+        0.6415,
+        0.4944,
+        0.5726,
+        1.2042,
+        0.5458,
+        1.6887,
+        0.3971,
+        1.0600,
+        0.3943,
+        0.5537,
+        0.5444,
+        0.4089,
+        0.7468,
+        0.7744,
     ],
 }
 # (frames, height, width) of each stream, as in the paper.
@@ -86,15 +174,22 @@ GIB = 2**30
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--site", action="append", default=[], metavar="DIR",
-                        help="prepend DIR to sys.path (unpacked wheels: diffusers and its needs); repeatable")
+    parser.add_argument(
+        "--site",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="prepend DIR to sys.path (unpacked wheels: diffusers and its needs); repeatable",
+    )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--num-blocks", type=int, default=20, help="transformer blocks read (default: 20 of 30)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="tiny random models on the CPU, small frames, one run each: checks the script, "
-                             "measures nothing")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny random models on the CPU, small frames, one run each: checks the script, measures nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -149,7 +244,9 @@ def measure_stream(backbone, shape: tuple[int, int, int], args, device: torch.de
     features_ms = median_ms(lambda: backbone.features(latents), args.warmup, args.repeats, synchronize)
     features_peak = torch.cuda.max_memory_allocated() / GIB if on_gpu else None
     return {
-        "frames": shape[0], "height": shape[1], "width": shape[2],
+        "frames": shape[0],
+        "height": shape[1],
+        "width": shape[2],
         "latents": list(latents.shape[1:]),  # (t, c, h, w)
         "tokens": features.shape[1] * features.shape[3] * features.shape[4],
         "features": list(features.shape[1:]),  # (t, C, h', w')
@@ -162,17 +259,23 @@ def measure_stream(backbone, shape: tuple[int, int, int], args, device: torch.de
 
 
 def print_table(results: dict) -> None:
-    print(f"{results['device']}, {results['dtype']}, features after {results['num_blocks']} of "
-          f"{results['total_blocks']} blocks; parameters: transformer {results['transformer_params']:,}, "
-          f"VAE {results['vae_params']:,}; weights on the GPU: {results['weights_gib']} GiB")
-    header = f"{'stream':8} {'input':>13} {'latents t,c,h,w':>17} {'tokens':>6} {'VAE ms':>8} " \
-             f"{'features ms':>11} {'VAE peak GiB':>12} {'feat peak GiB':>13}"
+    print(
+        f"{results['device']}, {results['dtype']}, features after {results['num_blocks']} of "
+        f"{results['total_blocks']} blocks; parameters: transformer {results['transformer_params']:,}, "
+        f"VAE {results['vae_params']:,}; weights on the GPU: {results['weights_gib']} GiB"
+    )
+    header = (
+        f"{'stream':8} {'input':>13} {'latents t,c,h,w':>17} {'tokens':>6} {'VAE ms':>8} "
+        f"{'features ms':>11} {'VAE peak GiB':>12} {'feat peak GiB':>13}"
+    )
     print(header)
     for name, row in results["streams"].items():
         frames = f"{row['frames']}x{row['height']}x{row['width']}"
         latents = ",".join(str(size) for size in row["latents"])
-        print(f"{name:8} {frames:>13} {latents:>17} {row['tokens']:>6} {row['vae_encode_ms']:>8} "
-              f"{row['features_ms']:>11} {str(row['vae_encode_peak_gib']):>12} {str(row['features_peak_gib']):>13}")
+        print(
+            f"{name:8} {frames:>13} {latents:>17} {row['tokens']:>6} {row['vae_encode_ms']:>8} "
+            f"{row['features_ms']:>11} {str(row['vae_encode_peak_gib']):>12} {str(row['features_peak_gib']):>13}"
+        )
 
 
 def main(argv=None) -> int:

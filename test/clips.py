@@ -19,9 +19,18 @@ def background(size: int = SIZE) -> np.ndarray:
     return np.kron(blocks, np.ones((8, 8, 1))).astype(np.float32)
 
 
-def square_clip(frequency_hz: float = 0.0, amplitude_px: float = 0.0, drift_px_per_s: float = 0.0,
-                noise_std: float = 0.0, flicker: float = 0.0, square: int = SQUARE, frames: int = FRAMES,
-                fps: float = FPS, size: int = SIZE, seed: int = 0) -> np.ndarray:
+def square_clip(
+    frequency_hz: float = 0.0,
+    amplitude_px: float = 0.0,
+    drift_px_per_s: float = 0.0,
+    noise_std: float = 0.0,
+    flicker: float = 0.0,
+    square: int = SQUARE,
+    frames: int = FRAMES,
+    fps: float = FPS,
+    size: int = SIZE,
+    seed: int = 0,
+) -> np.ndarray:
     """The square moves horizontally by amplitude * sin(2 pi f t) + drift * t."""
     rng = np.random.default_rng(seed)
     scene = background(size)

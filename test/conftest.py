@@ -25,6 +25,7 @@ def hand_made_latents(system1, spatial, motion, motion_energy: float = 0.0):
     """Latents with these stream tokens for `system1`, plus (zero) image
     tokens where its checkpoint reads them."""
     import numpy as np
+
     from video2act_core.latents import Latents
 
     views = np.zeros((8, system1.config.context_dim), np.float32) if system1.config.view_tokens else None
@@ -65,4 +66,6 @@ def episode_topics():
     from video2act_core.params import SimArmParams, node_params
 
     sim = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
-    return EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic, sim.instruction_topic)
+    return EpisodeTopics(
+        sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic, sim.instruction_topic
+    )

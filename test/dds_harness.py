@@ -17,7 +17,6 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Empty
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE, REPO
 from jtc import Jtc
@@ -28,12 +27,14 @@ from video2act_core.messages import stamp_to_ns
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.ros import latents_qos
 from video2act_eval.launcher import PERCEPTION, POLICY, start_node, stop_nodes
+from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 # The stack as bringup's default robot profile has it: the SO-101's arm and gripper controllers.
 PARAMS_FILES = [PARAMS_FILE, REPO / "config" / "robots" / "so101.yaml"]
 PARAMS = node_params(PolicyParams, PARAMS_FILES, "video2act_policy")
-LIMITS = JointLimits.from_lists(PARAMS.joint_names, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits,
-                                PARAMS.max_joint_velocity)
+LIMITS = JointLimits.from_lists(
+    PARAMS.joint_names, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits, PARAMS.max_joint_velocity
+)
 ARM_JOINTS = [name for name in PARAMS.joint_names if name not in PARAMS.gripper_joint_names]
 # Generous: System 2 runs ~1 Hz with ~1 s latency on a loaded 2-core machine.
 MAX_LATENTS_AGE_S = 5.0
@@ -66,17 +67,25 @@ class Harness:
         initial = np.full(len(JOINTS), initial_position)
         self.controllers = {
             PARAMS.trajectory_topic: Jtc(ARM_JOINTS, initial[[JOINTS.index(j) for j in ARM_JOINTS]]),
-            PARAMS.gripper_command_topic: Jtc(PARAMS.gripper_joint_names,
-                                              initial[[JOINTS.index(j) for j in PARAMS.gripper_joint_names]]),
+            PARAMS.gripper_command_topic: Jtc(
+                PARAMS.gripper_joint_names, initial[[JOINTS.index(j) for j in PARAMS.gripper_joint_names]]
+            ),
         }
         self.gripper_trajectories = []
         # Deep queues: a harness starved by the nodes beside it on a loaded
         # machine must still see every command, or the judges lose the thread.
-        self.node.create_subscription(JointTrajectory, PARAMS.trajectory_topic,
-                                      lambda msg, info: self.on_trajectory(msg, info, PARAMS.trajectory_topic), 1000)
-        self.node.create_subscription(JointTrajectory, PARAMS.gripper_command_topic,
-                                      lambda msg, info: self.on_trajectory(msg, info, PARAMS.gripper_command_topic),
-                                      1000)
+        self.node.create_subscription(
+            JointTrajectory,
+            PARAMS.trajectory_topic,
+            lambda msg, info: self.on_trajectory(msg, info, PARAMS.trajectory_topic),
+            1000,
+        )
+        self.node.create_subscription(
+            JointTrajectory,
+            PARAMS.gripper_command_topic,
+            lambda msg, info: self.on_trajectory(msg, info, PARAMS.gripper_command_topic),
+            1000,
+        )
         self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 1000)
         self.chunk_sequence_numbers = []
         self.frame_index = 0
@@ -158,8 +167,16 @@ class Harness:
         self.reset_pub.publish(Empty())
         return self.now().nanoseconds
 
-    def run(self, seconds, image_encoding="rgb8", joint_names=JOINTS, joint_position=None, images=True,
-            joint_states=True, stamp_offset_s=0.0):
+    def run(
+        self,
+        seconds,
+        image_encoding="rgb8",
+        joint_names=JOINTS,
+        joint_position=None,
+        images=True,
+        joint_states=True,
+        stamp_offset_s=0.0,
+    ):
         """Camera at 15 Hz and joint states at 50 Hz for `seconds`; the arm
         follows its controllers unless `joint_position` holds it still."""
         end = time.monotonic() + seconds
@@ -183,9 +200,16 @@ class Harness:
 def command_of(chunk) -> JointCommand:
     """The command an ActionChunk reports, as the envelope made it."""
     positions = np.asarray(chunk.positions).reshape(chunk.horizon, -1)
-    return JointCommand(stamp_to_ns(chunk.header.stamp) * 1e-9, np.asarray(chunk.times_from_start), positions,
-                        np.asarray(chunk.velocities).reshape(positions.shape), chunk.limited_values,
-                        chunk.horizon == 1, np.asarray(chunk.command_origin), stamp_to_ns(chunk.command_stamp) * 1e-9)
+    return JointCommand(
+        stamp_to_ns(chunk.header.stamp) * 1e-9,
+        np.asarray(chunk.times_from_start),
+        positions,
+        np.asarray(chunk.velocities).reshape(positions.shape),
+        chunk.limited_values,
+        chunk.horizon == 1,
+        np.asarray(chunk.command_origin),
+        stamp_to_ns(chunk.command_stamp) * 1e-9,
+    )
 
 
 def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS) -> int:
@@ -208,7 +232,10 @@ def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS) -> int:
         if controller is not None and not np.allclose(command.origin, controller.position(command.issued_s), atol=1e-5):
             fresh = any(previous_issued_ns < start + 5e8 and start - 5e8 <= issued_ns for start in fresh_start_ns)
             assert fresh or chunk.reason.startswith(NOT_FOLLOWING_HINT), (
-                "a command left the setpoint in force", command.origin, controller.position(command.issued_s))
+                "a command left the setpoint in force",
+                command.origin,
+                controller.position(command.issued_s),
+            )
             controller = None  # a fresh start: the controller starts over from the measured state
         previous_issued_ns = issued_ns
         # Stamps travel as ns and the node computes in float seconds (0.24 us
@@ -218,18 +245,31 @@ def commands_inside_envelope(chunks, fresh_start_ns, limits=LIMITS) -> int:
         if controller is None:
             controller = Jtc(JOINTS, command.origin)
         message = JointTrajectory(joint_names=JOINTS, header=chunk.header)
-        message.points = [JointTrajectoryPoint(positions=p.tolist(), velocities=v.tolist(),
-                                               time_from_start=Duration(sec=int(t), nanosec=round((t % 1) * 1e9)))
-                          for p, v, t in zip(command.positions, command.velocities, command.times_s)]
+        message.points = [
+            JointTrajectoryPoint(
+                positions=p.tolist(),
+                velocities=v.tolist(),
+                time_from_start=Duration(sec=int(t), nanosec=round((t % 1) * 1e9)),
+            )
+            for p, v, t in zip(command.positions, command.velocities, command.times_s)
+        ]
         assert controller.receive(message, command.issued_s) == ""
     return len(reported)
 
 
 def run_stack(checkpoint, logs, sim_time_start_s=None, namespace="", **overrides):
-    overrides = {"checkpoint_path": str(checkpoint), "device": "cpu", "max_latents_age_s": MAX_LATENTS_AGE_S,
-                 "use_sim_time": sim_time_start_s is not None, "start_armed": True, **overrides}
+    overrides = {
+        "checkpoint_path": str(checkpoint),
+        "device": "cpu",
+        "max_latents_age_s": MAX_LATENTS_AGE_S,
+        "use_sim_time": sim_time_start_s is not None,
+        "start_armed": True,
+        **overrides,
+    }
     files = [open(logs / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)]
-    processes = [start_node(exe, PARAMS_FILES, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)]
+    processes = [
+        start_node(exe, PARAMS_FILES, overrides, log, namespace) for exe, log in zip((PERCEPTION, POLICY), files)
+    ]
     harness = None
     try:
         rclpy.init()

@@ -25,8 +25,15 @@ import numpy as np
 FLT_EPSILON = 1.1920929e-07
 
 
-def rejection(joint_names: list[str], points: list[dict], stamp_s: float, now_s: float, controller_joints: list[str],
-              allow_partial_joints_goal: bool = False, allow_nonzero_velocity_at_trajectory_end: bool = True) -> str:
+def rejection(
+    joint_names: list[str],
+    points: list[dict],
+    stamp_s: float,
+    now_s: float,
+    controller_joints: list[str],
+    allow_partial_joints_goal: bool = False,
+    allow_nonzero_velocity_at_trajectory_end: bool = True,
+) -> str:
     """Why the controller refuses the trajectory ('' when it accepts it).
     `points`: dicts of time_from_start (s), positions, velocities,
     accelerations, effort (lists, possibly empty)."""
@@ -44,20 +51,33 @@ def rejection(joint_names: list[str], points: list[dict], stamp_s: float, now_s:
             if abs(velocity) > FLT_EPSILON:
                 return f"Velocity of last trajectory point of joint {name} is not zero: {velocity:.15f}"
     if stamp_s != 0 and stamp_s + points[-1]["time_from_start"] < now_s:
-        return (f"Received trajectory with non-zero start time ({stamp_s:f}) that ends in the past "
-                f"({stamp_s + points[-1]['time_from_start']:f})")
+        return (
+            f"Received trajectory with non-zero start time ({stamp_s:f}) that ends in the past "
+            f"({stamp_s + points[-1]['time_from_start']:f})"
+        )
     for i in range(1, len(points)):
         if points[i]["time_from_start"] <= points[i - 1]["time_from_start"]:
-            return (f"Time between points {i - 1} and {i} is not strictly increasing, it is "
-                    f"{points[i - 1]['time_from_start']:f} and {points[i]['time_from_start']:f} respectively")
+            return (
+                f"Time between points {i - 1} and {i} is not strictly increasing, it is "
+                f"{points[i - 1]['time_from_start']:f} and {points[i]['time_from_start']:f} respectively"
+            )
     for i, point in enumerate(points):
         if len(point["positions"]) != len(joint_names):
-            return f"Mismatch between joint_names size ({len(joint_names)}) and positions ({len(point['positions'])}) at point #{i}."
+            return (
+                f"Mismatch between joint_names size ({len(joint_names)}) and positions "
+                f"({len(point['positions'])}) at point #{i}."
+            )
         for field in ("velocities", "accelerations"):
             if point[field] and len(point[field]) != len(joint_names):
-                return f"Mismatch between joint_names size ({len(joint_names)}) and {field} ({len(point[field])}) at point #{i}."
+                return (
+                    f"Mismatch between joint_names size ({len(joint_names)}) and {field} "
+                    f"({len(point[field])}) at point #{i}."
+                )
         if point["effort"]:
-            return "Trajectories with effort fields are only supported for controllers using the 'effort' command interface."
+            return (
+                "Trajectories with effort fields are only supported for controllers using the 'effort' "
+                "command interface."
+            )
     # Accepted by JTC, yet a wrong command: ours must never send these.
     if len(set(joint_names)) != len(joint_names):
         return "(accepted by JTC, corrupts the command) duplicate joint names"
@@ -69,9 +89,16 @@ def rejection(joint_names: list[str], points: list[dict], stamp_s: float, now_s:
 
 def points_of(msg) -> list[dict]:
     """A trajectory_msgs/JointTrajectory's points as `rejection` takes them."""
-    return [{"time_from_start": p.time_from_start.sec + p.time_from_start.nanosec * 1e-9,
-             "positions": list(p.positions), "velocities": list(p.velocities),
-             "accelerations": list(p.accelerations), "effort": list(p.effort)} for p in msg.points]
+    return [
+        {
+            "time_from_start": p.time_from_start.sec + p.time_from_start.nanosec * 1e-9,
+            "positions": list(p.positions),
+            "velocities": list(p.velocities),
+            "accelerations": list(p.accelerations),
+            "effort": list(p.effort),
+        }
+        for p in msg.points
+    ]
 
 
 def stamp_of(msg) -> float:
@@ -104,8 +131,16 @@ class Jtc:
 
     def command(self, stamp_s: float, times_s, positions, velocities, now_s: float) -> str:
         """The same for points given as arrays, in this controller's joint order."""
-        points = [{"time_from_start": float(t), "positions": list(p), "velocities": list(v), "accelerations": [],
-                   "effort": []} for t, p, v in zip(times_s, positions, velocities)]
+        points = [
+            {
+                "time_from_start": float(t),
+                "positions": list(p),
+                "velocities": list(v),
+                "accelerations": [],
+                "effort": [],
+            }
+            for t, p, v in zip(times_s, positions, velocities)
+        ]
         return self.accept(self.joints, points, stamp_s, now_s)
 
     def accept(self, joint_names: list[str], points: list[dict], stamp_s: float, now_s: float) -> str:
@@ -115,8 +150,11 @@ class Jtc:
             return problem
         order = [joint_names.index(name) for name in self.joints]
         positions = np.array([[p["positions"][i] for i in order] for p in points])
-        velocities = (np.array([[p["velocities"][i] for i in order] for p in points])
-                      if all(p["velocities"] for p in points) else None)
+        velocities = (
+            np.array([[p["velocities"][i] for i in order] for p in points])
+            if all(p["velocities"] for p in points)
+            else None
+        )
         times = np.array([p["time_from_start"] for p in points])
         state = self.sample(now_s)
         start = stamp_s or now_s
@@ -136,7 +174,9 @@ class Jtc:
                 return p_taken + u * (positions[0] - p_taken), (positions[0] - p_taken) / (first - taken_s)
             return cubic(p_taken, v_taken, positions[0], velocities[0], first - taken_s, t - taken_s)
         if t >= start + times[-1]:
-            return positions[-1].copy(), (velocities[-1].copy() if velocities is not None else np.zeros(len(self.joints)))
+            return positions[-1].copy(), (
+                velocities[-1].copy() if velocities is not None else np.zeros(len(self.joints))
+            )
         i = int(np.searchsorted(start + times, t, side="right")) - 1
         duration = times[i + 1] - times[i]
         if velocities is None:

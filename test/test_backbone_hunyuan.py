@@ -41,13 +41,18 @@ def test_all_dual_stream_blocks_match_the_transformer_forward_pass(backbone):
     transformer = backbone.transformer
     captured = {}
     handle = transformer.transformer_blocks[-1].register_forward_hook(
-        lambda _m, _i, output: captured.update(tokens=output[0]))
+        lambda _m, _i, output: captured.update(tokens=output[0])
+    )
     try:
         config = transformer.config
-        transformer(latents.transpose(1, 2), timestep=torch.zeros(1),
-                    encoder_hidden_states=torch.zeros(1, 1, config.text_embed_dim),
-                    encoder_attention_mask=torch.ones(1, 1), pooled_projections=torch.zeros(1, config.pooled_projection_dim),
-                    guidance=torch.tensor([6000.0]))
+        transformer(
+            latents.transpose(1, 2),
+            timestep=torch.zeros(1),
+            encoder_hidden_states=torch.zeros(1, 1, config.text_embed_dim),
+            encoder_attention_mask=torch.ones(1, 1),
+            pooled_projections=torch.zeros(1, config.pooled_projection_dim),
+            guidance=torch.tensor([6000.0]),
+        )
     finally:
         handle.remove()
     grid = captured["tokens"].unflatten(1, (latents.shape[1], 2, 2))

@@ -75,8 +75,11 @@ def test_all_blocks_match_the_transformer_forward_pass(backbone):
     captured = {}
     handle = transformer.blocks[-1].register_forward_hook(lambda _m, _i, output: captured.update(last=output))
     try:
-        transformer(latents.transpose(1, 2), timestep=torch.zeros(1),
-                    encoder_hidden_states=torch.zeros(1, 1, transformer.config.text_dim))
+        transformer(
+            latents.transpose(1, 2),
+            timestep=torch.zeros(1),
+            encoder_hidden_states=torch.zeros(1, 1, transformer.config.text_dim),
+        )
     finally:
         handle.remove()
     grid = captured["last"].unflatten(1, latents.shape[1:2] + (latents.shape[3] // 2, latents.shape[4] // 2))
@@ -126,6 +129,9 @@ def test_denoising_loss_is_finite_and_trains_the_transformer(sampling):
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     transformer = model.transformer
-    for parameter in (transformer.patch_embedding.weight, transformer.blocks[-1].ffn.net[2].weight,
-                      transformer.proj_out.weight):
+    for parameter in (
+        transformer.patch_embedding.weight,
+        transformer.blocks[-1].ffn.net[2].weight,
+        transformer.proj_out.weight,
+    ):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0

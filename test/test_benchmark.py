@@ -20,6 +20,8 @@ from video2act_sim.arm import SCENES, TRACK_ARC, TRACK_HOLD_S, KinematicArm
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 
+pytestmark = pytest.mark.sim
+
 POLICY = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
 TRACK = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm", {"task": "track"})
 
@@ -120,8 +122,22 @@ def test_the_resnet_baseline_trains_end_to_end_and_round_trips(expert_bags, tmp_
     config["system1"].update(horizon=8, hidden_dim=32, num_layers=1, num_heads=2, num_inference_steps=4)
     (tmp_path / "dp.yaml").write_text(yaml.safe_dump(config))
     out = tmp_path / "dp"
-    arguments = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(tmp_path / "dp.yaml"),
-                 "--params", str(PARAMS_FILE), "--batch-size", "4", "--steps", "3", "--device", "cpu"]
+    arguments = [
+        "--data",
+        str(expert_bags),
+        "--out",
+        str(out),
+        "--model-config",
+        str(tmp_path / "dp.yaml"),
+        "--params",
+        str(PARAMS_FILE),
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+    ]
     with pytest.raises(SystemExit, match="no denoising objective"):
         train(arguments + ["--stage1-steps", "1"])
     assert train(arguments) == 0
@@ -141,37 +157,64 @@ def test_each_seed_of_a_model_config_fills_its_own_feature_cache_before_its_abla
 
     trainings = [(method, seed) for method in ("video2act", "no_spatial", "vpp") for seed in (0, 1)]
     assert cache_fillers(trainings) == {
-        ("video2act", 0): ("video2act", 0), ("video2act", 1): ("video2act", 1),
-        ("no_spatial", 0): ("video2act", 0), ("no_spatial", 1): ("video2act", 1),
-        ("vpp", 0): ("vpp", 0), ("vpp", 1): ("vpp", 1)}
+        ("video2act", 0): ("video2act", 0),
+        ("video2act", 1): ("video2act", 1),
+        ("no_spatial", 0): ("video2act", 0),
+        ("no_spatial", 1): ("video2act", 1),
+        ("vpp", 0): ("vpp", 0),
+        ("vpp", 1): ("vpp", 1),
+    }
     # video2act trained in an earlier run: both ablations read its cache at once.
     ablations = [("no_spatial", 0), ("no_motion", 0)]
     assert cache_fillers(ablations, trained=[("dp", 0), ("video2act", 0)]) == {
-        ("no_spatial", 0): ("video2act", 0), ("no_motion", 0): ("video2act", 0)}
+        ("no_spatial", 0): ("video2act", 0),
+        ("no_motion", 0): ("video2act", 0),
+    }
     assert cache_fillers(ablations) == {("no_spatial", 0): ("no_spatial", 0), ("no_motion", 0): ("no_spatial", 0)}
 
 
 def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
-    from video2act_eval.benchmark import METHODS, QUICK, main as benchmark
+    from video2act_eval.benchmark import METHODS, QUICK
+    from video2act_eval.benchmark import main as benchmark
 
     arguments = ["--quick", "--out", str(tmp_path), "--splits", "original", "lighting", "--params", str(PARAMS_FILE)]
     # Rows split in two shards each, trainings side by side, each system on
     # its own device: what a many-core machine with a GPU runs.
-    assert benchmark(arguments + ["--jobs", "2", "--shards", "2", "--train-jobs", "2",
-                                  "--system2-device", "cpu", "--system1-device", "cpu"]) == 0
+    assert (
+        benchmark(
+            arguments
+            + [
+                "--jobs",
+                "2",
+                "--shards",
+                "2",
+                "--train-jobs",
+                "2",
+                "--system2-device",
+                "cpu",
+                "--system1-device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert all(int(row["episodes"]) == QUICK.episodes for row in rows)
     episodes = list(csv.DictReader(open(tmp_path / "episodes.csv")))
     assert sorted(int(e["seed"]) for e in episodes if e["method"] == "dp" and e["split"] == "original") == list(
-        range(QUICK.episodes))
+        range(QUICK.episodes)
+    )
     assert sorted((row["split"], row["method"]) for row in rows) == sorted(
-        (split, method) for split in ("original", "lighting") for method in METHODS)
+        (split, method) for split in ("original", "lighting") for method in METHODS
+    )
     assert all(row["task"] == "reach" and 0.0 <= float(row["success_rate"]) <= 1.0 for row in rows)
     assert {row["mode"] for row in rows if row["method"] == "synchronous"} == {"sync"}
     table = (tmp_path / "table.md").read_text()
     assert all(f"| {method} |" in table for method in METHODS) and "| reach | reach (lighting) |" in table
-    assert (f"- reach (lighting): {QUICK.demos} demonstrations, {QUICK.steps} training steps, "
-            f"{QUICK.episodes} evaluation episodes per method; training seeds [0]") in table
+    assert (
+        f"- reach (lighting): {QUICK.demos} demonstrations, {QUICK.steps} training steps, "
+        f"{QUICK.episodes} evaluation episodes per method; training seeds [0]"
+    ) in table
     compute = json.loads((tmp_path / "compute.json").read_text())
     assert len([key for key in compute if key.startswith("train/")]) == len(METHODS) - 1  # synchronous reuses
     capsys.readouterr()
@@ -191,8 +234,13 @@ def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_th
     saved, _ = build_models(baseline_config("vpp"), JOINTS, seed=5)
     saved.backbone.save(tmp_path / "svd")
     for name in ("video2act", "vpp"):
-        config = yaml.safe_load(model_config(METHODS[name], ("svd", str(tmp_path / "svd")), tmp_path / "out").read_text())
+        config = yaml.safe_load(
+            model_config(METHODS[name], ("svd", str(tmp_path / "svd")), tmp_path / "out").read_text()
+        )
         assert config["system2"]["backbone"] == {"type": "svd", "pretrained_path": str(tmp_path / "svd")}
         loaded, _ = build_models(config, JOINTS, seed=0)
         torch.testing.assert_close(loaded.backbone.unet.state_dict(), saved.backbone.unet.state_dict())
-    assert model_config(METHODS["dp"], ("svd", str(tmp_path / "svd")), tmp_path / "out") == REPO / "config" / "model_tiny_dp.yaml"
+    assert (
+        model_config(METHODS["dp"], ("svd", str(tmp_path / "svd")), tmp_path / "out")
+        == REPO / "config" / "model_tiny_dp.yaml"
+    )

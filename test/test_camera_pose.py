@@ -51,16 +51,21 @@ def test_a_chain_composes_to_the_camera_in_the_base_frame():
 
 def test_mismatch_says_how_far_the_camera_moved():
     recorded = CameraPose("base_link", "cam", (0.5, 0.0, 0.8), about_z(0.0))
-    assert pose_mismatch(recorded, CameraPose("base_link", "cam", (0.51, 0.0, 0.8), about_z(0.02)), 0.02,
-                         math.radians(3)) is None
-    moved = pose_mismatch(recorded, CameraPose("base_link", "cam", (0.55, 0.0, 0.8), about_z(0.0)), 0.02,
-                          math.radians(3))
+    assert (
+        pose_mismatch(recorded, CameraPose("base_link", "cam", (0.51, 0.0, 0.8), about_z(0.02)), 0.02, math.radians(3))
+        is None
+    )
+    moved = pose_mismatch(
+        recorded, CameraPose("base_link", "cam", (0.55, 0.0, 0.8), about_z(0.0)), 0.02, math.radians(3)
+    )
     assert "5.0 cm" in moved
-    turned = pose_mismatch(recorded, CameraPose("base_link", "cam", (0.5, 0.0, 0.8), about_z(math.radians(10))),
-                           0.02, math.radians(3))
+    turned = pose_mismatch(
+        recorded, CameraPose("base_link", "cam", (0.5, 0.0, 0.8), about_z(math.radians(10))), 0.02, math.radians(3)
+    )
     assert "10.0 deg" in turned
-    assert "frames differ" in pose_mismatch(recorded, CameraPose("base_link", "other", (0.5, 0, 0.8), about_z(0)),
-                                            0.02, 1.0)
+    assert "frames differ" in pose_mismatch(
+        recorded, CameraPose("base_link", "other", (0.5, 0, 0.8), about_z(0)), 0.02, 1.0
+    )
     with pytest.raises(ValueError, match="not a finite"):
         CameraPose("a", "b", (float("nan"), 0, 0), (0, 0, 0, 1))
 

@@ -11,14 +11,16 @@ import yaml
 
 from conftest import JOINTS, PARAMS_FILE, tiny_model_config
 from video2act_core.checkpoint import load_policy, read_manifest
-from video2act_core.models.factory import build_models
 from video2act_core.data.episode import EpisodeTopics
+from video2act_core.data.frames import CameraInputs, ViewBuffer, ViewSpec, view_frame_indices
 from video2act_core.data.rosbag import read_episode
 from video2act_core.data.samples import find_episode_bags, load_samples
-from video2act_core.data.frames import CameraInputs, ViewBuffer, ViewSpec, view_frame_indices
 from video2act_core.messages import fill_latents_message, latents_from_message
+from video2act_core.models.factory import build_models
 from video2act_core.params import SimArmParams, node_params
 from video2act_core.systems import System2
+
+pytestmark = pytest.mark.training
 
 WRIST_TOPIC = "wrist_camera/image_raw"
 TWO_CAMERAS = {"view_cameras": 2, "view_history": 2, "view_spacing_s": 0.2, "view_grid": 4}
@@ -75,7 +77,7 @@ def test_image_tokens_see_each_camera_apart_and_leave_the_streams_alone():
     moved_wrist = wrist.copy()
     moved_wrist[-1, 20:40, 20:40] = 255  # something new before the wrist camera, in its newest frame
     first, second = system2.encode(clip, [overhead, wrist]), system2.encode(clip, [overhead, moved_wrist])
-    grid = system2.config.view_grid ** 2
+    grid = system2.config.view_grid**2
     assert first.views.shape == (2 * 2 * grid, system2.config.token_dim)
     per_frame = ((second.views - first.views) ** 2).sum(axis=-1).reshape(2, 2, grid)
     # Only the tokens of the wrist camera's newest frame moved; the streams
@@ -140,8 +142,9 @@ def two_camera_setup(tmp_path_factory):
 def test_wrist_camera_is_recorded_and_each_sample_gets_both_cameras_frames(two_camera_setup):
     params_file, _, root = two_camera_setup
     sim = node_params(SimArmParams, params_file, "video2act_sim_arm")
-    topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic,
-                           extra_cameras=(WRIST_TOPIC,))
+    topics = EpisodeTopics(
+        sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic, extra_cameras=(WRIST_TOPIC,)
+    )
     episode = read_episode(find_episode_bags([root / "demos"])[0], topics, JOINTS)
     (wrist,) = episode.extra_cameras
     np.testing.assert_array_equal(wrist.stamps_ns, episode.image_stamps_ns)  # rendered together
@@ -164,8 +167,25 @@ def two_camera_checkpoint(two_camera_setup):
 
     params_file, model_file, root = two_camera_setup
     checkpoint = root / "checkpoint"
-    assert train(["--data", str(root / "demos"), "--out", str(checkpoint), "--steps", "4", "--batch-size", "8",
-                  "--params", str(params_file), "--model-config", str(model_file)]) == 0
+    assert (
+        train(
+            [
+                "--data",
+                str(root / "demos"),
+                "--out",
+                str(checkpoint),
+                "--steps",
+                "4",
+                "--batch-size",
+                "8",
+                "--params",
+                str(params_file),
+                "--model-config",
+                str(model_file),
+            ]
+        )
+        == 0
+    )
     return checkpoint
 
 
@@ -177,19 +197,54 @@ def test_two_camera_model_trains_and_runs_closed_loop(two_camera_setup, two_came
     assert read_manifest(two_camera_checkpoint).metadata["cameras"] == ["camera/image_raw", WRIST_TOPIC]
     policy = load_policy(two_camera_checkpoint, device="cpu")
     assert policy.system1.config.view_tokens and policy.system2.config.view_cameras == 2
-    assert evaluate(["--checkpoint", str(two_camera_checkpoint), "--episodes", "1", "--params", str(params_file),
-                     "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        evaluate(
+            [
+                "--checkpoint",
+                str(two_camera_checkpoint),
+                "--episodes",
+                "1",
+                "--params",
+                str(params_file),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     with open(tmp_path / "eval" / "episodes.csv") as f:
         (episode,) = list(csv.DictReader(f))
     assert int(episode["chunks"]) > 0
 
     # Without the wrist camera named, training and evaluation say what is missing.
     with pytest.raises(SystemExit, match="name 1 in extra_camera_topics"):
-        train(["--data", str(root / "demos"), "--out", str(tmp_path / "other"), "--steps", "1",
-               "--params", str(PARAMS_FILE), "--model-config", str(model_file)])
+        train(
+            [
+                "--data",
+                str(root / "demos"),
+                "--out",
+                str(tmp_path / "other"),
+                "--steps",
+                "1",
+                "--params",
+                str(PARAMS_FILE),
+                "--model-config",
+                str(model_file),
+            ]
+        )
     with pytest.raises(ValueError, match="the policy reads 2"):
-        evaluate(["--checkpoint", str(two_camera_checkpoint), "--episodes", "1", "--params", str(PARAMS_FILE),
-                  "--out", str(tmp_path / "eval_one")])
+        evaluate(
+            [
+                "--checkpoint",
+                str(two_camera_checkpoint),
+                "--episodes",
+                "1",
+                "--params",
+                str(PARAMS_FILE),
+                "--out",
+                str(tmp_path / "eval_one"),
+            ]
+        )
 
 
 def test_a_two_camera_bag_replays_through_both_nodes(two_camera_setup, two_camera_checkpoint, tmp_path):
@@ -197,8 +252,23 @@ def test_a_two_camera_bag_replays_through_both_nodes(two_camera_setup, two_camer
 
     params_file, _, root = two_camera_setup
     bag = find_episode_bags([root / "demos"])[0]
-    assert replay(["--bag", str(bag), "--checkpoint", str(two_camera_checkpoint), "--params", str(params_file),
-                   "--rate", "0.1", "--out", str(tmp_path)]) == 0
+    assert (
+        replay(
+            [
+                "--bag",
+                str(bag),
+                "--checkpoint",
+                str(two_camera_checkpoint),
+                "--params",
+                str(params_file),
+                "--rate",
+                "0.1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["extra_camera_topics"] == ["/" + WRIST_TOPIC]
     assert report["active_chunks"] > 0

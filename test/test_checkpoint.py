@@ -21,9 +21,9 @@ from video2act_core.normalization import NormalizationStats
 FRAMES = (np.random.default_rng(1).random((32, 64, 64, 3)) * 255).astype(np.uint8)  # the tiny config's clip
 
 
-def outputs(policy, state=np.zeros(len(JOINTS))):
+def outputs(policy):
     latents = policy.system2.encode(FRAMES)
-    return latents, policy.system1.act(latents, state)
+    return latents, policy.system1.act(latents, np.zeros(len(JOINTS)))
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -60,8 +60,9 @@ def test_pretrained_backbone_directory_loads_through_from_pretrained(tmp_path):
     # The node's path batches and resizes its own way: float32 rounding then
     # differs with the CPU's kernels (1.2e-6 seen on one EPYC), so the
     # tolerance scales with the features, not a fixed atol.
-    np.testing.assert_allclose(policy.system2.encode(FRAMES).spatial, reference, rtol=1e-5,
-                               atol=1e-5 * np.abs(reference).max())
+    np.testing.assert_allclose(
+        policy.system2.encode(FRAMES).spatial, reference, rtol=1e-5, atol=1e-5 * np.abs(reference).max()
+    )
 
 
 def test_missing_pretrained_directory_is_a_clear_error(tmp_path, tiny_checkpoint):

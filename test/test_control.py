@@ -69,8 +69,9 @@ def test_urdf_limits_combine_with_the_params_file_as_the_tighter_of_both():
     urdf = JointLimits.from_urdf(URDF, JOINTS)
     np.testing.assert_allclose(urdf.lower[:2], [-1.9, -2.0])
     assert np.isinf(urdf.lower[2]) and urdf.continuous[4] and urdf.max_velocity[4] == 4.0
-    params = JointLimits.from_lists(JOINTS, [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0], [2.0, 1.8, 2.8, 1.7, 2.8, 1.0],
-                                    [2.0, 2.0, 2.0, 2.5, 3.0, 3.0])
+    params = JointLimits.from_lists(
+        JOINTS, [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0], [2.0, 1.8, 2.8, 1.7, 2.8, 1.0], [2.0, 2.0, 2.0, 2.5, 3.0, 3.0]
+    )
     both = params.tighter(urdf)
     np.testing.assert_allclose(both.lower, [-1.9, -1.8, -0.2, -1.7, -2.8, 0.0])
     np.testing.assert_allclose(both.upper, [1.9, 1.8, 2.8, 1.7, 2.8, 1.0])
@@ -120,12 +121,23 @@ def test_fresh_inputs_give_a_finite_chunk(planner):
         (lambda p: latents(p, stamp_ns=8_000_000_000), STATE, "latents are 2.10 s old"),
         (lambda p: latents(p, stamp_ns=20_000_000_000), STATE, "latents stamped 9.90 s in the future"),
         (lambda p: latents(p, model_id="other@v1:0"), STATE, "from model 'other@v1:0'"),
-        (lambda p: latents(p, latents=hand_made_latents(p.system1, np.full((16, 128), np.nan, np.float32),
-                                                      np.zeros((16, 128), np.float32))),
-         STATE, "NaN"),
-        (lambda p: latents(p, latents=hand_made_latents(p.system1, np.zeros((16, 7), np.float32),
-                                                      np.zeros((16, 7), np.float32))),
-         STATE, "expected"),
+        (
+            lambda p: latents(
+                p,
+                latents=hand_made_latents(
+                    p.system1, np.full((16, 128), np.nan, np.float32), np.zeros((16, 128), np.float32)
+                ),
+            ),
+            STATE,
+            "NaN",
+        ),
+        (
+            lambda p: latents(
+                p, latents=hand_made_latents(p.system1, np.zeros((16, 7), np.float32), np.zeros((16, 7), np.float32))
+            ),
+            STATE,
+            "expected",
+        ),
     ],
 )
 def test_holds_with_a_reason_on_unusable_inputs(planner, make_latents, state, reason):

@@ -9,17 +9,34 @@ import pytest
 from conftest import PARAMS_FILE
 from video2act_sim.arm import KinematicArm
 
+pytestmark = pytest.mark.dds
+
 
 @pytest.mark.parametrize("backbone", ["svd", "wan"])
 def test_demo_closes_the_loop(backbone, tiny_checkpoint, tiny_wan_checkpoint, tmp_path):
     checkpoint = {"svd": tiny_checkpoint, "wan": tiny_wan_checkpoint}[backbone]
     result = subprocess.run(
-        [sys.executable, "-m", "video2act_eval.demo", "--duration", "15", "--params", str(PARAMS_FILE),
-         "--checkpoint", str(checkpoint), "--logs", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "video2act_eval.demo",
+            "--duration",
+            "15",
+            "--params",
+            str(PARAMS_FILE),
+            "--checkpoint",
+            str(checkpoint),
+            "--logs",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rates = {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+)\s+n=\d+\s+rate=\s*([\d.]+) Hz", result.stdout, re.M)}
+    rates = {
+        m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+)\s+n=\d+\s+rate=\s*([\d.]+) Hz", result.stdout, re.M)
+    }
     print(result.stdout)
     # Every stream of the loop flowed: sim -> perception -> policy -> sim.
     assert set(rates) == {"camera", "joint_states", "latents", "system1_ticks", "action_chunk", "trajectory"}

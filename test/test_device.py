@@ -15,18 +15,21 @@ from video2act_core.checkpoint import load_system1, load_system2
 from video2act_core.devices import CudaUnusableWarning, nvidia_gpu, resolve_device
 
 # What torch 2.x warns (once per process) when the driver is older than its CUDA build.
-TOO_OLD = ("CUDA initialization: The NVIDIA driver on your system is too old (found version 12020). Please update "
-           "your GPU driver by downloading and installing a new version from the URL: "
-           "http://www.nvidia.com/Download/index.aspx Alternatively, go to: https://pytorch.org to install a PyTorch "
-           "version that has been compiled with your version of the CUDA driver. (Triggered internally at "
-           "/pytorch/c10/cuda/CUDAFunctions.cpp:119.)")
+TOO_OLD = (
+    "CUDA initialization: The NVIDIA driver on your system is too old (found version 12020). Please update "
+    "your GPU driver by downloading and installing a new version from the URL: "
+    "http://www.nvidia.com/Download/index.aspx Alternatively, go to: https://pytorch.org to install a PyTorch "
+    "version that has been compiled with your version of the CUDA driver. (Triggered internally at "
+    "/pytorch/c10/cuda/CUDAFunctions.cpp:119.)"
+)
 
 
 @pytest.fixture
 def old_driver(monkeypatch):
     """A CUDA 13 torch on a machine whose NVIDIA driver (535) is too old for it."""
+
     def is_available():
-        warnings.warn(TOO_OLD, UserWarning)
+        warnings.warn(TOO_OLD, UserWarning, stacklevel=2)
         return False
 
     monkeypatch.setattr(torch.cuda, "is_available", is_available)
@@ -55,8 +58,10 @@ def test_auto_on_an_unusable_gpu_runs_on_the_cpu_and_says_so_loudly(old_driver):
     said = []
     assert resolve_device("auto", warn=said.append) == torch.device("cpu")
     (message,) = said
-    assert message.startswith("CUDA UNUSABLE: device 'auto' falls back to the CPU although this machine has an "
-                              "NVIDIA GPU (NVIDIA driver 535.104.05)")
+    assert message.startswith(
+        "CUDA UNUSABLE: device 'auto' falls back to the CPU although this machine has an "
+        "NVIDIA GPU (NVIDIA driver 535.104.05)"
+    )
     assert "too old" in message and "Set device: cpu" in message and "\n" not in message
 
 
@@ -86,8 +91,11 @@ def test_cpu_only_torch_on_a_gpu_machine_says_it_is_a_cpu_build(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", None)
     monkeypatch.setattr(devices, "nvidia_gpu", lambda: "NVIDIA driver 580.65.06")
-    with pytest.raises(RuntimeError, match=r"CUDA is not available: torch \S+ is a CPU-only build; "
-                                           r"this machine: NVIDIA driver 580.65.06"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"CUDA is not available: torch \S+ is a CPU-only build; "
+        r"this machine: NVIDIA driver 580.65.06",
+    ):
         resolve_device("cuda")
 
 
@@ -101,8 +109,11 @@ def test_without_a_warning_the_init_error_is_the_reason(monkeypatch):
         raise RuntimeError("No CUDA GPUs are available")
 
     monkeypatch.setattr(torch.cuda, "init", init)
-    with pytest.raises(RuntimeError, match="CUDA is not available: No CUDA GPUs are available; torch .* built for "
-                                           "CUDA 13.0; NVIDIA Linux driver >= 580 needed; this machine: /dev/nvidia0"):
+    with pytest.raises(
+        RuntimeError,
+        match="CUDA is not available: No CUDA GPUs are available; torch .* built for "
+        "CUDA 13.0; NVIDIA Linux driver >= 580 needed; this machine: /dev/nvidia0",
+    ):
         resolve_device("cuda")
 
 
@@ -114,13 +125,20 @@ def test_cuda_index_beyond_the_visible_devices_is_refused(monkeypatch):
         resolve_device("cuda:1")
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023",
-     "NVIDIA driver 535.104.05"),
-    ("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release Build  (dvs-builder@U16)",
-     "NVIDIA driver 580.65.06"),
-    ("NVRM version: something else", "NVIDIA driver loaded"),
-])
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        (
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023",
+            "NVIDIA driver 535.104.05",
+        ),
+        (
+            "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  Release Build  (dvs-builder@U16)",
+            "NVIDIA driver 580.65.06",
+        ),
+        ("NVRM version: something else", "NVIDIA driver loaded"),
+    ],
+)
 def test_nvidia_gpu_reads_the_kernel_drivers_version(tmp_path, monkeypatch, line, expected):
     version_file = tmp_path / "version"
     version_file.write_text(line + "\nGCC version:  gcc version 12.3.0\n")
@@ -144,14 +162,20 @@ def test_the_checkpoint_loaders_hand_the_warning_on(old_driver, tiny_checkpoint)
     assert len(said) == 2 and all(line.startswith("CUDA UNUSABLE") for line in said)
 
 
-@pytest.mark.parametrize("node, loader", [
-    ("src/video2act_perception/video2act_perception/node.py", "load_system2"),
-    ("src/video2act_policy/video2act_policy/node.py", "load_system1"),
-])
+@pytest.mark.parametrize(
+    "node, loader",
+    [
+        ("src/video2act_perception/video2act_perception/node.py", "load_system2"),
+        ("src/video2act_policy/video2act_policy/node.py", "load_system1"),
+    ],
+)
 def test_the_nodes_log_the_device_warning(node, loader):
     """The warning reaches the node's log (and /rosout), not only stderr."""
-    calls = [n for n in ast.walk(ast.parse((REPO / node).read_text()))
-             if isinstance(n, ast.Call) and getattr(n.func, "id", None) == loader]
+    calls = [
+        n
+        for n in ast.walk(ast.parse((REPO / node).read_text()))
+        if isinstance(n, ast.Call) and getattr(n.func, "id", None) == loader
+    ]
     assert calls, f"{node} does not call {loader}"
     for call in calls:
         warn = next((k.value for k in call.keywords if k.arg == "warn"), None)

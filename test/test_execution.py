@@ -9,10 +9,19 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, hand_made_latents
 from video2act_core.checkpoint import load_system1
-from video2act_core.control import STRATEGIES, ExecutionStrategy, JointLimits, JointStateSample, LatentsSample, build_supervisor
+from video2act_core.control import (
+    STRATEGIES,
+    ExecutionStrategy,
+    JointLimits,
+    JointStateSample,
+    LatentsSample,
+    build_supervisor,
+)
 from video2act_core.control.execution import soft_mask
 from video2act_core.params import PolicyParams, node_params, param_metadata
 from video2act_core.trajectory import setpoints_ahead
+
+pytestmark = pytest.mark.sim
 
 PARAMS = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
 PERIOD = PARAMS.action_period_s
@@ -35,8 +44,9 @@ def test_soft_mask_is_frozen_then_decays_to_nothing_where_the_running_chunk_ends
 def test_frozen_steps_come_out_as_the_prior_exactly(tiny_checkpoint):
     system1 = load_system1(tiny_checkpoint, "cpu", seed=3)
     horizon, width = system1.config.horizon, system1.config.context_dim
-    latents = hand_made_latents(system1, np.random.default_rng(0).normal(size=(64, width)).astype(np.float32),
-                                np.zeros((64, width), np.float32))
+    latents = hand_made_latents(
+        system1, np.random.default_rng(0).normal(size=(64, width)).astype(np.float32), np.zeros((64, width), np.float32)
+    )
     prior = np.random.default_rng(1).uniform(-1, 1, (horizon, len(JOINTS)))
     weights = soft_mask(horizon, frozen=4, overlap=9)
     free = system1.act(latents, np.zeros(len(JOINTS)))
@@ -54,12 +64,28 @@ def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_
     from video2act_core.models.dit import ActionDiffusion, DiTConfig
 
     torch.manual_seed(0)
-    head = ActionDiffusion(DiTConfig(action_dim=2, state_dim=2, horizon=6, context_dim=8, hidden_dim=16, num_layers=1,
-                                     num_heads=2, prediction_type=prediction_type)).eval()
+    head = ActionDiffusion(
+        DiTConfig(
+            action_dim=2,
+            state_dim=2,
+            horizon=6,
+            context_dim=8,
+            hidden_dim=16,
+            num_layers=1,
+            num_heads=2,
+            prediction_type=prediction_type,
+        )
+    ).eval()
     prior = torch.randn(1, 6, 2)
     weights = torch.tensor([[1.0, 1.0, 0.5, 0.2, 0.0, 0.0]])
-    chunk = head.sample(torch.zeros(1, 2), torch.randn(1, 3, 8), torch.randn(1, 3, 8), torch.Generator().manual_seed(1),
-                        prior=prior, prior_weights=weights)
+    chunk = head.sample(
+        torch.zeros(1, 2),
+        torch.randn(1, 3, 8),
+        torch.randn(1, 3, 8),
+        torch.Generator().manual_seed(1),
+        prior=prior,
+        prior_weights=weights,
+    )
     torch.testing.assert_close(chunk[:, :2], prior[:, :2], atol=1e-4, rtol=0)
     assert not torch.allclose(chunk[:, 4:], prior[:, 4:], atol=1e-3)
 
@@ -67,8 +93,9 @@ def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_
 def supervisor_for(checkpoint, strategy: str):
     system1 = load_system1(checkpoint, "cpu", seed=5)
     params = dataclasses.replace(PARAMS, execution_strategy=strategy, max_latents_age_s=60.0)
-    limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
-                                    params.max_joint_velocity)
+    limits = JointLimits.from_lists(
+        params.joint_names, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
+    )
     return build_supervisor(system1, params, limits, start_armed=True)
 
 
@@ -78,16 +105,24 @@ def run_ticks(supervisor, delay_s: float, ticks: int = 8) -> list[tuple]:
     setpoints at the new command's points (None for the first)."""
     width = supervisor.planner.system1.config.context_dim
     rng = np.random.default_rng(7)
-    tokens = hand_made_latents(supervisor.planner.system1, rng.normal(size=(64, width)).astype(np.float32),
-                               rng.normal(size=(64, width)).astype(np.float32), 0.1)
+    tokens = hand_made_latents(
+        supervisor.planner.system1,
+        rng.normal(size=(64, width)).astype(np.float32),
+        rng.normal(size=(64, width)).astype(np.float32),
+        0.1,
+    )
     latents = LatentsSample(tokens, stamp_ns=10_000_000_000, sequence=1, model_id=supervisor.planner.system1.model_id)
     steps = []
     for tick in range(ticks):
         now = 10.0 + tick * PERIOD
         tracker, _ = supervisor.envelope.command_in_force()
         tracker = copy.deepcopy(tracker)
-        step = supervisor.tick(latents, JointStateSample(np.zeros(len(JOINTS)), stamp_s=now), now,
-                               publish_time=lambda plan: now + delay_s)
+        step = supervisor.tick(
+            latents,
+            JointStateSample(np.zeros(len(JOINTS)), stamp_s=now),
+            now,
+            publish_time=lambda plan, now=now: now + delay_s,
+        )
         command = step.command
         steps.append((step, None if tracker is None else setpoints_ahead(tracker, command.stamp_s + command.times_s)))
     return steps
@@ -95,8 +130,11 @@ def run_ticks(supervisor, delay_s: float, ticks: int = 8) -> list[tuple]:
 
 def seam_disagreement(steps) -> float:
     """Mean distance of each new command's first point from where the running command had the setpoint then."""
-    return float(np.mean([np.linalg.norm(step.command.positions[0] - running[0])
-                          for step, running in steps if running is not None]))
+    return float(
+        np.mean(
+            [np.linalg.norm(step.command.positions[0] - running[0]) for step, running in steps if running is not None]
+        )
+    )
 
 
 def due_before(delay_s: float) -> int:
@@ -131,9 +169,12 @@ def test_the_frozen_prefix_is_the_running_commands_setpoints(tiny_checkpoint):
     expected = setpoints_ahead(tracker, planned + PERIOD * np.arange(1, frozen + 1))
     np.testing.assert_allclose(prior.positions[:frozen], expected)
     width = supervisor.planner.system1.config.context_dim
-    tokens = hand_made_latents(supervisor.planner.system1, np.ones((64, width), np.float32), np.zeros((64, width), np.float32))
-    chunk = supervisor.planner.system1.act(tokens, np.zeros(len(JOINTS)), prior=prior.positions,
-                                           prior_weights=prior.weights)
+    tokens = hand_made_latents(
+        supervisor.planner.system1, np.ones((64, width), np.float32), np.zeros((64, width), np.float32)
+    )
+    chunk = supervisor.planner.system1.act(
+        tokens, np.zeros(len(JOINTS)), prior=prior.positions, prior_weights=prior.weights
+    )
     np.testing.assert_allclose(chunk[:frozen], expected, atol=1e-4)
 
 
@@ -166,11 +207,36 @@ def test_the_evaluation_compares_strategies_under_delay_in_parallel_processes(ti
 
     from video2act_eval.evaluate import main as evaluate
 
-    assert evaluate(["--checkpoint", str(tiny_wan_checkpoint), "--episodes", "1", "--strategies", "replace", "rtc",
-                     "--delays-ms", "0", "200", "--jobs", "2", "--params", str(PARAMS_FILE), "--out", str(tmp_path)]) == 0
+    assert (
+        evaluate(
+            [
+                "--checkpoint",
+                str(tiny_wan_checkpoint),
+                "--episodes",
+                "1",
+                "--strategies",
+                "replace",
+                "rtc",
+                "--delays-ms",
+                "0",
+                "200",
+                "--jobs",
+                "2",
+                "--params",
+                str(PARAMS_FILE),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [(r["strategy"], float(r["delay_ms"])) for r in rows] == [
-        ("replace", 0.0), ("replace", 200.0), ("rtc", 0.0), ("rtc", 200.0)]
+        ("replace", 0.0),
+        ("replace", 200.0),
+        ("rtc", 0.0),
+        ("rtc", 200.0),
+    ]
     # A slower System 1 gets fewer chunks to the arm (it skips the ticks it is busy for).
     assert float(rows[1]["chunk_rate_hz"]) < float(rows[0]["chunk_rate_hz"])
     assert all(float(r["seam_position_jump"]) >= 0 for r in rows)

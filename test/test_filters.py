@@ -5,8 +5,14 @@ import math
 import pytest
 import torch
 
-from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude,
-                                           equalise_brightness, gradient_magnitude)
+from video2act_core.models.filters import (
+    SPATIAL_FILTERS,
+    above_noise_floor,
+    band_bins,
+    band_magnitude,
+    equalise_brightness,
+    gradient_magnitude,
+)
 
 
 def square_image(size=32, top=10, left=10, side=12):
@@ -46,11 +52,14 @@ def test_band_magnitude_keeps_in_band_motion_and_drops_what_lies_outside():
     assert float(band_magnitude(torch.full((1, 32, 1), 5.0), 15.0, band)) == 0.0
 
 
-@pytest.mark.parametrize("frames, fps, band, message", [
-    (32, 15.0, (1.5, 8.0), "above the Nyquist frequency 7.5 Hz"),
-    (8, 15.0, (1.0, 1.8), "holds no frequency"),
-    (32, 15.0, (4.0, 2.0), "0 < low < high"),
-])
+@pytest.mark.parametrize(
+    "frames, fps, band, message",
+    [
+        (32, 15.0, (1.5, 8.0), "above the Nyquist frequency 7.5 Hz"),
+        (8, 15.0, (1.0, 1.8), "holds no frequency"),
+        (32, 15.0, (4.0, 2.0), "0 < low < high"),
+    ],
+)
 def test_a_band_the_clip_cannot_see_is_a_clear_error(frames, fps, band, message):
     with pytest.raises(ValueError, match=message):
         band_bins(frames, fps, band)

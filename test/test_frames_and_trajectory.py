@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 
 from video2act_core.data.frames import FrameBuffer, clip_frame_indices
-from video2act_core.data.images import (ImageDecodeError, decode_compressed, decode_image, decode_image_message,
-                                        encode_compressed, encode_rgb8, resize_frame)
+from video2act_core.data.images import (
+    ImageDecodeError,
+    decode_compressed,
+    decode_image,
+    decode_image_message,
+    encode_compressed,
+    encode_rgb8,
+    resize_frame,
+)
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 RGB = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
@@ -62,10 +69,13 @@ def test_frames_resized_while_reading_match_what_system2_does_to_full_frames():
     assert np.abs(resize_frame(frame, (24, 32)) / 255 - at_run_time).max() <= 0.5 / 255 + 1e-6
 
 
-@pytest.mark.parametrize("format, data, message", [
-    ("jpeg", b"not an image", "cannot decode compressed image"),
-    ("16UC1; compressedDepth", b"", "compressed depth image"),
-])
+@pytest.mark.parametrize(
+    "format, data, message",
+    [
+        ("jpeg", b"not an image", "cannot decode compressed image"),
+        ("16UC1; compressedDepth", b"", "compressed depth image"),
+    ],
+)
 def test_bad_compressed_images_are_refused(format, data, message):
     with pytest.raises(ImageDecodeError, match=message):
         decode_compressed(format, data)
@@ -169,7 +179,9 @@ def test_a_trajectory_received_after_its_first_point_jumps_onto_it():
     assert tracker.reference(10.2)[0] == pytest.approx(3.0)
 
 
-@pytest.mark.parametrize("times, positions", [([1.0, 0.5], [[0.0], [1.0]]), ([1.0], [[float("nan")]]), ([1.0], [[0.0, 1.0]])])
+@pytest.mark.parametrize(
+    "times, positions", [([1.0, 0.5], [[0.0], [1.0]]), ([1.0], [[float("nan")]]), ([1.0], [[0.0, 1.0]])]
+)
 def test_bad_trajectories_are_refused(times, positions):
     with pytest.raises(ValueError):
         TrajectoryTracker(np.zeros(1)).command(Trajectory(0.0, times, positions), now_s=0.0)

@@ -5,9 +5,9 @@ project's TrajectoryTracker against it."""
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration, Time
-from jtc import Jtc, cubic, rejection
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from jtc import Jtc, cubic, rejection
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 
@@ -15,10 +15,14 @@ def message(names, times, positions, velocities=None, stamp_s=0.0, effort=None):
     msg = JointTrajectory(joint_names=list(names))
     msg.header.stamp = Time(sec=int(stamp_s), nanosec=round((stamp_s - int(stamp_s)) * 1e9))
     for k, t in enumerate(times):
-        msg.points.append(JointTrajectoryPoint(
-            positions=list(positions[k]), velocities=list(velocities[k]) if velocities is not None else [],
-            effort=list(effort[k]) if effort is not None else [],
-            time_from_start=Duration(sec=int(t), nanosec=round((t - int(t)) * 1e9))))
+        msg.points.append(
+            JointTrajectoryPoint(
+                positions=list(positions[k]),
+                velocities=list(velocities[k]) if velocities is not None else [],
+                effort=list(effort[k]) if effort is not None else [],
+                time_from_start=Duration(sec=int(t), nanosec=round((t - int(t)) * 1e9)),
+            )
+        )
     return msg
 
 
@@ -49,20 +53,23 @@ def test_a_late_trajectory_is_joined_between_its_own_points():
     assert jtc.position(10.15)[0] == pytest.approx(1.625)
 
 
-@pytest.mark.parametrize("names, times, positions, velocities, stamp, effort, expected", [
-    (["a"], [0.1], [[0.0]], None, 0.0, None, "Joints on incoming trajectory don't match"),
-    (["a", "b", "c"], [0.1], [[0.0] * 3], None, 0.0, None, "Joints on incoming trajectory don't match"),
-    (["a", "x"], [0.1], [[0.0, 0.0]], None, 0.0, None, "Incoming joint x doesn't match"),
-    (["a", "b"], [], [], None, 0.0, None, "Empty trajectory received."),
-    (["a", "b"], [0.1, 0.2], [[0, 0], [0, 0]], None, 9.7, None, "ends in the past"),
-    (["a", "b"], [0.2, 0.2], [[0, 0], [0, 0]], None, 0.0, None, "not strictly increasing"),
-    (["a", "b"], [0.1], [[0.0]], None, 0.0, None, "Mismatch between joint_names size (2) and positions (1)"),
-    (["a", "b"], [0.1], [[0, 0]], [[1.0]], 0.0, None, "and velocities (1)"),
-    (["a", "b"], [0.1], [[0, 0]], None, 0.0, [[1.0, 1.0]], "only supported for controllers using the 'effort'"),
-    (["a", "a"], [0.1], [[0, 0]], None, 0.0, None, "duplicate joint names"),
-    (["a", "b"], [0.1], [[0, float("nan")]], None, 0.0, None, "NaN or Inf"),
-    (["b", "a"], [0.1, 0.3], [[0, 0], [1, 1]], [[1, 1], [0.5, 0]], 9.8, None, ""),
-])
+@pytest.mark.parametrize(
+    "names, times, positions, velocities, stamp, effort, expected",
+    [
+        (["a"], [0.1], [[0.0]], None, 0.0, None, "Joints on incoming trajectory don't match"),
+        (["a", "b", "c"], [0.1], [[0.0] * 3], None, 0.0, None, "Joints on incoming trajectory don't match"),
+        (["a", "x"], [0.1], [[0.0, 0.0]], None, 0.0, None, "Incoming joint x doesn't match"),
+        (["a", "b"], [], [], None, 0.0, None, "Empty trajectory received."),
+        (["a", "b"], [0.1, 0.2], [[0, 0], [0, 0]], None, 9.7, None, "ends in the past"),
+        (["a", "b"], [0.2, 0.2], [[0, 0], [0, 0]], None, 0.0, None, "not strictly increasing"),
+        (["a", "b"], [0.1], [[0.0]], None, 0.0, None, "Mismatch between joint_names size (2) and positions (1)"),
+        (["a", "b"], [0.1], [[0, 0]], [[1.0]], 0.0, None, "and velocities (1)"),
+        (["a", "b"], [0.1], [[0, 0]], None, 0.0, [[1.0, 1.0]], "only supported for controllers using the 'effort'"),
+        (["a", "a"], [0.1], [[0, 0]], None, 0.0, None, "duplicate joint names"),
+        (["a", "b"], [0.1], [[0, float("nan")]], None, 0.0, None, "NaN or Inf"),
+        (["b", "a"], [0.1, 0.3], [[0, 0], [1, 1]], [[1, 1], [0.5, 0]], 9.8, None, ""),
+    ],
+)
 def test_rejections_follow_validate_trajectory_msg(names, times, positions, velocities, stamp, effort, expected):
     msg = message(names, times, positions, velocities, stamp, effort)
     from jtc import points_of
@@ -76,8 +83,9 @@ def test_a_nonzero_final_velocity_is_refused_only_where_the_controller_says_so()
     from jtc import points_of
 
     assert rejection(["a"], points_of(msg), 0.0, 0.0, ["a"]) == ""
-    assert "is not zero" in rejection(["a"], points_of(msg), 0.0, 0.0, ["a"],
-                                      allow_nonzero_velocity_at_trajectory_end=False)
+    assert "is not zero" in rejection(
+        ["a"], points_of(msg), 0.0, 0.0, ["a"], allow_nonzero_velocity_at_trajectory_end=False
+    )
 
 
 def test_the_projects_tracker_agrees_with_the_controller_on_random_streams_of_chunks():

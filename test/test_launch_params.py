@@ -3,14 +3,14 @@ argument, resolved by real rclpy from the same params files and command line
 that `ros2 launch` hands the node (video2act_core.bringup), and by our own
 offline resolver, which must agree."""
 
+from dataclasses import replace
+
 import pytest
 import rclpy
 import yaml
 from rclpy.node import Node
 
 from conftest import PARAMS_FILE, REPO
-from dataclasses import replace
-
 from video2act_core.bringup import (
     bringup_nodes,
     effective_namespace,
@@ -34,11 +34,14 @@ def effective(spec, directory):
         node = Node("unnamed", context=context)  # -r __node:= and __ns:= name it, as launch does
         try:
             params = declare_params(node, NODE_PARAMS[spec.executable.node])
-            offline = node_params(NODE_PARAMS[spec.executable.node], files, spec.executable.node,
-                                  namespace=spec.namespace)
+            offline = node_params(
+                NODE_PARAMS[spec.executable.node], files, spec.executable.node, namespace=spec.namespace
+            )
             assert params == offline, "rclpy and video2act_core.params resolve the files differently"
-            assert node.get_fully_qualified_name() == ("/" + spec.namespace.strip("/")).rstrip("/") + "/" + \
-                spec.executable.node
+            assert (
+                node.get_fully_qualified_name()
+                == ("/" + spec.namespace.strip("/")).rstrip("/") + "/" + spec.executable.node
+            )
             return params, node.get_parameter("use_sim_time").value, node.resolve_topic_name(params.trajectory_topic)
         finally:
             node.destroy_node()
@@ -69,8 +72,15 @@ def test_a_namespace_keeps_the_limits_and_moves_the_topics(tmp_path, namespace):
 
 
 def test_every_bringup_argument_takes_effect(tmp_path):
-    given = {"params_file": str(PARAMS_FILE), "overrides_file": str(GAZEBO), "checkpoint": "/ckpt/mine",
-             "device": "cpu", "use_sim_time": "true", "start_armed": "true", "namespace": "arm2"}
+    given = {
+        "params_file": str(PARAMS_FILE),
+        "overrides_file": str(GAZEBO),
+        "checkpoint": "/ckpt/mine",
+        "device": "cpu",
+        "use_sim_time": "true",
+        "start_armed": "true",
+        "namespace": "arm2",
+    }
     nodes = by_node(bringup_nodes(given, REPO), tmp_path)
     for name in ("video2act_perception", "video2act_policy"):
         params, sim_time, _ = nodes[name]
@@ -83,11 +93,17 @@ def test_launch_settings_win_over_any_section_of_a_users_params_file(tmp_path):
     """Even a plain `video2act_policy:` section (the exact name, which
     outranks `/**/video2act_policy`) cannot undo a launch argument."""
     users = tmp_path / "users.yaml"
-    users.write_text(yaml.safe_dump({
-        "/**": {"ros__parameters": {"checkpoint_path": "/theirs", "device": "cuda"}},
-        "video2act_policy": {"ros__parameters": {"start_armed": True, "checkpoint_path": "/theirs", "use_sim_time": True}},
-        "/video2act_sim_arm": {"ros__parameters": {"publish_clock": False}},
-    }))
+    users.write_text(
+        yaml.safe_dump(
+            {
+                "/**": {"ros__parameters": {"checkpoint_path": "/theirs", "device": "cuda"}},
+                "video2act_policy": {
+                    "ros__parameters": {"start_armed": True, "checkpoint_path": "/theirs", "use_sim_time": True}
+                },
+                "/video2act_sim_arm": {"ros__parameters": {"publish_clock": False}},
+            }
+        )
+    )
     nodes = by_node(bringup_nodes({"params_file": str(users), "checkpoint": "/ours"}, REPO), tmp_path)
     policy, sim_time, _ = nodes["video2act_policy"]
     assert (policy.start_armed, policy.checkpoint_path, sim_time) == (False, "/ours", False)
@@ -105,8 +121,16 @@ def test_the_sim_launch_owns_the_clock_and_arms_the_policy(tmp_path):
 
 
 def test_every_sim_argument_takes_effect(tmp_path):
-    given = {"params_file": str(PARAMS_FILE), "namespace": "sim1", "backend": "mujoco_so101", "use_sim_time": "false",
-             "checkpoint": "/ckpt/x", "device": "cpu", "task": "track", "scene": "lighting"}
+    given = {
+        "params_file": str(PARAMS_FILE),
+        "namespace": "sim1",
+        "backend": "mujoco_so101",
+        "use_sim_time": "false",
+        "checkpoint": "/ckpt/x",
+        "device": "cpu",
+        "task": "track",
+        "scene": "lighting",
+    }
     nodes = by_node(sim_nodes(given, REPO), tmp_path)
     sim, sim_time, topic = nodes["video2act_sim_arm"]
     assert (sim.backend, sim.publish_clock, sim_time, sim.checkpoint_path) == ("mujoco_so101", False, False, "/ckpt/x")
@@ -115,10 +139,17 @@ def test_every_sim_argument_takes_effect(tmp_path):
     assert not nodes["video2act_policy"][1] and nodes["video2act_policy"][0].device == "cpu"
 
 
-@pytest.mark.parametrize("pushed, namespace, expected", [
-    (None, "", ""), (None, "sim1", "/sim1"), ("/arm1", "", "/arm1"), ("/arm1", "sim1", "/arm1/sim1"),
-    ("/arm1", "/abs", "/abs"), ("/arm1/inner", "sim1/", "/arm1/inner/sim1"),
-])
+@pytest.mark.parametrize(
+    "pushed, namespace, expected",
+    [
+        (None, "", ""),
+        (None, "sim1", "/sim1"),
+        ("/arm1", "", "/arm1"),
+        ("/arm1", "sim1", "/arm1/sim1"),
+        ("/arm1", "/abs", "/abs"),
+        ("/arm1/inner", "sim1/", "/arm1/inner/sim1"),
+    ],
+)
 def test_a_pushed_namespace_prefixes_a_relative_one_as_launch_ros_does(pushed, namespace, expected):
     # The table launch_ros jazzy's prefix_namespace / make_namespace_absolute give (checked live).
     assert effective_namespace(pushed, namespace) == expected
@@ -128,8 +159,10 @@ def test_overrides_apply_inside_a_pushed_namespace(tmp_path):
     """A PushRosNamespace group around sim.launch.py (the usual multi-robot
     pattern): the launch-level settings (the sim owns /clock, the policy is
     armed, both follow sim time) reach the nodes under their real names."""
-    specs = [replace(spec, namespace=effective_namespace("/arm1", spec.namespace))
-             for spec in sim_nodes({"params_file": str(PARAMS_FILE), "checkpoint": "/ckpt/x"}, REPO)]
+    specs = [
+        replace(spec, namespace=effective_namespace("/arm1", spec.namespace))
+        for spec in sim_nodes({"params_file": str(PARAMS_FILE), "checkpoint": "/ckpt/x"}, REPO)
+    ]
     nodes = by_node(specs, tmp_path)
     sim, sim_sim_time, topic = nodes["video2act_sim_arm"]
     assert sim.publish_clock and not sim_sim_time and topic == "/arm1/arm_controller/joint_trajectory"
@@ -151,14 +184,21 @@ def test_a_robot_profile_lays_its_joints_and_controllers_over_the_params_file(tm
     mine = tmp_path / "my_arm.yaml"
     mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"max_joint_velocity": [1.0] * 6}}}))
     assert robot_profile(str(mine), REPO) == (mine, None)
-    assert by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "robot": str(mine)}, REPO),
-                   tmp_path)["video2act_policy"][0].max_joint_velocity == [1.0] * 6
+    assert (
+        by_node(bringup_nodes({"params_file": str(PARAMS_FILE), "robot": str(mine)}, REPO), tmp_path)[
+            "video2act_policy"
+        ][0].max_joint_velocity
+        == [1.0] * 6
+    )
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"checkpoint_path": "/x"}, "unknown launch arguments"),
-    ({"use_sim_time": "yes"}, "must be true or false"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ({"checkpoint_path": "/x"}, "unknown launch arguments"),
+        ({"use_sim_time": "yes"}, "must be true or false"),
+    ],
+)
 def test_mistyped_launch_arguments_are_refused(given, message):
     with pytest.raises(ValueError, match=message):
         bringup_nodes(given, REPO)

@@ -22,7 +22,10 @@ from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory
 
 RUNNER = os.environ.get("VIDEO2ACT_UPSTREAM_LAUNCH")
-pytestmark = pytest.mark.skipif(not RUNNER, reason="VIDEO2ACT_UPSTREAM_LAUNCH (upstream launch runner) not set")
+pytestmark = [
+    pytest.mark.dds,
+    pytest.mark.skipif(not RUNNER, reason="VIDEO2ACT_UPSTREAM_LAUNCH (upstream launch runner) not set"),
+]
 
 GROUP_LAUNCH = textwrap.dedent("""
     import os
@@ -46,8 +49,12 @@ def test_sim_launch_inside_a_pushed_namespace_keeps_its_overrides(tmp_path):
     launch_file = tmp_path / "group.launch.py"
     launch_file.write_text(GROUP_LAUNCH)
     log = open(tmp_path / "launch.log", "w")
-    launch = subprocess.Popen([sys.executable, RUNNER, "--noninteractive", str(launch_file), "device:=cpu"],
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    launch = subprocess.Popen(
+        [sys.executable, RUNNER, "--noninteractive", str(launch_file), "device:=cpu"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     rclpy.init()
     node = rclpy.create_node("video2act_upstream_launch_probe")
     seen = {"arm": [], "gripper": [], "clock": []}

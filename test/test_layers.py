@@ -16,10 +16,22 @@ PACKAGES = sorted(p.name for p in SRC.iterdir() if (p / p.name / "__init__.py").
 
 # Lowest first: a module may import its own layer and the ones before it.
 LAYERS = [
-    ("foundation", ["video2act_core.params", "video2act_core.trajectory", "video2act_core.camera_pose",
-                    "video2act_core.clock_offset", "video2act_core.metrics", "video2act_core.normalization",
-                    "video2act_core.model_thread", "video2act_core.process", "video2act_core.latents",
-                    "video2act_core.bringup", "video2act_core.visualize"]),
+    (
+        "foundation",
+        [
+            "video2act_core.params",
+            "video2act_core.trajectory",
+            "video2act_core.camera_pose",
+            "video2act_core.clock_offset",
+            "video2act_core.metrics",
+            "video2act_core.normalization",
+            "video2act_core.model_thread",
+            "video2act_core.process",
+            "video2act_core.latents",
+            "video2act_core.bringup",
+            "video2act_core.visualize",
+        ],
+    ),
     ("data", ["video2act_core.data"]),
     ("control", ["video2act_core.control", "video2act_core.messages"]),
     ("models", ["video2act_core.models", "video2act_core.devices", "video2act_core.processing"]),
@@ -92,9 +104,12 @@ GRAPH = {name: imports_of(name, path, modules()) for name, path in modules().ite
 
 
 def test_every_module_has_a_layer_and_imports_only_its_own_or_lower_ones():
-    upward = [f"{module} ({LAYERS[layer_of(module)][0]}) -> {target} ({LAYERS[layer_of(target)][0]})"
-              for module, targets in GRAPH.items() for target in targets
-              if layer_of(target) > layer_of(module) and not module.startswith(target + ".")]
+    upward = [
+        f"{module} ({LAYERS[layer_of(module)][0]}) -> {target} ({LAYERS[layer_of(target)][0]})"
+        for module, targets in GRAPH.items()
+        for target in targets
+        if layer_of(target) > layer_of(module) and not module.startswith(target + ".")
+    ]
     assert not upward, "\n".join(sorted(upward))
 
 
@@ -108,7 +123,7 @@ def test_no_two_modules_import_each_other_through_any_chain():
         state[module] = "open"
         for target in sorted(edges.get(module, ())):
             if state.get(target) == "open":
-                cycles.append(path[path.index(target):] + [target] if target in path else [module, target])
+                cycles.append(path[path.index(target) :] + [target] if target in path else [module, target])
             elif target not in state:
                 visit(target, path + [target])
         state[module] = "done"
@@ -125,8 +140,10 @@ def test_the_data_and_control_layers_import_with_torch_blocked(layer):
     diffusers, transformers and safetensors cannot be imported."""
     names = sorted(m for m in GRAPH if LAYERS[layer_of(m)][0] == layer)
     assert names
-    program = (f"import sys\nfor heavy in {HEAVY!r}:\n    sys.modules[heavy] = None\n"
-               + "".join(f"import {name}\n" for name in names)
-               + f"assert not [m for m in sys.modules if m.split('.')[0] in {HEAVY!r} and sys.modules[m]]\n")
+    program = (
+        f"import sys\nfor heavy in {HEAVY!r}:\n    sys.modules[heavy] = None\n"
+        + "".join(f"import {name}\n" for name in names)
+        + f"assert not [m for m in sys.modules if m.split('.')[0] in {HEAVY!r} and sys.modules[m]]\n"
+    )
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -12,9 +12,9 @@ import pytest
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.data.episode import EpisodeError
-from video2act_core.data.samples import load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
+from video2act_core.data.samples import load_episodes, load_samples
 
 FPS, ROWS, SIZE = 10, 12, 64
 # The dataset names its joints in another order and has an extra one.
@@ -30,7 +30,10 @@ def write_dataset(root, episodes=2, version="v2.1"):
 
     rng = np.random.default_rng(0)
     info = {
-        "codebase_version": version, "fps": FPS, "chunks_size": 1000, "total_episodes": episodes,
+        "codebase_version": version,
+        "fps": FPS,
+        "chunks_size": 1000,
+        "total_episodes": episodes,
         "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
         "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
         "features": {
@@ -42,7 +45,8 @@ def write_dataset(root, episodes=2, version="v2.1"):
     (root / "meta").mkdir(parents=True)
     (root / "meta" / "info.json").write_text(json.dumps(info))
     (root / "meta" / "episodes.jsonl").write_text(
-        "".join(json.dumps({"episode_index": i, "length": ROWS}) + "\n" for i in range(episodes)))
+        "".join(json.dumps({"episode_index": i, "length": ROWS}) + "\n" for i in range(episodes))
+    )
     truth = []
     for index in range(episodes):
         states = rng.normal(size=(ROWS, 7)).astype(np.float32)
@@ -50,11 +54,16 @@ def write_dataset(root, episodes=2, version="v2.1"):
         frames = np.zeros((ROWS, SIZE, SIZE, 3), np.uint8)
         for row in range(ROWS):  # a bright square moving right
             frames[row, 20:44, 4 * row : 4 * row + 16] = 220
-        table = pa.table({
-            "observation.state": list(states), "action": list(actions),
-            "timestamp": np.arange(ROWS, dtype=np.float32) / FPS,
-            "frame_index": np.arange(ROWS), "episode_index": np.full(ROWS, index), "next.success": [False] * (ROWS - 1) + [True],
-        })
+        table = pa.table(
+            {
+                "observation.state": list(states),
+                "action": list(actions),
+                "timestamp": np.arange(ROWS, dtype=np.float32) / FPS,
+                "frame_index": np.arange(ROWS),
+                "episode_index": np.full(ROWS, index),
+                "next.success": [False] * (ROWS - 1) + [True],
+            }
+        )
         data = root / f"data/chunk-000/episode_{index:06d}.parquet"
         data.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, data)
@@ -117,8 +126,12 @@ def test_training_samples_from_a_lerobot_dataset(tmp_path):
     "break_it, message",
     [
         (lambda root: (root / "meta" / "info.json").write_text("{"), "cannot read LeRobot metadata"),
-        (lambda root: (root / "meta" / "info.json").write_text(
-            (root / "meta" / "info.json").read_text().replace("v2.1", "v1.6")), "version v1.6"),
+        (
+            lambda root: (root / "meta" / "info.json").write_text(
+                (root / "meta" / "info.json").read_text().replace("v2.1", "v1.6")
+            ),
+            "version v1.6",
+        ),
         (lambda root: next(root.rglob("*.mp4")).write_bytes(b"not a video"), "cannot decode video"),
         (lambda root: next(root.rglob("*.parquet")).write_bytes(b"PAR1"), "cannot read episode data"),
         (lambda root: stretch_timestamps(next(root.rglob("*.parquet")), 2), "no video frame within"),
@@ -147,7 +160,11 @@ def test_unsupported_version_is_named_before_anything_else_is_read(tmp_path):
 def test_joint_name_map_renames_explicitly_first_then_strips_the_suffix():
     names = JointNameMap(strip_suffix=".pos", explicit={"gripper.pos": "jaw", "base": "shoulder_pan"})
     assert names.names(["shoulder_pan.pos", "gripper.pos", "base", "wrist_roll"]) == [
-        "shoulder_pan", "jaw", "shoulder_pan", "wrist_roll"]
+        "shoulder_pan",
+        "jaw",
+        "shoulder_pan",
+        "wrist_roll",
+    ]
     assert JointNameMap().name("elbow_flex.pos") == "elbow_flex.pos"
 
 
@@ -192,21 +209,49 @@ def test_lerobot_joint_names_without_a_map_are_a_clear_error(version):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_images_are_resized_while_decoding(version):
-    episodes = read_lerobot_dataset(FIXTURES / version, JOINTS, camera="observation.images.wrist",
-                                    frame_size=(32, 48), joint_name_map=LEROBOT_NAMES)
+    episodes = read_lerobot_dataset(
+        FIXTURES / version, JOINTS, camera="observation.images.wrist", frame_size=(32, 48), joint_name_map=LEROBOT_NAMES
+    )
     assert episodes[0].images.shape == (FIXTURE_ROWS, 32, 48, 3)
 
 
 def micro_training(dataset: Path, tmp_path: Path) -> list[str]:
     """The train command's arguments for a few steps of a micro model on `dataset`."""
     config = tmp_path / "micro.yaml"
-    config.write_text(json.dumps({"system2": {"num_frames": 4, "image_height": 32, "image_width": 32,
-                                              "motion_height": 16, "motion_width": 16, "spatial_grid": 2,
-                                              "motion_grid": 2, "token_dim": 32, "former_hidden": 32},
-                                  "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2,
-                                              "num_inference_steps": 4}}))
-    return ["--data", str(dataset), "--model-config", str(config), "--params", str(PARAMS_FILE),
-            "--strip-joint-suffix", ".pos", "--batch-size", "8", "--steps", "4", "--device", "cpu"]
+    config.write_text(
+        json.dumps(
+            {
+                "system2": {
+                    "num_frames": 4,
+                    "image_height": 32,
+                    "image_width": 32,
+                    "motion_height": 16,
+                    "motion_width": 16,
+                    "spatial_grid": 2,
+                    "motion_grid": 2,
+                    "token_dim": 32,
+                    "former_hidden": 32,
+                },
+                "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
+            }
+        )
+    )
+    return [
+        "--data",
+        str(dataset),
+        "--model-config",
+        str(config),
+        "--params",
+        str(PARAMS_FILE),
+        "--strip-joint-suffix",
+        ".pos",
+        "--batch-size",
+        "8",
+        "--steps",
+        "4",
+        "--device",
+        "cpu",
+    ]
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -239,14 +284,19 @@ def test_successful_only_leaves_out_the_episodes_that_never_record_success(tmp_p
 def test_successful_only_without_a_successful_episode_is_a_clear_error(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from video2act_core.train import main as train
 
     dataset = tmp_path / "dataset"
     shutil.copytree(FIXTURES / "v2.1", dataset)
     succeeded = dataset / "data" / "chunk-000" / "episode_000001.parquet"
     table = pq.read_table(succeeded)
-    pq.write_table(table.set_column(table.schema.get_field_index("next.success"), "next.success",
-                                    pa.array([False] * table.num_rows)), succeeded)
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("next.success"), "next.success", pa.array([False] * table.num_rows)
+        ),
+        succeeded,
+    )
     with pytest.raises(SystemExit, match="none of the 2 episodes records success"):
         train(micro_training(dataset, tmp_path) + ["--out", str(tmp_path / "ckpt"), "--successful-only"])
 

@@ -10,22 +10,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_replay import write_outside_bag
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
-from test_replay import write_outside_bag
 from video2act_core.data.episode import CameraRecording, Episode, EpisodeTopics
-from video2act_core.data.rosbag import read_episode
-from video2act_core.data.samples import find_episode_bags, load_episodes, load_samples
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
-from video2act_core.data.lerobot_export import (LeRobotWriter, aggregate_stats, camera_name, feature_stats,
-                                                image_stats, resample, sample_indices)
+from video2act_core.data.lerobot_export import (
+    LeRobotWriter,
+    aggregate_stats,
+    camera_name,
+    feature_stats,
+    image_stats,
+    resample,
+    sample_indices,
+)
 from video2act_core.data.lerobot_export import main as export
+from video2act_core.data.rosbag import read_episode
+from video2act_core.data.samples import find_episode_bags, load_episodes, load_samples
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "test" / "fixtures" / "lerobot_export"
-_spec = importlib.util.spec_from_file_location("write_lerobot_export_fixture",
-                                               REPO / "scripts" / "fixtures" / "write_lerobot_export_fixture.py")
+_spec = importlib.util.spec_from_file_location(
+    "write_lerobot_export_fixture", REPO / "scripts" / "fixtures" / "write_lerobot_export_fixture.py"
+)
 fixture = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fixture)
 CAMERAS = ["observation.images.camera", "observation.images.wrist_camera"]
@@ -119,7 +127,7 @@ def rule_rows(episode: Episode, fps: int):
     rows = []
     for r, frame in enumerate(chosen):
         tau = frames[frame]
-        end = next((frames[later] for later in chosen[r + 1:] if frames[later] > tau), tau + period)
+        end = next((frames[later] for later in chosen[r + 1 :] if frames[later] > tau), tau + period)
         state = max(i for i, stamp in enumerate(states) if stamp <= tau)
         issued = [i for i, stamp in enumerate(commands) if tau <= stamp < end]
         before = [i for i, stamp in enumerate(commands) if stamp < tau]
@@ -136,15 +144,39 @@ def test_rows_follow_the_stated_rule(source, fps, expert_bags, tmp_path):
         bag = tmp_path / "bag"
         write_outside_bag(bag)
         topics = EpisodeTopics("/cam/color/image_raw", "/arm/joint_states", "/arm/joint_trajectory", "/none")
-        arguments = ["--image-topic", topics.image, "--joint-states-topic", topics.joint_states, "--command-topic",
-                     topics.trajectory, "--success-topic", topics.success, "--strip-joint-suffix", ".pos"]
+        arguments = [
+            "--image-topic",
+            topics.image,
+            "--joint-states-topic",
+            topics.joint_states,
+            "--command-topic",
+            topics.trajectory,
+            "--success-topic",
+            topics.success,
+            "--strip-joint-suffix",
+            ".pos",
+        ]
         joint_map = STRIP_POS
     else:
         bag = find_episode_bags([expert_bags])[0]
         topics, arguments, joint_map = episode_topics(), [], None
     out = tmp_path / "dataset"
-    assert export(["--bags", str(bag), "--out", str(out), "--params", str(PARAMS_FILE), "--extra-camera-topics",
-                   *arguments, *(["--fps", str(fps)] if fps else [])]) == 0
+    assert (
+        export(
+            [
+                "--bags",
+                str(bag),
+                "--out",
+                str(out),
+                "--params",
+                str(PARAMS_FILE),
+                "--extra-camera-topics",
+                *arguments,
+                *(["--fps", str(fps)] if fps else []),
+            ]
+        )
+        == 0
+    )
     recorded = read_episode(bag, topics, JOINTS, joint_name_map=joint_map)
     info = json.loads((out / "meta" / "info.json").read_text())
     assert ("next.success" in info["features"]) == (source == "expert")  # only where the bag records success
@@ -178,9 +210,16 @@ def test_the_rule_on_a_hand_made_episode():
     frames = np.array([20, 120, 220, 330, 420, 620, 720]) * 10**6
     states = np.arange(50, 800, 10) * 10**6
     commands = np.array([125, 225, 425, 725]) * 10**6
-    episode = Episode(frames, np.zeros((7, 2, 2, 3), np.uint8), states, states[:, None] / 1e6, commands,
-                      commands[:, None] / 1e6, True, extra_cameras=[
-                          CameraRecording(np.array([100, 300, 500, 700]) * 10**6, np.zeros((4, 2, 2, 3), np.uint8))])
+    episode = Episode(
+        frames,
+        np.zeros((7, 2, 2, 3), np.uint8),
+        states,
+        states[:, None] / 1e6,
+        commands,
+        commands[:, None] / 1e6,
+        True,
+        extra_cameras=[CameraRecording(np.array([100, 300, 500, 700]) * 10**6, np.zeros((4, 2, 2, 3), np.uint8))],
+    )
     success = np.array([150, 400, 500]) * 10**6, np.array([False, True, False])
     rows = resample(episode, 10, success)
     # The frame at 20 ms has no state before it: the rows start at 120 ms.
@@ -203,8 +242,15 @@ def test_a_first_row_decided_after_its_period_takes_the_first_command():
     frames = np.array([100, 190, 300]) * 10**6
     states = np.arange(0, 400, 10) * 10**6
     commands = np.array([195, 300]) * 10**6
-    episode = Episode(frames, np.zeros((3, 2, 2, 3), np.uint8), states, states[:, None] / 1e6, commands,
-                      commands[:, None] / 1e6, False)
+    episode = Episode(
+        frames,
+        np.zeros((3, 2, 2, 3), np.uint8),
+        states,
+        states[:, None] / 1e6,
+        commands,
+        commands[:, None] / 1e6,
+        False,
+    )
     rows = resample(episode, 10)
     np.testing.assert_array_equal(rows.actions[:, 0], [195, 195, 300])
     assert rows.success is None
@@ -216,9 +262,9 @@ def test_a_first_row_decided_after_its_period_takes_the_first_command():
 def write_small_bag(path: Path, frames: int = 5, size: int = 32, success: bool = True, state_lag_s: float = 0) -> Path:
     """A bag on the fixture's topics: `frames` frames at 10 Hz, states
     (`state_lag_s` later) and commands with them."""
-    from video2act_core.data.rosbag import EpisodeRecorder
-
     from dataclasses import replace
+
+    from video2act_core.data.rosbag import EpisodeRecorder
 
     topics = replace(fixture.TOPICS, extra_cameras=())
     with EpisodeRecorder(path, topics, JOINTS) as recorder:
@@ -234,10 +280,26 @@ def write_small_bag(path: Path, frames: int = 5, size: int = 32, success: bool =
 
 def small_export(bags: list[Path], out: Path, *extra: str) -> int:
     topics = fixture.TOPICS
-    return export(["--bags", *map(str, bags), "--out", str(out), "--image-topic", topics.image,
-                   "--extra-camera-topics", "--joint-states-topic", topics.joint_states, "--command-topic",
-                   topics.trajectory, "--success-topic", topics.success, "--instruction-topic", topics.instruction,
-                   *extra])
+    return export(
+        [
+            "--bags",
+            *map(str, bags),
+            "--out",
+            str(out),
+            "--image-topic",
+            topics.image,
+            "--extra-camera-topics",
+            "--joint-states-topic",
+            topics.joint_states,
+            "--command-topic",
+            topics.trajectory,
+            "--success-topic",
+            topics.success,
+            "--instruction-topic",
+            topics.instruction,
+            *extra,
+        ]
+    )
 
 
 def test_camera_names_come_from_their_topics():
@@ -247,18 +309,21 @@ def test_camera_names_come_from_their_topics():
     assert camera_name("/front") == "front"
 
 
-@pytest.mark.parametrize("option, value, message", [
-    ("--image-topic", "/nope", "no camera images on /nope or /nope/compressed"),
-    ("--joint-states-topic", "/nope", "no usable joint states on /nope"),
-    ("--command-topic", "/nope", "no usable commands on /nope"),
-    ("--fps", "30", "Hz, below 30 fps: rows would repeat frames"),
-])
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--image-topic", "/nope", "no camera images on /nope or /nope/compressed"),
+        ("--joint-states-topic", "/nope", "no usable joint states on /nope"),
+        ("--command-topic", "/nope", "no usable commands on /nope"),
+        ("--fps", "30", "Hz, below 30 fps: rows would repeat frames"),
+    ],
+)
 def test_unusable_bags_are_one_line_errors(option, value, message, tmp_path, capsys):
     bags = tmp_path / "bags"
     fixture.write_bags(bags)
     arguments = fixture.export_arguments(bags, tmp_path / "dataset")
     position = arguments.index(option) + 1 if option in arguments else None
-    arguments = arguments[:position] + [value] + arguments[position + 1:] if position else arguments + [option, value]
+    arguments = arguments[:position] + [value] + arguments[position + 1 :] if position else arguments + [option, value]
     assert export(arguments) == 1
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1 and "Traceback" not in error
@@ -266,16 +331,25 @@ def test_unusable_bags_are_one_line_errors(option, value, message, tmp_path, cap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bags"]
 
 
-@pytest.mark.parametrize("case, message", [
-    ("one frame", "one camera frame gives no rate to export at; pass --fps"),
-    ("sizes", "frames of 48x48 after episodes of 32x32; a camera's frames must keep one size"),
-    ("damaged", "cannot read bag"),
-    ("names", "camera names ['a', 'a'] for the cameras ['/camera/image_raw', '/camera/image_raw']"),
-    ("late states", "/a: no camera frame with a joint state at or before it and a command by the end of its period"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one frame", "one camera frame gives no rate to export at; pass --fps"),
+        ("sizes", "frames of 48x48 after episodes of 32x32; a camera's frames must keep one size"),
+        ("damaged", "cannot read bag"),
+        ("names", "camera names ['a', 'a'] for the cameras ['/camera/image_raw', '/camera/image_raw']"),
+        (
+            "late states",
+            "/a: no camera frame with a joint state at or before it and a command by the end of its period",
+        ),
+    ],
+)
 def test_unusable_recordings_are_one_line_errors(case, message, tmp_path, capsys):
-    bags = [write_small_bag(tmp_path / "a", frames=1 if case == "one frame" else 5,
-                            state_lag_s=1.0 if case == "late states" else 0)]
+    bags = [
+        write_small_bag(
+            tmp_path / "a", frames=1 if case == "one frame" else 5, state_lag_s=1.0 if case == "late states" else 0
+        )
+    ]
     extra = ["--extra-camera-topics", "camera/image_raw", "--camera-names", "a", "a"] if case == "names" else []
     if case == "sizes":
         bags.append(write_small_bag(tmp_path / "b", size=48))
@@ -345,8 +419,15 @@ def test_files_roll_over_past_their_size_limit(tmp_path):
     import pyarrow.parquet as pq
 
     lengths = (60, 60, 60)
-    writer = LeRobotWriter(tmp_path / "dataset", 10, JOINTS, ["front"], has_success=False,
-                           data_files_size_in_mb=1e-6, video_files_size_in_mb=1e-6)
+    writer = LeRobotWriter(
+        tmp_path / "dataset",
+        10,
+        JOINTS,
+        ["front"],
+        has_success=False,
+        data_files_size_in_mb=1e-6,
+        video_files_size_in_mb=1e-6,
+    )
     for index, length in enumerate(lengths):
         frames = np.stack([fixture.pattern(index % 2, k % 25, 0) for k in range(length)])
         states = np.full((length, len(JOINTS)), index, np.float32)
@@ -381,11 +462,13 @@ def test_stats_are_computed_as_lerobot_computes_them():
     ours = []
     for index, stats in enumerate(stored):
         rows = episode == index
-        columns = {"observation.state": np.asarray(data["observation.state"], np.float32)[rows],
-                   "action": np.asarray(data["action"], np.float32)[rows],
-                   "next.success": np.asarray(data["next.success"])[rows][:, None],
-                   "timestamp": (np.arange(rows.sum()) / 30)[:, None],  # lerobot's float64 frame_index / fps
-                   "index": np.asarray(data["index"])[rows][:, None]}
+        columns = {
+            "observation.state": np.asarray(data["observation.state"], np.float32)[rows],
+            "action": np.asarray(data["action"], np.float32)[rows],
+            "next.success": np.asarray(data["next.success"])[rows][:, None],
+            "timestamp": (np.arange(rows.sum()) / 30)[:, None],  # lerobot's float64 frame_index / fps
+            "index": np.asarray(data["index"])[rows][:, None],
+        }
         computed = {key: feature_stats(values) for key, values in columns.items()}
         # The image camera's frames, as the fixture's writer drew them.
         frames = np.zeros((rows.sum(), 64, 64, 3), np.uint8)
@@ -398,15 +481,25 @@ def test_stats_are_computed_as_lerobot_computes_them():
                     assert stats[f"stats/{key}/{name}"] == [[[0.0]]] * 3  # lerobot's uint8 overflow
                     np.testing.assert_allclose(value.reshape(-1), np.sqrt(0.0625 * 0.9375), rtol=1e-9)
                     continue
-                np.testing.assert_allclose(np.asarray(value, np.float64), np.asarray(stats[f"stats/{key}/{name}"]),
-                                           rtol=1e-6, atol=1e-9, err_msg=f"{key}/{name}")
+                np.testing.assert_allclose(
+                    np.asarray(value, np.float64),
+                    np.asarray(stats[f"stats/{key}/{name}"]),
+                    rtol=1e-6,
+                    atol=1e-9,
+                    err_msg=f"{key}/{name}",
+                )
         ours.append(computed)
     totals = json.loads((root / "meta" / "stats.json").read_text())
     for key, values in aggregate_stats(ours).items():
         for name, value in values.items():
             if not (key.startswith("observation.images") and name == "std"):
-                np.testing.assert_allclose(np.asarray(value, np.float64), np.asarray(totals[key][name], np.float64),
-                                           rtol=1e-6, atol=1e-9, err_msg=f"{key}/{name}")
+                np.testing.assert_allclose(
+                    np.asarray(value, np.float64),
+                    np.asarray(totals[key][name], np.float64),
+                    rtol=1e-6,
+                    atol=1e-9,
+                    err_msg=f"{key}/{name}",
+                )
 
 
 def test_images_are_sampled_and_downsampled_as_lerobot_does():
@@ -452,8 +545,9 @@ def test_a_fresh_export_of_the_fixture_bags_equals_the_committed_dataset(tmp_pat
         if path.suffix == ".parquet":
             fresh, kept = pq.read_table(out / path), pq.read_table(committed / path)
             assert fresh.schema.equals(kept.schema, check_metadata=False), path
-            metadata = lambda table: {k: json.loads(v) for k, v in (table.schema.metadata or {}).items()
-                                      if k != b"pandas"}  # pandas' names the pyarrow that wrote it
+            metadata = lambda table: {
+                k: json.loads(v) for k, v in (table.schema.metadata or {}).items() if k != b"pandas"
+            }  # pandas' names the pyarrow that wrote it
             assert metadata(fresh) == metadata(kept), path
             assert_close(fresh.to_pylist(), kept.to_pylist(), str(path))
         elif path.suffix == ".json":
@@ -502,7 +596,7 @@ def test_lerobot_read_the_committed_dataset_as_the_bags_recorded_it():
                     assert along == pytest.approx(4 + 2 * k + centre, abs=0.2), (backend, key, index, k)
                     assert across == pytest.approx(4 + 24 * index + centre, abs=0.2), (backend, key, index, k)
                     # A white square of 144 px in 4096, and the wrist camera's red stripe: RGB in that order.
-                    area = fixture.SQUARE ** 2 / fixture.SIZE ** 2
+                    area = fixture.SQUARE**2 / fixture.SIZE**2
                     stripe = [fixture.STRIPE / fixture.SIZE, 0, 0] if camera else [0, 0, 0]
                     np.testing.assert_allclose(frames[key]["mean"], np.add(area, stripe), atol=0.003)
     assert next(rows, None) is None

@@ -14,6 +14,8 @@ from video2act_sim import manipulation
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 
+pytestmark = pytest.mark.sim
+
 POLICY = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
 HIDDEN_GEOM_GROUP = 5  # MuJoCo renders geom groups 0-2 by default
 
@@ -23,8 +25,9 @@ def sim(task: str) -> SimArmParams:
 
 
 def expert() -> ScriptedReacher:
-    return ScriptedReacher(16, POLICY.action_period_s, 0.8 * np.asarray(POLICY.max_joint_velocity),
-                           manipulation.EXPERT_TIME_CONSTANT_S)
+    return ScriptedReacher(
+        16, POLICY.action_period_s, 0.8 * np.asarray(POLICY.max_joint_velocity), manipulation.EXPERT_TIME_CONSTANT_S
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +50,11 @@ def test_the_expert_succeeds_and_records_a_bag(task, mujoco_arm_class, tmp_path)
     # stack, 49/50 push when recorded for the benchmark).
     results = [run_episode(expert(), seed, sim(task), POLICY.action_period_s, num_frames=2) for seed in (1001, 1002)]
     with EpisodeRecorder(tmp_path / "bag", episode_topics(), JOINTS) as recorder:
-        results.append(run_episode(expert(), 1000, sim(task), POLICY.action_period_s, num_frames=2,
-                                   recorder=recorder))
-    print(f"{task}: expert final distances {[round(r.final_distance, 3) for r in results]}, "
-          f"durations {[round(r.duration_s, 1) for r in results]} s")
+        results.append(run_episode(expert(), 1000, sim(task), POLICY.action_period_s, num_frames=2, recorder=recorder))
+    print(
+        f"{task}: expert final distances {[round(r.final_distance, 3) for r in results]}, "
+        f"durations {[round(r.duration_s, 1) for r in results]} s"
+    )
     assert sum(r.success for r in results) >= 2, [r.final_distance for r in results]
     episode = read_episode(tmp_path / "bag", episode_topics(), JOINTS)
     assert episode.success == results[-1].success
@@ -136,14 +140,20 @@ def test_the_scene_camera_shows_the_block_large_and_where_its_pose_says(mujoco_a
             arm.model.geom_group[arm.model.geom("block").id] = HIDDEN_GEOM_GROUP
             rows, columns = np.nonzero(np.abs(arm.render(size, size).astype(int) - with_block).max(axis=2) > 20)
             # The base is the world's origin in the SO-101 scene: base and world coordinates agree.
-            optical = arm.camera_pose("base_link", "camera").inverse().then(
-                CameraPose("camera", "block", tuple(block), (0.0, 0.0, 0.0, 1.0))).translation
+            optical = (
+                arm.camera_pose("base_link", "camera")
+                .inverse()
+                .then(CameraPose("camera", "block", tuple(block), (0.0, 0.0, 0.0, 1.0)))
+                .translation
+            )
         finally:
             arm.close()
         focal = size / 2 / np.tan(np.radians(WORKSPACE_CAMERA_FOVY) / 2)
         projected = np.array([size / 2 + focal * optical[1] / optical[2], size / 2 + focal * optical[0] / optical[2]])
-        print(f"seed {seed}: block on {len(rows)} pixels around {rows.mean():.1f}, {columns.mean():.1f}; "
-              f"projected at {projected.round(1)}")
+        print(
+            f"seed {seed}: block on {len(rows)} pixels around {rows.mean():.1f}, {columns.mean():.1f}; "
+            f"projected at {projected.round(1)}"
+        )
         assert len(rows) >= 120
         assert np.hypot(rows.mean() - projected[0], columns.mean() - projected[1]) < 3.0
 

@@ -12,7 +12,6 @@ from video2act_core.models.vdm_encoder import StreamFormer, VDMEncoderConfig, si
 from video2act_core.processing import frames_to_tensor
 
 
-
 @pytest.fixture(scope="module", params=["features", "latents"])
 def models(request):
     """The tiny models, filtering the backbone's features or (the official code's order) the VAE latents."""
@@ -74,8 +73,10 @@ def test_motion_in_the_band_stands_out_from_noise_flicker_and_motion_outside_it(
         "drift 0.1 Hz, 3 px per clip": energy(frequency_hz=0.1, amplitude_px=3),
         "7 Hz, 1 px": energy(frequency_hz=7, amplitude_px=1) * in_band / energy(frequency_hz=2.5, amplitude_px=1),
     }
-    print("\nmotion-token change of 2.5 Hz +-6 px over:",
-          ", ".join(f"{name} {in_band / max(value, 1e-30):.0f}x" for name, value in others.items()))
+    print(
+        "\nmotion-token change of 2.5 Hz +-6 px over:",
+        ", ".join(f"{name} {in_band / max(value, 1e-30):.0f}x" for name, value in others.items()),
+    )
     for name, value in others.items():
         assert in_band >= 5 * value, name
 
@@ -87,8 +88,10 @@ def test_motion_tokens_grow_with_the_amplitude(models):
         # denoiser's response to band-passed latents saturates.
         pytest.xfail("filtering the latents keeps the growth only up to +-2 px on the tiny backbone")
     _, _, static = streams(encoder, square_clip())
-    energies = [float(change(streams(encoder, square_clip(frequency_hz=2.5, amplitude_px=a))[2], static).mean())
-                for a in (0.5, 1, 2, 4)]
+    energies = [
+        float(change(streams(encoder, square_clip(frequency_hz=2.5, amplitude_px=a))[2], static).mean())
+        for a in (0.5, 1, 2, 4)
+    ]
     print("\nmotion-token change at +-0.5, 1, 2, 4 px:", ", ".join(f"{e:.2e}" for e in energies))
     assert energies == sorted(energies) and energies[-1] > 2 * energies[0]
 
@@ -176,8 +179,13 @@ def test_dit_sample_shape_and_gradient_reaches_every_input(models):
     action.loss(actions, state, spatial, motion, views=views).backward()
     for name, tensor in (("spatial", spatial), ("motion", motion), ("image", views), ("state", state)):
         assert tensor.grad is not None and tensor.grad.abs().sum() > 0, name
-    sample = action.sample(state.detach(), spatial.detach(), motion.detach(), generator=torch.Generator().manual_seed(0),
-                           views=views.detach())
+    sample = action.sample(
+        state.detach(),
+        spatial.detach(),
+        motion.detach(),
+        generator=torch.Generator().manual_seed(0),
+        views=views.detach(),
+    )
     assert sample.shape == (2, cfg.horizon, cfg.action_dim)
 
 
@@ -197,8 +205,16 @@ def test_dit_overfits_one_batch(prediction_type):
     from video2act_core.models.dit import ActionDiffusion, DiTConfig
 
     torch.manual_seed(0)
-    config = DiTConfig(action_dim=3, state_dim=3, horizon=8, context_dim=32, hidden_dim=64, num_layers=2,
-                       num_inference_steps=10, prediction_type=prediction_type)
+    config = DiTConfig(
+        action_dim=3,
+        state_dim=3,
+        horizon=8,
+        context_dim=32,
+        hidden_dim=64,
+        num_layers=2,
+        num_inference_steps=10,
+        prediction_type=prediction_type,
+    )
     action = ActionDiffusion(config)
     t = torch.linspace(0, 1, config.horizon)
     targets = torch.stack([torch.stack([torch.sin(3 * t + k), torch.cos(2 * t - k), t * k]).T for k in (0.0, 1.0)])
@@ -235,8 +251,14 @@ def test_the_wan_backbone_gives_both_streams_through_the_same_encoder(tmp_path):
 
     # Its tiny VAE and patches leave a 4x4 feature grid at 64x64: enough
     # cells for the noise floor to tell a moving square from the rest.
-    config = tiny_model_config(backbone={"type": "wan", "num_blocks": 2}, motion_band_hz=[0.5, 1.8],
-                               motion_height=64, motion_width=64, spatial_grid=4, motion_grid=4)
+    config = tiny_model_config(
+        backbone={"type": "wan", "num_blocks": 2},
+        motion_band_hz=[0.5, 1.8],
+        motion_height=64,
+        motion_width=64,
+        spatial_grid=4,
+        motion_grid=4,
+    )
     with pytest.raises(ValueError, match="Nyquist"):
         build_models(tiny_model_config(backbone={"type": "wan"}), JOINTS)
     init_checkpoint(tmp_path / "wan", config, JOINTS)

@@ -9,6 +9,8 @@ from video2act_core.params import PolicyParams, SimArmParams, node_params
 from video2act_sim.episode import run_episode
 from video2act_sim.expert import ScriptedReacher
 
+pytestmark = pytest.mark.sim
+
 SIM = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm", {"backend": "mujoco_so101"})
 PERIOD = node_params(PolicyParams, PARAMS_FILE, "video2act_policy").action_period_s
 

@@ -12,7 +12,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
-from video2act_msgs.msg import SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE, tiny_model_config
 from video2act_core.checkpoint import init_checkpoint
@@ -21,6 +20,9 @@ from video2act_core.messages import latents_from_message, stamp_to_ns
 from video2act_core.params import PerceptionParams, node_params
 from video2act_core.ros import latents_qos
 from video2act_eval.launcher import PERCEPTION, start_node, stop_nodes
+from video2act_msgs.msg import SpatioMotionLatents
+
+pytestmark = pytest.mark.dds
 
 TOPICS = node_params(PerceptionParams, PARAMS_FILE, "video2act_perception")
 WRIST_TOPIC = "wrist_camera/image_raw"
@@ -39,8 +41,9 @@ class Cameras:
     def __init__(self):
         self.node = rclpy.create_node("video2act_two_cameras")
         reliable = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-        self.publishers = [self.node.create_publisher(Image, topic, reliable)
-                           for topic in (TOPICS.image_topic, WRIST_TOPIC)]
+        self.publishers = [
+            self.node.create_publisher(Image, topic, reliable) for topic in (TOPICS.image_topic, WRIST_TOPIC)
+        ]
         self.latents, self.diagnostics = [], []
         self.node.create_subscription(SpatioMotionLatents, TOPICS.latents_topic, self.latents.append, latents_qos())
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
@@ -65,9 +68,20 @@ class Cameras:
 
 def test_every_update_carries_both_cameras_and_a_silent_camera_stops_them(two_camera_checkpoint, tmp_path):
     log = open(tmp_path / "perception.log", "w")
-    process = start_node(PERCEPTION, PARAMS_FILE, {
-        "checkpoint_path": str(two_camera_checkpoint), "device": "cpu", "rate_hz": 4.0, "image_qos": "reliable",
-        "extra_camera_topics": [WRIST_TOPIC], "max_frame_age_s": 1.0, "diagnostics_rate_hz": 4.0}, log)
+    process = start_node(
+        PERCEPTION,
+        PARAMS_FILE,
+        {
+            "checkpoint_path": str(two_camera_checkpoint),
+            "device": "cpu",
+            "rate_hz": 4.0,
+            "image_qos": "reliable",
+            "extra_camera_topics": [WRIST_TOPIC],
+            "max_frame_age_s": 1.0,
+            "diagnostics_rate_hz": 4.0,
+        },
+        log,
+    )
     cameras = None
     try:
         rclpy.init()
@@ -111,8 +125,9 @@ def test_every_update_carries_both_cameras_and_a_silent_camera_stops_them(two_ca
 def test_a_checkpoint_reading_more_cameras_than_the_params_name_refuses_to_start(two_camera_checkpoint, tmp_path):
     log_file = tmp_path / "perception.log"
     with open(log_file, "w") as log:
-        process = start_node(PERCEPTION, PARAMS_FILE, {"checkpoint_path": str(two_camera_checkpoint),
-                                                       "device": "cpu"}, log)
+        process = start_node(
+            PERCEPTION, PARAMS_FILE, {"checkpoint_path": str(two_camera_checkpoint), "device": "cpu"}, log
+        )
         code = process.wait(timeout=120)
         stop_nodes([process])
     assert code == 1

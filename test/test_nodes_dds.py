@@ -4,11 +4,12 @@ import time
 
 import numpy as np
 import pytest
+
 from dds_harness import ARM_JOINTS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
+from video2act_core.messages import stamp_to_ns, stamp_to_seconds
 from video2act_msgs.msg import ActionChunk
 
-from conftest import JOINTS
-from video2act_core.messages import stamp_to_ns, stamp_to_seconds
+pytestmark = pytest.mark.dds
 
 
 @pytest.fixture(scope="module")

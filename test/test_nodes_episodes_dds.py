@@ -5,6 +5,7 @@ faster than its hardware allows."""
 import time
 
 import numpy as np
+import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
@@ -16,14 +17,19 @@ from video2act_core.messages import stamp_to_ns
 from video2act_core.params import SimArmParams, node_params
 from video2act_eval.launcher import PERCEPTION, POLICY, SIM_ARM, start_node, stop_nodes
 
+pytestmark = pytest.mark.dds
+
 SIM = node_params(SimArmParams, PARAMS_FILE, "video2act_sim_arm")
 
 
 def test_no_command_planned_before_a_reset_moves_the_arm_after_it(tiny_checkpoint, tmp_path):
     common = {"checkpoint_path": str(tiny_checkpoint), "device": "cpu", "max_latents_age_s": 5.0}
     # Short episodes: the untrained policy is mid-motion at every reset.
-    nodes = {SIM_ARM: {**common, "episode_time_limit_s": 2.0, "episode_settle_s": 0.0},
-             PERCEPTION: common, POLICY: {**common, "start_armed": True}}
+    nodes = {
+        SIM_ARM: {**common, "episode_time_limit_s": 2.0, "episode_settle_s": 0.0},
+        PERCEPTION: common,
+        POLICY: {**common, "start_armed": True},
+    }
     log = open(tmp_path / "nodes.log", "w")
     processes = [start_node(exe, PARAMS_FILE, overrides, log) for exe, overrides in nodes.items()]
     states, trajectories, reports = [], [], []
@@ -31,14 +37,24 @@ def test_no_command_planned_before_a_reset_moves_the_arm_after_it(tiny_checkpoin
     try:
         rclpy.init()
         node = rclpy.create_node("video2act_episode_probe")
-        node.create_subscription(JointState, SIM.joint_states_topic,
-                                 lambda m: states.append((stamp_to_ns(m.header.stamp), np.array(m.position),
-                                                          np.array(m.velocity))), qos_profile_sensor_data)
-        node.create_subscription(JointTrajectory, SIM.trajectory_topic,
-                                 lambda m: trajectories.append((stamp_to_ns(m.header.stamp),
-                                                                node.get_clock().now().nanoseconds)), 10)
-        node.create_subscription(DiagnosticStatus, "video2act/episode_report",
-                                 lambda m: reports.append({kv.key: kv.value for kv in m.values}), 10)
+        node.create_subscription(
+            JointState,
+            SIM.joint_states_topic,
+            lambda m: states.append((stamp_to_ns(m.header.stamp), np.array(m.position), np.array(m.velocity))),
+            qos_profile_sensor_data,
+        )
+        node.create_subscription(
+            JointTrajectory,
+            SIM.trajectory_topic,
+            lambda m: trajectories.append((stamp_to_ns(m.header.stamp), node.get_clock().now().nanoseconds)),
+            10,
+        )
+        node.create_subscription(
+            DiagnosticStatus,
+            "video2act/episode_report",
+            lambda m: reports.append({kv.key: kv.value for kv in m.values}),
+            10,
+        )
         end = time.monotonic() + 90.0
         while time.monotonic() < end and len([r for r in reports if int(r["commands"]) > 0]) < 6:
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -74,6 +90,8 @@ def test_no_command_planned_before_a_reset_moves_the_arm_after_it(tiny_checkpoin
     assert np.all(np.abs(velocities) <= limit + 1e-9), np.abs(velocities).max(axis=0)
     refused = sum(int(r["refused_from_last_episode"]) for r in reports)
     limited = sum(int(r["limited_steps"]) for r in reports)
-    print(f"{len(reports)} episodes, {checked} resets checked at rest, {refused} commands refused as planned "
-          f"before their episode, {limited} steps held back by the hardware limits, peak speed "
-          f"{np.max(np.abs(velocities) / limit):.2f}x the limit")
+    print(
+        f"{len(reports)} episodes, {checked} resets checked at rest, {refused} commands refused as planned "
+        f"before their episode, {limited} steps held back by the hardware limits, peak speed "
+        f"{np.max(np.abs(velocities) / limit):.2f}x the limit"
+    )

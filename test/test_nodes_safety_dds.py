@@ -10,11 +10,13 @@ import time
 
 import numpy as np
 import pytest
-from dds_harness import ARM_JOINTS, LIMITS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
-from video2act_msgs.msg import ActionChunk
 
 from conftest import JOINTS, PARAMS_FILE
+from dds_harness import ARM_JOINTS, LIMITS, MAX_LATENTS_AGE_S, PARAMS, run_stack, wait_ready
 from video2act_eval.launcher import PERCEPTION, start_node
+from video2act_msgs.msg import ActionChunk
+
+pytestmark = pytest.mark.dds
 
 ACTIVE, HOLD, DISARMED = ActionChunk.MODE_ACTIVE, ActionChunk.MODE_HOLD, ActionChunk.MODE_DISARMED
 
@@ -42,12 +44,15 @@ def test_a_future_stamp_then_silence_holds_within_the_staleness_limit(stack):
     assert "in the future" in (logs / "policy_node.log").read_text()
 
 
-@pytest.mark.parametrize("position, reason", [
-    (1e300, "outside the limits"),
-    ([0.1, 0.1, 5.0, 0.1, 0.1, 0.1], "outside the limits for ['elbow_flex']"),
-    (float("nan"), "joint state is"),  # refused on arrival: the last good one goes stale
-    (float("inf"), "joint state is"),
-])
+@pytest.mark.parametrize(
+    "position, reason",
+    [
+        (1e300, "outside the limits"),
+        ([0.1, 0.1, 5.0, 0.1, 0.1, 0.1], "outside the limits for ['elbow_flex']"),
+        (float("nan"), "joint state is"),  # refused on arrival: the last good one goes stale
+        (float("inf"), "joint state is"),
+    ],
+)
 def test_untrusted_states_make_the_policy_hold_at_its_setpoint(stack, position, reason):
     harness, processes, logs = stack
     wait_ready(harness, processes, logs)
@@ -79,7 +84,7 @@ def test_disarming_mid_motion_holds_then_nothing_until_armed_again(stack):
     harness.run(1.5)
     first = next(i for i, c in enumerate(harness.chunks) if c.mode == DISARMED)
     assert harness.chunks[first].horizon == 1, "disarming ends in one hold"
-    after = harness.chunks[first + 1:]
+    after = harness.chunks[first + 1 :]
     assert after and all(c.mode == DISARMED and c.horizon == 0 for c in after), "a disarmed policy sends nothing"
     assert len(harness.trajectories[-1].points) == 1
     harness.clear()
@@ -116,8 +121,9 @@ def test_joint_states_from_a_host_whose_clock_lags_are_named_in_the_diagnostics(
     harness, processes, logs = stack
     wait_ready(harness, processes, logs)
     statuses = []
-    subscription = harness.node.create_subscription(DiagnosticArray, "/diagnostics",
-                                                    lambda msg: statuses.extend(msg.status), 10)
+    subscription = harness.node.create_subscription(
+        DiagnosticArray, "/diagnostics", lambda msg: statuses.extend(msg.status), 10
+    )
     try:
         end = time.monotonic() + 30.0  # a bound for a broken stack, not a timing
         while time.monotonic() < end and not any(CLOCKS_HINT in s.message for s in statuses):

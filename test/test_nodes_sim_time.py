@@ -3,10 +3,12 @@
 import time
 
 import pytest
+
 from dds_harness import MAX_LATENTS_AGE_S, run_stack, wait_ready
+from video2act_core.messages import stamp_to_seconds
 from video2act_msgs.msg import ActionChunk
 
-from video2act_core.messages import stamp_to_seconds
+pytestmark = pytest.mark.dds
 
 
 @pytest.fixture

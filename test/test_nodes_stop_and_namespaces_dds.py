@@ -11,16 +11,18 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from dds_harness import PARAMS, PARAMS_FILES, Harness, commands_inside_envelope, run_stack, wait_ready
-from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from conftest import JOINTS, PARAMS_FILE
+from dds_harness import PARAMS, PARAMS_FILES, Harness, commands_inside_envelope, run_stack, wait_ready
 from video2act_core.checkpoint import read_manifest
 from video2act_core.control import JointLimits
-from video2act_core.messages import fill_latents_message
 from video2act_core.latents import Latents
+from video2act_core.messages import fill_latents_message
 from video2act_core.ros import latents_qos
 from video2act_eval.launcher import POLICY, start_node, stop_nodes
+from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
+
+pytestmark = pytest.mark.dds
 
 
 def test_ctrl_c_stops_every_node_cleanly_and_the_last_command_is_a_hold(tiny_checkpoint, tmp_path):
@@ -63,31 +65,43 @@ def interrupt_like_a_terminal(harness, processes, logs) -> float:
 
 
 def send_latents(publisher, manifest, stamp):
-    tokens = np.zeros((manifest.vdm.spatial_grid ** 2, manifest.vdm.token_dim), np.float32)
+    tokens = np.zeros((manifest.vdm.spatial_grid**2, manifest.vdm.token_dim), np.float32)
     msg = SpatioMotionLatents()
     msg.header.stamp = stamp
-    fill_latents_message(msg, Latents(tokens, tokens, 0.0, views=tokens if manifest.dit.view_tokens else None),
-                         manifest.model_id, 0)
+    fill_latents_message(
+        msg, Latents(tokens, tokens, 0.0, views=tokens if manifest.dit.view_tokens else None), manifest.model_id, 0
+    )
     publisher.publish(msg)
 
 
 def test_two_namespaced_stacks_keep_their_own_limits_and_topics(tiny_checkpoint, tmp_path):
     slow = [0.3] * len(JOINTS)
     limits = {
-        "arm1": JointLimits.from_lists(JOINTS, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits,
-                                       PARAMS.max_joint_velocity),
+        "arm1": JointLimits.from_lists(
+            JOINTS, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits, PARAMS.max_joint_velocity
+        ),
         "arm2": JointLimits.from_lists(JOINTS, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits, slow),
     }
     overrides = {"checkpoint_path": str(tiny_checkpoint), "device": "cpu", "start_armed": True}
     log = open(tmp_path / "policies.log", "w")
-    processes = [start_node(POLICY, PARAMS_FILES, {**overrides, **({"max_joint_velocity": slow} if ns == "arm2" else {})},
-                            log, namespace=ns) for ns in limits]
+    processes = [
+        start_node(
+            POLICY,
+            PARAMS_FILES,
+            {**overrides, **({"max_joint_velocity": slow} if ns == "arm2" else {})},
+            log,
+            namespace=ns,
+        )
+        for ns in limits
+    ]
     try:
         rclpy.init()
         harnesses = {ns: Harness(namespace=ns, initial_position=0.1 if ns == "arm1" else 0.3) for ns in limits}
         manifest = read_manifest(tiny_checkpoint)
-        latents = {ns: h.node.create_publisher(SpatioMotionLatents, PARAMS.latents_topic, latents_qos())
-                   for ns, h in harnesses.items()}
+        latents = {
+            ns: h.node.create_publisher(SpatioMotionLatents, PARAMS.latents_topic, latents_qos())
+            for ns, h in harnesses.items()
+        }
         end = time.monotonic() + 60.0
         # Only arm1 gets joint states at first: arm2 must not act on them.
         while time.monotonic() < end and not harnesses["arm1"].trajectories:
@@ -121,8 +135,11 @@ def test_a_node_whose_launcher_dies_stops_instead_of_driving_on(tiny_checkpoint,
     """`ros2 launch` killed by SIGTERM leaves its children running
     (ros2/launch#666); ours ask the kernel for SIGTERM when their parent
     dies, from their first line (torch takes seconds to import)."""
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(PARAMS_FILE), str(tiny_checkpoint),
-                                 str(tmp_path / "policy.log")], stdout=subprocess.PIPE, text=True)
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, str(PARAMS_FILE), str(tiny_checkpoint), str(tmp_path / "policy.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     node_pid = int(launcher.stdout.readline())
     time.sleep(after_s)
     launcher.kill()

@@ -15,7 +15,6 @@ import pytest
 import rclpy
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
-from video2act_msgs.msg import SpatioMotionLatents
 
 from clips import CENTRE, FPS, SIZE, SQUARE, square_clip, swept_columns
 from conftest import PARAMS_FILE
@@ -25,6 +24,9 @@ from video2act_core.messages import latents_from_message, stamp_to_ns
 from video2act_core.params import CommonParams, PerceptionParams, node_params
 from video2act_core.ros import latents_qos, resolve_resource
 from video2act_eval.launcher import PERCEPTION, start_node, stop_nodes
+from video2act_msgs.msg import SpatioMotionLatents
+
+pytestmark = pytest.mark.dds
 
 TOPICS = node_params(PerceptionParams, PARAMS_FILE, "video2act_perception")
 SHIPPED = resolve_resource(node_params(CommonParams, PARAMS_FILE, "/**").checkpoint_path)
@@ -73,8 +75,18 @@ def camera(request, tiny_checkpoint, tmp_path_factory):
     checkpoint = tiny_checkpoint if request.param == "tiny" else SHIPPED
     log = open(tmp_path_factory.mktemp("logs") / "perception.log", "w")
     # Updates often, so each clip is encoded soon after its last frame.
-    process = start_node(PERCEPTION, PARAMS_FILE, {"checkpoint_path": str(checkpoint), "device": "cpu",
-                                                   "rate_hz": 5.0, "image_qos": "reliable", "max_frame_age_s": 30.0}, log)
+    process = start_node(
+        PERCEPTION,
+        PARAMS_FILE,
+        {
+            "checkpoint_path": str(checkpoint),
+            "device": "cpu",
+            "rate_hz": 5.0,
+            "image_qos": "reliable",
+            "max_frame_age_s": 30.0,
+        },
+        log,
+    )
     probe = None
     try:
         rclpy.init()
@@ -110,8 +122,9 @@ def test_tokens_as_published_keep_where_and_how_much_things_move(camera):
         "sensor noise 5/255": in_band.mean() / moving(noise_std=5).mean(),
         "flicker +-20%": in_band.mean() / max(moving(flicker=0.2).mean(), 1e-30),
         "drift 0.1 Hz, 3 px per clip": in_band.mean() / moving(frequency_hz=0.1, amplitude_px=3).mean(),
-        "7 Hz against 2.5 Hz, both +-1 px": (moving(frequency_hz=2.5, amplitude_px=1).mean()
-                                            / moving(frequency_hz=7, amplitude_px=1).mean()),
+        "7 Hz against 2.5 Hz, both +-1 px": (
+            moving(frequency_hz=2.5, amplitude_px=1).mean() / moving(frequency_hz=7, amplitude_px=1).mean()
+        ),
         "7 Hz against 2.5 Hz, both +-6 px": in_band.mean() / moving(frequency_hz=7, amplitude_px=6).mean(),
     }
     growth = [moving(frequency_hz=2.5, amplitude_px=a).mean() for a in (0.5, 1, 2)]
@@ -120,8 +133,10 @@ def test_tokens_as_published_keep_where_and_how_much_things_move(camera):
     cell = SIZE // grid
     first, last = swept_columns(6)
     swept = np.zeros((grid, grid), bool)
-    swept[(CENTRE[0] - SQUARE // 2) // cell : (CENTRE[0] + SQUARE // 2 - 1) // cell + 1,
-          first // cell : (last - 1) // cell + 1] = True
+    swept[
+        (CENTRE[0] - SQUARE // 2) // cell : (CENTRE[0] + SQUARE // 2 - 1) // cell + 1,
+        first // cell : (last - 1) // cell + 1,
+    ] = True
     per_cell = in_band.reshape(grid, grid)
     ratios["swept cells against the others"] = per_cell[swept].mean() / per_cell[~swept].mean()
 
@@ -133,11 +148,20 @@ def test_tokens_as_published_keep_where_and_how_much_things_move(camera):
     boundary = np.concatenate([spatial[1, 1:7], spatial[6, 1:7], spatial[2:6, 1], spatial[2:6, 6]]).mean()
     ratios["boundary cells against interior cells (spatial)"] = boundary / spatial[2:6, 2:6].mean()
 
-    print(f"\n{name} checkpoint, tokens as published: "
-          + ", ".join(f"{key} {value:.1f}x" for key, value in ratios.items())
-          + "; motion-token change at +-0.5, 1, 2 px: " + ", ".join(f"{g:.3g}" for g in growth))
+    print(
+        f"\n{name} checkpoint, tokens as published: "
+        + ", ".join(f"{key} {value:.1f}x" for key, value in ratios.items())
+        + "; motion-token change at +-0.5, 1, 2 px: "
+        + ", ".join(f"{g:.3g}" for g in growth)
+    )
     assert growth == sorted(growth)
-    for key in ("sensor noise 2/255", "sensor noise 5/255", "flicker +-20%", "drift 0.1 Hz, 3 px per clip",
-                "7 Hz against 2.5 Hz, both +-1 px", "swept cells against the others"):
+    for key in (
+        "sensor noise 2/255",
+        "sensor noise 5/255",
+        "flicker +-20%",
+        "drift 0.1 Hz, 3 px per clip",
+        "7 Hz against 2.5 Hz, both +-1 px",
+        "swept cells against the others",
+    ):
         assert ratios[key] >= 5, key
     assert ratios["boundary cells against interior cells (spatial)"] >= 2

@@ -35,8 +35,18 @@ VENV_PYTHON = f"{VENV}/bin/python"
 PYTHON_PACKAGES = sorted(p.parent.name for p in (REPO / "src").glob("*/setup.py"))
 PACKAGE_SOURCES = {name: REPO / "src" / name / name for name in PYTHON_PACKAGES}
 PACKAGE_SOURCES["video2act"] = REPO / "launch"
-ROS_MODULES = {"rclpy", "rcl_interfaces", "ament_index_python", "builtin_interfaces", "launch", "launch_ros",
-               "cv_bridge", "tf2_ros", "rosbag2_py", "message_filters"}
+ROS_MODULES = {
+    "rclpy",
+    "rcl_interfaces",
+    "ament_index_python",
+    "builtin_interfaces",
+    "launch",
+    "launch_ros",
+    "cv_bridge",
+    "tf2_ros",
+    "rosbag2_py",
+    "message_filters",
+}
 # Every third-party module that src/* imports is declared one of two ways.
 # Module -> rosdep key in ros/rosdistro rosdep/python.yaml (checked 2026-11,
 # rosdistro 8468e88), and whether the install takes it from the venv
@@ -63,11 +73,22 @@ VENV_ONLY = {
 }
 # Keys as in ros2_controllers jazzy joint_trajectory_controller_parameters.yaml.
 JTC_PARAMETERS = {
-    "joints", "command_joints", "command_interfaces", "state_interfaces", "speed_scaling",
-    "allow_partial_joints_goal", "open_loop_control", "interpolate_from_desired_state",
-    "allow_integration_in_goal_trajectories", "set_last_command_interface_value_as_state_on_activation",
-    "action_monitor_rate", "interpolation_method", "allow_nonzero_velocity_at_trajectory_end", "cmd_timeout",
-    "gains", "constraints",
+    "joints",
+    "command_joints",
+    "command_interfaces",
+    "state_interfaces",
+    "speed_scaling",
+    "allow_partial_joints_goal",
+    "open_loop_control",
+    "interpolate_from_desired_state",
+    "allow_integration_in_goal_trajectories",
+    "set_last_command_interface_value_as_state_on_activation",
+    "action_monitor_rate",
+    "interpolation_method",
+    "allow_nonzero_velocity_at_trajectory_end",
+    "cmd_timeout",
+    "gains",
+    "constraints",
 }
 
 
@@ -93,9 +114,13 @@ def imported_modules(sources: Path) -> set[str]:
                 modules |= {alias.name.split(".")[0] for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
-            elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-                  and isinstance(node.args[0].value, str)
-                  and getattr(node.func, "attr", getattr(node.func, "id", None)) in LOADERS):
+            elif (
+                isinstance(node, ast.Call)
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+                and getattr(node.func, "attr", getattr(node.func, "id", None)) in LOADERS
+            ):
                 modules.add(node.args[0].value.split(".")[0])
     return modules
 
@@ -116,8 +141,9 @@ def run_dependencies(package: str) -> set[str]:
 
 def skip_keys() -> list[str]:
     """docker/rosdep-skip-keys.txt: one key a line, `#` comments."""
-    return [line.split("#")[0].strip() for line in SKIP_KEYS_FILE.read_text().splitlines()
-            if line.split("#")[0].strip()]
+    return [
+        line.split("#")[0].strip() for line in SKIP_KEYS_FILE.read_text().splitlines() if line.split("#")[0].strip()
+    ]
 
 
 def pins(text: str) -> dict[str, str]:
@@ -127,14 +153,20 @@ def pins(text: str) -> dict[str, str]:
         line = line.split("#")[0].strip()
         if line:
             name = re.match(r"[A-Za-z0-9_.-]+", line).group(0)
-            found[name.lower()] = line[len(name):].strip()
+            found[name.lower()] = line[len(name) :].strip()
     return found
 
 
 def install(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k not in ("ROS_DISTRO", "VIDEO2ACT_VENV")}
-    return subprocess.run(["bash", str(INSTALL_SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env={**environment, **(env or {})}, cwd=REPO)
+    return subprocess.run(
+        ["bash", str(INSTALL_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environment, **(env or {})},
+        cwd=REPO,
+    )
 
 
 def dry_run(*args: str) -> list[list[str]]:
@@ -149,7 +181,7 @@ def dry_run(*args: str) -> list[list[str]]:
 def command_index(commands: list[list[str]], *words: str) -> int:
     """Index of the one command that contains `words` in this order, next to each other."""
     n = len(words)
-    found = [i for i, c in enumerate(commands) if any(tuple(c[j:j + n]) == words for j in range(len(c)))]
+    found = [i for i, c in enumerate(commands) if any(tuple(c[j : j + n]) == words for j in range(len(c)))]
     assert len(found) == 1, (words, found)
     return found[0]
 
@@ -160,7 +192,7 @@ def install_runs() -> list[tuple[int, list[str]]]:
     for number, line in enumerate(DOCKERFILE.read_text().splitlines()):
         if line.startswith("RUN ") and "scripts/install_ros2.sh" in line:
             words = shlex.split(line.removeprefix("RUN ").rstrip("\\"))
-            runs.append((number, words[words.index("scripts/install_ros2.sh"):]))
+            runs.append((number, words[words.index("scripts/install_ros2.sh") :]))
     return runs
 
 
@@ -201,6 +233,7 @@ def controller_of(topic: str) -> str:
 
 # --- declared imports ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("package", sorted(PACKAGE_SOURCES))
 def test_package_declares_the_ros_packages_its_python_imports(package):
     modules = imported_modules(PACKAGE_SOURCES[package])
@@ -218,7 +251,8 @@ def test_every_third_party_import_is_declared(package):
     assert not undeclared, (
         f"src/{package} imports {sorted(undeclared)}, declared nowhere: add its rosdep key from ros/rosdistro "
         f"rosdep/python.yaml to src/{package}/package.xml and PYTHON_KEYS, or, with no key, pin it in "
-        f"requirements/python.txt and add it to VENV_ONLY")
+        f"requirements/python.txt and add it to VENV_ONLY"
+    )
 
 
 def test_the_venv_installs_what_rosdep_does_not():
@@ -239,6 +273,7 @@ def test_package_python_dependencies_are_rosdep_keys_that_exist(package):
 
 
 # --- rosdep skip keys: one list, read by the install script the Dockerfile runs ----
+
 
 def test_rosdep_skips_the_keys_the_venv_installs_and_no_others():
     skipped = skip_keys()
@@ -268,6 +303,7 @@ def test_the_dockerfile_lists_no_skip_keys_of_its_own():
 
 # --- the Dockerfile runs the install script -----------------------------------
 
+
 def test_dockerfile_installs_only_through_the_script():
     """No rosdep, pip, venv or colcon of its own: the image and a native install cannot drift."""
     for command in dockerfile_commands():
@@ -291,8 +327,13 @@ def test_dockerfile_copies_what_each_install_step_reads_before_it():
         if line.startswith("COPY "):
             for source in line.split()[1:-1]:
                 copies[source] = number
-    needed = {"scripts/install_ros2.sh": "system", "docker/rosdep-skip-keys.txt": "rosdep",
-              "requirements/python.txt": "venv", "docker/constraints.txt": "venv", ".": "build"}
+    needed = {
+        "scripts/install_ros2.sh": "system",
+        "docker/rosdep-skip-keys.txt": "rosdep",
+        "requirements/python.txt": "venv",
+        "docker/constraints.txt": "venv",
+        ".": "build",
+    }
     needed |= {str(path.relative_to(REPO)): "rosdep" for path in sorted((REPO / "src").glob("*/package.xml"))}
     for source, step in needed.items():
         assert source in copies, f"the Dockerfile does not copy {source}"
@@ -316,8 +357,12 @@ def test_install_script_builds_the_workspace_with_the_venv_python():
 def test_install_script_ends_with_the_nodes_imports_and_the_launch_files():
     commands = dry_run("--rosdistro", "jazzy", "--venv", VENV)
     check = commands[command_index(commands, VENV_PYTHON, "-c")]
-    imported = {name.strip() for statement in check[2].split(";") if statement.strip().startswith("import ")
-                for name in statement.strip().removeprefix("import ").split(",")}
+    imported = {
+        name.strip()
+        for statement in check[2].split(";")
+        if statement.strip().startswith("import ")
+        for name in statement.strip().removeprefix("import ").split(",")
+    }
     assert {"torch", "rclpy", "diffusers", "cv_bridge", "PIL", "video2act_msgs.msg"} <= imported
     assert {"video2act_perception.node", "video2act_policy.node"} <= imported
     # The evaluation tools (their own package, apart from the simulators) import too.
@@ -330,8 +375,9 @@ def test_install_script_ends_with_the_nodes_imports_and_the_launch_files():
 def test_install_script_takes_torch_from_the_cpu_index_on_request():
     commands = dry_run("--rosdistro", "jazzy", "--venv", VENV, "--cpu")
     torch = command_index(commands, "--index-url", CPU_INDEX)
-    assert commands[torch][-1] == next(line for line in REQUIREMENTS.read_text().splitlines()
-                                       if line.startswith("torch=="))
+    assert commands[torch][-1] == next(
+        line for line in REQUIREMENTS.read_text().splitlines() if line.startswith("torch==")
+    )
     assert "--no-deps" in commands[torch]  # its dependencies from PyPI, with the rest
     assert torch < command_index(commands, "-r", f"{VENV}/video2act-requirements.txt")
     assert not any("--index-url" in c for c in dry_run("--rosdistro", "jazzy", "--venv", VENV))
@@ -351,12 +397,15 @@ def test_install_script_lets_the_constraints_override_the_requirement_pins():
     assert pyarrow and int(pyarrow.group(1)) < 26, constrained.get("pyarrow")
 
 
-@pytest.mark.parametrize("args, reason", [
-    (["--rosdistro", "rolling"], "ROS 2 'rolling' is not supported: jazzy or kilted"),
-    (["--rosdistro", "humble"], "ROS 2 humble runs Python 3.10; requirements/python.txt needs >= 3.11"),
-    (["--rosdistro", "jazzy", "--steps", "venv,deploy"], "unknown step 'deploy'"),
-    (["--rosdistro", "jazzy"], "/opt/ros/jazzy/setup.bash not found: install ROS 2 jazzy from apt"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--rosdistro", "rolling"], "ROS 2 'rolling' is not supported: jazzy or kilted"),
+        (["--rosdistro", "humble"], "ROS 2 humble runs Python 3.10; requirements/python.txt needs >= 3.11"),
+        (["--rosdistro", "jazzy", "--steps", "venv,deploy"], "unknown step 'deploy'"),
+        (["--rosdistro", "jazzy"], "/opt/ros/jazzy/setup.bash not found: install ROS 2 jazzy from apt"),
+    ],
+)
 def test_install_script_refuses_in_one_line(args, reason):
     if Path("/opt/ros/jazzy/setup.bash").exists():
         pytest.skip("this machine has ROS 2 jazzy: the script would install")
@@ -367,16 +416,19 @@ def test_install_script_refuses_in_one_line(args, reason):
 
 def test_install_script_refuses_a_python_that_is_not_the_distros(tmp_path):
     """rclpy from apt is built for the distribution's /usr/bin/python3 (3.12 for Jazzy)."""
-    have = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                          capture_output=True, text=True).stdout.strip()
+    have = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True
+    ).stdout.strip()
     if have == "3.12":
         pytest.skip("this machine's python is Jazzy's")
     (tmp_path / "jazzy").mkdir()
     (tmp_path / "jazzy" / "setup.bash").write_text("")
     done = install(env={"VIDEO2ACT_ROS_ROOT": str(tmp_path)})  # found there, not named
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == (f"install_ros2.sh: ROS 2 jazzy runs on Python 3.12 as /usr/bin/python3 (rclpy is built "
-                           f"for it); this machine has {have}\n")
+    assert done.stderr == (
+        f"install_ros2.sh: ROS 2 jazzy runs on Python 3.12 as /usr/bin/python3 (rclpy is built "
+        f"for it); this machine has {have}\n"
+    )
 
 
 def test_install_script_without_ros_says_what_to_install():
@@ -398,6 +450,7 @@ def test_shell_scripts_parse_and_pass_shellcheck(script):
 
 # --- docker stop reaches the nodes as SIGINT ----------------------------------
 
+
 def test_docker_stop_sends_sigint_to_an_exec_form_entrypoint():
     text = DOCKERFILE.read_text()
     assert re.search(r"^STOPSIGNAL SIGINT$", text, re.MULTILINE)
@@ -415,16 +468,26 @@ def entrypoint_run(tmp_path, args: list[str]) -> subprocess.Popen:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "ros2"
-    fake.write_text("#!/usr/bin/env bash\ntrap 'echo got-SIGINT; exit 0' INT\necho \"$$ $*\"\n"
-                    "while true; do sleep 0.05; done\n")
+    fake.write_text(
+        "#!/usr/bin/env bash\ntrap 'echo got-SIGINT; exit 0' INT\necho \"$$ $*\"\nwhile true; do sleep 0.05; done\n"
+    )
     fake.chmod(0o755)
     (tmp_path / "setup.bash").write_text("")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "VIDEO2ACT_ROS_SETUP": str(tmp_path / "setup.bash"),
-           "VIDEO2ACT_WS_SETUP": str(tmp_path / "setup.bash")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "VIDEO2ACT_ROS_SETUP": str(tmp_path / "setup.bash"),
+        "VIDEO2ACT_WS_SETUP": str(tmp_path / "setup.bash"),
+    }
     # As in a container, SIGINT at its default even when the tests run as a
     # background job (which starts with it ignored, and bash cannot trap it then).
-    return subprocess.Popen(["bash", str(ENTRYPOINT), *args], env=env, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        ["bash", str(ENTRYPOINT), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def dockerfile_cmd() -> list[str]:
@@ -432,14 +495,17 @@ def dockerfile_cmd() -> list[str]:
     return json.loads(cmd)
 
 
-@pytest.mark.parametrize("args, launched", [
-    (None, "launch --noninteractive video2act bringup.launch.py"),
-    ([], "launch --noninteractive video2act bringup.launch.py"),
-    (["use_sim_time:=true"], "launch --noninteractive video2act bringup.launch.py use_sim_time:=true"),
-    (["sim.launch.py", "a:=1"], "launch --noninteractive video2act sim.launch.py a:=1"),
-    (["/x/my.launch.py"], "launch --noninteractive /x/my.launch.py"),
-    (["ros2", "launch", "video2act", "sim.launch.py"], "launch --noninteractive video2act sim.launch.py"),
-])
+@pytest.mark.parametrize(
+    "args, launched",
+    [
+        (None, "launch --noninteractive video2act bringup.launch.py"),
+        ([], "launch --noninteractive video2act bringup.launch.py"),
+        (["use_sim_time:=true"], "launch --noninteractive video2act bringup.launch.py use_sim_time:=true"),
+        (["sim.launch.py", "a:=1"], "launch --noninteractive video2act sim.launch.py a:=1"),
+        (["/x/my.launch.py"], "launch --noninteractive /x/my.launch.py"),
+        (["ros2", "launch", "video2act", "sim.launch.py"], "launch --noninteractive video2act sim.launch.py"),
+    ],
+)
 def test_entrypoint_execs_ros2_launch_which_gets_sigint(tmp_path, args, launched):
     """PID 1 must be `ros2 launch` itself (exec), and --noninteractive makes
     it pass SIGINT on to the nodes even under `docker run -it`."""

@@ -13,8 +13,8 @@ import yaml
 
 from conftest import JOINTS, REPO, tiny_model_config
 from video2act_core.checkpoint import load_policy, save_checkpoint
-from video2act_core.models.factory import build_models
 from video2act_core.models.backbones import build_backbone
+from video2act_core.models.factory import build_models
 from video2act_core.normalization import NormalizationStats
 
 transformers = pytest.importorskip("transformers")
@@ -28,8 +28,9 @@ def write_tokenizer(directory) -> None:
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{word: i + 3 for i, word in enumerate(WORDS)}}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>",
-                                         unk_token="<unk>").save_pretrained(directory)
+    transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(directory)
 
 
 def frames(seed: int, steps: int = 2, size: int = 64) -> torch.Tensor:
@@ -44,9 +45,17 @@ def svd_with_clip(tmp_path_factory):
     encoder, _ = build_models(tiny_model_config(), JOINTS, seed=1)
     encoder.backbone.save(root)
     torch.manual_seed(1)
-    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-        patch_size=8, projection_dim=encoder.backbone.unet.config.cross_attention_dim))
+    clip = transformers.CLIPVisionModelWithProjection(
+        transformers.CLIPVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=encoder.backbone.unet.config.cross_attention_dim,
+        )
+    )
     clip.save_pretrained(root / "image_encoder")
     return root
 
@@ -97,9 +106,11 @@ def umt5(tmp_path_factory):
     root = tmp_path_factory.mktemp("umt5")
     write_tokenizer(root / "tokenizer")
     torch.manual_seed(2)
-    transformers.UMT5EncoderModel(transformers.UMT5Config(
-        vocab_size=len(WORDS) + 3, d_model=TINY_TRANSFORMER["text_dim"], d_kv=8, d_ff=32, num_layers=1,
-        num_heads=2)).save_pretrained(root / "text_encoder")
+    transformers.UMT5EncoderModel(
+        transformers.UMT5Config(
+            vocab_size=len(WORDS) + 3, d_model=TINY_TRANSFORMER["text_dim"], d_kv=8, d_ff=32, num_layers=1, num_heads=2
+        )
+    ).save_pretrained(root / "text_encoder")
     return root
 
 
@@ -125,8 +136,9 @@ def test_wan_encodes_its_prompt_once_with_umt5(umt5):
 
 def test_a_wan_checkpoint_runs_without_its_text_encoder(umt5, tmp_path):
     config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
-    config["system2"]["backbone"].update(text_encoder_path=str(umt5 / "copy"), prompt="reach the red square",
-                                         text_tokens=8)
+    config["system2"]["backbone"].update(
+        text_encoder_path=str(umt5 / "copy"), prompt="reach the red square", text_tokens=8
+    )
     shutil.copytree(umt5, umt5 / "copy")
     encoder, action = build_models(config, JOINTS, seed=4)
     save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS))
@@ -141,16 +153,30 @@ def test_system1_reads_instructions_through_a_local_t5(tmp_path):
     encoder's tokens condition the chunk, and a checkpoint refers to it by path."""
     write_tokenizer(tmp_path / "t5")
     torch.manual_seed(3)
-    transformers.T5ForConditionalGeneration(transformers.T5Config(
-        vocab_size=len(WORDS) + 3, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
-        num_heads=2, decoder_start_token_id=0)).save_pretrained(tmp_path / "t5")
+    transformers.T5ForConditionalGeneration(
+        transformers.T5Config(
+            vocab_size=len(WORDS) + 3,
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=1,
+            num_decoder_layers=1,
+            num_heads=2,
+            decoder_start_token_id=0,
+        )
+    ).save_pretrained(tmp_path / "t5")
     config = tiny_model_config()
     config["system1"]["language"] = {"type": "pretrained", "path": str(tmp_path / "t5"), "max_tokens": 8}
     encoder, action = build_models(config, JOINTS, seed=5)
     text = action.model.text_encoder
     assert text.dim == 32 and not any(True for _ in text.parameters())  # frozen, not in the state dict
-    save_checkpoint(tmp_path / "ckpt", encoder, action, NormalizationStats.identity(JOINTS),
-                    metadata={"instructions": ["reach the red cube"]})
+    save_checkpoint(
+        tmp_path / "ckpt",
+        encoder,
+        action,
+        NormalizationStats.identity(JOINTS),
+        metadata={"instructions": ["reach the red cube"]},
+    )
     policy = load_policy(tmp_path / "ckpt", device="cpu")
     # The untrained head's output layer is zero: give it weights so the context shows.
     torch.manual_seed(6)

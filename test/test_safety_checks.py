@@ -31,8 +31,8 @@ from video2act_core.control import (
     point_velocities,
 )
 from video2act_core.control.watchdog import FollowWatchdog
-from video2act_core.params import PolicyParams, node_params
 from video2act_core.latents import Latents
+from video2act_core.params import PolicyParams, node_params
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
 PERIOD_S = 0.1
@@ -44,15 +44,16 @@ class ScriptedSystem1:
     """System 1 without a model: `policy(joint_positions)` gives the (H, J) chunk."""
 
     def __init__(self, policy, horizon: int = 16):
-        self.config = SimpleNamespace(context_dim=8, view_tokens=0, horizon=horizon, language=False)
+        self.config = SimpleNamespace(
+            context_dim=8, view_tokens=0, horizon=horizon, language=False, num_train_timesteps=100
+        )
         self.model_id = "scripted@test:0"
         self.needs_instruction = False
         self.default_instruction = ""
         self.trained_instructions = []
         self.policy = policy
 
-    def act(self, latents, joint_positions, num_inference_steps=None, prior=None, prior_weights=None,
-            instruction=""):
+    def act(self, latents, joint_positions, num_inference_steps=None, prior=None, prior_weights=None, instruction=""):
         return np.asarray(self.policy(np.asarray(joint_positions, dtype=np.float64)), dtype=np.float64)
 
 
@@ -79,39 +80,68 @@ NAN, INF = float("nan"), float("inf")
 STEP = r"step speed {} above the velocity limit"
 
 
-@pytest.mark.parametrize("command, previous, expected", [
-    # Good ones: inside, and exactly at the limits (positions, step speeds, point velocities).
-    (hand_command([[0.05, 0.15], [0.1, 0.3]], [[0.5, 1.5], [0.0, 0.0]]), [0.0, 0.0], []),
-    (hand_command([[1.0, -2.0]], [[1.0, -2.0]]), [0.9, -1.8], []),
-    (hand_command([[0.0, 0.0], [0.1, 0.2]]), None, []),
-    # Non-finite values.
-    (hand_command([[NAN, 0.0]]), [0.0, 0.0], ["non-finite values"]),
-    (hand_command([[0.0, -INF]]), [0.0, 0.0], ["non-finite values"]),
-    (hand_command([[0.0, 0.0]], [[0.0, INF]]), [0.0, 0.0], ["non-finite values"]),
-    (hand_command([[0.0, 0.0]], [[NAN, 0.0]]), [0.0, 0.0], ["non-finite values"]),
-    # Below the lower limit only, above the upper only (each joint; the steps themselves are slow).
-    (hand_command([[-1.001, 0.0]]), [-0.95, 0.0], ["position outside the limits"]),
-    (hand_command([[0.0, -2.001]]), [0.0, -1.95], ["position outside the limits"]),
-    (hand_command([[1.001, 0.0]]), [0.95, 0.0], ["position outside the limits"]),
-    (hand_command([[0.0, 2.001]]), [0.0, 1.95], ["position outside the limits"]),
-    # A step from the previous setpoint above max_velocity (joint a: 1.5 > 1; joint b: 2.5 > 2).
-    (hand_command([[0.15, 0.0]]), [0.0, 0.0], [STEP.format(r"1\.5000")]),
-    (hand_command([[0.0, -0.25]]), [0.0, 0.0], [STEP.format(r"2\.5000")]),
-    # Point to point: without a previous setpoint, and after a good first step.
-    (hand_command([[0.0, 0.0], [0.15, 0.0]]), None, [STEP.format(r"1\.5000")]),
-    (hand_command([[0.05, 0.0], [0.2, 0.0]]), [0.0, 0.0], [STEP.format(r"1\.5000")]),
-    # A point velocity above max_velocity (either sign).
-    (hand_command([[0.05, 0.0]], [[1.5, 0.0]]), [0.0, 0.0], ["point velocity above the velocity limit"]),
-    (hand_command([[0.0, 0.05]], [[0.0, -2.5]]), [0.0, 0.0], ["point velocity above the velocity limit"]),
-    # A point due before the command is sent, or at the moment it is (segment durations <= 0).
-    (hand_command([[0.0, 0.0], [0.0, 0.0]], issued_s=10.15), [0.0, 0.0], ["a point is due before the command is sent"]),
-    (hand_command([[0.0, 0.0]], times=[0.125], issued_s=10.125), [0.0, 0.0],
-     ["a point is due before the command is sent"]),
-    (hand_command([[0.0, 0.0], [0.0, 0.0]], times=[0.1, 0.1]), None, ["a point is due before the command is sent"]),
-], ids=["good", "good-at-the-limits", "good-without-previous", "nan-position", "inf-position", "inf-velocity",
-        "nan-velocity", "below-lower-a", "below-lower-b", "above-upper-a", "above-upper-b", "step-from-previous-a",
-        "step-from-previous-b", "point-to-point-step", "point-to-point-step-after-a-good-one", "point-velocity-a",
-        "point-velocity-b", "due-before-sent", "due-when-sent", "two-points-at-once"])
+@pytest.mark.parametrize(
+    "command, previous, expected",
+    [
+        # Good ones: inside, and exactly at the limits (positions, step speeds, point velocities).
+        (hand_command([[0.05, 0.15], [0.1, 0.3]], [[0.5, 1.5], [0.0, 0.0]]), [0.0, 0.0], []),
+        (hand_command([[1.0, -2.0]], [[1.0, -2.0]]), [0.9, -1.8], []),
+        (hand_command([[0.0, 0.0], [0.1, 0.2]]), None, []),
+        # Non-finite values.
+        (hand_command([[NAN, 0.0]]), [0.0, 0.0], ["non-finite values"]),
+        (hand_command([[0.0, -INF]]), [0.0, 0.0], ["non-finite values"]),
+        (hand_command([[0.0, 0.0]], [[0.0, INF]]), [0.0, 0.0], ["non-finite values"]),
+        (hand_command([[0.0, 0.0]], [[NAN, 0.0]]), [0.0, 0.0], ["non-finite values"]),
+        # Below the lower limit only, above the upper only (each joint; the steps themselves are slow).
+        (hand_command([[-1.001, 0.0]]), [-0.95, 0.0], ["position outside the limits"]),
+        (hand_command([[0.0, -2.001]]), [0.0, -1.95], ["position outside the limits"]),
+        (hand_command([[1.001, 0.0]]), [0.95, 0.0], ["position outside the limits"]),
+        (hand_command([[0.0, 2.001]]), [0.0, 1.95], ["position outside the limits"]),
+        # A step from the previous setpoint above max_velocity (joint a: 1.5 > 1; joint b: 2.5 > 2).
+        (hand_command([[0.15, 0.0]]), [0.0, 0.0], [STEP.format(r"1\.5000")]),
+        (hand_command([[0.0, -0.25]]), [0.0, 0.0], [STEP.format(r"2\.5000")]),
+        # Point to point: without a previous setpoint, and after a good first step.
+        (hand_command([[0.0, 0.0], [0.15, 0.0]]), None, [STEP.format(r"1\.5000")]),
+        (hand_command([[0.05, 0.0], [0.2, 0.0]]), [0.0, 0.0], [STEP.format(r"1\.5000")]),
+        # A point velocity above max_velocity (either sign).
+        (hand_command([[0.05, 0.0]], [[1.5, 0.0]]), [0.0, 0.0], ["point velocity above the velocity limit"]),
+        (hand_command([[0.0, 0.05]], [[0.0, -2.5]]), [0.0, 0.0], ["point velocity above the velocity limit"]),
+        # A point due before the command is sent, or at the moment it is (segment durations <= 0).
+        (
+            hand_command([[0.0, 0.0], [0.0, 0.0]], issued_s=10.15),
+            [0.0, 0.0],
+            ["a point is due before the command is sent"],
+        ),
+        (
+            hand_command([[0.0, 0.0]], times=[0.125], issued_s=10.125),
+            [0.0, 0.0],
+            ["a point is due before the command is sent"],
+        ),
+        (hand_command([[0.0, 0.0], [0.0, 0.0]], times=[0.1, 0.1]), None, ["a point is due before the command is sent"]),
+    ],
+    ids=[
+        "good",
+        "good-at-the-limits",
+        "good-without-previous",
+        "nan-position",
+        "inf-position",
+        "inf-velocity",
+        "nan-velocity",
+        "below-lower-a",
+        "below-lower-b",
+        "above-upper-a",
+        "above-upper-b",
+        "step-from-previous-a",
+        "step-from-previous-b",
+        "point-to-point-step",
+        "point-to-point-step-after-a-good-one",
+        "point-velocity-a",
+        "point-velocity-b",
+        "due-before-sent",
+        "due-when-sent",
+        "two-points-at-once",
+    ],
+)
 def test_envelope_violations_names_each_kind_of_bad_command(command, previous, expected):
     previous = None if previous is None else np.asarray(previous, dtype=np.float64)
     problems = envelope_violations(command, previous, LIMITS2)
@@ -162,8 +192,9 @@ def test_a_measured_state_is_trusted_within_the_margin_on_either_side_only():
 def test_a_supervisor_armed_at_a_state_outside_the_limits_starts_its_first_chunk_at_the_limit():
     limits = JointLimits.from_lists(JOINTS, [-1.0] * 6, [1.0] * 6, [0.1] * 6)
     system1 = ScriptedSystem1(lambda positions: np.tile(positions, (16, 1)))
-    supervisor = PolicySupervisor(ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(limits, PERIOD_S),
-                                  start_armed=False)
+    supervisor = PolicySupervisor(
+        ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(limits, PERIOD_S), start_armed=False
+    )
     state = JointStateSample(np.array([1.04, -1.04, 0.0, 0.0, 0.0, 0.0]), 10.0, 10.0)
     assert supervisor.arm(scripted_latents(system1, 10.0), state, 10.0) == ""
     step = supervisor.tick(scripted_latents(system1, 10.0), state, 10.0)
@@ -234,15 +265,19 @@ URDF = """<robot name="test">
 </robot>"""
 
 
-@pytest.mark.parametrize("lower, upper, velocity, missing", [
-    ([-1.0, -1.0], [1.0, np.inf], [1.0, 1.0], "no position limits for ['b']"),
-    ([-np.inf, -1.0], [1.0, 1.0], [1.0, 1.0], "no position limits for ['a']"),
-    ([-1.0, -1.0], [1.0, 1.0], [1.0, np.inf], "no velocity limits for ['b']"),
-    ([-1.0, -1.0], [1.0, 1.0], [], "no velocity limits for ['a', 'b']"),
-    ([], [], [1.0, 1.0], "no position limits for ['a', 'b']"),
-])
+@pytest.mark.parametrize(
+    "lower, upper, velocity, missing",
+    [
+        ([-1.0, -1.0], [1.0, np.inf], [1.0, 1.0], "no position limits for ['b']"),
+        ([-np.inf, -1.0], [1.0, 1.0], [1.0, 1.0], "no position limits for ['a']"),
+        ([-1.0, -1.0], [1.0, 1.0], [1.0, np.inf], "no velocity limits for ['b']"),
+        ([-1.0, -1.0], [1.0, 1.0], [], "no velocity limits for ['a', 'b']"),
+        ([], [], [1.0, 1.0], "no position limits for ['a', 'b']"),
+    ],
+)
 def test_limits_missing_names_every_joint_without_both_position_limits_and_a_velocity_limit(
-        lower, upper, velocity, missing):
+    lower, upper, velocity, missing
+):
     limits = JointLimits.from_lists(["a", "b"], lower, upper, velocity)
     assert missing in limits.missing()
     assert JointLimits.from_lists(["a", "b"], [-1.0] * 2, [1.0] * 2, [1.0] * 2).missing() == ""
@@ -257,8 +292,9 @@ def test_a_continuous_urdf_joint_needs_no_position_limits_but_a_velocity_limit()
     assert JointLimits.from_lists(["b"], [], [], [1.0]).tighter(no_velocity).missing() == ""
 
 
-@pytest.mark.parametrize("lower, upper", [([-1.0] * 5 + [0.0], [1.0] * 5 + [np.inf]),
-                                          ([-1.0] * 5 + [-np.inf], [1.0] * 6)])
+@pytest.mark.parametrize(
+    "lower, upper", [([-1.0] * 5 + [0.0], [1.0] * 5 + [np.inf]), ([-1.0] * 5 + [-np.inf], [1.0] * 6)]
+)
 def test_the_supervisor_stays_disarmed_while_a_joint_has_one_position_limit(lower, upper):
     system1 = ScriptedSystem1(lambda positions: np.tile(positions, (16, 1)))
     limits = JointLimits.from_lists(JOINTS, lower, upper, [1.0] * 6)
@@ -266,8 +302,9 @@ def test_the_supervisor_stays_disarmed_while_a_joint_has_one_position_limit(lowe
     complete = limits.tighter(JointLimits.from_lists(JOINTS, [-1.0] * 6, [1.0] * 6, []))  # as a URDF completes them
     assert complete.missing() == ""
     for start_armed in (True, False):
-        supervisor = PolicySupervisor(ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(limits, PERIOD_S),
-                                      start_armed=start_armed)
+        supervisor = PolicySupervisor(
+            ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(limits, PERIOD_S), start_armed=start_armed
+        )
         assert "no position limits for ['gripper']" in supervisor.arm(latents, state, 10.0)
         for _ in range(3):
             step = supervisor.tick(latents, state, 10.0)
@@ -329,10 +366,17 @@ def test_the_urdfs_tighter_limits_bind_the_commands():
     system1 = ScriptedSystem1(lambda positions: np.full((16, 6), 10.0))
     params = JointLimits.from_lists(JOINTS, [-2.0] * 6, [2.0] * 6, [3.0] * 6)
     urdf = JointLimits.from_urdf(
-        "<robot>" + "".join(f'<joint name="{n}" type="revolute"><limit lower="-0.5" upper="0.25" velocity="0.5"/>'
-                            f"</joint>" for n in JOINTS) + "</robot>", JOINTS)
-    supervisor = PolicySupervisor(ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(params, PERIOD_S),
-                                  start_armed=True)
+        "<robot>"
+        + "".join(
+            f'<joint name="{n}" type="revolute"><limit lower="-0.5" upper="0.25" velocity="0.5"/></joint>'
+            for n in JOINTS
+        )
+        + "</robot>",
+        JOINTS,
+    )
+    supervisor = PolicySupervisor(
+        ChunkPlanner(system1, PERIOD_S, 1.0, 0.5), SafetyEnvelope(params, PERIOD_S), start_armed=True
+    )
     supervisor.set_limits(params.tighter(urdf))
     now, top = 10.0, np.zeros(6)
     for _ in range(40):
@@ -357,54 +401,76 @@ def tiny_system1(tiny_checkpoint):
 
 @pytest.fixture(scope="module")
 def planner(tiny_system1):
-    return ChunkPlanner(tiny_system1, PERIOD_S, MAX_LATENTS_AGE_S, MAX_STATE_AGE_S, num_inference_steps=2,
-                        max_stamp_lead_s=MAX_LEAD_S)
+    return ChunkPlanner(
+        tiny_system1, PERIOD_S, MAX_LATENTS_AGE_S, MAX_STATE_AGE_S, num_inference_steps=2, max_stamp_lead_s=MAX_LEAD_S
+    )
 
 
 def tiny_latents(system1, stamp_ns, spatial=None, motion=None, model_id=None) -> LatentsSample:
     width = system1.config.context_dim
     spatial = np.zeros((16, width), np.float32) if spatial is None else spatial
     motion = np.zeros((16, width), np.float32) if motion is None else motion
-    return LatentsSample(hand_made_latents(system1, spatial, motion), stamp_ns, 1,
-                         system1.model_id if model_id is None else model_id)
+    return LatentsSample(
+        hand_made_latents(system1, spatial, motion), stamp_ns, 1, system1.model_id if model_id is None else model_id
+    )
 
 
 MS = 1e-3
 
 
-@pytest.mark.parametrize("now, state_stamp, received, latents_ns, reason", [
-    (16.0, 16.0, None, 16_000_000_000, ""),
-    # Joint state age: max_joint_state_age_s is still fresh; just beyond is stale.
-    (16.0, 16.0 - MAX_STATE_AGE_S, None, 16_000_000_000, ""),
-    (16.0, 16.0 - MAX_STATE_AGE_S + MS, None, 16_000_000_000, ""),
-    (16.0, 16.0 - MAX_STATE_AGE_S - MS, None, 16_000_000_000, "joint state is 0.25 s old (max 0.25)"),
-    (16.0, 14.0, 16.0, 16_000_000_000, "joint state is 2.00 s old"),  # by its stamp, though received now
-    # Joint state stamped ahead: up to max_stamp_lead_s is tolerated.
-    (16.0, 16.0 + MAX_LEAD_S, 16.0, 16_000_000_000, ""),
-    (16.0, 16.0 + MAX_LEAD_S - MS, None, 16_000_000_000, ""),
-    (16.0, 16.0 + MAX_LEAD_S + MS, 16.0, 16_000_000_000, "joint state stamped 0.13 s in the future"),
-    (16.0, 16.0 + MAX_LEAD_S + MS, None, 16_000_000_000, "joint state stamped 0.13 s in the future"),
-    (16.0, 21.0, 16.0, 16_000_000_000, "joint state stamped 5.00 s in the future"),
-    # ... and then ages from its receipt: it cannot stay fresh by its stamp.
-    (16.0, 16.1, 15.5, 16_000_000_000, "joint state is 0.50 s old"),
-    # Latents age: max_latents_age_s is still fresh; just beyond is stale.
-    (17.0, 17.0, None, 16_125_000_000, ""),
-    (16.0, 16.0, None, 15_126_000_000, ""),
-    (16.0, 16.0, None, 15_124_000_000, "latents are 0.88 s old (max 0.875)"),
-    (16.0, 16.0, None, 10_000_000_000, "latents are 6.00 s old"),
-    # Latents stamped ahead: up to max_stamp_lead_s is tolerated.
-    (16.0, 16.0, None, 16_125_000_000, ""),
-    (16.0, 16.0, None, 16_124_000_000, ""),
-    (16.0, 16.0, None, 16_126_000_000, "latents stamped 0.13 s in the future"),
-    (16.0, 16.0, None, 26_000_000_000, "latents stamped 10.00 s in the future"),
-], ids=["fresh", "state-at-max-age", "state-just-within-max-age", "state-just-beyond-max-age",
-        "state-old-by-stamp", "state-at-max-lead", "state-just-within-max-lead",
-        "state-just-beyond-max-lead", "state-just-beyond-max-lead-unreceived", "state-far-future",
-        "state-future-ages-from-receipt", "latents-at-max-age", "latents-just-within-max-age",
-        "latents-just-beyond-max-age", "latents-stale", "latents-at-max-lead", "latents-just-within-max-lead",
-        "latents-just-beyond-max-lead", "latents-far-future"])
+@pytest.mark.parametrize(
+    "now, state_stamp, received, latents_ns, reason",
+    [
+        (16.0, 16.0, None, 16_000_000_000, ""),
+        # Joint state age: max_joint_state_age_s is still fresh; just beyond is stale.
+        (16.0, 16.0 - MAX_STATE_AGE_S, None, 16_000_000_000, ""),
+        (16.0, 16.0 - MAX_STATE_AGE_S + MS, None, 16_000_000_000, ""),
+        (16.0, 16.0 - MAX_STATE_AGE_S - MS, None, 16_000_000_000, "joint state is 0.25 s old (max 0.25)"),
+        (16.0, 14.0, 16.0, 16_000_000_000, "joint state is 2.00 s old"),  # by its stamp, though received now
+        # Joint state stamped ahead: up to max_stamp_lead_s is tolerated.
+        (16.0, 16.0 + MAX_LEAD_S, 16.0, 16_000_000_000, ""),
+        (16.0, 16.0 + MAX_LEAD_S - MS, None, 16_000_000_000, ""),
+        (16.0, 16.0 + MAX_LEAD_S + MS, 16.0, 16_000_000_000, "joint state stamped 0.13 s in the future"),
+        (16.0, 16.0 + MAX_LEAD_S + MS, None, 16_000_000_000, "joint state stamped 0.13 s in the future"),
+        (16.0, 21.0, 16.0, 16_000_000_000, "joint state stamped 5.00 s in the future"),
+        # ... and then ages from its receipt: it cannot stay fresh by its stamp.
+        (16.0, 16.1, 15.5, 16_000_000_000, "joint state is 0.50 s old"),
+        # Latents age: max_latents_age_s is still fresh; just beyond is stale.
+        (17.0, 17.0, None, 16_125_000_000, ""),
+        (16.0, 16.0, None, 15_126_000_000, ""),
+        (16.0, 16.0, None, 15_124_000_000, "latents are 0.88 s old (max 0.875)"),
+        (16.0, 16.0, None, 10_000_000_000, "latents are 6.00 s old"),
+        # Latents stamped ahead: up to max_stamp_lead_s is tolerated.
+        (16.0, 16.0, None, 16_125_000_000, ""),
+        (16.0, 16.0, None, 16_124_000_000, ""),
+        (16.0, 16.0, None, 16_126_000_000, "latents stamped 0.13 s in the future"),
+        (16.0, 16.0, None, 26_000_000_000, "latents stamped 10.00 s in the future"),
+    ],
+    ids=[
+        "fresh",
+        "state-at-max-age",
+        "state-just-within-max-age",
+        "state-just-beyond-max-age",
+        "state-old-by-stamp",
+        "state-at-max-lead",
+        "state-just-within-max-lead",
+        "state-just-beyond-max-lead",
+        "state-just-beyond-max-lead-unreceived",
+        "state-far-future",
+        "state-future-ages-from-receipt",
+        "latents-at-max-age",
+        "latents-just-within-max-age",
+        "latents-just-beyond-max-age",
+        "latents-stale",
+        "latents-at-max-lead",
+        "latents-just-within-max-lead",
+        "latents-just-beyond-max-lead",
+        "latents-far-future",
+    ],
+)
 def test_the_planner_refuses_stale_and_future_stamped_inputs_beyond_their_limits_only(
-        planner, now, state_stamp, received, latents_ns, reason):
+    planner, now, state_stamp, received, latents_ns, reason
+):
     # The boundary cases compare exactly (test_boundary_inputs_are_exact_in_binary).
     state = JointStateSample(np.zeros(6), state_stamp, received)
     problem = planner.input_problem(tiny_latents(planner.system1, latents_ns), state, now)
@@ -420,28 +486,48 @@ def test_boundary_inputs_are_exact_in_binary():
 
 
 def test_future_stamped_latents_make_the_plan_hold(planner):
-    plan = planner.plan(tiny_latents(planner.system1, 26_000_000_000), JointStateSample(np.zeros(6), 16.0, 16.0),
-                        16.0)
+    plan = planner.plan(tiny_latents(planner.system1, 26_000_000_000), JointStateSample(np.zeros(6), 16.0, 16.0), 16.0)
     assert plan.mode == Mode.HOLD and plan.positions is None and "in the future" in plan.reason
-    fresh = planner.plan(tiny_latents(planner.system1, 16_000_000_000), JointStateSample(np.zeros(6), 16.0, 16.0),
-                         16.0)
+    fresh = planner.plan(tiny_latents(planner.system1, 16_000_000_000), JointStateSample(np.zeros(6), 16.0, 16.0), 16.0)
     assert fresh.mode == Mode.ACTIVE
 
 
-@pytest.mark.parametrize("make, reason", [
-    (lambda s, w: tiny_latents(s, 16_000_000_000, model_id="other@v1:0"), "latents from model 'other@v1:0'"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.zeros((16, w + 1), np.float32)),
-     "spatial tokens shaped (16, {w1}), expected (N, {w})"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.zeros((16, w - 1), np.float32)),
-     "motion tokens shaped (16, {w_1}), expected (N, {w})"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.zeros((0, w), np.float32)), "motion tokens shaped (0,"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.zeros((16,), np.float32)), "spatial tokens shaped (16,)"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.full((16, w), np.nan, np.float32)),
-     "spatial tokens contain NaN or Inf"),
-    (lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.full((16, w), np.inf, np.float32)),
-     "motion tokens contain NaN or Inf"),
-], ids=["other-model", "wide-spatial", "narrow-motion", "no-motion-tokens", "flat-spatial", "nan-spatial",
-        "inf-motion"])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda s, w: tiny_latents(s, 16_000_000_000, model_id="other@v1:0"), "latents from model 'other@v1:0'"),
+        (
+            lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.zeros((16, w + 1), np.float32)),
+            "spatial tokens shaped (16, {w1}), expected (N, {w})",
+        ),
+        (
+            lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.zeros((16, w - 1), np.float32)),
+            "motion tokens shaped (16, {w_1}), expected (N, {w})",
+        ),
+        (lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.zeros((0, w), np.float32)), "motion tokens shaped (0,"),
+        (
+            lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.zeros((16,), np.float32)),
+            "spatial tokens shaped (16,)",
+        ),
+        (
+            lambda s, w: tiny_latents(s, 16_000_000_000, spatial=np.full((16, w), np.nan, np.float32)),
+            "spatial tokens contain NaN or Inf",
+        ),
+        (
+            lambda s, w: tiny_latents(s, 16_000_000_000, motion=np.full((16, w), np.inf, np.float32)),
+            "motion tokens contain NaN or Inf",
+        ),
+    ],
+    ids=[
+        "other-model",
+        "wide-spatial",
+        "narrow-motion",
+        "no-motion-tokens",
+        "flat-spatial",
+        "nan-spatial",
+        "inf-motion",
+    ],
+)
 def test_the_planner_refuses_latents_from_another_model_malformed_or_non_finite(planner, make, reason):
     width = planner.system1.config.context_dim
     sample = make(planner.system1, width)
@@ -455,16 +541,21 @@ def test_the_planner_refuses_latents_from_another_model_malformed_or_non_finite(
 
 def hermite(p0, v0, p1, v1, duration, u):
     """Cubic Hermite position, written out as in the literature."""
-    return ((2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * duration * v0
-            + (-2 * u**3 + 3 * u**2) * p1 + (u**3 - u**2) * duration * v1)
+    return (
+        (2 * u**3 - 3 * u**2 + 1) * p0
+        + (u**3 - 2 * u**2 + u) * duration * v0
+        + (-2 * u**3 + 3 * u**2) * p1
+        + (u**3 - u**2) * duration * v1
+    )
 
 
 def test_the_tracker_follows_cubic_hermite_splines_between_points_with_velocities():
     tracker = TrajectoryTracker(np.zeros(2))
     p1, v1, p2, v2 = np.array([1.0, -1.0]), np.array([0.5, -2.0]), np.array([2.0, 0.5]), np.array([0.0, 1.0])
     p3 = np.array([2.5, 1.0])  # at rest, as the envelope's commands end
-    tracker.command(Trajectory(10.0, np.array([1.0, 3.0, 3.5]), np.stack([p1, p2, p3]),
-                               np.stack([v1, v2, np.zeros(2)])), now_s=10.0)
+    tracker.command(
+        Trajectory(10.0, np.array([1.0, 3.0, 3.5]), np.stack([p1, p2, p3]), np.stack([v1, v2, np.zeros(2)])), now_s=10.0
+    )
     # Worked by hand at the segments' midpoints (u = 1/2: h00 = h01 = 1/2, h10 = -h11 = 1/8).
     position, velocity = tracker.sample(10.5)  # from rest at 0 to p1, T = 1
     np.testing.assert_allclose(position, [0.4375, -0.25], atol=1e-12)
@@ -476,15 +567,19 @@ def test_the_tracker_follows_cubic_hermite_splines_between_points_with_velocitie
     np.testing.assert_allclose(position, [1.625, -1.0], atol=1e-12)
     np.testing.assert_allclose(velocity, [0.625, 1.375], atol=1e-12)
     # Elsewhere against the closed form; the velocity against its numerical derivative.
-    segments = [(10.0, 1.0, np.zeros(2), np.zeros(2), p1, v1), (11.0, 2.0, p1, v1, p2, v2),
-                (13.0, 0.5, p2, v2, p3, np.zeros(2))]
+    segments = [
+        (10.0, 1.0, np.zeros(2), np.zeros(2), p1, v1),
+        (11.0, 2.0, p1, v1, p2, v2),
+        (13.0, 0.5, p2, v2, p3, np.zeros(2)),
+    ]
     for start, duration, a, va, b, vb in segments:
         for u in (0.1, 0.25, 0.6, 0.75, 0.9):
             position, velocity = tracker.sample(start + u * duration)
             np.testing.assert_allclose(position, hermite(a, va, b, vb, duration, u), atol=1e-12)
             h = 1e-6
             numeric = (hermite(a, va, b, vb, duration, u + h) - hermite(a, va, b, vb, duration, u - h)) / (
-                2 * h * duration)
+                2 * h * duration
+            )
             np.testing.assert_allclose(velocity, numeric, atol=1e-6)
     # After the last point it holds it, at rest.
     for t in (13.5, 14.0, 100.0):
@@ -496,9 +591,13 @@ def test_the_tracker_follows_cubic_hermite_splines_between_points_with_velocitie
 def test_the_tracker_interpolates_linearly_without_velocities_and_holds_after_the_last_point():
     tracker = TrajectoryTracker(np.array([0.0, 0.0]))
     tracker.command(Trajectory(20.0, np.array([0.5, 1.0]), np.array([[1.0, 2.0], [0.0, 2.0]])), now_s=20.0)
-    for t, position, velocity in [(20.25, [0.5, 1.0], [2.0, 4.0]), (20.5, [1.0, 2.0], [-2.0, 0.0]),
-                                  (20.75, [0.5, 2.0], [-2.0, 0.0]), (21.0, [0.0, 2.0], [0.0, 0.0]),
-                                  (22.0, [0.0, 2.0], [0.0, 0.0])]:
+    for t, position, velocity in [
+        (20.25, [0.5, 1.0], [2.0, 4.0]),
+        (20.5, [1.0, 2.0], [-2.0, 0.0]),
+        (20.75, [0.5, 2.0], [-2.0, 0.0]),
+        (21.0, [0.0, 2.0], [0.0, 0.0]),
+        (22.0, [0.0, 2.0], [0.0, 0.0]),
+    ]:
         sampled = tracker.sample(t)
         np.testing.assert_allclose(sampled[0], position, atol=1e-12, err_msg=str(t))
         np.testing.assert_allclose(sampled[1], velocity, atol=1e-12, err_msg=str(t))
@@ -509,8 +608,12 @@ def test_the_tracker_interpolates_linearly_without_velocities_and_holds_after_th
 
 def random_limits(rng, joints=6) -> JointLimits:
     lower = rng.uniform(-3, 0, joints)
-    return JointLimits.from_lists(JOINTS[:joints], lower.tolist(), (lower + rng.uniform(0.1, 4, joints)).tolist(),
-                                  rng.uniform(0.1, 5, joints).tolist())
+    return JointLimits.from_lists(
+        JOINTS[:joints],
+        lower.tolist(),
+        (lower + rng.uniform(0.1, 4, joints)).tolist(),
+        rng.uniform(0.1, 5, joints).tolist(),
+    )
 
 
 def random_targets(rng, limits: JointLimits, horizon: int) -> np.ndarray:
@@ -566,13 +669,18 @@ def test_the_setpoint_between_points_stays_under_2_2x_the_velocity_limit_under_a
 
 def policy_params(**overrides) -> PolicyParams:
     """The shipped parameters at 30 Hz, with the SO-101's gripper joint (its robot profile's)."""
-    return node_params(PolicyParams, PARAMS_FILE, "video2act_policy",
-                       {"action_period_s": TICK_S, "gripper_joint_names": ["gripper"], **overrides})
+    return node_params(
+        PolicyParams,
+        PARAMS_FILE,
+        "video2act_policy",
+        {"action_period_s": TICK_S, "gripper_joint_names": ["gripper"], **overrides},
+    )
 
 
 def params_limits(params: PolicyParams) -> JointLimits:
-    return JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
-                                  params.max_joint_velocity)
+    return JointLimits.from_lists(
+        params.joint_names, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
+    )
 
 
 class Replay:
@@ -591,8 +699,9 @@ class Replay:
         previous = self.tracker.reference(command.issued_s)
         problems = envelope_violations(command, previous, self.limits)
         assert not problems, (problems, previous, command.positions)
-        self.tracker.command(Trajectory(command.stamp_s, command.times_s, command.positions, command.velocities),
-                             command.issued_s)
+        self.tracker.command(
+            Trajectory(command.stamp_s, command.times_s, command.positions, command.velocities), command.issued_s
+        )
 
     def advance(self, until_s: float, step_s: float = 0.005) -> None:
         if self.tracker is None:
@@ -637,10 +746,21 @@ def test_every_point_stays_within_reach_of_an_arm_that_stands_still_whatever_the
     slack_s = (state_lag[1] - state_lag[0]) + (publish_delay[1] - publish_delay[0])
     wanted = {"direction": np.ones(6)}
     system1 = ScriptedSystem1(lambda positions: np.tile(positions + 10.0 * wanted["direction"], (16, 1)))
-    planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s, params.max_joint_state_age_s,
-                           max_stamp_lead_s=params.max_stamp_lead_s)
-    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin, params.command_lead_s,
-                              params.follow_lag_s, unfollowed=grippers)
+    planner = ChunkPlanner(
+        system1,
+        params.action_period_s,
+        params.max_latents_age_s,
+        params.max_joint_state_age_s,
+        max_stamp_lead_s=params.max_stamp_lead_s,
+    )
+    envelope = SafetyEnvelope(
+        limits,
+        params.action_period_s,
+        params.state_limit_margin,
+        params.command_lead_s,
+        params.follow_lag_s,
+        unfollowed=grippers,
+    )
     supervisor = PolicySupervisor(planner, envelope, start_armed=True)  # no watchdog: it would stop this arm
     replay = Replay(limits)
     arm = np.where(grippers, limits.lower, (limits.lower + limits.upper) / 2)  # the gripper: further than its reach
@@ -650,22 +770,29 @@ def test_every_point_stays_within_reach_of_an_arm_that_stands_still_whatever_the
         if tick % 45 == 0 or rng.random() < 0.05:
             wanted["direction"] = rng.choice([-1.0, 1.0], 6)
         state = JointStateSample(arm.copy(), now - rng.uniform(*state_lag), now)
-        step = supervisor.tick(scripted_latents(system1, now - 0.05), state, now,
-                               publish_time=lambda plan: now + rng.uniform(*publish_delay))
+        step = supervisor.tick(
+            scripted_latents(system1, now - 0.05),
+            state,
+            now,
+            publish_time=lambda plan, now=now: now + rng.uniform(*publish_delay),
+        )
         assert step.mode == Mode.ACTIVE, step.reason
         command = step.command
         assert command.stamp_s == state.stamp_s  # points are timed from the state
         reach = limits.max_velocity * (command.times_s[:, None] + params.follow_lag_s)
         distance = np.abs(command.positions - arm)
         arm_joints = ~grippers
-        assert np.all(distance[:, arm_joints] <= reach[:, arm_joints] + limits.max_velocity[arm_joints] * slack_s
-                      + 1e-9), (tick, distance, reach)
+        assert np.all(
+            distance[:, arm_joints] <= reach[:, arm_joints] + limits.max_velocity[arm_joints] * slack_s + 1e-9
+        ), (tick, distance, reach)
         reach_used = max(reach_used, float(np.max(distance[:, arm_joints] / reach[:, arm_joints])))
         beyond_s = max(beyond_s, float(np.max((distance - reach)[:, arm_joints] / limits.max_velocity[arm_joints])))
         gripper_beyond |= bool(np.any(distance[:, grippers] > reach[:, grippers]))
         replay.receive(command, arm)  # no step from the setpoint in force above the limit
-    print(f"{timing}: closest to the reach bound {reach_used:.3f} of it, beyond it by {max(beyond_s, 0):.3f} s "
-          f"at max velocity (allowed {slack_s:.3f} s)")
+    print(
+        f"{timing}: closest to the reach bound {reach_used:.3f} of it, beyond it by {max(beyond_s, 0):.3f} s "
+        f"at max velocity (allowed {slack_s:.3f} s)"
+    )
     assert reach_used > 0.99  # the policy did push against the bound
     assert gripper_beyond  # the unfollowed gripper is not held to the arm
 
@@ -793,8 +920,9 @@ def test_the_supervisor_stops_an_arm_that_does_not_follow_once_and_holds_until_a
     trip = next(i for i, (_, _, step) in enumerate(steps) if step.mode != Mode.ACTIVE)
     now, state, step = steps[trip]
     # Within timeout_s (+ one tick) of the first state that did not follow, not before.
-    first_bad = first_state_not_following(replay, [s for _, s, _ in steps], grippers, params.follow_lag_s,
-                                          params.follow_tolerance)
+    first_bad = first_state_not_following(
+        replay, [s for _, s, _ in steps], grippers, params.follow_lag_s, params.follow_tolerance
+    )
     assert first_bad is not None
     delay = state.stamp_s - first_bad.stamp_s
     assert params.follow_timeout_s - 1e-9 <= delay <= params.follow_timeout_s + TICK_S + 1e-9, delay
@@ -806,11 +934,13 @@ def test_the_supervisor_stops_an_arm_that_does_not_follow_once_and_holds_until_a
     np.testing.assert_allclose(step.command.origin, pose)
     assert envelope_violations(step.command, pose, limits) == []
     in_force = replay.tracker.reference(step.command.issued_s)
-    print(f"the stop from the setpoint in force ({np.abs(in_force - pose).max():.2f} rad away): "
-          f"{envelope_violations(step.command, in_force, limits)}")
+    print(
+        f"the stop from the setpoint in force ({np.abs(in_force - pose).max():.2f} rad away): "
+        f"{envelope_violations(step.command, in_force, limits)}"
+    )
     assert "not executing our trajectories" in supervisor.fault
     assert len(steps) - trip > 30
-    for _, _, later in steps[trip + 1:]:
+    for _, _, later in steps[trip + 1 :]:
         assert later.mode == Mode.HOLD and later.command is None and "not executing our trajectories" in later.reason
     # arm() (or a new episode) clears the fault: the next chunk starts from the measured state.
     now = steps[-1][0] + TICK_S
@@ -886,5 +1016,6 @@ def test_a_stop_is_sent_to_hold_however_late_it_arrives_and_a_chunk_keeps_its_st
     assert controller.command(*chunk.as_sent(), chunk.positions, chunk.velocities, now_s=10.03) == ""
     late = 10.2 + 0.5  # half a second in transit
     assert controller.command(stamp, times, stop.positions, stop.velocities, now_s=late) == ""
-    assert "ends in the past" in Jtc(["a"], [0.0]).command(stop.stamp_s, stop.times_s, stop.positions,
-                                                           stop.velocities, now_s=late)
+    assert "ends in the past" in Jtc(["a"], [0.0]).command(
+        stop.stamp_s, stop.times_s, stop.positions, stop.velocities, now_s=late
+    )

@@ -42,9 +42,13 @@ class ControllerModel:
         if self.tracker is not None and self.last_s is not None:
             for t in np.arange(self.last_s, now_s, 0.002):
                 position, velocity = self.tracker.sample(t)
-                assert np.all(position >= self.limits.lower - 1e-9) and np.all(position <= self.limits.upper + 1e-9), \
-                    (t, position)
-                self.peak_speed_ratio = max(self.peak_speed_ratio, float(np.max(np.abs(velocity) / self.limits.max_velocity)))
+                assert np.all(position >= self.limits.lower - 1e-9) and np.all(position <= self.limits.upper + 1e-9), (
+                    t,
+                    position,
+                )
+                self.peak_speed_ratio = max(
+                    self.peak_speed_ratio, float(np.max(np.abs(velocity) / self.limits.max_velocity))
+                )
         self.last_s = now_s
 
     def receive(self, command, now_s: float, measured: np.ndarray) -> None:
@@ -57,8 +61,9 @@ class ControllerModel:
         problems = envelope_violations(command, previous, self.limits)
         assert not problems, (problems, previous, command.positions)
         self.checked += 1
-        assert self.tracker.command(command.stamp_s, command.times_s, command.positions, command.velocities,
-                                    now_s) == ""
+        assert (
+            self.tracker.command(command.stamp_s, command.times_s, command.positions, command.velocities, now_s) == ""
+        )
 
     def forget(self) -> None:
         self.tracker = None
@@ -67,8 +72,12 @@ class ControllerModel:
 
 def random_limits(rng, joints=6) -> JointLimits:
     lower = rng.uniform(-3, 0, joints)
-    return JointLimits.from_lists(JOINTS[:joints], lower.tolist(), (lower + rng.uniform(0.1, 4, joints)).tolist(),
-                                  rng.uniform(0.1, 5, joints).tolist())
+    return JointLimits.from_lists(
+        JOINTS[:joints],
+        lower.tolist(),
+        (lower + rng.uniform(0.1, 4, joints)).tolist(),
+        rng.uniform(0.1, 5, joints).tolist(),
+    )
 
 
 def random_targets(rng, limits: JointLimits, horizon: int) -> np.ndarray:
@@ -173,8 +182,9 @@ def test_the_supervisor_under_adversarial_inputs_publishes_only_commands_inside_
     """Real System 1 (tiny checkpoint); states, stamps and latents from an
     adversary; arming, disarming and resets in between."""
     rng = np.random.default_rng(1)
-    limits = JointLimits.from_lists(JOINTS, [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0], [2.0, 1.8, 2.8, 1.7, 2.8, 1.0],
-                                    [2.0, 2.0, 2.0, 2.5, 3.0, 3.0])
+    limits = JointLimits.from_lists(
+        JOINTS, [-2.0, -1.8, -0.2, -1.7, -2.8, 0.0], [2.0, 1.8, 2.8, 1.7, 2.8, 1.0], [2.0, 2.0, 2.0, 2.5, 3.0, 3.0]
+    )
     planner = ChunkPlanner(system1, PERIOD_S, max_latents_age_s=1.0, max_joint_state_age_s=0.3, num_inference_steps=2)
     supervisor = PolicySupervisor(planner, SafetyEnvelope(limits, PERIOD_S), start_armed=True)
     controller = ControllerModel(limits, PERIOD_S)

@@ -3,6 +3,7 @@ closed-loop evaluation on the simulated arm, in sim time, through the same
 ChunkPlanner (safety envelope included) as the policy node."""
 
 import numpy as np
+import pytest
 
 from conftest import PARAMS_FILE
 from video2act_core.checkpoint import read_manifest
@@ -11,6 +12,8 @@ from video2act_core.ros import resolve_resource
 from video2act_eval.evaluate import evaluate, node_update_ratio
 from video2act_sim.arm import HardwareLimits
 from video2act_sim.arms import make_arm
+
+pytestmark = pytest.mark.sim
 
 COMMON = node_params(CommonParams, PARAMS_FILE, "/**")
 SHIPPED = resolve_resource(COMMON.checkpoint_path)  # as installed, where the nodes look
@@ -27,7 +30,12 @@ def test_shipped_checkpoint_moves_the_gripper_towards_the_target():
     params = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
     # Evaluation seeds (from 0) are disjoint from the demonstrations' (from 1000).
     seeds = list(range(8))
-    start = np.mean([make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim)).distance() for seed in seeds])
+    start = np.mean(
+        [
+            make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim)).distance()
+            for seed in seeds
+        ]
+    )
     # System 1 at its rate, System 2 at perception's, as the nodes run.
     row = evaluate(SHIPPED, "full", node_update_ratio(params, PARAMS_FILE), False, seeds, sim, params, [])
     print(row, f"mean start distance {start:.3f}")

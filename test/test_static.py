@@ -16,7 +16,11 @@ from video2act_core.params import NODE_PARAMS, WILDCARD, load_params_file, param
 LAUNCH_ARGUMENTS = {"bringup.launch.py": BRINGUP_ARGUMENTS, "sim.launch.py": SIM_ARGUMENTS}
 LAUNCH_SPECS = {"bringup.launch.py": bringup_nodes, "sim.launch.py": sim_nodes}
 # Node params files: the main one and the bridge overrides layered on it.
-PARAMS_FILES = [PARAMS_FILE, REPO / "config" / "bridges" / "gazebo.yaml", REPO / "config" / "bridges" / "isaac_sim.yaml"]
+PARAMS_FILES = [
+    PARAMS_FILE,
+    REPO / "config" / "bridges" / "gazebo.yaml",
+    REPO / "config" / "bridges" / "isaac_sim.yaml",
+]
 
 
 def section_node(section: str) -> str | None:
@@ -125,13 +129,16 @@ def test_every_parameter_is_described(node):
         assert meta.get("description"), f"{node}.{name} has no description"
 
 
-@pytest.mark.parametrize("node, field, value, message", [
-    ("video2act_policy", "rate_hz", 0.0, r"rate_hz must lie in \[0.1, 1000.0\], got 0.0"),
-    ("video2act_perception", "image_qos", "fast", "image_qos must be one of"),
-    ("video2act_policy", "max_joint_velocity", [1.0, 2.0], "needs 6 values"),
-    ("video2act_policy", "gripper_joint_names", ["claw"], r"\['claw'\] are not in joint_names"),
-    ("video2act_policy", "joint_names", ["a", "a"], "duplicates"),
-])
+@pytest.mark.parametrize(
+    "node, field, value, message",
+    [
+        ("video2act_policy", "rate_hz", 0.0, r"rate_hz must lie in \[0.1, 1000.0\], got 0.0"),
+        ("video2act_perception", "image_qos", "fast", "image_qos must be one of"),
+        ("video2act_policy", "max_joint_velocity", [1.0, 2.0], "needs 6 values"),
+        ("video2act_policy", "gripper_joint_names", ["claw"], r"\['claw'\] are not in joint_names"),
+        ("video2act_policy", "joint_names", ["a", "a"], "duplicates"),
+    ],
+)
 def test_invalid_values_are_refused_in_one_line(node, field, value, message):
     with pytest.raises(ValueError, match=message):
         NODE_PARAMS[node](**{field: value})

@@ -17,10 +17,21 @@ from video2act_core.models.factory import build_models
 from video2act_core.train import main as train
 from video2act_core.training.features import fill_once, refine_all
 
+pytestmark = pytest.mark.training
+
 # Smaller than model_tiny: these tests check the pipeline, not the policy.
 MICRO = {
-    "system2": {"num_frames": 4, "image_height": 32, "image_width": 32, "motion_height": 16, "motion_width": 16,
-                "spatial_grid": 2, "motion_grid": 2, "token_dim": 32, "former_hidden": 32},
+    "system2": {
+        "num_frames": 4,
+        "image_height": 32,
+        "image_width": 32,
+        "motion_height": 16,
+        "motion_width": 16,
+        "spatial_grid": 2,
+        "motion_grid": 2,
+        "token_dim": 32,
+        "former_hidden": 32,
+    },
     "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
 }
 
@@ -31,8 +42,22 @@ def trained(expert_bags, tmp_path_factory):
     config = root / "micro.yaml"
     config.write_text(yaml.safe_dump(MICRO))
     out = root / "ckpt"
-    common = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(config),
-              "--params", str(PARAMS_FILE), "--batch-size", "8", "--save-every", "10", "--device", "cpu"]
+    common = [
+        "--data",
+        str(expert_bags),
+        "--out",
+        str(out),
+        "--model-config",
+        str(config),
+        "--params",
+        str(PARAMS_FILE),
+        "--batch-size",
+        "8",
+        "--save-every",
+        "10",
+        "--device",
+        "cpu",
+    ]
     assert train(common + ["--steps", "20", "--stage1-steps", "2"]) == 0
     return out, common
 
@@ -119,11 +144,32 @@ def test_evaluation_writes_the_table(trained, tmp_path):
     from video2act_eval.evaluate import main as evaluate
 
     out, _ = trained
-    assert evaluate(["--checkpoint", str(out), "--episodes", "1", "--ratios", "2", "--sync",
-                     "--variant", f"copy={out}", "--params", str(PARAMS_FILE), "--out", str(tmp_path)]) == 0
+    assert (
+        evaluate(
+            [
+                "--checkpoint",
+                str(out),
+                "--episodes",
+                "1",
+                "--ratios",
+                "2",
+                "--sync",
+                "--variant",
+                f"copy={out}",
+                "--params",
+                str(PARAMS_FILE),
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [(r["variant"], r["mode"], r["update_ratio"]) for r in rows] == [
-        ("full", "async", "2"), ("full", "sync", "1"), ("copy", "async", "2")]
+        ("full", "async", "2"),
+        ("full", "sync", "1"),
+        ("copy", "async", "2"),
+    ]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
     # Rates are reported, not asserted: they are timings (see scripts/bench_latency.py).
     assert all(float(r["control_rate_hz"]) > 0 for r in rows)
@@ -144,10 +190,34 @@ def test_torchrun_trains_with_two_processes(expert_bags, tmp_path):
     config.write_text(yaml.safe_dump(MICRO))
     out = tmp_path / "ckpt"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-         "-m", "video2act_core.train", "--data", str(expert_bags), "--out", str(out), "--model-config", str(config),
-         "--params", str(PARAMS_FILE), "--batch-size", "4", "--steps", "6", "--stage1-steps", "1", "--device", "cpu"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            "-m",
+            "video2act_core.train",
+            "--data",
+            str(expert_bags),
+            "--out",
+            str(out),
+            "--model-config",
+            str(config),
+            "--params",
+            str(PARAMS_FILE),
+            "--batch-size",
+            "4",
+            "--steps",
+            "6",
+            "--stage1-steps",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 process(es)" in result.stdout

@@ -15,7 +15,7 @@ setup(
     maintainer="Video2Act maintainers",
     maintainer_email="maintainers@video2act.dev",
     description="Video2Act evaluation tools: closed-loop evaluation on the simulated arm, the manipulation "
-                "benchmark, rosbag replay through the nodes, and the demo with its node launcher.",
+    "benchmark, rosbag replay through the nodes, and the demo with its node launcher.",
     license="Apache-2.0",
     entry_points={"console_scripts": ["video2act-demo = video2act_eval.demo:main"]},
 )

@@ -15,7 +15,7 @@ setup(
     maintainer="Video2Act maintainers",
     maintainer_email="maintainers@video2act.dev",
     description="Simulated arms (kinematic, MuJoCo SO-101) for closed-loop Video2Act runs without a robot, and the "
-                "scripted expert that records demonstrations.",
+    "scripted expert that records demonstrations.",
     license="Apache-2.0",
     entry_points={"console_scripts": ["sim_arm_node = video2act_sim.node:main"]},
 )

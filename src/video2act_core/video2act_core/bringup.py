@@ -13,9 +13,9 @@ the params file already opened and whose node sections follow it.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -45,13 +45,21 @@ _COMMON_ARGUMENTS = (
     LaunchArgument("namespace", "", "namespace for every node and relative topic of the stack"),
     LaunchArgument("params_file", "", "ROS 2 params file (default: share/video2act/config/video2act.yaml)"),
     LaunchArgument("overrides_file", "", "params file applied on top of params_file, e.g. config/bridges/gazebo.yaml"),
-    LaunchArgument("checkpoint", "", "checkpoint directory for both models (default: the params file's checkpoint_path)"),
-    LaunchArgument("device", "", "torch device for both models: auto, cpu, cuda or cuda:N (default: the params file's)"),
+    LaunchArgument(
+        "checkpoint", "", "checkpoint directory for both models (default: the params file's checkpoint_path)"
+    ),
+    LaunchArgument(
+        "device", "", "torch device for both models: auto, cpu, cuda or cuda:N (default: the params file's)"
+    ),
 )
 BRINGUP_ARGUMENTS = _COMMON_ARGUMENTS + (
-    LaunchArgument("robot", "so101", "robot profile: config/robots/<robot>.yaml (joints, limits, controller "
-                   "routing) over params_file, paired with config/robots/<robot>_controllers.yaml; or the path of "
-                   "your own profile"),
+    LaunchArgument(
+        "robot",
+        "so101",
+        "robot profile: config/robots/<robot>.yaml (joints, limits, controller "
+        "routing) over params_file, paired with config/robots/<robot>_controllers.yaml; or the path of "
+        "your own profile",
+    ),
     LaunchArgument("use_sim_time", "false", "follow /clock (Gazebo, Isaac Sim)"),
     LaunchArgument("start_armed", "false", "drive the arm without an ~/arm call (simulators only, never a robot)"),
 )
@@ -153,8 +161,9 @@ def bringup_nodes(given: dict[str, str], share: Path) -> list[NodeSpec]:
     files, model = _params_files(values, share), _model_overrides(values)
     return [
         NodeSpec(PERCEPTION, values["namespace"], files, model),
-        NodeSpec(POLICY, values["namespace"], files,
-                 {**model, "start_armed": as_bool("start_armed", values["start_armed"])}),
+        NodeSpec(
+            POLICY, values["namespace"], files, {**model, "start_armed": as_bool("start_armed", values["start_armed"])}
+        ),
     ]
 
 
@@ -200,29 +209,40 @@ def launch_description(arguments: tuple[LaunchArgument, ...], specs: Callable[[d
     the nodes `specs` makes of their values. `launch` and `launch_ros` are
     imported here, not at module level: they exist only on a ROS 2 install."""
     from ament_index_python.packages import get_package_share_directory
-    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
     from launch.logging import get_logger
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
+    from launch import LaunchDescription
+
     def nodes(context):
         values = {argument.name: LaunchConfiguration(argument.name).perform(context) for argument in arguments}
         unknown = sorted(set(context.launch_configurations) - set(values) - set(LAUNCH_ROS_CONFIGURATIONS))
         if unknown:  # `ros2 launch` itself accepts any name:=value without a word
-            get_logger("video2act").warning(f"launch arguments {unknown} are not video2act's (a typo? see "
-                                            "--show-args; a parent launch file's own are fine)")
+            get_logger("video2act").warning(
+                f"launch arguments {unknown} are not video2act's (a typo? see "
+                "--show-args; a parent launch file's own are fine)"
+            )
         directory = Path(tempfile.mkdtemp(prefix="video2act_launch_"))
         # Under a PushRosNamespace group the nodes live in the pushed
         # namespace too: the launch-level overrides are keyed to the names
         # they will really have, or rcl would ignore them.
         pushed = context.launch_configurations.get("ros_namespace")
         return [
-            Node(package=spec.executable.package, executable=spec.executable.name, name=spec.executable.node,
-                 namespace=spec.namespace, parameters=write_params_files(spec, directory), output="screen",
-                 emulate_tty=True)
-            for spec in (replace(spec, namespace=effective_namespace(pushed, spec.namespace))
-                         for spec in specs(values, Path(get_package_share_directory("video2act"))))
+            Node(
+                package=spec.executable.package,
+                executable=spec.executable.name,
+                name=spec.executable.node,
+                namespace=spec.namespace,
+                parameters=write_params_files(spec, directory),
+                output="screen",
+                emulate_tty=True,
+            )
+            for spec in (
+                replace(spec, namespace=effective_namespace(pushed, spec.namespace))
+                for spec in specs(values, Path(get_package_share_directory("video2act")))
+            )
         ]
 
     return LaunchDescription(

@@ -20,12 +20,14 @@ import numpy as np
 def _quaternion_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ax, ay, az, aw = a
     bx, by, bz, bw = b
-    return np.array([
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    ])
+    return np.array(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ]
+    )
 
 
 def _rotate(quaternion: np.ndarray, vector: np.ndarray) -> np.ndarray:
@@ -52,35 +54,43 @@ class CameraPose:
         object.__setattr__(self, "translation", tuple(float(v) for v in self.translation))
         object.__setattr__(self, "rotation", tuple(float(v) for v in rotation / norm))
 
-    def then(self, other: "CameraPose") -> "CameraPose":
+    def then(self, other: CameraPose) -> CameraPose:
         """This transform followed by `other` (whose parent is our child)."""
         q = np.asarray(self.rotation)
         translation = np.asarray(self.translation) + _rotate(q, np.asarray(other.translation))
         return CameraPose(self.parent, other.child, translation, _quaternion_multiply(q, np.asarray(other.rotation)))
 
-    def inverse(self) -> "CameraPose":
+    def inverse(self) -> CameraPose:
         conjugate = np.asarray(self.rotation) * np.array([-1.0, -1.0, -1.0, 1.0])
         return CameraPose(self.child, self.parent, -_rotate(conjugate, np.asarray(self.translation)), conjugate)
 
-    def difference(self, other: "CameraPose") -> tuple[float, float]:
+    def difference(self, other: CameraPose) -> tuple[float, float]:
         """(metres, radians) between the two poses of the camera."""
         distance = float(np.linalg.norm(np.subtract(self.translation, other.translation)))
         dot = abs(float(np.dot(self.rotation, other.rotation)))
         return distance, 2.0 * float(np.arccos(min(1.0, dot)))
 
     def to_dict(self) -> dict:
-        return {"parent": self.parent, "child": self.child, "translation": list(self.translation),
-                "rotation_xyzw": list(self.rotation)}
+        return {
+            "parent": self.parent,
+            "child": self.child,
+            "translation": list(self.translation),
+            "rotation_xyzw": list(self.rotation),
+        }
 
     @classmethod
-    def from_transform_stamped(cls, message) -> "CameraPose":
+    def from_transform_stamped(cls, message) -> CameraPose:
         """From a geometry_msgs/TransformStamped (rclpy's or a bag reader's)."""
         t, q = message.transform.translation, message.transform.rotation
-        return cls(message.header.frame_id.lstrip("/"), message.child_frame_id.lstrip("/"),
-                   (t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+        return cls(
+            message.header.frame_id.lstrip("/"),
+            message.child_frame_id.lstrip("/"),
+            (t.x, t.y, t.z),
+            (q.x, q.y, q.z, q.w),
+        )
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "CameraPose":
+    def from_dict(cls, raw: dict) -> CameraPose:
         return cls(raw["parent"], raw["child"], tuple(raw["translation"]), tuple(raw["rotation_xyzw"]))
 
 
@@ -110,18 +120,23 @@ def compose_static_tree(links: list[CameraPose], base_frame: str, camera_frame: 
 def pose_mismatch(expected: CameraPose, measured: CameraPose, tolerance_m: float, tolerance_rad: float) -> str | None:
     """A one-line warning when the camera moved beyond the tolerances, else None."""
     if (expected.parent, expected.child) != (measured.parent, measured.child):
-        return (f"camera pose frames differ: the checkpoint has {expected.parent} -> {expected.child}, "
-                f"the robot {measured.parent} -> {measured.child}")
+        return (
+            f"camera pose frames differ: the checkpoint has {expected.parent} -> {expected.child}, "
+            f"the robot {measured.parent} -> {measured.child}"
+        )
     distance, angle = expected.difference(measured)
     if distance <= tolerance_m and angle <= tolerance_rad:
         return None
-    return (f"camera {measured.child} moved since the demonstrations: {distance * 100:.1f} cm and "
-            f"{np.degrees(angle):.1f} deg from the pose in the checkpoint "
-            f"(tolerance {tolerance_m * 100:.1f} cm, {np.degrees(tolerance_rad):.1f} deg)")
+    return (
+        f"camera {measured.child} moved since the demonstrations: {distance * 100:.1f} cm and "
+        f"{np.degrees(angle):.1f} deg from the pose in the checkpoint "
+        f"(tolerance {tolerance_m * 100:.1f} cm, {np.degrees(tolerance_rad):.1f} deg)"
+    )
 
 
-def demonstrations_camera_pose(poses: list[CameraPose | None], tolerance_m: float,
-                               tolerance_rad: float) -> tuple[CameraPose | None, str]:
+def demonstrations_camera_pose(
+    poses: list[CameraPose | None], tolerance_m: float, tolerance_rad: float
+) -> tuple[CameraPose | None, str]:
     """The one camera pose a set of demonstrations was recorded from, for
     the checkpoint, or None and why: some episodes record none (LeRobot
     datasets, bags without /tf_static), or the camera moved between them."""

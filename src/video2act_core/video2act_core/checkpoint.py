@@ -33,11 +33,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from video2act_core.models.dit import ActionDiffusion, DiTConfig
-from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
-from video2act_core.models.factory import build_models
-from video2act_core.normalization import NormalizationStats
 from video2act_core.devices import resolve_device, resolve_dtype
+from video2act_core.models.dit import ActionDiffusion, DiTConfig
+from video2act_core.models.factory import build_models
+from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
+from video2act_core.normalization import NormalizationStats
 from video2act_core.systems import System1, System2, Video2ActPolicy
 
 # Where a loud warning about the device goes (a node's logger.warning); None: Python's warnings.
@@ -46,8 +46,10 @@ FORMAT = "video2act-checkpoint"
 # 2: System 2 in two streams (spatial frame, motion clip) with a backbone
 # section and per-stream formers; version 1 had one clip and LayerNorm projections.
 FORMAT_VERSION = 2
-UPGRADE_HINTS = {1: "version 1 checkpoints (System 2 of one clip, per-token LayerNorm projections) have no "
-                    "two-stream weights: retrain them with this release (python -m video2act_core.train)"}
+UPGRADE_HINTS = {
+    1: "version 1 checkpoints (System 2 of one clip, per-token LayerNorm projections) have no "
+    "two-stream weights: retrain them with this release (python -m video2act_core.train)"
+}
 MANIFEST = "checkpoint.json"
 SYSTEM2_HEAD = "system2_head.safetensors"
 SYSTEM1 = "system1.safetensors"
@@ -174,7 +176,9 @@ def read_manifest(path: str | os.PathLike, verify: bool = True) -> Manifest:
         dit = DiTConfig.from_dict(raw["system1"])
         stats = NormalizationStats.from_dict(raw["stats"])
         hashes: dict[str, str] = raw["sha256"]
-        manifest = Manifest(root, raw["name"], raw["model_id"], vdm, dit, stats, raw.get("metadata", {}), raw["has_backbone"])
+        manifest = Manifest(
+            root, raw["name"], raw["model_id"], vdm, dit, stats, raw.get("metadata", {}), raw["has_backbone"]
+        )
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{manifest_path} is invalid: {error}") from error
     if verify:
@@ -227,36 +231,58 @@ def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: 
     action = ActionDiffusion(manifest.dit)
     _load_weights(action.model, manifest.path / SYSTEM1)
     torch_device = resolve_device(device, warn)
-    return System1(action.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.stats, manifest.model_id, seed,
-                   manifest.metadata.get("instructions", []))
+    return System1(
+        action.to(torch_device, resolve_dtype(dtype, torch_device)),
+        manifest.stats,
+        manifest.model_id,
+        seed,
+        manifest.metadata.get("instructions", []),
+    )
 
 
-def load_system2(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True,
-                 warn: Warn = None) -> System2:
+def load_system2(
+    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True, warn: Warn = None
+) -> System2:
     """`warn` takes the loud line of a `device: auto` that falls back to the
     CPU on a machine whose GPU torch cannot use (policy.resolve_device)."""
     return _system2_from(read_manifest(path, verify), device, dtype, warn)
 
 
 def load_system1(
-    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0, verify: bool = True,
+    path: str | os.PathLike,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 0,
+    verify: bool = True,
     warn: Warn = None,
 ) -> System1:
     """`warn` as in load_system2."""
     return _system1_from(read_manifest(path, verify), device, dtype, seed, warn)
 
 
-def load_policy(path: str | os.PathLike, device: str = "auto", dtype: str = "float32", seed: int = 0,
-                system1_device: str | None = None, warn: Warn = None) -> Video2ActPolicy:
+def load_policy(
+    path: str | os.PathLike,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 0,
+    system1_device: str | None = None,
+    warn: Warn = None,
+) -> Video2ActPolicy:
     """Both systems on `device`, or System 1 on `system1_device` when given,
     as the two nodes may run them (latents cross as numpy either way)."""
     manifest = read_manifest(path, verify=True)
-    return Video2ActPolicy(_system2_from(manifest, device, dtype, warn),
-                           _system1_from(manifest, system1_device or device, dtype, seed, warn))
+    return Video2ActPolicy(
+        _system2_from(manifest, device, dtype, warn),
+        _system1_from(manifest, system1_device or device, dtype, seed, warn),
+    )
 
 
 def init_checkpoint(
-    path: str | os.PathLike, model_config: dict[str, Any], joint_names: list[str], seed: int = 0, name: str = "untrained"
+    path: str | os.PathLike,
+    model_config: dict[str, Any],
+    joint_names: list[str],
+    seed: int = 0,
+    name: str = "untrained",
 ) -> str:
     """An untrained checkpoint (random weights, identity statistics)."""
     encoder, action = build_models(model_config, joint_names, seed)

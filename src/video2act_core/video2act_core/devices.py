@@ -83,8 +83,10 @@ def resolve_device(name: str, warn: Callable[[str], None] | None = None) -> torc
             return torch.device("cuda")
         gpu = nvidia_gpu()
         if gpu is not None:
-            message = (f"CUDA UNUSABLE: device 'auto' falls back to the CPU although this machine has an NVIDIA GPU "
-                       f"({gpu}): {reason}. Set device: cpu to run on the CPU on purpose.")
+            message = (
+                f"CUDA UNUSABLE: device 'auto' falls back to the CPU although this machine has an NVIDIA GPU "
+                f"({gpu}): {reason}. Set device: cpu to run on the CPU on purpose."
+            )
             if warn is None:
                 warnings.warn(message, CudaUnusableWarning, stacklevel=2)
             else:

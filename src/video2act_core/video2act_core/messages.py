@@ -10,7 +10,6 @@ from video2act_core.control import LatentsSample
 from video2act_core.latents import Latents
 from video2act_core.trajectory import Trajectory
 
-
 # Stamps that are passed on travel as integer nanoseconds: float seconds
 # near the Unix epoch resolve only ~0.5 us and would not round-trip.
 
@@ -69,6 +68,7 @@ def command_from_chunk(msg) -> tuple[float, Trajectory, np.ndarray] | None:
     joints = len(msg.joint_names)
     positions = np.asarray(msg.positions, dtype=np.float64).reshape(-1, joints)
     velocities = np.asarray(msg.velocities, dtype=np.float64).reshape(-1, joints) if msg.velocities else None
-    trajectory = Trajectory(stamp_to_seconds(msg.header.stamp), np.asarray(msg.times_from_start, dtype=np.float64),
-                            positions, velocities)
+    trajectory = Trajectory(
+        stamp_to_seconds(msg.header.stamp), np.asarray(msg.times_from_start, dtype=np.float64), positions, velocities
+    )
     return stamp_to_seconds(msg.command_stamp), trajectory, np.asarray(msg.command_origin, dtype=np.float64)

@@ -10,7 +10,7 @@ hold (a CI failure)."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 class ModelThread:

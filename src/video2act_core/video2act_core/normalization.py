@@ -28,12 +28,12 @@ class NormalizationStats:
             setattr(self, name, values.tolist())
 
     @classmethod
-    def identity(cls, joint_names: list[str]) -> "NormalizationStats":
+    def identity(cls, joint_names: list[str]) -> NormalizationStats:
         zeros, ones = [0.0] * len(joint_names), [1.0] * len(joint_names)
         return cls(list(joint_names), zeros, ones, zeros, ones)
 
     @classmethod
-    def from_data(cls, joint_names: list[str], states: np.ndarray, actions: np.ndarray) -> "NormalizationStats":
+    def from_data(cls, joint_names: list[str], states: np.ndarray, actions: np.ndarray) -> NormalizationStats:
         """From (N, J) joint states and (N, J) or (N, H, J) action targets."""
         actions = actions.reshape(-1, actions.shape[-1])
         return cls(
@@ -45,7 +45,7 @@ class NormalizationStats:
         )
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "NormalizationStats":
+    def from_dict(cls, values: dict[str, Any]) -> NormalizationStats:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

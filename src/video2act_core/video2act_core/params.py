@@ -30,8 +30,14 @@ import yaml
 WILDCARD = "/**"
 
 
-def param(default, description: str, *, low: float | None = None, high: float | None = None,
-          choices: tuple[str, ...] | None = None):
+def param(
+    default,
+    description: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+):
     """A params dataclass field with what ROS shows and checks for it."""
     metadata = {"description": description, "low": low, "high": high, "choices": choices}
     if isinstance(default, list):
@@ -61,43 +67,57 @@ class CommonParams:
 
     joint_names: list[str] = param(
         ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"],
-        "joints the policy reads and commands, in the checkpoint's order")
+        "joints the policy reads and commands, in the checkpoint's order",
+    )
     image_topic: str = param("camera/image_raw", "sensor_msgs/Image camera input")
     # A wrist camera and the like: their frames give System 1 image tokens
     # (checkpoints with view_cameras > 1) and are recorded with demonstrations.
-    extra_camera_topics: list[str] = param([], "more sensor_msgs/Image cameras whose frames give System 1 image "
-                                           "tokens, in the checkpoint's order after image_topic (empty: none)")
+    extra_camera_topics: list[str] = param(
+        [],
+        "more sensor_msgs/Image cameras whose frames give System 1 image "
+        "tokens, in the checkpoint's order after image_topic (empty: none)",
+    )
     joint_states_topic: str = param("joint_states", "sensor_msgs/JointState input")
     latents_topic: str = param("video2act/latents", "video2act_msgs/SpatioMotionLatents from System 2 to System 1")
-    trajectory_topic: str = param("arm_controller/joint_trajectory",
-                                  "trajectory_msgs/JointTrajectory to the arm's joint_trajectory_controller")
+    trajectory_topic: str = param(
+        "arm_controller/joint_trajectory", "trajectory_msgs/JointTrajectory to the arm's joint_trajectory_controller"
+    )
     # A gripper usually has a controller of its own; a trajectory naming a
     # joint the arm controller does not own is rejected as a whole.
     gripper_joint_names: list[str] = param(
-        [], "joints sent to the gripper controller instead of the arm's (empty: all to trajectory_topic)")
+        [], "joints sent to the gripper controller instead of the arm's (empty: all to trajectory_topic)"
+    )
     gripper_command_topic: str = param("gripper_controller/joint_trajectory", "the gripper controller's command topic")
     gripper_command_type: str = param(
-        "joint_trajectory", "JointTrajectory for a joint_trajectory_controller, std_msgs/Float64MultiArray "
-        "for a forward_command_controller", choices=("joint_trajectory", "float64_multi_array"))
+        "joint_trajectory",
+        "JointTrajectory for a joint_trajectory_controller, std_msgs/Float64MultiArray "
+        "for a forward_command_controller",
+        choices=("joint_trajectory", "float64_multi_array"),
+    )
     action_chunk_topic: str = param("video2act/action_chunk", "video2act_msgs/ActionChunk monitoring output")
     # std_msgs/Empty: a new episode starts (a sim or scene reset). Perception
     # drops its buffered frames and the policy the latents made before it,
     # as LeRobot's policy.reset() does between episodes.
     reset_topic: str = param("video2act/reset", "std_msgs/Empty: a new episode starts")
-    instruction_topic: str = param("video2act/instruction", "std_msgs/String task instruction (transient local): "
-                                   "recorded with demonstrations, read by the policy")
-    checkpoint_path: str = param("checkpoints/sim_demo",
-                                 "checkpoint directory; relative paths resolve against share/video2act")
+    instruction_topic: str = param(
+        "video2act/instruction",
+        "std_msgs/String task instruction (transient local): recorded with demonstrations, read by the policy",
+    )
+    checkpoint_path: str = param(
+        "checkpoints/sim_demo", "checkpoint directory; relative paths resolve against share/video2act"
+    )
     device: str = param("auto", "torch device: auto, cpu, cuda or cuda:N")
-    dtype: str = param("float32", "model dtype (half precision only on CUDA)",
-                       choices=("float32", "bfloat16", "float16"))
+    dtype: str = param(
+        "float32", "model dtype (half precision only on CUDA)", choices=("float32", "bfloat16", "float16")
+    )
     # Stamps from another machine's clock may lead ours a little; more than
     # this is a broken clock, and a message from the future never goes stale.
-    max_stamp_lead_s: float = param(0.1, "inputs stamped further than this ahead of the node clock are refused",
-                                    low=0.0, high=10.0)
+    max_stamp_lead_s: float = param(
+        0.1, "inputs stamped further than this ahead of the node clock are refused", low=0.0, high=10.0
+    )
     # The arm's limits, one value per joint: the policy's safety envelope
-    # (the tighter of these and the URDF's) and the simulated arm's hardware. Without position and velocity limits for every
-    # joint the policy refuses to arm.
+    # (the tighter of these and the URDF's) and the simulated arm's hardware.
+    # Without position and velocity limits for every joint the policy refuses to arm.
     joint_lower_limits: list[float] = param([], "lowest commanded position per joint (rad or m)")
     joint_upper_limits: list[float] = param([], "highest commanded position per joint (rad or m)")
     max_joint_velocity: list[float] = param([], "largest commanded speed per joint (rad/s or m/s)", low=1e-6)
@@ -123,10 +143,14 @@ class CommonParams:
             values = getattr(self, name)
             if values and len(values) != joints:
                 raise ValueError(f"{name} needs {joints} values (one per joint of {self.joint_names}), got {values}")
-        if self.joint_lower_limits and self.joint_upper_limits and any(
-                low > high for low, high in zip(self.joint_lower_limits, self.joint_upper_limits)):
-            raise ValueError(f"joint_lower_limits {self.joint_lower_limits} exceed joint_upper_limits "
-                             f"{self.joint_upper_limits}")
+        if (
+            self.joint_lower_limits
+            and self.joint_upper_limits
+            and any(low > high for low, high in zip(self.joint_lower_limits, self.joint_upper_limits))
+        ):
+            raise ValueError(
+                f"joint_lower_limits {self.joint_lower_limits} exceed joint_upper_limits {self.joint_upper_limits}"
+            )
 
 
 @dataclass
@@ -135,8 +159,9 @@ class ModelNodeParams(CommonParams):
 
     # Give each model node its share when they run on the same machine.
     torch_threads: int = param(0, "torch CPU threads for this node's model (0: one per core)", low=0, high=256)
-    diagnostics_rate_hz: float = param(1.0, "rate of diagnostic_msgs/DiagnosticArray on /diagnostics",
-                                       low=0.1, high=50.0)
+    diagnostics_rate_hz: float = param(
+        1.0, "rate of diagnostic_msgs/DiagnosticArray on /diagnostics", low=0.1, high=50.0
+    )
 
 
 @dataclass
@@ -150,17 +175,26 @@ class PerceptionParams(ModelNodeParams):
     # images on one machine (see ../shared/ENVIRONMENT.md).
     image_qos: str = param("sensor_data", "camera subscription QoS", choices=("sensor_data", "reliable"))
     # image_transport's compressed plugin publishes on <image_topic>/compressed.
-    image_transport: str = param("raw", "raw: sensor_msgs/Image on image_topic; compressed: "
-                                 "sensor_msgs/CompressedImage (jpeg, png) on image_topic/compressed",
-                                 choices=("raw", "compressed"))
-    debug_image_topic: str = param("", "sensor_msgs/Image of the newest frame with System 2's boundaries (green) "
-                                   "and motion (red) drawn over it, at rate_hz; empty: off")
-    camera_pose_tolerance_m: float = param(0.02, "warn when the camera sits further than this from its pose in "
-                                           "the checkpoint (m)", low=0.0, high=10.0)
-    camera_pose_tolerance_deg: float = param(3.0, "warn when the camera is turned more than this from its pose "
-                                             "in the checkpoint (deg)", low=0.0, high=180.0)
-    camera_pose_timeout_s: float = param(10.0, "how long start-up looks for the base-to-camera transform in tf",
-                                         low=0.0, high=600.0)
+    image_transport: str = param(
+        "raw",
+        "raw: sensor_msgs/Image on image_topic; compressed: "
+        "sensor_msgs/CompressedImage (jpeg, png) on image_topic/compressed",
+        choices=("raw", "compressed"),
+    )
+    debug_image_topic: str = param(
+        "",
+        "sensor_msgs/Image of the newest frame with System 2's boundaries (green) "
+        "and motion (red) drawn over it, at rate_hz; empty: off",
+    )
+    camera_pose_tolerance_m: float = param(
+        0.02, "warn when the camera sits further than this from its pose in the checkpoint (m)", low=0.0, high=10.0
+    )
+    camera_pose_tolerance_deg: float = param(
+        3.0, "warn when the camera is turned more than this from its pose in the checkpoint (deg)", low=0.0, high=180.0
+    )
+    camera_pose_timeout_s: float = param(
+        10.0, "how long start-up looks for the base-to-camera transform in tf", low=0.0, high=600.0
+    )
 
 
 @dataclass
@@ -168,33 +202,43 @@ class PolicyParams(ModelNodeParams):
     """video2act_policy: latents + joint state -> joint trajectory chunks."""
 
     rate_hz: float = param(30.0, "System 1 chunks per second", low=0.1, high=1000.0)
-    action_period_s: float = param(0.1, "spacing of a chunk's points: the demonstrations' action period",
-                                   low=0.001, high=10.0)
+    action_period_s: float = param(
+        0.1, "spacing of a chunk's points: the demonstrations' action period", low=0.001, high=10.0
+    )
     max_latents_age_s: float = param(3.0, "older latents make the policy hold", low=0.0, high=3600.0)
     max_joint_state_age_s: float = param(0.5, "an older joint state makes the policy hold", low=0.0, high=60.0)
     num_inference_steps: int = param(5, "System 1 sampling steps per chunk", low=1, high=1000)
     seed: int = param(0, "sampling seed", low=0)
     # System 1 is small: a second thread mostly waits on System 2's.
     torch_threads: int = param(1, "torch CPU threads for System 1 (0: one per core)", low=0, high=256)
-    instruction: str = param("", "task instruction until one arrives on instruction_topic (empty: the "
-                             "checkpoint's own, when it was trained on one; only for language-conditioned checkpoints)")
+    instruction: str = param(
+        "",
+        "task instruction until one arrives on instruction_topic (empty: the "
+        "checkpoint's own, when it was trained on one; only for language-conditioned checkpoints)",
+    )
     # How a new chunk joins the running one (video2act_core/control/execution.py).
-    execution_strategy: str = param("rtc", "replace: a new chunk replaces the running one; temporal_ensemble: "
-                                    "overlapping chunks averaged (ACT); rtc: real-time chunking, the steps that "
-                                    "execute during inference frozen and the rest inpainted toward the running chunk",
-                                    choices=("replace", "temporal_ensemble", "rtc"))
-    ensemble_weight_decay: float = param(0.01, "temporal_ensemble: weight exp(-m i) of the i-th oldest chunk",
-                                         low=0.0, high=10.0)
+    execution_strategy: str = param(
+        "rtc",
+        "replace: a new chunk replaces the running one; temporal_ensemble: "
+        "overlapping chunks averaged (ACT); rtc: real-time chunking, the steps that "
+        "execute during inference frozen and the rest inpainted toward the running chunk",
+        choices=("replace", "temporal_ensemble", "rtc"),
+    )
+    ensemble_weight_decay: float = param(
+        0.01, "temporal_ensemble: weight exp(-m i) of the i-th oldest chunk", low=0.0, high=10.0
+    )
     # On a robot the policy starts disarmed: `~/arm` (std_srvs/SetBool)
     # arms it once its inputs are fresh. Simulations start armed.
     start_armed: bool = param(False, "arm at start-up (simulation); a robot is armed with the ~/arm service")
     # Encoders read a little beyond a limit the arm rests on; further out
     # the state is not trusted and the policy holds.
-    state_limit_margin: float = param(0.05, "measured positions this far outside the limits are still trusted",
-                                      low=0.0, high=1.0)
+    state_limit_margin: float = param(
+        0.05, "measured positions this far outside the limits are still trusted", low=0.0, high=1.0
+    )
     # A first point that passes in transit makes the controller jump.
-    command_lead_s: float = param(0.02, "a command's first point lies at least this far after it is sent (s)",
-                                  low=0.0, high=1.0)
+    command_lead_s: float = param(
+        0.02, "a command's first point lies at least this far after it is sent (s)", low=0.0, high=1.0
+    )
     # An arm that follows lags its setpoint by its servo lag; one that does
     # not follow is stopped. The simulated arms under a random policy lag by
     # 0.16 rad at most (MuJoCo's weak wrist servos), so 0.3 rad flags an arm
@@ -205,18 +249,33 @@ class PolicyParams(ModelNodeParams):
     # on the kinematic arm). Gripper joints are not
     # watched: a grasp stops the jaw short of its command by design. The
     # watchdog reads the newest state at each System 1 tick.
-    follow_lag_s: float = param(0.1, "how far behind its setpoint (s) a following arm may be: each point of a "
-                                "command lies within max_joint_velocity x (its time + this) of the measured state, "
-                                "or as near as a step at the velocity limit from the setpoint in force gets it",
-                                low=0.0, high=5.0)
-    follow_tolerance: float = param(0.3, "a joint (gripper_joint_names aside) further than this (rad or m) from "
-                                    "every setpoint of the last follow_lag_s is not following", low=1e-6, high=10.0)
-    follow_timeout_s: float = param(0.5, "an arm not following for this long is stopped at its measured pose; "
-                                    "the policy holds until armed again or reset", low=0.01, high=60.0)
+    follow_lag_s: float = param(
+        0.1,
+        "how far behind its setpoint (s) a following arm may be: each point of a "
+        "command lies within max_joint_velocity x (its time + this) of the measured state, "
+        "or as near as a step at the velocity limit from the setpoint in force gets it",
+        low=0.0,
+        high=5.0,
+    )
+    follow_tolerance: float = param(
+        0.3,
+        "a joint (gripper_joint_names aside) further than this (rad or m) from "
+        "every setpoint of the last follow_lag_s is not following",
+        low=1e-6,
+        high=10.0,
+    )
+    follow_timeout_s: float = param(
+        0.5,
+        "an arm not following for this long is stopped at its measured pose; "
+        "the policy holds until armed again or reset",
+        low=0.01,
+        high=60.0,
+    )
     robot_description_topic: str = param(
-        "robot_description", "std_msgs/String URDF (transient local, as robot_state_publisher offers it) "
-        "whose joint limits also apply; empty: none")
-
+        "robot_description",
+        "std_msgs/String URDF (transient local, as robot_state_publisher offers it) "
+        "whose joint limits also apply; empty: none",
+    )
 
 
 # What the simulated arms can be asked to do, and the scenes (the paper's
@@ -229,14 +288,24 @@ SIM_SCENES = ("original", "lighting", "object", "background")
 class SimArmParams(CommonParams):
     """video2act_sim arm: a simulated arm speaking the controller topics."""
 
-    backend: str = param("kinematic", "simulator: the kinematic arm (the shipped checkpoint's task) or "
-                         "the MuJoCo SO-101 scene", choices=("kinematic", "mujoco_so101"))
-    task: str = param("reach", "reach: a still block (every backend); track: the block slides along an arc and "
-                      "the gripper must stay on it; push, pick_place (onto a goal disc), stack (onto a second "
-                      "block): MuJoCo only", choices=SIM_TASKS)
-    scene: str = param("original", "what the camera sees (the generalisation splits): original; lighting (dimmer, "
-                       "warmer); object (the block recoloured); background (another table)",
-                       choices=SIM_SCENES)
+    backend: str = param(
+        "kinematic",
+        "simulator: the kinematic arm (the shipped checkpoint's task) or the MuJoCo SO-101 scene",
+        choices=("kinematic", "mujoco_so101"),
+    )
+    task: str = param(
+        "reach",
+        "reach: a still block (every backend); track: the block slides along an arc and "
+        "the gripper must stay on it; push, pick_place (onto a goal disc), stack (onto a second "
+        "block): MuJoCo only",
+        choices=SIM_TASKS,
+    )
+    scene: str = param(
+        "original",
+        "what the camera sees (the generalisation splits): original; lighting (dimmer, "
+        "warmer); object (the block recoloured); background (another table)",
+        choices=SIM_SCENES,
+    )
     joint_state_rate_hz: float = param(50.0, "joint states per second", low=1.0, high=2000.0)
     camera_rate_hz: float = param(15.0, "camera frames per second", low=0.1, high=240.0)
     image_width: int = param(96, "camera image width (px)", low=8, high=4096)
@@ -246,29 +315,42 @@ class SimArmParams(CommonParams):
     # An episode ends this long after first success, or at the time limit;
     # the arm then resets with the next seed.
     episode_settle_s: float = param(0.5, "an episode ends this long after its first success", low=0.0, high=60.0)
-    episode_time_limit_s: float = param(0.0, "an episode ends unsuccessfully after this long (s); 0: the task's "
-                                        "own limit, the one evaluation uses", low=0.0, high=3600.0)
+    episode_time_limit_s: float = param(
+        0.0,
+        "an episode ends unsuccessfully after this long (s); 0: the task's own limit, the one evaluation uses",
+        low=0.0,
+        high=3600.0,
+    )
     # What the hardware does above the policy's envelope: a real arm's servos
     # and controller do not follow a command at any speed.
-    max_joint_acceleration: list[float] = param([], "the simulated arm's acceleration limit per joint (rad/s^2; "
-                                                "empty: none)", low=1e-6)
-    hardware_limit_margin: float = param(0.1, "the simulated arm allows this fraction above max_joint_velocity "
-                                         "before it clips a command", low=0.0, high=10.0)
+    max_joint_acceleration: list[float] = param(
+        [], "the simulated arm's acceleration limit per joint (rad/s^2; empty: none)", low=1e-6
+    )
+    hardware_limit_margin: float = param(
+        0.1,
+        "the simulated arm allows this fraction above max_joint_velocity before it clips a command",
+        low=0.0,
+        high=10.0,
+    )
     # A real camera's imperfections, to test a policy against them.
-    camera_noise_std: float = param(0.0, "gaussian sensor noise added to each rendered pixel (grey levels)",
-                                    low=0.0, high=255.0)
-    camera_flicker: float = param(0.0, "each frame's brightness is scaled by 1 +- this (lighting flicker)",
-                                  low=0.0, high=1.0)
+    camera_noise_std: float = param(
+        0.0, "gaussian sensor noise added to each rendered pixel (grey levels)", low=0.0, high=255.0
+    )
+    camera_flicker: float = param(
+        0.0, "each frame's brightness is scaled by 1 +- this (lighting flicker)", low=0.0, high=1.0
+    )
     publish_clock: bool = param(False, "publish /clock from the simulation (run the other nodes with use_sim_time)")
-    task_instruction: str = param("reach the red square", "the task, as the simulator publishes it on "
-                                  "instruction_topic and the expert records it")
+    task_instruction: str = param(
+        "reach the red square", "the task, as the simulator publishes it on instruction_topic and the expert records it"
+    )
     seed: int = param(0, "seed of the first episode; each next episode adds one", low=0)
 
     def __post_init__(self):
         super().__post_init__()
         if self.max_joint_acceleration and len(self.max_joint_acceleration) != len(self.joint_names):
-            raise ValueError(f"max_joint_acceleration needs {len(self.joint_names)} values, "
-                             f"got {self.max_joint_acceleration}")
+            raise ValueError(
+                f"max_joint_acceleration needs {len(self.joint_names)} values, got {self.max_joint_acceleration}"
+            )
 
 
 NODE_PARAMS: dict[str, type] = {
@@ -321,8 +403,13 @@ def section_matches(section: str, node_name: str, namespace: str = "") -> bool:
     return re.fullmatch(pattern.replace("/*", r"(/\w+)"), fully_qualified_name(node_name, namespace)) is not None
 
 
-def node_params(params_type: type, paths: str | Path | list, node_name: str, overrides: dict[str, Any] | None = None,
-                namespace: str = ""):
+def node_params(
+    params_type: type,
+    paths: str | Path | list,
+    node_name: str,
+    overrides: dict[str, Any] | None = None,
+    namespace: str = "",
+):
     """Build a node's params the way rcl and rclpy resolve params files:
     every section name gets one slot where it first appears in any file
     (later files update that slot), and the matching slots apply in that

@@ -40,18 +40,26 @@ def ros_parameter_type(python_type: type) -> int:
 
 def parameter_descriptor(name: str, python_type: type, meta: dict) -> ParameterDescriptor:
     """The dataclass field's description, range and choices, for `ros2 param describe`."""
-    descriptor = ParameterDescriptor(name=name, type=ros_parameter_type(python_type), read_only=True,
-                                     description=meta.get("description", ""))
+    descriptor = ParameterDescriptor(
+        name=name, type=ros_parameter_type(python_type), read_only=True, description=meta.get("description", "")
+    )
     if meta.get("choices"):
         descriptor.additional_constraints = "one of: " + ", ".join(meta["choices"])
     low, high = meta.get("low"), meta.get("high")
     if python_type is float and (low is not None or high is not None):
-        descriptor.floating_point_range = [FloatingPointRange(
-            from_value=float(low if low is not None else -sys.float_info.max),
-            to_value=float(high if high is not None else sys.float_info.max))]
+        descriptor.floating_point_range = [
+            FloatingPointRange(
+                from_value=float(low if low is not None else -sys.float_info.max),
+                to_value=float(high if high is not None else sys.float_info.max),
+            )
+        ]
     elif python_type is int and (low is not None or high is not None):
-        descriptor.integer_range = [IntegerRange(from_value=int(low if low is not None else -(2**63)),
-                                                 to_value=int(high if high is not None else 2**63 - 1))]
+        descriptor.integer_range = [
+            IntegerRange(
+                from_value=int(low if low is not None else -(2**63)),
+                to_value=int(high if high is not None else 2**63 - 1),
+            )
+        ]
     return descriptor
 
 

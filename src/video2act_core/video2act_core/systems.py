@@ -42,8 +42,9 @@ class System2:
         camera_frames = None
         if views is not None:
             if len(views) != self.config.view_cameras:
-                raise ValueError(f"this System 2 reads {self.config.view_cameras} camera(s) for its image tokens, "
-                                 f"got {len(views)}")
+                raise ValueError(
+                    f"this System 2 reads {self.config.view_cameras} camera(s) for its image tokens, got {len(views)}"
+                )
             camera_frames = views_to_tensor([resize_frames(camera, size) for camera in views])
         tokens = self.encoder(frames_to_tensor(frames), camera_frames)
         return Latents(
@@ -59,8 +60,14 @@ class System2:
 class System1:
     """Latest tokens + joint state -> a chunk of absolute joint targets."""
 
-    def __init__(self, action: ActionDiffusion, stats: NormalizationStats, model_id: str, seed: int = 0,
-                 instructions: list[str] | None = None):
+    def __init__(
+        self,
+        action: ActionDiffusion,
+        stats: NormalizationStats,
+        model_id: str,
+        seed: int = 0,
+        instructions: list[str] | None = None,
+    ):
         self.action = action.eval()
         self.stats = stats
         self.model_id = model_id
@@ -97,8 +104,13 @@ class System1:
         return self.stats.joint_names
 
     def act(
-        self, latents: Latents, joint_positions: np.ndarray, num_inference_steps: int | None = None,
-        prior: np.ndarray | None = None, prior_weights: np.ndarray | None = None, instruction: str = "",
+        self,
+        latents: Latents,
+        joint_positions: np.ndarray,
+        num_inference_steps: int | None = None,
+        prior: np.ndarray | None = None,
+        prior_weights: np.ndarray | None = None,
+        instruction: str = "",
     ) -> np.ndarray:
         """(H, J) absolute joint targets for the given state (in `joint_names`
         order); with a `prior` (H, J) of absolute targets and `prior_weights`
@@ -108,8 +120,9 @@ class System1:
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device).unsqueeze(0)
         if prior is not None:
             prior_weights = torch.as_tensor(prior_weights, dtype=torch.float32, device=self._device).unsqueeze(0)
-            prior = torch.as_tensor(self.stats.normalize_action(prior), dtype=torch.float32,
-                                    device=self._device).unsqueeze(0)
+            prior = torch.as_tensor(
+                self.stats.normalize_action(prior), dtype=torch.float32, device=self._device
+            ).unsqueeze(0)
         if self.config.view_tokens and latents.views is None:
             raise ValueError("this System 1 reads image tokens per camera; the latents have none")
         normalised = self.action.sample(

@@ -49,22 +49,42 @@ def build_parser() -> argparse.ArgumentParser:
     """
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, nargs="+", required=True,
-                        help="bag directories, folders of them, or LeRobot dataset roots")
+    parser.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="bag directories, folders of them, or LeRobot dataset roots"
+    )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory to write")
-    parser.add_argument("--strip-joint-suffix", default="",
-                        help="cut this off recorded joint names (LeRobot robots write shoulder_pan.pos)")
-    parser.add_argument("--joint-map", nargs="+", default=[], metavar="RECORDED=OURS",
-                        help="rename single recorded joints, e.g. joint_1=shoulder_pan")
+    parser.add_argument(
+        "--strip-joint-suffix",
+        default="",
+        help="cut this off recorded joint names (LeRobot robots write shoulder_pan.pos)",
+    )
+    parser.add_argument(
+        "--joint-map",
+        nargs="+",
+        default=[],
+        metavar="RECORDED=OURS",
+        help="rename single recorded joints, e.g. joint_1=shoulder_pan",
+    )
     parser.add_argument("--camera", help="the LeRobot camera key to train on (default: the first)")
-    parser.add_argument("--successful-only", action="store_true",
-                        help="leave out episodes that never record success (the bags' success topic, "
-                             "LeRobot's next.success): a scripted expert's failures")
-    parser.add_argument("--camera-augmentation", type=float, default=0.5, metavar="P",
-                        help="share of clips given a real camera's noise, gain, flicker and shake before System 2 "
-                             "(0: none)")
-    parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml",
-                        help="topics and joint names (ROS 2 params file)")
+    parser.add_argument(
+        "--successful-only",
+        action="store_true",
+        help="leave out episodes that never record success (the bags' success topic, "
+        "LeRobot's next.success): a scripted expert's failures",
+    )
+    parser.add_argument(
+        "--camera-augmentation",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of clips given a real camera's noise, gain, flicker and shake before System 2 (0: none)",
+    )
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=repo / "config" / "video2act.yaml",
+        help="topics and joint names (ROS 2 params file)",
+    )
     parser.add_argument("--model-config", type=Path, default=repo / "config" / "model_tiny.yaml")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights instead of --model-config")
     parser.add_argument("--name", default="video2act")
@@ -74,16 +94,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--frame-stride", type=int, default=1)
     parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
-    parser.add_argument("--max-staleness", type=int, default=8,
-                        help="pair each sample with System 2 maps up to this many action periods old, "
-                             "as System 1 sees them when System 2 runs asynchronously at a lower rate")
-    parser.add_argument("--sample-every", type=int, default=1,
-                        help="keep every Nth commanded step of each episode: neighbouring steps look alike, "
-                             "and System 2 then runs on 1/N of the clips (more episodes for the same time)")
+    parser.add_argument(
+        "--max-staleness",
+        type=int,
+        default=8,
+        help="pair each sample with System 2 maps up to this many action periods old, "
+        "as System 1 sees them when System 2 runs asynchronously at a lower rate",
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=int,
+        default=1,
+        help="keep every Nth commanded step of each episode: neighbouring steps look alike, "
+        "and System 2 then runs on 1/N of the clips (more episodes for the same time)",
+    )
     parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
     parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
-    parser.add_argument("--cache-dir", type=Path, help="where System 2 features are cached (default: <out>.train/); "
-                        "runs on the same data and System 2 can share it")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where System 2 features are cached (default: <out>.train/); "
+        "runs on the same data and System 2 can share it",
+    )
     parser.add_argument("--save-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
@@ -126,20 +158,38 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
     generator = torch.Generator().manual_seed(args.seed + process.rank)
 
     common = node_params(CommonParams, args.params, "/**")
-    encoder, action = initial_models(args.model_config, args.init, common.joint_names, args.seed,
-                                     use_motion=not args.no_motion, use_spatial=not args.no_spatial)
+    encoder, action = initial_models(
+        args.model_config,
+        args.init,
+        common.joint_names,
+        args.seed,
+        use_motion=not args.no_motion,
+        use_spatial=not args.no_spatial,
+    )
     encoder.to(process.device), action.to(process.device)
     check_stage1(encoder, args.stage1_steps)
     spill_dir = work / f"frames-{process.rank}"
     data = load_training_data(
-        roots=args.data, params_path=args.params, common=common, encoder_config=encoder.config,
-        horizon=action.config.horizon, joint_map=joint_map, camera=args.camera, spill_dir=spill_dir,
-        successful_only=args.successful_only, frame_stride=args.frame_stride, sample_every=args.sample_every,
-        progress=process.progress, quiet=process.quiet)
+        roots=args.data,
+        params_path=args.params,
+        common=common,
+        encoder_config=encoder.config,
+        horizon=action.config.horizon,
+        joint_map=joint_map,
+        camera=args.camera,
+        spill_dir=spill_dir,
+        successful_only=args.successful_only,
+        frame_stride=args.frame_stride,
+        sample_every=args.sample_every,
+        progress=process.progress,
+        quiet=process.quiet,
+    )
     instructions = instruction_tokens(action, data.instructions, common.instruction_topic, process.quiet)
     if not process.quiet:
-        print(f"{len(data.episodes)} episodes, {len(data.samples.clips)} samples; "
-              f"device {process.device}, {process.world} process(es)")
+        print(
+            f"{len(data.episodes)} episodes, {len(data.samples.clips)} samples; "
+            f"device {process.device}, {process.world} process(es)"
+        )
 
     state_path = work / STATE_FILE
     resumed = load_state(state_path)
@@ -148,9 +198,18 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
         if not process.quiet:
             print(f"resuming from {state_path}: stage {resumed['stage']}, step {resumed['step']}")
     if stage1_pending(resumed, args.stage1_steps):
-        train_stage1(encoder, action, data.samples.clips, process, steps=args.stage1_steps,
-                     batch_size=args.batch_size, save_every=args.save_every, state_path=state_path,
-                     resumed=resumed, generator=generator)
+        train_stage1(
+            encoder,
+            action,
+            data.samples.clips,
+            process,
+            steps=args.stage1_steps,
+            batch_size=args.batch_size,
+            save_every=args.save_every,
+            state_path=state_path,
+            resumed=resumed,
+            generator=generator,
+        )
         resumed = None  # stage 2 starts from its first step
 
     augmentation = camera_augmentation(args.camera_augmentation)
@@ -158,22 +217,60 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
     if end_to_end:
         features = scale_features(encoder, data.samples, process.progress, augmentation, args.seed)
     else:
-        key_options = cache_options(stage1_steps=args.stage1_steps, init=args.init, frame_stride=args.frame_stride,
-                                    sample_every=args.sample_every, augmentation=augmentation, seed=args.seed,
-                                    successful_only=args.successful_only)
-        features = cached_features(encoder, data.samples, data.sources, args.cache_dir or work, key_options,
-                                   process, augmentation, args.seed)
-    options = Stage2Options(args.steps, args.batch_size, args.lr, args.state_noise, args.max_staleness,
-                            args.sample_every, args.save_every, args.seed)
-    final_loss, seconds = train_stage2(encoder, action, data.samples, data.stats, features, instructions, process,
-                                       options, end_to_end=end_to_end, augmentation=augmentation,
-                                       state_path=state_path, resumed=resumed, generator=generator)
+        key_options = cache_options(
+            stage1_steps=args.stage1_steps,
+            init=args.init,
+            frame_stride=args.frame_stride,
+            sample_every=args.sample_every,
+            augmentation=augmentation,
+            seed=args.seed,
+            successful_only=args.successful_only,
+        )
+        features = cached_features(
+            encoder, data.samples, data.sources, args.cache_dir or work, key_options, process, augmentation, args.seed
+        )
+    options = Stage2Options(
+        args.steps,
+        args.batch_size,
+        args.lr,
+        args.state_noise,
+        args.max_staleness,
+        args.sample_every,
+        args.save_every,
+        args.seed,
+    )
+    final_loss, seconds = train_stage2(
+        encoder,
+        action,
+        data.samples,
+        data.stats,
+        features,
+        instructions,
+        process,
+        options,
+        end_to_end=end_to_end,
+        augmentation=augmentation,
+        state_path=state_path,
+        resumed=resumed,
+        generator=generator,
+    )
 
     if not process.quiet:
-        metadata = training_metadata(args, data.sources, len(data.samples.states), data.instructions,
-                                     data.camera_pose, data.cameras, augmentation, final_loss, seconds, process.device)
-        model_id = save_checkpoint(args.out, encoder, action, data.stats, name=args.name, metadata=metadata,
-                                   overwrite=args.overwrite)
+        metadata = training_metadata(
+            args,
+            data.sources,
+            len(data.samples.states),
+            data.instructions,
+            data.camera_pose,
+            data.cameras,
+            augmentation,
+            final_loss,
+            seconds,
+            process.device,
+        )
+        model_id = save_checkpoint(
+            args.out, encoder, action, data.stats, name=args.name, metadata=metadata, overwrite=args.overwrite
+        )
         print(f"wrote {args.out} ({model_id})")
     shutil.rmtree(spill_dir, ignore_errors=True)
     finish(process.world)

@@ -67,8 +67,13 @@ class TrajectoryTracker:
             raise TrajectoryRejected(f"trajectory points shaped {positions.shape} for {joints} joints")
         if velocities is not None and velocities.shape != positions.shape:
             raise TrajectoryRejected(f"velocities shaped {velocities.shape}, positions {positions.shape}")
-        if len(times) == 0 or np.any(np.diff(times) <= 0) or times[0] < 0 or not np.all(np.isfinite(positions)) \
-                or (velocities is not None and not np.all(np.isfinite(velocities))):
+        if (
+            len(times) == 0
+            or np.any(np.diff(times) <= 0)
+            or times[0] < 0
+            or not np.all(np.isfinite(positions))
+            or (velocities is not None and not np.all(np.isfinite(velocities)))
+        ):
             raise TrajectoryRejected("trajectory needs finite points at strictly increasing, non-negative times")
         start = trajectory.start_s if trajectory.start_s > 0 else now_s
         absolute = start + times
@@ -97,7 +102,9 @@ class TrajectoryTracker:
         spline = self._spline
         if spline is not None and now_s >= spline.times[-1]:
             self._hold, self._spline = spline.positions[-1].copy(), None
-            self._hold_velocity = np.zeros_like(self._hold) if spline.velocities is None else spline.velocities[-1].copy()
+            self._hold_velocity = (
+                np.zeros_like(self._hold) if spline.velocities is None else spline.velocities[-1].copy()
+            )
         if self._spline is None:
             return self._hold.copy(), self._hold_velocity.copy()
         # At the take-over itself: its state, velocity included (a second
@@ -109,10 +116,15 @@ class TrajectoryTracker:
         if spline.velocities is None:
             return p0 + u * (p1 - p0), (p1 - p0) / duration
         m0, m1 = spline.velocities[i] * duration, spline.velocities[i + 1] * duration
-        position = ((2 * u**3 - 3 * u**2 + 1) * p0 + (u**3 - 2 * u**2 + u) * m0
-                    + (-2 * u**3 + 3 * u**2) * p1 + (u**3 - u**2) * m1)
-        velocity = ((6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * m0
-                    + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * m1) / duration
+        position = (
+            (2 * u**3 - 3 * u**2 + 1) * p0
+            + (u**3 - 2 * u**2 + u) * m0
+            + (-2 * u**3 + 3 * u**2) * p1
+            + (u**3 - u**2) * m1
+        )
+        velocity = (
+            (6 * u**2 - 6 * u) * p0 + (3 * u**2 - 4 * u + 1) * m0 + (-6 * u**2 + 6 * u) * p1 + (3 * u**2 - 2 * u) * m1
+        ) / duration
         return position, velocity
 
 

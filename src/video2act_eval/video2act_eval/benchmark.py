@@ -133,11 +133,31 @@ def record(name: str, task: Task, demos: int, params_file: Path, out: Path, jobs
     partial = data.with_name(name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     shares = [part for part in np.array_split(np.arange(FIRST_SEED, FIRST_SEED + demos), jobs) if len(part)]
-    workers = [subprocess.Popen([sys.executable, "-m", "video2act_sim.expert", "--out", str(partial),
-                                 "--first-seed", str(part[0]), "--episodes", str(len(part)),
-                                 "--params", str(params_file), "--backend", task.backend, "--task", task.task,
-                                 "--instruction", task.instruction], env=threads_env(len(shares)))
-               for part in shares]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "video2act_sim.expert",
+                "--out",
+                str(partial),
+                "--first-seed",
+                str(part[0]),
+                "--episodes",
+                str(len(part)),
+                "--params",
+                str(params_file),
+                "--backend",
+                task.backend,
+                "--task",
+                task.task,
+                "--instruction",
+                task.instruction,
+            ],
+            env=threads_env(len(shares)),
+        )
+        for part in shares
+    ]
     if any(worker.wait() != 0 for worker in workers):
         raise SystemExit(f"recording the {name} demonstrations failed (see above); {partial} is left as it was")
     partial.rename(data)
@@ -159,8 +179,9 @@ def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) 
     return written
 
 
-def cache_fillers(trainings: list[tuple[str, int]], trained: Sequence[tuple[str, int]] = ()
-                  ) -> dict[tuple[str, int], tuple[str, int]]:
+def cache_fillers(
+    trainings: list[tuple[str, int]], trained: Sequence[tuple[str, int]] = ()
+) -> dict[tuple[str, int], tuple[str, int]]:
     """(method, seed) -> the training that fills its feature cache: one
     already `trained` of its model config and seed, else the first of them
     (the seed is in the cache's key, so two seeds of one config do not
@@ -171,12 +192,21 @@ def cache_fillers(trainings: list[tuple[str, int]], trained: Sequence[tuple[str,
     return {key: first.setdefault((METHODS[key[0]].model_config, key[1]), key) for key in trainings}
 
 
-def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budget: Budget, params_file: Path,
-              out: Path, pretrained: tuple[str, str] | None, parallel: int) -> dict[tuple[str, int], tuple]:
+def train_all(
+    task_name: str,
+    trainings: list[tuple[str, int]],
+    data: Path,
+    budget: Budget,
+    params_file: Path,
+    out: Path,
+    pretrained: tuple[str, str] | None,
+    parallel: int,
+) -> dict[tuple[str, int], tuple]:
     """(method, seed) -> (checkpoint, wall seconds or None when it was there
     already). Up to `parallel` trainings side by side; the first training of
     a (model config, seed) fills that feature cache before the others that
     read it start."""
+
     def checkpoint_dir(method_name: str, seed: int) -> Path:
         return out / "checkpoints" / task_name / method_name / f"seed{seed}"
 
@@ -187,16 +217,44 @@ def train_all(task_name: str, trainings: list[tuple[str, int]], data: Path, budg
         if (checkpoint / MANIFEST).is_file():
             finished[method_name, seed] = checkpoint, None
             continue
-        commands[method_name, seed] = checkpoint, [
-            sys.executable, "-m", "video2act_core.train", "--data", str(data), "--out", str(checkpoint),
-            "--params", str(params_file), "--model-config", str(model_config(method, pretrained, out)),
-            "--name", f"{task_name}_{method_name}", "--steps", str(budget.steps),
-            "--batch-size", str(budget.batch_size), "--sample-every", str(budget.sample_every),
-            "--seed", str(seed), "--cache-dir", str(out / "cache" / task_name), "--overwrite", *method.train_flags]
+        commands[method_name, seed] = (
+            checkpoint,
+            [
+                sys.executable,
+                "-m",
+                "video2act_core.train",
+                "--data",
+                str(data),
+                "--out",
+                str(checkpoint),
+                "--params",
+                str(params_file),
+                "--model-config",
+                str(model_config(method, pretrained, out)),
+                "--name",
+                f"{task_name}_{method_name}",
+                "--steps",
+                str(budget.steps),
+                "--batch-size",
+                str(budget.batch_size),
+                "--sample-every",
+                str(budget.sample_every),
+                "--seed",
+                str(seed),
+                "--cache-dir",
+                str(out / "cache" / task_name),
+                "--overwrite",
+                *method.train_flags,
+            ],
+        )
     # A checkpoint from an earlier run (say video2act's, before its ablations
     # were asked for with --methods) has filled its config's cache already.
-    trained = [(name, seed) for name in METHODS for seed in {seed for _, seed in trainings}
-               if (checkpoint_dir(name, seed) / MANIFEST).is_file()]
+    trained = [
+        (name, seed)
+        for name in METHODS
+        for seed in {seed for _, seed in trainings}
+        if (checkpoint_dir(name, seed) / MANIFEST).is_file()
+    ]
     filler = cache_fillers(list(commands), trained)
     waiting, running = list(commands), {}
     while waiting or running:
@@ -227,12 +285,22 @@ def merge_shards(evaluated, pending: list[tuple]):
             continue
         first = parts[0][0]
         episodes = [episode for _, row_episodes, _ in parts for episode in row_episodes]
-        results = [EpisodeResult(**{name: episode[name] for name in EpisodeResult.__dataclass_fields__})
-                   for episode in episodes]
+        results = [
+            EpisodeResult(**{name: episode[name] for name in EpisodeResult.__dataclass_fields__})
+            for episode in episodes
+        ]
         system2_s = [t for _, _, (s2, _) in parts for t in s2]
         system1_s = [t for _, _, (_, s1) in parts for t in s1]
-        row = summarise(first.variant, first.update_ratio, first.mode == "sync", first.strategy,
-                        first.delay_ms / 1e3, results, system2_s, system1_s)
+        row = summarise(
+            first.variant,
+            first.update_ratio,
+            first.mode == "sync",
+            first.strategy,
+            first.delay_ms / 1e3,
+            results,
+            system2_s,
+            system1_s,
+        )
         parts = []
         yield row, episodes, entry
 
@@ -245,9 +313,11 @@ def column_rows(results: list[dict], task: str, split: str) -> list[dict]:
     return [row for row in results if row["task"] == task and row["split"] == split]
 
 
-def summary_table(results: list[dict], columns: list[tuple[str, str]], methods: list[str],
-                  field: str = "success_rate") -> str:
+def summary_table(
+    results: list[dict], columns: list[tuple[str, str]], methods: list[str], field: str = "success_rate"
+) -> str:
     """`field` per method (rows) and (task, split) (columns): mean +- std over training seeds."""
+
     def cell(rows: list[dict]) -> str:
         values = [row[field] for row in rows]
         if not values:
@@ -261,8 +331,11 @@ def summary_table(results: list[dict], columns: list[tuple[str, str]], methods: 
         mine = [row for row in results if row["method"] == method]
         cells = [cell(column_rows(mine, *column)) for column in columns]
         # The mean over columns of each column's mean (no spread: columns are not seeds).
-        means = [np.mean([row[field] for row in column_rows(mine, *column)]) for column in columns
-                 if column_rows(mine, *column)]
+        means = [
+            np.mean([row[field] for row in column_rows(mine, *column)])
+            for column in columns
+            if column_rows(mine, *column)
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(means):.3f} |")
     return "\n".join(lines)
 
@@ -275,11 +348,14 @@ def budget_lines(results: list[dict], columns: list[tuple[str, str]]) -> str:
         rows = column_rows(results, *column)
         if not rows:
             continue
-        budgets = sorted({(row.get("demos", "?"), row.get("train_steps", "?"), row["episodes"]) for row in rows},
-                         key=str)
+        budgets = sorted(
+            {(row.get("demos", "?"), row.get("train_steps", "?"), row["episodes"]) for row in rows}, key=str
+        )
         seeds = sorted({row["train_seed"] for row in rows})
-        described = "; ".join(f"{demos} demonstrations, {steps} training steps, {episodes} evaluation episodes"
-                              for demos, steps, episodes in budgets)
+        described = "; ".join(
+            f"{demos} demonstrations, {steps} training steps, {episodes} evaluation episodes"
+            for demos, steps, episodes in budgets
+        )
         lines.append(f"- {column_label(*column)}: {described} per method; training seeds {seeds}.")
     return "\n".join(lines)
 
@@ -299,8 +375,9 @@ def plot(results: list[dict], columns: list[tuple[str, str]], methods: list[str]
             means.append(np.mean(rates) if rates else 0.0)
             spreads.append(np.std(rates) if len(rates) > 1 else 0.0)
         axis.bar(np.arange(len(columns)) + index * width, means, width, yerr=spreads, label=method)
-    axis.set_xticks(np.arange(len(columns)) + 0.4 - width / 2, [column_label(*column) for column in columns],
-                    fontsize=8)
+    axis.set_xticks(
+        np.arange(len(columns)) + 0.4 - width / 2, [column_label(*column) for column in columns], fontsize=8
+    )
     axis.set_ylabel("success rate")
     axis.set_ylim(0, 1)
     axis.legend(fontsize=8, ncol=3)
@@ -315,30 +392,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark"))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--quick", action="store_true",
-                        help=f"one task (reach) at a tiny budget ({QUICK}): the pipeline, not figures")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"one task (reach) at a tiny budget ({QUICK}): the pipeline, not figures"
+    )
     parser.add_argument("--demos", type=int, help=f"demonstrations per task (default {FULL.demos})")
     parser.add_argument("--steps", type=int, help=f"training steps per checkpoint (default {FULL.steps})")
     parser.add_argument("--episodes", type=int, help=f"evaluation episodes per row (default {FULL.episodes})")
-    parser.add_argument("--splits", nargs="+", choices=SCENES, default=["original"],
-                        help="scenes to evaluate every checkpoint in (all trained on the original)")
-    parser.add_argument("--train-seeds", type=int, nargs="+", default=[0], help="a checkpoint per seed; the "
-                        "table gives the spread over them")
+    parser.add_argument(
+        "--splits",
+        nargs="+",
+        choices=SCENES,
+        default=["original"],
+        help="scenes to evaluate every checkpoint in (all trained on the original)",
+    )
+    parser.add_argument(
+        "--train-seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="a checkpoint per seed; the table gives the spread over them",
+    )
     parser.add_argument("--system1-latency-ms", type=float, default=15.0)
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side: recording and evaluation")
     parser.add_argument("--train-jobs", type=int, default=1, help="trainings side by side (a GPU takes several)")
-    parser.add_argument("--shards", type=int, default=1,
-                        help="split each row's episodes over this many processes (for many cores)")
-    parser.add_argument("--system2-device", help="evaluation's System 2 device (default: the params file's, as the "
-                        "perception node reads it)")
-    parser.add_argument("--system1-device", help="evaluation's System 1 device (default: the params file's); on a "
-                        "GPU shared by many evaluation processes, cpu keeps the small head off the contended GPU")
-    parser.add_argument("--pretrained-backbone", metavar="TYPE=PATH",
-                        help="a local pretrained video model (svd or wan) for every method that reads one")
+    parser.add_argument(
+        "--shards", type=int, default=1, help="split each row's episodes over this many processes (for many cores)"
+    )
+    parser.add_argument(
+        "--system2-device",
+        help="evaluation's System 2 device (default: the params file's, as the perception node reads it)",
+    )
+    parser.add_argument(
+        "--system1-device",
+        help="evaluation's System 1 device (default: the params file's); on a "
+        "GPU shared by many evaluation processes, cpu keeps the small head off the contended GPU",
+    )
+    parser.add_argument(
+        "--pretrained-backbone",
+        metavar="TYPE=PATH",
+        help="a local pretrained video model (svd or wan) for every method that reads one",
+    )
     parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only the table and plots from the rows already in --out/rows (e.g. gathered from "
-                        "runs on other machines)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only the table and plots from the rows already in --out/rows (e.g. gathered from runs on other machines)",
+    )
     return parser
 
 
@@ -348,8 +447,9 @@ def pretrained_backbone(args, parser: argparse.ArgumentParser) -> tuple[str, str
         return None
     kind, _, directory = args.pretrained_backbone.partition("=")
     if kind not in ("svd", "wan") or not Path(directory).is_dir():
-        parser.error(f"--pretrained-backbone takes svd=PATH or wan=PATH to a local directory, "
-                     f"got '{args.pretrained_backbone}'")
+        parser.error(
+            f"--pretrained-backbone takes svd=PATH or wan=PATH to a local directory, got '{args.pretrained_backbone}'"
+        )
     return kind, str(Path(directory).resolve())
 
 
@@ -398,7 +498,8 @@ def train_task(run: Run, task_name: str, trained: list[str]) -> dict[tuple[str, 
     checkpoints = {}
     trainings = [(method_name, seed) for method_name in trained for seed in args.train_seeds]
     for (method_name, seed), (checkpoint, seconds) in train_all(
-            task_name, trainings, data, run.budget, args.params, args.out, run.pretrained, args.train_jobs).items():
+        task_name, trainings, data, run.budget, args.params, args.out, run.pretrained, args.train_jobs
+    ).items():
         checkpoints[method_name, seed] = checkpoint
         if seconds is not None:
             run.compute[f"train/{task_name}/{method_name}/seed{seed}"] = round(seconds, 1)
@@ -406,8 +507,14 @@ def train_task(run: Run, task_name: str, trained: list[str]) -> dict[tuple[str, 
     return checkpoints
 
 
-def plan_evaluations(run: Run, task_name: str, checkpoints: dict[tuple[str, int], Path], calls: list[tuple],
-                     pending: list[tuple], done: dict[Path, dict]) -> None:
+def plan_evaluations(
+    run: Run,
+    task_name: str,
+    checkpoints: dict[tuple[str, int], Path],
+    calls: list[tuple],
+    pending: list[tuple],
+    done: dict[Path, dict],
+) -> None:
     """Each (split, method, seed) row of the task: into `done` when saved
     with the same key (model id and evaluation settings), else its
     `evaluate_row` calls (one per shard) onto `calls` and `pending`."""
@@ -416,23 +523,44 @@ def plan_evaluations(run: Run, task_name: str, checkpoints: dict[tuple[str, int]
         method = METHODS[method_name]
         checkpoint = checkpoints[method.checkpoint_of or method_name, seed]
         path = rows_file(run, task_name, split, method_name, seed)
-        key = {"model_id": read_manifest(checkpoint, verify=False).model_id, "episodes": budget.episodes,
-               "system1_latency_ms": args.system1_latency_ms, "ratio": run.ratio, "scene": split}
+        key = {
+            "model_id": read_manifest(checkpoint, verify=False).model_id,
+            "episodes": budget.episodes,
+            "system1_latency_ms": args.system1_latency_ms,
+            "ratio": run.ratio,
+            "scene": split,
+        }
         saved = json.loads(path.read_text()) if path.is_file() else {}
         if saved.get("key") == key:
             done[path] = saved
             continue
-        sim = node_params(SimArmParams, args.params, "video2act_sim_arm",
-                          {"backend": task.backend, "task": task.task, "task_instruction": task.instruction,
-                           "scene": split})
+        sim = node_params(
+            SimArmParams,
+            args.params,
+            "video2act_sim_arm",
+            {"backend": task.backend, "task": task.task, "task_instruction": task.instruction, "scene": split},
+        )
         for seeds in np.array_split(np.arange(budget.episodes), min(max(1, args.shards), budget.episodes)):
-            calls.append((checkpoint, method_name, 1 if method.synchronous else run.ratio, method.synchronous,
-                          seeds.tolist(), sim, run.policy, 0.0, args.system1_latency_ms / 1e3, run.system2_device))
+            calls.append(
+                (
+                    checkpoint,
+                    method_name,
+                    1 if method.synchronous else run.ratio,
+                    method.synchronous,
+                    seeds.tolist(),
+                    sim,
+                    run.policy,
+                    0.0,
+                    args.system1_latency_ms / 1e3,
+                    run.system2_device,
+                )
+            )
             pending.append((path, key, task_name, split, seed))
 
 
-def evaluate_pending(run: Run, tasks: list[str], calls: list[tuple], pending: list[tuple],
-                     done: dict[Path, dict]) -> None:
+def evaluate_pending(
+    run: Run, tasks: list[str], calls: list[tuple], pending: list[tuple], done: dict[Path, dict]
+) -> None:
     """Evaluate the planned calls, `--jobs` side by side, shards joined into
     rows; each row saved under out/rows/ as it completes (a stopped run
     resumes from them), printed, and put into `done`."""
@@ -440,17 +568,33 @@ def evaluate_pending(run: Run, tasks: list[str], calls: list[tuple], pending: li
     started = time.monotonic()
     evaluated = evaluate_in_processes(calls, max(1, args.jobs)) if calls else []
     for row, row_episodes, (path, key, task_name, split, seed) in merge_shards(evaluated, pending):
-        labels = {"task": task_name, "split": split, "method": row.variant, "train_seed": seed,
-                  "demos": budget.demos, "train_steps": budget.steps}
+        labels = {
+            "task": task_name,
+            "split": split,
+            "method": row.variant,
+            "train_seed": seed,
+            "demos": budget.demos,
+            "train_steps": budget.steps,
+        }
         done[path] = saved = {
             "key": key,
-            "row": {**labels, **{k: (round(v, 4) if isinstance(v, float) else v)
-                                 for k, v in dataclasses.asdict(row).items() if k != "variant"}},
-            "episodes": [{**labels, **episode} for episode in row_episodes]}
+            "row": {
+                **labels,
+                **{
+                    k: (round(v, 4) if isinstance(v, float) else v)
+                    for k, v in dataclasses.asdict(row).items()
+                    if k != "variant"
+                },
+            },
+            "episodes": [{**labels, **episode} for episode in row_episodes],
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(saved) + "\n")
-        print(f"{column_label(task_name, split):<26} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
-              f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}", flush=True)
+        print(
+            f"{column_label(task_name, split):<26} {row.variant:<12} seed {seed}: success {row.success_rate:.2f} "
+            f"({row.episodes} episodes), final distance {row.mean_final_distance:.3f}",
+            flush=True,
+        )
     if calls:
         run.compute[f"evaluation/{'+'.join(tasks)}"] = round(time.monotonic() - started, 1)
         run.save_compute()
@@ -471,7 +615,8 @@ def write_report(done: dict[Path, dict], columns: list[tuple[str, str]], methods
     distances = summary_table(results, columns, methods, "mean_final_distance")
     (out / "table.md").write_text(
         f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
-        f"{distances}\n\n{budget_lines(results, columns)}\n")
+        f"{distances}\n\n{budget_lines(results, columns)}\n"
+    )
     plot(results, columns, methods, out / "results.png")
     print(table)
     print(f"wrote {out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
@@ -483,8 +628,14 @@ def resolve_run(args, parser: argparse.ArgumentParser) -> Run:
     compute.json figures of earlier runs into --out (created here)."""
     pretrained = pretrained_backbone(args, parser)
     base = QUICK if args.quick else FULL
-    budget = dataclasses.replace(base, **{name: value for name, value in (
-        ("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes)) if value is not None})
+    budget = dataclasses.replace(
+        base,
+        **{
+            name: value
+            for name, value in (("demos", args.demos), ("steps", args.steps), ("episodes", args.episodes))
+            if value is not None
+        },
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     compute_path = args.out / "compute.json"
     compute = json.loads(compute_path.read_text()) if compute_path.is_file() else {}

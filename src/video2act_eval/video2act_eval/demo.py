@@ -46,18 +46,16 @@ class Monitor:
 
     def __init__(self, params: PolicyParams, sim: SimArmParams):
         import rclpy
+        from diagnostic_msgs.msg import DiagnosticStatus
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
-        from diagnostic_msgs.msg import DiagnosticStatus
-        from std_msgs.msg import Bool
+        from std_msgs.msg import Bool, Empty
         from trajectory_msgs.msg import JointTrajectory
-        from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
-
-        from std_msgs.msg import Empty
 
         from video2act_core.control.smoothness import SetpointLog
         from video2act_core.metrics import StreamStats
         from video2act_core.ros import latents_qos
+        from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
         self.params = params
         self.node = rclpy.create_node("video2act_demo_monitor")
@@ -67,8 +65,10 @@ class Monitor:
         self.setpoints = self.new_setpoint_log()
         self.episode_smoothness = []
         # system1_ticks: every tick the policy reports, holds included; action_chunk: the active ones.
-        self.streams = {name: StreamStats(name) for name in ("camera", "joint_states", "latents", "system1_ticks",
-                                                             "action_chunk", "trajectory")}
+        self.streams = {
+            name: StreamStats(name)
+            for name in ("camera", "joint_states", "latents", "system1_ticks", "action_chunk", "trajectory")
+        }
         self.outcomes: list[bool] = []
         self.modes: dict[int, int] = {}
         self.episode_reports: list[dict[str, str]] = []
@@ -80,8 +80,12 @@ class Monitor:
         subscribe(ActionChunk, params.action_chunk_topic, self.on_chunk, 10)
         subscribe(JointTrajectory, params.trajectory_topic, lambda m: self.streams["trajectory"].record(), 10)
         subscribe(Bool, sim.success_topic, self.on_success, 10)
-        subscribe(DiagnosticStatus, "video2act/episode_report",
-                  lambda m: self.episode_reports.append({kv.key: kv.value for kv in m.values}), 10)
+        subscribe(
+            DiagnosticStatus,
+            "video2act/episode_report",
+            lambda m: self.episode_reports.append({kv.key: kv.value for kv in m.values}),
+            10,
+        )
 
     def on_joint_state(self, msg) -> None:
         from video2act_core.data.joint_names import JointStateError, reorder_joint_state
@@ -114,8 +118,7 @@ class Monitor:
         if command is not None:
             issued_s, trajectory, origin = command
             try:
-                self.setpoints.command(issued_s, trajectory, hold=msg.mode != msg.MODE_ACTIVE,
-                                       initial_positions=origin)
+                self.setpoints.command(issued_s, trajectory, hold=msg.mode != msg.MODE_ACTIVE, initial_positions=origin)
             except TrajectoryRejected:
                 pass  # the simulated arm counts the commands its controller refuses
 
@@ -125,10 +128,12 @@ class Monitor:
             return "chunk seams: no chunks"
         mean = lambda name: float(np.nanmean([getattr(s, name) for s in episodes]))
         rate = self.streams["system1_ticks"].rate_hz()
-        return (f"chunk seams ({self.params.execution_strategy}): position jump {mean('seam_position_jump'):.4f} rad, "
-                f"velocity jump {mean('seam_velocity_jump'):.3f} rad/s, setpoint RMS jerk "
-                f"{mean('setpoint_rms_jerk'):.1f} rad/s^3, tracking RMS {mean('tracking_rms'):.4f} rad\n"
-                f"System 1 rate: {rate:.1f} ticks/s of {self.params.rate_hz:g} configured")
+        return (
+            f"chunk seams ({self.params.execution_strategy}): position jump {mean('seam_position_jump'):.4f} rad, "
+            f"velocity jump {mean('seam_velocity_jump'):.3f} rad/s, setpoint RMS jerk "
+            f"{mean('setpoint_rms_jerk'):.1f} rad/s^3, tracking RMS {mean('tracking_rms'):.4f} rad\n"
+            f"System 1 rate: {rate:.1f} ticks/s of {self.params.rate_hz:g} configured"
+        )
 
     def on_success(self, msg) -> None:
         self.outcomes.append(bool(msg.data))
@@ -140,20 +145,26 @@ class Monitor:
         lines.append(f"policy chunks by mode: {modes}")
         lines.append(self.smoothness_line())
         if self.outcomes:
-            lines.append(f"episodes: {len(self.outcomes)}, succeeded {sum(self.outcomes)} "
-                         f"(success rate {sum(self.outcomes) / len(self.outcomes):.2f})")
+            lines.append(
+                f"episodes: {len(self.outcomes)}, succeeded {sum(self.outcomes)} "
+                f"(success rate {sum(self.outcomes) / len(self.outcomes):.2f})"
+            )
         else:
             lines.append("episodes: none finished yet (run longer: --duration)")
         if self.episode_reports:
-            total = {key: sum(int(r[key]) for r in self.episode_reports)
-                     for key in ("commands", "refused_from_last_episode", "refused_all_points_past", "limited_steps")}
+            total = {
+                key: sum(int(r[key]) for r in self.episode_reports)
+                for key in ("commands", "refused_from_last_episode", "refused_all_points_past", "limited_steps")
+            }
             peak = max(float(r["peak_speed_ratio"]) for r in self.episode_reports)
             longest = max(float(r["duration_s"]) for r in self.episode_reports)
-            lines.append(f"simulated arm: {len(self.episode_reports)} episodes of up to {longest:.2f} s, "
-                         f"{total['commands']} commands executed, "
-                         f"{total['refused_from_last_episode']} refused as planned before a reset, "
-                         f"{total['refused_all_points_past']} refused as late, {total['limited_steps']} steps held back "
-                         f"by its hardware limits, peak joint speed {peak:.2f}x its limit")
+            lines.append(
+                f"simulated arm: {len(self.episode_reports)} episodes of up to {longest:.2f} s, "
+                f"{total['commands']} commands executed, "
+                f"{total['refused_from_last_episode']} refused as planned before a reset, "
+                f"{total['refused_all_points_past']} refused as late, {total['limited_steps']} steps held back "
+                f"by its hardware limits, peak joint speed {peak:.2f}x its limit"
+            )
         return "\n".join(lines)
 
 
@@ -164,13 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="overrides checkpoint_path")
     parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
     parser.add_argument("--sim-time", action="store_true", help="the simulator publishes /clock; the nodes follow it")
-    parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
+    parser.add_argument(
+        "--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator"
+    )
     parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's task")
-    parser.add_argument("--scene", choices=SIM_SCENES,
-                        help="overrides the params file's scene")
+    parser.add_argument("--scene", choices=SIM_SCENES, help="overrides the params file's scene")
     args = parser.parse_args(argv)
 
     import rclpy
+
     from video2act_core.ros import resolve_resource
 
     params_file = args.params or default_params_file()
@@ -181,10 +194,17 @@ def main(argv: list[str] | None = None) -> int:
 
     args.logs.mkdir(parents=True, exist_ok=True)
     # What `ros2 launch video2act sim.launch.py` starts, with the same arguments.
-    specs = sim_nodes({"params_file": str(params_file), "checkpoint": str(checkpoint.resolve()),
-                       "use_sim_time": str(args.sim_time).lower(), "backend": args.backend or "",
-                       "task": args.task or "", "scene": args.scene or ""},
-                      share=Path(params_file).resolve().parents[1])
+    specs = sim_nodes(
+        {
+            "params_file": str(params_file),
+            "checkpoint": str(checkpoint.resolve()),
+            "use_sim_time": str(args.sim_time).lower(),
+            "backend": args.backend or "",
+            "task": args.task or "",
+            "scene": args.scene or "",
+        },
+        share=Path(params_file).resolve().parents[1],
+    )
     logs = {spec.executable: open(args.logs / f"{spec.executable.name}.log", "w") for spec in specs}
     processes = [start_spec(spec, logs[spec.executable]) for spec in specs]
     rclpy.init()

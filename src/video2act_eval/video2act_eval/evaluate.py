@@ -50,8 +50,8 @@ from video2act_core.control import (
     build_supervisor,
 )
 from video2act_core.data.frames import CameraInputs, ViewSpec
-from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.devices import limit_cpu_threads
+from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.visualize import OverlayVideo, overlay
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, EpisodeResult, run_episode
@@ -62,9 +62,16 @@ class Video2ActController:
     a System 1 that takes longer than a tick (its inference plus
     `extra_delay_s`, as a slower model or computer would) skips ticks."""
 
-    def __init__(self, policy, supervisor: PolicySupervisor, update_ratio: int, synchronous: bool,
-                 overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
-                 system1_latency_s: float | None = None):
+    def __init__(
+        self,
+        policy,
+        supervisor: PolicySupervisor,
+        update_ratio: int,
+        synchronous: bool,
+        overlay_video: OverlayVideo | None = None,
+        extra_delay_s: float = 0.0,
+        system1_latency_s: float | None = None,
+    ):
         self.policy, self.supervisor = policy, supervisor
         self.update_ratio, self.synchronous = update_ratio, synchronous
         self.overlay_video = overlay_video
@@ -99,8 +106,11 @@ class Video2ActController:
         delay = self.extra_delay_s + (system2 if self.synchronous else 0.0)
         compute = lambda plan: plan.inference_s if self.system1_latency_s is None else self.system1_latency_s
         step = self.supervisor.tick(
-            self.latents, JointStateSample(joint_positions, time_s), now_s=time_s,
-            publish_time=lambda plan: time_s + compute(plan) + delay)
+            self.latents,
+            JointStateSample(joint_positions, time_s),
+            now_s=time_s,
+            publish_time=lambda plan: time_s + compute(plan) + delay,
+        )
         if step.plan is not None and step.mode == Mode.ACTIVE:
             self.system1_s.append(step.plan.inference_s)
         if step.plan is not None:
@@ -110,8 +120,14 @@ class Video2ActController:
         command = step.command
         if command is None:
             return None
-        return Command(command.positions, command.issued_s - time_s, command.stamp_s, command.times_s,
-                       command.velocities, command.hold)
+        return Command(
+            command.positions,
+            command.issued_s - time_s,
+            command.stamp_s,
+            command.times_s,
+            command.velocities,
+            command.hold,
+        )
 
 
 @dataclass
@@ -139,42 +155,88 @@ class Row:
     tracking_rms: float  # rad
 
 
-def evaluate(checkpoint: Path, variant: str, ratio: int, synchronous: bool, seeds: list[int],
-             sim: SimArmParams, params: PolicyParams, episodes: list[dict],
-             overlay_video: OverlayVideo | None = None, extra_delay_s: float = 0.0,
-             system1_latency_s: float | None = None, times: tuple[list, list] | None = None,
-             system2_device: str | None = None) -> Row:
+def evaluate(
+    checkpoint: Path,
+    variant: str,
+    ratio: int,
+    synchronous: bool,
+    seeds: list[int],
+    sim: SimArmParams,
+    params: PolicyParams,
+    episodes: list[dict],
+    overlay_video: OverlayVideo | None = None,
+    extra_delay_s: float = 0.0,
+    system1_latency_s: float | None = None,
+    times: tuple[list, list] | None = None,
+    system2_device: str | None = None,
+) -> Row:
     """One row of the table; appends each episode's result to `episodes`
     and, with `times`, each System 2 and System 1 time measured to its two
     lists (to summarise rows evaluated in parts); draws what System 2 saw at
     each update into `overlay_video`. System 1 runs on `params.device`,
     System 2 on `system2_device` when given."""
-    policy = load_policy(checkpoint, device=system2_device or params.device, seed=params.seed,
-                         system1_device=params.device)
-    limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits, params.joint_upper_limits,
-                                    params.max_joint_velocity)
+    policy = load_policy(
+        checkpoint, device=system2_device or params.device, seed=params.seed, system1_device=params.device
+    )
+    limits = JointLimits.from_lists(
+        params.joint_names, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
+    )
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
     supervisor = build_supervisor(policy.system1, params, limits, start_armed=True)
     if policy.system1.needs_instruction:
         supervisor.planner.instruction = params.instruction or sim.task_instruction  # as the sim node publishes it
-    controller = Video2ActController(policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s,
-                                     system1_latency_s)
-    results = [run_episode(controller, seed, sim, params.action_period_s, policy.system2.config.num_frames,
-                           tick_period_s=1.0 / params.rate_hz, views=ViewSpec.of(policy.system2.config))
-               for seed in seeds]
+    controller = Video2ActController(
+        policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s, system1_latency_s
+    )
+    results = [
+        run_episode(
+            controller,
+            seed,
+            sim,
+            params.action_period_s,
+            policy.system2.config.num_frames,
+            tick_period_s=1.0 / params.rate_hz,
+            views=ViewSpec.of(policy.system2.config),
+        )
+        for seed in seeds
+    ]
     mode = "sync" if synchronous else "async"
     for result in results:
-        episodes.append({"variant": variant, "mode": mode, "update_ratio": ratio,
-                         "strategy": params.execution_strategy, "delay_ms": extra_delay_s * 1e3, **result.__dict__})
+        episodes.append(
+            {
+                "variant": variant,
+                "mode": mode,
+                "update_ratio": ratio,
+                "strategy": params.execution_strategy,
+                "delay_ms": extra_delay_s * 1e3,
+                **result.__dict__,
+            }
+        )
     if times is not None:
         times[0].extend(controller.system2_s)
         times[1].extend(controller.system1_s)
-    return summarise(variant, ratio, synchronous, params.execution_strategy, extra_delay_s, results,
-                     controller.system2_s, controller.system1_s)
+    return summarise(
+        variant,
+        ratio,
+        synchronous,
+        params.execution_strategy,
+        extra_delay_s,
+        results,
+        controller.system2_s,
+        controller.system1_s,
+    )
 
 
-def summarise(variant: str, ratio: int, synchronous: bool, strategy: str, extra_delay_s: float,
-              results: list[EpisodeResult], system2_s: list[float], system1_s: list[float]) -> Row:
+def summarise(
+    variant: str,
+    ratio: int,
+    synchronous: bool,
+    strategy: str,
+    extra_delay_s: float,
+    results: list[EpisodeResult],
+    system2_s: list[float],
+    system1_s: list[float],
+) -> Row:
     """A row from its episodes and the System 2 / System 1 times measured in them."""
     mode = "sync" if synchronous else "async"
     s2 = float(np.median(system2_s)) if system2_s else float("nan")
@@ -183,13 +245,29 @@ def summarise(variant: str, ratio: int, synchronous: bool, strategy: str, extra_
     # beside it, both back to back in the synchronous baseline.
     rate = 1.0 / (s1 + s2) if synchronous else 1.0 / s1
     chunk_rate = sum(r.chunks for r in results) / sum(r.duration_s for r in results)
-    return Row(variant, mode, ratio, strategy, extra_delay_s * 1e3, len(results),
-               float(np.mean([r.success for r in results])), float(np.mean([r.steps for r in results])),
-               float(np.mean([r.final_distance for r in results])), s2 * 1e3, s1 * 1e3, rate, chunk_rate,
-               float(np.mean([r.hold_s for r in results])), sum(r.rejected_commands for r in results),
-               sum(r.limited_steps for r in results), max(r.peak_speed_ratio for r in results),
-               *(float(np.mean([getattr(r, name) for r in results]))
-                 for name in ("seam_position_jump", "seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")))
+    return Row(
+        variant,
+        mode,
+        ratio,
+        strategy,
+        extra_delay_s * 1e3,
+        len(results),
+        float(np.mean([r.success for r in results])),
+        float(np.mean([r.steps for r in results])),
+        float(np.mean([r.final_distance for r in results])),
+        s2 * 1e3,
+        s1 * 1e3,
+        rate,
+        chunk_rate,
+        float(np.mean([r.hold_s for r in results])),
+        sum(r.rejected_commands for r in results),
+        sum(r.limited_steps for r in results),
+        max(r.peak_speed_ratio for r in results),
+        *(
+            float(np.mean([getattr(r, name) for r in results]))
+            for name in ("seam_position_jump", "seam_velocity_jump", "setpoint_rms_jerk", "tracking_rms")
+        ),
+    )
 
 
 def node_update_ratio(params: PolicyParams, params_file: Path) -> int:
@@ -204,8 +282,21 @@ def evaluate_row(call: tuple) -> tuple[Row, list[dict], tuple[list, list]]:
     checkpoint, name, ratio, synchronous, seeds, sim, params, delay, system1_latency, system2_device = call
     episodes: list[dict] = []
     times: tuple[list, list] = ([], [])
-    row = evaluate(checkpoint, name, ratio, synchronous, seeds, sim, params, episodes, None, delay, system1_latency,
-                   times, system2_device)
+    row = evaluate(
+        checkpoint,
+        name,
+        ratio,
+        synchronous,
+        seeds,
+        sim,
+        params,
+        episodes,
+        None,
+        delay,
+        system1_latency,
+        times,
+        system2_device,
+    )
     return row, episodes, times
 
 
@@ -218,8 +309,9 @@ def evaluate_in_processes(calls: list[tuple], jobs: int):
     """`evaluate_row` of every call, `jobs` rows side by side, each process
     with its share of the cores; yields its results in call order."""
     threads = core_share(jobs)
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(
+        jobs, mp_context=multiprocessing.get_context("spawn"), initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
         yield from pool.map(evaluate_row, calls)
 
 
@@ -259,11 +351,16 @@ def write_results(rows: list[Row], episodes: list[dict], out: Path) -> None:
 def plot_execution(rows: list[Row], path: Path, plt) -> None:
     """Success and seam smoothness against the injected System 1 delay, one line per strategy."""
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    panels = (("success_rate", "success rate"), ("seam_position_jump", "seam position jump (rad)"),
-              ("seam_velocity_jump", "seam velocity jump (rad/s)"))
+    panels = (
+        ("success_rate", "success rate"),
+        ("seam_position_jump", "seam position jump (rad)"),
+        ("seam_velocity_jump", "seam velocity jump (rad/s)"),
+    )
     for strategy in dict.fromkeys(r.strategy for r in rows):
-        mine = sorted((r for r in rows if r.strategy == strategy and r.mode == "async" and r.variant == "full"),
-                      key=lambda r: r.delay_ms)
+        mine = sorted(
+            (r for r in rows if r.strategy == strategy and r.mode == "async" and r.variant == "full"),
+            key=lambda r: r.delay_ms,
+        )
         for axis, (field_name, label) in zip(axes, panels):
             axis.plot([r.delay_ms for r in mine], [getattr(r, field_name) for r in mine], marker="o", label=strategy)
             axis.set_xlabel("extra System 1 delay (ms)")
@@ -276,30 +373,38 @@ def plot_execution(rows: list[Row], path: Path, plt) -> None:
 
 
 def format_table(rows: list[Row]) -> str:
-    header = (f"{'variant':<12} {'mode':<5} {'ratio':>5} {'strategy':<17} {'+ms':>4} {'n':>3} {'success':>8} "
-              f"{'steps':>6} {'dist':>6} {'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'chunk/s':>7} {'hold s':>6} {'clip':>5} "
-              f"{'rej':>4} {'seam p':>6} {'seam v':>6} {'jerk':>7} {'track':>6}")
+    header = (
+        f"{'variant':<12} {'mode':<5} {'ratio':>5} {'strategy':<17} {'+ms':>4} {'n':>3} {'success':>8} "
+        f"{'steps':>6} {'dist':>6} {'S2 ms':>7} {'S1 ms':>6} {'Hz':>6} {'chunk/s':>7} {'hold s':>6} {'clip':>5} "
+        f"{'rej':>4} {'seam p':>6} {'seam v':>6} {'jerk':>7} {'track':>6}"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.strategy:<17} {r.delay_ms:>4.0f} "
-                     f"{r.episodes:>3} {r.success_rate:>8.2f} {r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} "
-                     f"{r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} {r.control_rate_hz:>6.1f} "
-                     f"{r.chunk_rate_hz:>7.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
-                     f"{r.seam_position_jump:>6.3f} {r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} "
-                     f"{r.tracking_rms:>6.3f}")
+        lines.append(
+            f"{r.variant:<12} {r.mode:<5} {'1:' + str(r.update_ratio):>5} {r.strategy:<17} {r.delay_ms:>4.0f} "
+            f"{r.episodes:>3} {r.success_rate:>8.2f} {r.mean_steps:>6.1f} {r.mean_final_distance:>6.3f} "
+            f"{r.system2_p50_ms:>7.1f} {r.system1_p50_ms:>6.1f} {r.control_rate_hz:>6.1f} "
+            f"{r.chunk_rate_hz:>7.1f} {r.mean_hold_s:>6.2f} {r.limited_steps:>5} {r.rejected_commands:>4} "
+            f"{r.seam_position_jump:>6.3f} {r.seam_velocity_jump:>6.3f} {r.setpoint_rms_jerk:>7.1f} "
+            f"{r.tracking_rms:>6.3f}"
+        )
     return "\n".join(lines)
 
 
 def format_markdown(rows: list[Row]) -> str:
     """The table as a README takes it."""
-    lines = ["| variant | mode | S2:S1 | strategy | extra delay ms | n | success | final distance | chunks/s | "
-             "seam position jump rad | seam velocity jump rad/s | RMS jerk rad/s^3 | tracking rad |",
-             "|" + " --- |" * 13]
+    lines = [
+        "| variant | mode | S2:S1 | strategy | extra delay ms | n | success | final distance | chunks/s | "
+        "seam position jump rad | seam velocity jump rad/s | RMS jerk rad/s^3 | tracking rad |",
+        "|" + " --- |" * 13,
+    ]
     for r in rows:
-        lines.append(f"| {r.variant} | {r.mode} | 1:{r.update_ratio} | {r.strategy} | {r.delay_ms:.0f} | {r.episodes} | "
-                     f"{r.success_rate:.2f} | {r.mean_final_distance:.3f} | {r.chunk_rate_hz:.1f} | "
-                     f"{r.seam_position_jump:.4f} | {r.seam_velocity_jump:.3f} | {r.setpoint_rms_jerk:.0f} | "
-                     f"{r.tracking_rms:.4f} |")
+        lines.append(
+            f"| {r.variant} | {r.mode} | 1:{r.update_ratio} | {r.strategy} | {r.delay_ms:.0f} | {r.episodes} | "
+            f"{r.success_rate:.2f} | {r.mean_final_distance:.3f} | {r.chunk_rate_hz:.1f} | "
+            f"{r.seam_position_jump:.4f} | {r.seam_velocity_jump:.3f} | {r.setpoint_rms_jerk:.0f} | "
+            f"{r.tracking_rms:.4f} |"
+        )
     return "\n".join(lines)
 
 
@@ -308,35 +413,66 @@ def build_parser() -> argparse.ArgumentParser:
     repo = Path(__file__).resolve().parents[3]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=repo / "checkpoints" / "sim_demo")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=CHECKPOINT",
-                        help="another checkpoint to evaluate at the first ratio (e.g. an ablation)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT",
+        help="another checkpoint to evaluate at the first ratio (e.g. an ablation)",
+    )
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--ratios", type=int, nargs="+",
-                        help="System 2 update every N System 1 ticks (default: the nodes' rate_hz ratio, 30 / 2 = 15)")
+    parser.add_argument(
+        "--ratios",
+        type=int,
+        nargs="+",
+        help="System 2 update every N System 1 ticks (default: the nodes' rate_hz ratio, 30 / 2 = 15)",
+    )
     parser.add_argument("--rate-hz", type=float, help="System 1 ticks per second (default: the policy's rate_hz)")
     parser.add_argument("--sync", action="store_true", help="add the synchronous baseline row")
-    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES,
-                        help="execution strategies to compare (default: the params file's execution_strategy)")
-    parser.add_argument("--delays-ms", type=float, nargs="+", default=[0.0],
-                        help="extra System 1 delay to inject, each a row per strategy (e.g. 0 100 200 400)")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES,
+        help="execution strategies to compare (default: the params file's execution_strategy)",
+    )
+    parser.add_argument(
+        "--delays-ms",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="extra System 1 delay to inject, each a row per strategy (e.g. 0 100 200 400)",
+    )
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
-    parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator")
+    parser.add_argument(
+        "--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's simulator"
+    )
     parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's task")
     parser.add_argument("--instruction", help="the simulator's task instruction (overrides the params file's)")
-    parser.add_argument("--scene", choices=SIM_SCENES,
-                        help="what the simulated camera sees (overrides the params file's)")
+    parser.add_argument(
+        "--scene", choices=SIM_SCENES, help="what the simulated camera sees (overrides the params file's)"
+    )
     parser.add_argument("--camera-noise", type=float, help="sensor noise on the simulated camera (grey levels)")
     parser.add_argument("--camera-flicker", type=float, help="brightness flicker of the simulated camera (1 +- this)")
-    parser.add_argument("--system1-latency-ms", type=float,
-                        help="take System 1 this long in sim time instead of its measured time (load-independent "
-                             "figures, e.g. with --jobs)")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="rows evaluated side by side in this many processes (each gets its share of the cores)")
-    parser.add_argument("--overlay-video", type=Path,
-                        help="write the first row's System 2 updates, maps drawn over the frame, to this video "
-                             "(e.g. runs/eval/overlay.mp4)")
+    parser.add_argument(
+        "--system1-latency-ms",
+        type=float,
+        help="take System 1 this long in sim time instead of its measured time (load-independent "
+        "figures, e.g. with --jobs)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="rows evaluated side by side in this many processes (each gets its share of the cores)",
+    )
+    parser.add_argument(
+        "--overlay-video",
+        type=Path,
+        help="write the first row's System 2 updates, maps drawn over the frame, to this video "
+        "(e.g. runs/eval/overlay.mp4)",
+    )
     return parser
 
 
@@ -344,20 +480,32 @@ def row_calls(args, parser: argparse.ArgumentParser) -> tuple[PolicyParams, list
     """The policy's params and one `evaluate_row` call per row: every ratio,
     strategy and delay, then the synchronous baseline and the variants
     (--ratios defaults to the nodes' update ratio, written back to args)."""
-    overrides = {name: value for name, value in (("camera_noise_std", args.camera_noise),
-                                                 ("camera_flicker", args.camera_flicker), ("backend", args.backend),
-                                                 ("task", args.task), ("task_instruction", args.instruction),
-                                                 ("scene", args.scene))
-                 if value is not None}
+    overrides = {
+        name: value
+        for name, value in (
+            ("camera_noise_std", args.camera_noise),
+            ("camera_flicker", args.camera_flicker),
+            ("backend", args.backend),
+            ("task", args.task),
+            ("task_instruction", args.instruction),
+            ("scene", args.scene),
+        )
+        if value is not None
+    }
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
-    params = node_params(PolicyParams, args.params, "video2act_policy",
-                         {"rate_hz": args.rate_hz} if args.rate_hz else None)
+    params = node_params(
+        PolicyParams, args.params, "video2act_policy", {"rate_hz": args.rate_hz} if args.rate_hz else None
+    )
     args.ratios = args.ratios or [node_update_ratio(params, args.params)]
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     strategies = args.strategies or [params.execution_strategy]
     # (variant, checkpoint, ratio, synchronous, strategy, extra delay in s)
-    runs = [("full", args.checkpoint, ratio, False, strategy, delay / 1e3)
-            for ratio in args.ratios for strategy in strategies for delay in args.delays_ms]
+    runs = [
+        ("full", args.checkpoint, ratio, False, strategy, delay / 1e3)
+        for ratio in args.ratios
+        for strategy in strategies
+        for delay in args.delays_ms
+    ]
     if args.sync:
         runs.append(("full", args.checkpoint, 1, True, strategies[0], 0.0))
     for item in args.variant:
@@ -368,8 +516,21 @@ def row_calls(args, parser: argparse.ArgumentParser) -> tuple[PolicyParams, list
     system1_latency = None if args.system1_latency_ms is None else args.system1_latency_ms / 1e3
     # Each system on its node's device, as the perception and policy nodes run them.
     system2_device = node_params(PerceptionParams, args.params, "video2act_perception").device
-    calls = [(checkpoint, name, ratio, synchronous, seeds, sim, dataclasses.replace(params, execution_strategy=strategy),
-              delay, system1_latency, system2_device) for name, checkpoint, ratio, synchronous, strategy, delay in runs]
+    calls = [
+        (
+            checkpoint,
+            name,
+            ratio,
+            synchronous,
+            seeds,
+            sim,
+            dataclasses.replace(params, execution_strategy=strategy),
+            delay,
+            system1_latency,
+            system2_device,
+        )
+        for name, checkpoint, ratio, synchronous, strategy, delay in runs
+    ]
     return params, calls
 
 
@@ -387,11 +548,34 @@ def evaluate_rows(calls: list[tuple], args, params: PolicyParams) -> tuple[list[
     limit_cpu_threads(params.torch_threads)  # as the policy node runs System 1
     video = OverlayVideo(args.overlay_video, params.rate_hz / args.ratios[0]) if args.overlay_video else None
     try:
-        for index, (checkpoint, name, ratio, synchronous, seeds, sim, row_params, delay, latency,
-                    s2_device) in enumerate(calls):
-            rows.append(evaluate(checkpoint, name, ratio, synchronous, seeds, sim, row_params, episodes,
-                                 video if index == 0 else None, delay, latency,
-                                 system2_device=s2_device))
+        for index, (
+            checkpoint,
+            name,
+            ratio,
+            synchronous,
+            seeds,
+            sim,
+            row_params,
+            delay,
+            latency,
+            s2_device,
+        ) in enumerate(calls):
+            rows.append(
+                evaluate(
+                    checkpoint,
+                    name,
+                    ratio,
+                    synchronous,
+                    seeds,
+                    sim,
+                    row_params,
+                    episodes,
+                    video if index == 0 else None,
+                    delay,
+                    latency,
+                    system2_device=s2_device,
+                )
+            )
             print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     finally:
         if video is not None:
@@ -402,13 +586,17 @@ def evaluate_rows(calls: list[tuple], args, params: PolicyParams) -> tuple[list[
 def print_summary(rows: list[Row], args, params: PolicyParams) -> None:
     """The table, what its short column names mean, and the files written."""
     print(format_table(rows))
-    print("hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
-          "back; rej: commands its controller refused; seam p: mean disagreement of a new chunk with the running "
-          "one where it takes over (rad); seam v: mean setpoint velocity jump there (rad/s); jerk: RMS setpoint jerk "
-          "(rad/s^3); track: RMS tracking error (rad); chunk/s: chunks that reached the arm per second (configured "
-          f"{params.rate_hz:g})")
-    print(f"wrote {args.out / 'results.csv'} (.md), {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
-          + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else ""))
+    print(
+        "hold s: mean time per episode without a chunk; clip: physics steps the arm's hardware limits held it "
+        "back; rej: commands its controller refused; seam p: mean disagreement of a new chunk with the running "
+        "one where it takes over (rad); seam v: mean setpoint velocity jump there (rad/s); jerk: RMS setpoint jerk "
+        "(rad/s^3); track: RMS tracking error (rad); chunk/s: chunks that reached the arm per second (configured "
+        f"{params.rate_hz:g})"
+    )
+    print(
+        f"wrote {args.out / 'results.csv'} (.md), {args.out / 'episodes.csv'} and {args.out / 'results.png'}"
+        + (f" and {args.out / 'execution.png'}" if len(args.delays_ms) > 1 else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,8 +31,11 @@ def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
     """One node process as launch would start it, in a process group of its
     own; its params files are removed by `stop_nodes`."""
     directory = Path(tempfile.mkdtemp(prefix="video2act_"))
-    command = [sys.executable, str(executable_path(spec.executable)),
-               *ros_arguments(spec, write_params_files(spec, directory))]
+    command = [
+        sys.executable,
+        str(executable_path(spec.executable)),
+        *ros_arguments(spec, write_params_files(spec, directory)),
+    ]
     try:
         process = subprocess.Popen(
             command,
@@ -47,8 +50,13 @@ def start_spec(spec: NodeSpec, log_file=None) -> subprocess.Popen:
     return process
 
 
-def start_node(executable: Executable, params_files: str | os.PathLike | list, parameters: dict[str, object] | None = None,
-               log_file=None, namespace: str = "") -> subprocess.Popen:
+def start_node(
+    executable: Executable,
+    params_files: str | os.PathLike | list,
+    parameters: dict[str, object] | None = None,
+    log_file=None,
+    namespace: str = "",
+) -> subprocess.Popen:
     """One node with the params file(s) in order, then `parameters` above every section of them."""
     files = params_files if isinstance(params_files, list) else [params_files]
     return start_spec(NodeSpec(executable, namespace, tuple(str(f) for f in files), dict(parameters or {})), log_file)

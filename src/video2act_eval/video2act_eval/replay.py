@@ -75,8 +75,10 @@ def bag_layout(bag: Path, topics: EpisodeTopics) -> tuple[list[tuple[str, str]],
 
     try:
         with AnyReader([bag]) as reader:
-            cameras = [find_image_connection(reader.connections, topic, str(bag))
-                       for topic in (topics.image, *topics.extra_cameras)]
+            cameras = [
+                find_image_connection(reader.connections, topic, str(bag))
+                for topic in (topics.image, *topics.extra_cameras)
+            ]
             return [(camera.topic, camera.msgtype) for camera in cameras], reader.start_time, reader.end_time
     except EpisodeError:
         raise
@@ -128,8 +130,9 @@ def wait_for_first_latents(node, processes, latents_received: list, args) -> flo
     started = time.monotonic()
     while not latents_received:
         if time.monotonic() - started > args.warmup:
-            raise EpisodeError(f"no latents from perception within {args.warmup} s of its first frame; "
-                           f"see the logs in {args.out}")
+            raise EpisodeError(
+                f"no latents from perception within {args.warmup} s of its first frame; see the logs in {args.out}"
+            )
         if any(process.poll() is not None for process in processes):
             raise EpisodeError(f"a node exited while System 2 warmed up; see the logs in {args.out}")
         rclpy.spin_once(node, timeout_sec=0.05)
@@ -149,10 +152,15 @@ def peak_rss_of(pid: int) -> float:
 def count_modes(modes: list[int], reasons: list[str]) -> dict:
     from video2act_msgs.msg import ActionChunk
 
-    names = {getattr(ActionChunk, name): name[len("MODE_"):].lower() for name in dir(ActionChunk)
-             if name.startswith("MODE_")}
-    return {"modes": dict(Counter(names.get(m, str(m)) for m in modes)),
-            "reasons": dict(Counter(r for r in reasons if r).most_common(10))}
+    names = {
+        getattr(ActionChunk, name): name[len("MODE_") :].lower()
+        for name in dir(ActionChunk)
+        if name.startswith("MODE_")
+    }
+    return {
+        "modes": dict(Counter(names.get(m, str(m)) for m in modes)),
+        "reasons": dict(Counter(r for r in reasons if r).most_common(10)),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,21 +170,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bag", type=Path, required=True)
     parser.add_argument("--checkpoint", type=Path, default=repo / "checkpoints" / "sim_demo")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
-    parser.add_argument("--image-topic", help="camera topic in the bag (default: the params file's); raw or "
-                        "compressed, also found on <topic>/compressed")
+    parser.add_argument(
+        "--image-topic",
+        help="camera topic in the bag (default: the params file's); raw or "
+        "compressed, also found on <topic>/compressed",
+    )
     parser.add_argument("--joint-states-topic", help="sensor_msgs/JointState topic in the bag")
     parser.add_argument("--command-topic", help="the recorded trajectory_msgs/JointTrajectory commands")
     parser.add_argument("--strip-joint-suffix", default="", help="cut this off recorded joint names (e.g. .pos)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback speed (sim time per wall time)")
-    parser.add_argument("--warmup", type=float, default=120.0, help="max seconds to wait for the nodes to start, and then for System 2's first latents")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=120.0,
+        help="max seconds to wait for the nodes to start, and then for System 2's first latents",
+    )
     parser.add_argument("--domain-id", type=int, help="ROS domain of the replay (default: one from the process id)")
-    parser.add_argument("--live-graph", action="store_true",
-                        help="replay in the current ROS domain, visible to other nodes (the policy's commands "
-                             "still go to video2act_replay/*, never to a controller)")
+    parser.add_argument(
+        "--live-graph",
+        action="store_true",
+        help="replay in the current ROS domain, visible to other nodes (the policy's commands "
+        "still go to video2act_replay/*, never to a controller)",
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/replay"))
-    parser.add_argument("--overlay-video", action="store_true",
-                        help="write what System 2 saw (boundaries green, motion red, over the frame) to "
-                             "<out>/overlay.mp4, from perception's debug image")
+    parser.add_argument(
+        "--overlay-video",
+        action="store_true",
+        help="write what System 2 saw (boundaries green, motion red, over the frame) to "
+        "<out>/overlay.mp4, from perception's debug image",
+    )
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
     return parser
 
@@ -248,16 +270,22 @@ def plan_replay(args) -> BagPlan:
     # A missing or corrupt checkpoint fails here, in one line.
     view_cameras = read_manifest(args.checkpoint).vdm.view_cameras
     # The extra cameras the checkpoint's image tokens read, as the params name them.
-    extra_cameras = policy.extra_camera_topics[:max(view_cameras - 1, 0)]
-    topics = EpisodeTopics(args.image_topic or policy.image_topic,
-                           args.joint_states_topic or policy.joint_states_topic,
-                           args.command_topic or policy.trajectory_topic, sim.success_topic, policy.instruction_topic,
-                           tuple(extra_cameras))
+    extra_cameras = policy.extra_camera_topics[: max(view_cameras - 1, 0)]
+    topics = EpisodeTopics(
+        args.image_topic or policy.image_topic,
+        args.joint_states_topic or policy.joint_states_topic,
+        args.command_topic or policy.trajectory_topic,
+        sim.success_topic,
+        policy.instruction_topic,
+        tuple(extra_cameras),
+    )
     cameras, first_ns, last_ns = bag_layout(args.bag, topics)
     camera_type, extra = cameras[0][1], cameras[1:]
     if any(msgtype != camera_type for _, msgtype in extra):
-        raise EpisodeError(f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
-                       "image types; perception takes them all through one image_transport")
+        raise EpisodeError(
+            f"{args.bag}: the cameras {[topic for topic, _ in cameras]} are recorded with different "
+            "image types; perception takes them all through one image_transport"
+        )
     # The commands only (no image is decoded): fails early on unusable
     # joint names or commands, and names them.
     joint_map = JointNameMap(strip_suffix=args.strip_joint_suffix)
@@ -272,14 +300,27 @@ def start_replay_nodes(args, plan: BagPlan) -> tuple[dict, list]:
     # replay topic of their own, so even on a live graph no controller gets
     # them. Reliable images: large frames over best effort are mostly lost.
     extra_topics = [topic.removesuffix(COMPRESSED_SUFFIX) if plan.compressed else topic for topic, _ in plan.extra]
-    common = {"checkpoint_path": str(args.checkpoint.resolve()), "use_sim_time": True,
-              "image_topic": plan.image_topic, "extra_camera_topics": extra_topics,
-              "joint_states_topic": plan.topics.joint_states}
+    common = {
+        "checkpoint_path": str(args.checkpoint.resolve()),
+        "use_sim_time": True,
+        "image_topic": plan.image_topic,
+        "extra_camera_topics": extra_topics,
+        "joint_states_topic": plan.topics.joint_states,
+    }
     overrides = {
-        PERCEPTION: {**common, "image_qos": "reliable", "image_transport": "compressed" if plan.compressed else "raw",
-                     "debug_image_topic": DEBUG_IMAGE_TOPIC if args.overlay_video else ""},
-        POLICY: {**common, "start_armed": True, "trajectory_topic": "video2act_replay/arm_commands",
-                 "gripper_command_topic": "video2act_replay/gripper_commands", "robot_description_topic": ""},
+        PERCEPTION: {
+            **common,
+            "image_qos": "reliable",
+            "image_transport": "compressed" if plan.compressed else "raw",
+            "debug_image_topic": DEBUG_IMAGE_TOPIC if args.overlay_video else "",
+        },
+        POLICY: {
+            **common,
+            "start_armed": True,
+            "trajectory_topic": "video2act_replay/arm_commands",
+            "gripper_command_topic": "video2act_replay/gripper_commands",
+            "robot_description_topic": "",
+        },
     }
     logs = {exe: open(args.out / f"{exe.name}.log", "w") for exe in (PERCEPTION, POLICY)}
     processes = [start_node(exe, args.params, overrides[exe], logs[exe]) for exe in (PERCEPTION, POLICY)]
@@ -315,15 +356,19 @@ class BagPlayer:
         self.clock = node.create_publisher(Clock, "/clock", 10)
         reliable = QoSProfile(depth=30, reliability=QoSReliabilityPolicy.RELIABLE)
         image_type = CompressedImage if plan.compressed else Image
-        publishers = {plan.camera_topic: node.create_publisher(image_type, plan.listen_topic, reliable),
-                      **{topic: node.create_publisher(image_type, topic, reliable) for topic, _ in plan.extra},
-                      plan.topics.joint_states: node.create_publisher(JointState, plan.topics.joint_states, 50)}
+        publishers = {
+            plan.camera_topic: node.create_publisher(image_type, plan.listen_topic, reliable),
+            **{topic: node.create_publisher(image_type, topic, reliable) for topic, _ in plan.extra},
+            plan.topics.joint_states: node.create_publisher(JointState, plan.topics.joint_states, 50),
+        }
         if plan.recorded.instruction:
             # Latched, as on a robot: the policy gets it whenever it subscribes.
-            latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                                 durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+            latched = QoSProfile(
+                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+            )
             node.create_publisher(String, plan.policy.instruction_topic, latched).publish(
-                String(data=plan.recorded.instruction))
+                String(data=plan.recorded.instruction)
+            )
         return publishers
 
     def create_subscriptions(self, args, policy: PolicyParams) -> None:
@@ -337,13 +382,19 @@ class BagPlayer:
         node = self.node
         node.create_subscription(ActionChunk, policy.action_chunk_topic, self.on_chunk, 100)
         if args.overlay_video:
-            video = self.video = OverlayVideo(args.out / "overlay.mp4", fps=node_params(
-                PerceptionParams, args.params, "video2act_perception").rate_hz)
+            video = self.video = OverlayVideo(
+                args.out / "overlay.mp4", fps=node_params(PerceptionParams, args.params, "video2act_perception").rate_hz
+            )
             reliable_debug = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE)
-            node.create_subscription(Image, DEBUG_IMAGE_TOPIC, lambda msg: video.write(
-                decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)), reliable_debug)
-        node.create_subscription(SpatioMotionLatents, policy.latents_topic,
-                                 lambda m: self.latents_latency.append(m.latency), latents_qos())
+            node.create_subscription(
+                Image,
+                DEBUG_IMAGE_TOPIC,
+                lambda msg: video.write(decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)),
+                reliable_debug,
+            )
+        node.create_subscription(
+            SpatioMotionLatents, policy.latents_topic, lambda m: self.latents_latency.append(m.latency), latents_qos()
+        )
 
     def on_chunk(self, msg) -> None:
         from video2act_core.messages import command_from_chunk, stamp_to_ns
@@ -355,8 +406,9 @@ class BagPlayer:
         if command is not None:
             issued_s, trajectory, origin = command
             with contextlib.suppress(TrajectoryRejected):
-                self.setpoints.command(issued_s, trajectory, hold=msg.mode != ActionChunk.MODE_ACTIVE,
-                                       initial_positions=origin)
+                self.setpoints.command(
+                    issued_s, trajectory, hold=msg.mode != ActionChunk.MODE_ACTIVE, initial_positions=origin
+                )
         if msg.mode == ActionChunk.MODE_ACTIVE:
             positions = np.asarray(msg.positions).reshape(msg.horizon, len(msg.joint_names))
             # Points due while the model ran were not sent: the first one sent
@@ -453,8 +505,10 @@ def replay(args) -> int:
         player = BagPlayer(args, plan)
         wait_for_nodes(player, processes, args, plan)
         played, warmup_s, wall_s = play(player, processes, args, plan)
-        peak_rss_mb = {"replay": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                       **{exe.name: peak_rss_of(process.pid) for exe, process in zip((PERCEPTION, POLICY), processes)}}
+        peak_rss_mb = {
+            "replay": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **{exe.name: peak_rss_of(process.pid) for exe, process in zip((PERCEPTION, POLICY), processes)},
+        }
     finally:
         stop_nodes(processes)
         if player is not None:
@@ -472,22 +526,43 @@ def replay(args) -> int:
     return 0
 
 
-def replay_report(args, plan: BagPlan, player: BagPlayer, domain: int | None, played: int, warmup_s: float,
-                  wall_s: float, peak_rss_mb: dict[str, float]) -> dict:
+def replay_report(
+    args,
+    plan: BagPlan,
+    player: BagPlayer,
+    domain: int | None,
+    played: int,
+    warmup_s: float,
+    wall_s: float,
+    peak_rss_mb: dict[str, float],
+) -> dict:
     """report.json: what was played, counts, memory, rates, smoothness,
     latency percentiles and the action errors (or why there are none)."""
     policy, first_ns, last_ns = plan.policy, plan.first_ns, plan.last_ns
-    report = {"bag": str(args.bag), "rate": args.rate, "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
-              "wall_seconds": round(wall_s, 2), "system2_warmup_wall_s": round(warmup_s, 2), "ros_domain_id": domain,
-              "camera_topic": plan.camera_topic, "extra_camera_topics": [topic for topic, _ in plan.extra],
-              "camera_type": plan.camera_type, "messages_played": played, "chunks": len(player.modes),
-              "active_chunks": len(player.chunks), **count_modes(player.modes, player.reasons),
-              "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
-              "execution_strategy": policy.execution_strategy,
-              "system1_chunks_per_s": round(len(player.chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
-              "system1_configured_rate_hz": policy.rate_hz,
-              **{key: value for key, value in player.setpoints.summary().as_dict().items()
-                 if key not in ("tracking_rms", "commands")}}
+    report = {
+        "bag": str(args.bag),
+        "rate": args.rate,
+        "bag_seconds": round((last_ns - first_ns) * 1e-9, 2),
+        "wall_seconds": round(wall_s, 2),
+        "system2_warmup_wall_s": round(warmup_s, 2),
+        "ros_domain_id": domain,
+        "camera_topic": plan.camera_topic,
+        "extra_camera_topics": [topic for topic, _ in plan.extra],
+        "camera_type": plan.camera_type,
+        "messages_played": played,
+        "chunks": len(player.modes),
+        "active_chunks": len(player.chunks),
+        **count_modes(player.modes, player.reasons),
+        "peak_rss_mb": {name: round(value) for name, value in peak_rss_mb.items()},
+        "execution_strategy": policy.execution_strategy,
+        "system1_chunks_per_s": round(len(player.chunks) / max((last_ns - first_ns) * 1e-9, 1e-9), 2),
+        "system1_configured_rate_hz": policy.rate_hz,
+        **{
+            key: value
+            for key, value in player.setpoints.summary().as_dict().items()
+            if key not in ("tracking_rms", "commands")
+        },
+    }
     for name, values in (("system1", player.chunk_latency), ("latents", player.latents_latency)):
         report[f"{name}_latency_p50_ms"], report[f"{name}_latency_p99_ms"] = percentiles_ms(np.asarray(values))
     try:

@@ -18,7 +18,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty
-from video2act_msgs.msg import SpatioMotionLatents
 
 from video2act_core.bringup import PERCEPTION
 from video2act_core.camera_pose import CameraPose, pose_mismatch
@@ -26,12 +25,13 @@ from video2act_core.checkpoint import load_system2, read_manifest
 from video2act_core.clock_offset import ClockOffsets, age_at_arrival
 from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.data.images import COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_rgb8
+from video2act_core.devices import limit_cpu_threads
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
-from video2act_core.devices import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
 from video2act_core.visualize import overlay
+from video2act_msgs.msg import SpatioMotionLatents
 
 
 def cv_bridge():
@@ -54,9 +54,11 @@ class PerceptionNode(ModelNode):
         self.system2 = load_system2(checkpoint, params.device, params.dtype, warn=self.get_logger().warning)
         config = self.system2.config
         if config.view_cameras and config.view_cameras != 1 + len(params.extra_camera_topics):
-            raise ValueError(f"the checkpoint makes image tokens from {config.view_cameras} camera(s) (image_topic "
-                             f"first); extra_camera_topics names {len(params.extra_camera_topics)}: "
-                             f"{params.extra_camera_topics}")
+            raise ValueError(
+                f"the checkpoint makes image tokens from {config.view_cameras} camera(s) (image_topic "
+                f"first); extra_camera_topics names {len(params.extra_camera_topics)}: "
+                f"{params.extra_camera_topics}"
+            )
         self.camera_frame_id = ""
         self.sequence = 0
         self.stats = RecentStats()
@@ -79,17 +81,23 @@ class PerceptionNode(ModelNode):
         self.image_topic = self.camera_topics[0]
         self.cameras = CameraInputs(config.num_frames, params.frame_stride, ViewSpec.of(config), self.camera_topics)
         for camera, topic in enumerate(self.camera_topics):
-            self.create_subscription(message_type, topic, lambda msg, camera=camera: self.on_image(msg, camera),
-                                     image_qos)
+            self.create_subscription(
+                message_type, topic, lambda msg, camera=camera: self.on_image(msg, camera), image_qos
+            )
         if params.extra_camera_topics and not config.view_cameras:
-            self.get_logger().warning(f"extra_camera_topics {params.extra_camera_topics} ignored: the checkpoint "
-                                      "makes no image tokens")
+            self.get_logger().warning(
+                f"extra_camera_topics {params.extra_camera_topics} ignored: the checkpoint makes no image tokens"
+            )
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         # Reliable writers match best-effort viewers and recorders that want every frame.
-        self.debug_publisher = (self.create_publisher(Image, params.debug_image_topic,
-                                                      QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE))
-                                if params.debug_image_topic else None)
+        self.debug_publisher = (
+            self.create_publisher(
+                Image, params.debug_image_topic, QoSProfile(depth=2, reliability=QoSReliabilityPolicy.RELIABLE)
+            )
+            if params.debug_image_topic
+            else None
+        )
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)
         self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
@@ -122,8 +130,9 @@ class PerceptionNode(ModelNode):
 
     def check_camera_pose(self) -> None:
         try:
-            transform = self.tf_buffer.lookup_transform(self.params.base_frame, self.params.camera_frame,
-                                                        rclpy.time.Time())
+            transform = self.tf_buffer.lookup_transform(
+                self.params.base_frame, self.params.camera_frame, rclpy.time.Time()
+            )
         except self.tf_error as error:
             if self.now_ns() > self.camera_pose_deadline_ns:
                 self.camera_pose_timer.cancel()
@@ -131,9 +140,12 @@ class PerceptionNode(ModelNode):
                 self.get_logger().warning(f"camera pose {self.camera_pose_status}")
             return
         self.camera_pose_timer.cancel()
-        problem = pose_mismatch(self.expected_camera_pose, CameraPose.from_transform_stamped(transform),
-                                self.params.camera_pose_tolerance_m,
-                                math.radians(self.params.camera_pose_tolerance_deg))
+        problem = pose_mismatch(
+            self.expected_camera_pose,
+            CameraPose.from_transform_stamped(transform),
+            self.params.camera_pose_tolerance_m,
+            math.radians(self.params.camera_pose_tolerance_deg),
+        )
         self.camera_moved = problem is not None
         self.camera_pose_status = problem or "as in the demonstrations"
         if problem:
@@ -188,8 +200,10 @@ class PerceptionNode(ModelNode):
         newest = clip.stamps_ns[-1]
         age = (self.now_ns() - newest) * 1e-9
         if age > self.params.max_frame_age_s:
-            self.last_problem = (f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
-                                 "not publishing stale latents")
+            self.last_problem = (
+                f"camera stalled: newest frame is {age:.2f} s old (max {self.params.max_frame_age_s}); "
+                "not publishing stale latents"
+            )
             self.get_logger().warning(self.last_problem, throttle_duration_sec=5.0)
             return
         try:
@@ -217,7 +231,8 @@ class PerceptionNode(ModelNode):
     def publish_debug_image(self, header, frame, latents) -> None:
         image = Image(header=header, encoding="rgb8")
         image.height, image.width, image.step, image.data = encode_rgb8(
-            overlay(frame, latents.boundary_map, latents.motion_map))
+            overlay(frame, latents.boundary_map, latents.motion_map)
+        )
         self.debug_publisher.publish(image)
 
     def check_clip_spacing(self, stamps_ns: list[int]) -> None:
@@ -229,21 +244,36 @@ class PerceptionNode(ModelNode):
             self.get_logger().warning(
                 f"clip frames are {spacing * 1e3:.0f} ms apart, the model expects {expected * 1e3:.0f} ms "
                 f"(motion_fps {self.system2.config.motion_fps:g}): set frame_stride so camera rate / frame_stride "
-                "matches it", throttle_duration_sec=30.0)
+                "matches it",
+                throttle_duration_sec=30.0,
+            )
 
     def publish_diagnostics(self) -> None:
-        clocks = [self.clocks.problem(topic, self.params.max_stamp_lead_s, self.params.max_frame_age_s)
-                  for topic in self.camera_topics]
-        problem = "; ".join(text for text in [self.last_problem or (self.camera_pose_status if self.camera_moved
-                                                                    else ""), *clocks] if text)
+        clocks = [
+            self.clocks.problem(topic, self.params.max_stamp_lead_s, self.params.max_frame_age_s)
+            for topic in self.camera_topics
+        ]
+        problem = "; ".join(
+            text
+            for text in [self.last_problem or (self.camera_pose_status if self.camera_moved else ""), *clocks]
+            if text
+        )
         level = DiagnosticStatus.WARN if problem else DiagnosticStatus.OK
-        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 2",
-                                  hardware_id=self.params.checkpoint_path, message=problem or "OK")
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: System 2",
+            hardware_id=self.params.checkpoint_path,
+            message=problem or "OK",
+        )
         p50, p99 = self.stats.percentiles_ms("latency")
-        values = {"latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
-                  "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
-                  "images dropped": self.dropped_images, "sequence": self.sequence,
-                  "camera pose": self.camera_pose_status, **age_at_arrival(self.clocks)}
+        values = {
+            "latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
+            "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
+            "images dropped": self.dropped_images,
+            "sequence": self.sequence,
+            "camera pose": self.camera_pose_status,
+            **age_at_arrival(self.clocks),
+        }
         status.values = [KeyValue(key=key, value=str(value)) for key, value in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

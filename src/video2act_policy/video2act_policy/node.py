@@ -30,7 +30,6 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64MultiArray, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 from video2act_core.bringup import POLICY
 from video2act_core.checkpoint import load_system1
@@ -45,14 +44,19 @@ from video2act_core.control import (
     build_supervisor,
 )
 from video2act_core.data.joint_names import JointStateError, reorder_joint_state
+from video2act_core.devices import limit_cpu_threads
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PolicyParams
-from video2act_core.devices import limit_cpu_threads
 from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
+from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
-_DIAGNOSTIC_LEVEL = {Mode.ACTIVE: DiagnosticStatus.OK, Mode.HOLD: DiagnosticStatus.WARN,
-                     Mode.DISARMED: DiagnosticStatus.WARN, Mode.REJECTED: DiagnosticStatus.ERROR}
+_DIAGNOSTIC_LEVEL = {
+    Mode.ACTIVE: DiagnosticStatus.OK,
+    Mode.HOLD: DiagnosticStatus.WARN,
+    Mode.DISARMED: DiagnosticStatus.WARN,
+    Mode.REJECTED: DiagnosticStatus.ERROR,
+}
 
 
 def duration(seconds: float) -> Duration:
@@ -66,15 +70,15 @@ class PolicyNode(ModelNode):
         self.params = params = declare_params(self, PolicyParams)
         checkpoint = resolve_resource(params.checkpoint_path)
         limit_cpu_threads(params.torch_threads)
-        system1 = load_system1(checkpoint, params.device, params.dtype, params.seed,
-                               warn=self.get_logger().warning)
+        system1 = load_system1(checkpoint, params.device, params.dtype, params.seed, warn=self.get_logger().warning)
         if list(params.joint_names) != system1.joint_names:
             raise ValueError(
                 f"joint_names {params.joint_names} differ from the joints the checkpoint was trained on "
                 f"{system1.joint_names}"
             )
-        self.file_limits = JointLimits.from_lists(params.joint_names, params.joint_lower_limits,
-                                                  params.joint_upper_limits, params.max_joint_velocity)
+        self.file_limits = JointLimits.from_lists(
+            params.joint_names, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
+        )
         self.supervisor = build_supervisor(system1, params, self.file_limits, params.start_armed)
         # The model thread ticks while the executor takes messages and service calls.
         self.lock = threading.Lock()
@@ -94,14 +98,16 @@ class PolicyNode(ModelNode):
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         if params.robot_description_topic:
             # robot_state_publisher latches the URDF: transient local, reliable.
-            latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched = QoSProfile(
+                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
             self.create_subscription(String, params.robot_description_topic, self.on_robot_description, latched)
         if params.instruction:
             self.supervisor.planner.instruction = params.instruction
         if system1.needs_instruction:
-            latched_instruction = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            latched_instruction = QoSProfile(
+                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
             self.create_subscription(String, params.instruction_topic, self.on_instruction, latched_instruction)
         # Reliable, depth 1: the controller wants the newest chunk, and all of it.
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)
@@ -184,8 +190,9 @@ class PolicyNode(ModelNode):
             self.supervisor.planner.instruction = text
         if changed:
             known = self.supervisor.planner.system1.trained_instructions
-            self.get_logger().info(f"task instruction: '{text}'"
-                                   + ("" if text in known else f" (not one it was trained on: {known[:5]})"))
+            self.get_logger().info(
+                f"task instruction: '{text}'" + ("" if text in known else f" (not one it was trained on: {known[:5]})")
+            )
 
     def on_robot_description(self, msg: String) -> None:
         try:
@@ -196,8 +203,10 @@ class PolicyNode(ModelNode):
             return
         with self.lock:
             self.supervisor.set_limits(limits)
-        self.get_logger().info(f"joint limits from the URDF and the params file: lower {limits.lower.tolist()}, "
-                               f"upper {limits.upper.tolist()}, velocity {limits.max_velocity.tolist()}")
+        self.get_logger().info(
+            f"joint limits from the URDF and the params file: lower {limits.lower.tolist()}, "
+            f"upper {limits.upper.tolist()}, velocity {limits.max_velocity.tolist()}"
+        )
 
     def on_arm(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self.lock:
@@ -221,11 +230,14 @@ class PolicyNode(ModelNode):
 
     def plan_and_publish(self) -> None:
         with self.lock:
-            step = self.supervisor.tick(self.latest_latents, self.latest_state, self.now_s(), lambda _plan: self.now_s())
+            step = self.supervisor.tick(
+                self.latest_latents, self.latest_state, self.now_s(), lambda _plan: self.now_s()
+            )
             self.publish_step(step)
         if step.command is not None and step.command.limited:
-            self.get_logger().warning(f"safety envelope limited {step.command.limited} values of a chunk",
-                                   throttle_duration_sec=5.0)
+            self.get_logger().warning(
+                f"safety envelope limited {step.command.limited} values of a chunk", throttle_duration_sec=5.0
+            )
         if self.last_step is None or step.mode != self.last_step.mode:
             # One severity per call site: rclpy refuses a call site whose severity changes.
             message = f"mode {step.mode.name}" + (f": {step.reason}" if step.reason else "")
@@ -251,7 +263,9 @@ class PolicyNode(ModelNode):
             self.gripper_publisher.publish(self.trajectory(command, self.groups.gripper))
         else:
             # A forward command controller takes one position: the next point's.
-            self.gripper_publisher.publish(Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist()))
+            self.gripper_publisher.publish(
+                Float64MultiArray(data=command.positions[0, list(self.groups.gripper)].tolist())
+            )
 
     def trajectory(self, command: JointCommand, columns: tuple[int, ...]) -> JointTrajectory:
         # The simulator also refuses a chunk stamped before its last reset.
@@ -260,8 +274,11 @@ class PolicyNode(ModelNode):
         ns_to_stamp(round(stamp_s * 1e9), msg.header.stamp)
         cols = list(columns)
         msg.points = [
-            JointTrajectoryPoint(positions=positions[cols].tolist(), velocities=velocities[cols].tolist(),
-                                 time_from_start=duration(offset))
+            JointTrajectoryPoint(
+                positions=positions[cols].tolist(),
+                velocities=velocities[cols].tolist(),
+                time_from_start=duration(offset),
+            )
             for positions, velocities, offset in zip(command.positions, command.velocities, times)
         ]
         return msg
@@ -298,15 +315,21 @@ class PolicyNode(ModelNode):
         # An arm that does not follow needs a person, not patience.
         level = DiagnosticStatus.ERROR if self.supervisor.fault else _DIAGNOSTIC_LEVEL[mode]
         message = mode.name + (f": {step.reason}" if step is not None and step.reason else "")
-        clocks = [self.clocks.problem(self.params.joint_states_topic, self.params.max_stamp_lead_s,
-                                      self.params.max_joint_state_age_s),
-                  self.clocks.problem(self.params.latents_topic, self.params.max_stamp_lead_s,
-                                      self.params.max_latents_age_s)]
+        clocks = [
+            self.clocks.problem(
+                self.params.joint_states_topic, self.params.max_stamp_lead_s, self.params.max_joint_state_age_s
+            ),
+            self.clocks.problem(self.params.latents_topic, self.params.max_stamp_lead_s, self.params.max_latents_age_s),
+        ]
         if any(clocks):
             level = max(level, DiagnosticStatus.WARN)
             message += "; " + "; ".join(problem for problem in clocks if problem)
-        status = DiagnosticStatus(level=level, name=f"{self.get_fully_qualified_name()}: System 1",
-                                  hardware_id=self.params.checkpoint_path, message=message)
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: System 1",
+            hardware_id=self.params.checkpoint_path,
+            message=message,
+        )
         inference_p50, inference_p99 = self.stats.percentiles_ms("inference")
         age_p50, _ = self.stats.percentiles_ms("latents_age")
         values = {

@@ -99,12 +99,16 @@ class HardwareLimits:
     max_acceleration: np.ndarray
 
     @classmethod
-    def from_params(cls, sim: SimArmParams) -> "HardwareLimits":
+    def from_params(cls, sim: SimArmParams) -> HardwareLimits:
         """The joint limits the policy reads too, velocities with the hardware margin."""
-        joints = JointLimits.from_lists(sim.joint_names, sim.joint_lower_limits, sim.joint_upper_limits,
-                                        sim.max_joint_velocity)
-        acceleration = (np.asarray(sim.max_joint_acceleration, dtype=np.float64) if sim.max_joint_acceleration
-                        else np.full(len(sim.joint_names), np.inf))
+        joints = JointLimits.from_lists(
+            sim.joint_names, sim.joint_lower_limits, sim.joint_upper_limits, sim.max_joint_velocity
+        )
+        acceleration = (
+            np.asarray(sim.max_joint_acceleration, dtype=np.float64)
+            if sim.max_joint_acceleration
+            else np.full(len(sim.joint_names), np.inf)
+        )
         return cls(joints.lower, joints.upper, joints.max_velocity * (1.0 + sim.hardware_limit_margin), acceleration)
 
 
@@ -126,8 +130,9 @@ class Servos:
         velocity = (positions - state.positions) / dt
         if np.any(np.abs(velocity - wanted) > 1e-9):
             self.limited_steps += 1
-        self.peak_speed_ratio = max(self.peak_speed_ratio, float(np.max(np.abs(velocity) * (1.0 + 1e-12)
-                                                                        / self.limits.max_velocity)))
+        self.peak_speed_ratio = max(
+            self.peak_speed_ratio, float(np.max(np.abs(velocity) * (1.0 + 1e-12) / self.limits.max_velocity))
+        )
         return ArmState(positions, velocity)
 
 
@@ -176,8 +181,15 @@ class KinematicArm:
     cameras = CAMERAS
     time_limit_s = TIME_LIMIT_S
 
-    def __init__(self, joints: int = 6, seed: int = 0, time_constant_s: float = 0.05,
-                 hardware: HardwareLimits | None = None, task: str = "reach", scene: str = "original"):
+    def __init__(
+        self,
+        joints: int = 6,
+        seed: int = 0,
+        time_constant_s: float = 0.05,
+        hardware: HardwareLimits | None = None,
+        task: str = "reach",
+        scene: str = "original",
+    ):
         if joints != 6:
             raise ValueError("the kinematic arm models the 6 joints of an SO-101-like arm")
         if task not in TASKS:
@@ -259,7 +271,11 @@ class KinematicArm:
         lift, elbow = np.meshgrid(np.linspace(-1.6, 0.6, 221), np.linspace(-0.2, 2.6, 281), indexing="ij")
         wrist = np.full_like(lift, HOME[3])
         a1 = lift + np.pi / 2
-        reach = LINK_LENGTHS[0] * np.sin(a1) + LINK_LENGTHS[1] * np.sin(a1 + elbow) + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
+        reach = (
+            LINK_LENGTHS[0] * np.sin(a1)
+            + LINK_LENGTHS[1] * np.sin(a1 + elbow)
+            + LINK_LENGTHS[2] * np.sin(a1 + elbow + wrist)
+        )
         target = self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) if self.moving_target else self.target
         cost = (reach - np.linalg.norm(target)) ** 2 + 1e-3 * ((lift - HOME[1]) ** 2 + (elbow - HOME[2]) ** 2)
         best = np.unravel_index(np.argmin(cost), cost.shape)
@@ -309,7 +325,8 @@ class KinematicArm:
         r0, c0 = to_pixels(self.target + [-half, half])
         r1, c1 = to_pixels(self.target + [half, -half])
         image[max(int(r0), 0) : max(int(r1) + 1, 0), max(int(c0), 0) : max(int(c1) + 1, 0)] = (
-            OTHER_TARGET_COLOUR if self.scene == "object" else TARGET_COLOUR)
+            OTHER_TARGET_COLOUR if self.scene == "object" else TARGET_COLOUR
+        )
         scale = min(height, width) / 96.0
         points = self.joint_points()
         for start, end in zip(points[:-1], points[1:]):

@@ -7,8 +7,14 @@ from __future__ import annotations
 from video2act_sim.arm import HardwareLimits, KinematicArm, SimArm
 
 
-def make_arm(backend: str, joints: int, seed: int, hardware: HardwareLimits | None = None,
-             task: str = "reach", scene: str = "original") -> SimArm:
+def make_arm(
+    backend: str,
+    joints: int,
+    seed: int,
+    hardware: HardwareLimits | None = None,
+    task: str = "reach",
+    scene: str = "original",
+) -> SimArm:
     """The simulated arm of a backend, 'kinematic' or 'mujoco_so101', set up for `task` in `scene`."""
     if backend == "kinematic":
         return KinematicArm(joints, seed=seed, hardware=hardware, task=task, scene=scene)

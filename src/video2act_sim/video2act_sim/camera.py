@@ -25,6 +25,8 @@ def camera_noise_streams(seed: int, arm, params) -> list[np.random.Generator]:
     the arm renders are refused."""
     topics = [params.image_topic, *params.extra_camera_topics]
     if len(topics) > len(arm.cameras):
-        raise ValueError(f"the {params.backend} arm renders cameras {arm.cameras}; image_topic and "
-                         f"extra_camera_topics name {len(topics)}: {topics}")
+        raise ValueError(
+            f"the {params.backend} arm renders cameras {arm.cameras}; image_topic and "
+            f"extra_camera_topics name {len(topics)}: {topics}"
+        )
     return [np.random.default_rng([seed, 1 + camera]) for camera in range(len(topics))]

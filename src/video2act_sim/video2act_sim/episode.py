@@ -20,8 +20,8 @@ from typing import Protocol
 import numpy as np
 
 from video2act_core.control.smoothness import SetpointLog
-from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.data.frames import CameraInputs, ViewSpec
+from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.params import SimArmParams
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits, SimArm
@@ -91,24 +91,45 @@ def run_episode(
     The controller is asked every `tick_period_s` (default: every action
     period, as demonstrations are recorded; a policy node ticks at its rate_hz)
     and reads `num_frames` clips and, with `views`, image-token frames."""
-    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task,
-                   sim.scene)
+    arm = make_arm(sim.backend, len(sim.joint_names), seed, HardwareLimits.from_params(sim), sim.task, sim.scene)
     try:
         camera_rngs = camera_noise_streams(seed, arm, sim)
         if views and views.cameras > len(camera_rngs):
-            raise ValueError(f"image_topic and extra_camera_topics name {len(camera_rngs)} camera(s), the policy "
-                             f"reads {views.cameras}")
+            raise ValueError(
+                f"image_topic and extra_camera_topics name {len(camera_rngs)} camera(s), the policy "
+                f"reads {views.cameras}"
+            )
         inputs = CameraInputs(num_frames, views=views, names=[sim.image_topic, *sim.extra_camera_topics])
-        return _run(arm, controller, seed, sim, action_period_s, inputs, camera_rngs,
-                    arm.time_limit_s if max_duration_s is None else max_duration_s, settle_s,
-                    recorder, tick_period_s or action_period_s)
+        return _run(
+            arm,
+            controller,
+            seed,
+            sim,
+            action_period_s,
+            inputs,
+            camera_rngs,
+            arm.time_limit_s if max_duration_s is None else max_duration_s,
+            settle_s,
+            recorder,
+            tick_period_s or action_period_s,
+        )
     finally:
         arm.close()
 
 
-def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, action_period_s: float,
-         inputs: CameraInputs, camera_rngs: list[np.random.Generator], max_duration_s: float, settle_s: float,
-         recorder: EpisodeRecorder | None, tick_period_s: float) -> EpisodeResult:
+def _run(
+    arm: SimArm,
+    controller: Controller,
+    seed: int,
+    sim: SimArmParams,
+    action_period_s: float,
+    inputs: CameraInputs,
+    camera_rngs: list[np.random.Generator],
+    max_duration_s: float,
+    settle_s: float,
+    recorder: EpisodeRecorder | None,
+    tick_period_s: float,
+) -> EpisodeResult:
     arm.time_s = EPISODE_START_NS * 1e-9
     controller.reset(arm)
     physics_dt = 1.0 / sim.joint_state_rate_hz
@@ -129,8 +150,9 @@ def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, acti
         now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))
         if elapsed >= next_camera - 1e-9:
             for camera, rng in enumerate(camera_rngs):
-                frame = camera_effects(arm.render(sim.image_height, sim.image_width, camera), rng,
-                                       sim.camera_noise_std, sim.camera_flicker)
+                frame = camera_effects(
+                    arm.render(sim.image_height, sim.image_width, camera), rng, sim.camera_noise_std, sim.camera_flicker
+                )
                 inputs.push(camera, now_ns, frame)
                 if recorder:
                     recorder.image(now_ns, frame, camera)
@@ -140,8 +162,11 @@ def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, acti
             if command is None or command.hold:
                 idle_ticks += 1
             if command is not None:
-                times = (command.times_s if command.times_s is not None
-                         else action_period_s * np.arange(1, len(command.points) + 1))
+                times = (
+                    command.times_s
+                    if command.times_s is not None
+                    else action_period_s * np.arange(1, len(command.points) + 1)
+                )
                 stamp = arm.time_s if command.stamp_s is None else command.stamp_s
                 trajectory = Trajectory(stamp, times, command.points, command.velocities)
                 in_transit.append((arm.time_s + command.latency_s, trajectory, command.hold))
@@ -171,7 +196,19 @@ def _run(arm: SimArm, controller: Controller, seed: int, sim: SimArmParams, acti
     distance = arm.distance()
     steps_to_success = int(np.ceil((elapsed if succeeded_at is None else succeeded_at) / action_period_s - 1e-9))
     smooth = setpoints.summary()
-    return EpisodeResult(seed, succeeded_at is not None, steps_to_success, distance, idle_ticks * tick_period_s,
-                         rejected, arm.servos.limited_steps, arm.servos.peak_speed_ratio, elapsed, smooth.commands,
-                         smooth.seam_position_jump, smooth.seam_velocity_jump, smooth.setpoint_rms_jerk,
-                         smooth.tracking_rms)
+    return EpisodeResult(
+        seed,
+        succeeded_at is not None,
+        steps_to_success,
+        distance,
+        idle_ticks * tick_period_s,
+        rejected,
+        arm.servos.limited_steps,
+        arm.servos.peak_speed_ratio,
+        elapsed,
+        smooth.commands,
+        smooth.seam_position_jump,
+        smooth.seam_velocity_jump,
+        smooth.setpoint_rms_jerk,
+        smooth.tracking_rms,
+    )

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.episode import EpisodeTopics
-from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.data.frames import CameraInputs
+from video2act_core.data.rosbag import EpisodeRecorder
 from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 from video2act_sim.manipulation import EXPERT_TIME_CONSTANT_S, MANIPULATION_TASKS
-
 
 # Demonstrations are recorded from this seed on; evaluation uses seeds from 0.
 FIRST_SEED = 1000
@@ -41,8 +40,9 @@ class ScriptedReacher:
     from latents a few steps old.
     """
 
-    def __init__(self, horizon: int, action_period_s: float, max_velocity: np.ndarray | None = None,
-                 time_constant_s: float = 0.3):
+    def __init__(
+        self, horizon: int, action_period_s: float, max_velocity: np.ndarray | None = None, time_constant_s: float = 0.3
+    ):
         self.horizon = horizon
         self.action_period_s = action_period_s
         self.max_step = None if max_velocity is None else np.asarray(max_velocity) * action_period_s
@@ -67,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="directory for one bag per episode")
     parser.add_argument("--episodes", type=int, default=40)
-    parser.add_argument("--first-seed", type=int, default=FIRST_SEED,
-                        help="evaluation uses seeds from 0; keep them apart")
-    parser.add_argument("--params", type=Path, default=Path(__file__).resolve().parents[3] / "config" / "video2act.yaml")
+    parser.add_argument(
+        "--first-seed", type=int, default=FIRST_SEED, help="evaluation uses seeds from 0; keep them apart"
+    )
+    parser.add_argument(
+        "--params", type=Path, default=Path(__file__).resolve().parents[3] / "config" / "video2act.yaml"
+    )
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
@@ -77,16 +80,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instruction", help="the task instruction to record (overrides the params file's)")
     args = parser.parse_args(argv)
 
-    overrides = {name: value for name, value in (("backend", args.backend), ("task", args.task),
-                                                 ("task_instruction", args.instruction)) if value}
+    overrides = {
+        name: value
+        for name, value in (("backend", args.backend), ("task", args.task), ("task_instruction", args.instruction))
+        if value
+    }
     sim = node_params(SimArmParams, args.params, "video2act_sim_arm", overrides or None)
     policy = node_params(PolicyParams, args.params, "video2act_policy")
-    topics = EpisodeTopics(sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic,
-                           sim.instruction_topic, tuple(sim.extra_camera_topics))
+    topics = EpisodeTopics(
+        sim.image_topic,
+        sim.joint_states_topic,
+        sim.trajectory_topic,
+        sim.success_topic,
+        sim.instruction_topic,
+        tuple(sim.extra_camera_topics),
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     # Within the policy node's velocity envelope, with a margin.
-    expert = ScriptedReacher(args.horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity),
-                             EXPERT_TIME_CONSTANT_S if sim.task in MANIPULATION_TASKS else 0.3)
+    expert = ScriptedReacher(
+        args.horizon,
+        policy.action_period_s,
+        0.8 * np.asarray(policy.max_joint_velocity),
+        EXPERT_TIME_CONSTANT_S if sim.task in MANIPULATION_TASKS else 0.3,
+    )
     successes = 0
     for index in range(args.episodes):
         seed = args.first_seed + index

@@ -90,8 +90,12 @@ def draw_layout(rng: np.random.Generator, push: bool = False) -> Layout:
     while True:
         block, goal = (np.array([rng.uniform(*WORKSPACE_X), rng.uniform(*WORKSPACE_Y)]) for _ in range(2))
         behind = block - PUSH_STANDOFF * (goal - block) / max(np.linalg.norm(goal - block), 1e-6)
-        if (np.linalg.norm(goal - block) >= MIN_SEPARATION and reachable(block) and reachable(goal)
-                and (not push or reachable(behind))):
+        if (
+            np.linalg.norm(goal - block) >= MIN_SEPARATION
+            and reachable(block)
+            and reachable(goal)
+            and (not push or reachable(behind))
+        ):
             break
     # Drawn last, so a seed places the block and goal as without it; in view,
     # clear of both and of the push's approach.
@@ -131,8 +135,12 @@ class Carried:
 
 def placed(block: BlockState, goal_centre: np.ndarray, radius: float, jaw_opening: float, carried: Carried) -> bool:
     """At rest on its goal after being carried, released."""
-    return (carried.lifted and float(np.linalg.norm(block.position - goal_centre)) < radius
-            and block.speed < MAX_REST_SPEED and jaw_opening > 0.5)
+    return (
+        carried.lifted
+        and float(np.linalg.norm(block.position - goal_centre)) < radius
+        and block.speed < MAX_REST_SPEED
+        and jaw_opening > 0.5
+    )
 
 
 class Phase(enum.Enum):
@@ -146,8 +154,16 @@ class Phase(enum.Enum):
     RETREAT = enum.auto()
 
 
-_JAW = {Phase.HOVER: JAW_OPEN, Phase.DESCEND: JAW_OPEN, Phase.CLOSE: JAW_CLOSED, Phase.LIFT: JAW_CLOSED,
-        Phase.TRAVERSE: JAW_CLOSED, Phase.LOWER: JAW_CLOSED, Phase.OPEN: JAW_OPEN, Phase.RETREAT: JAW_OPEN}
+_JAW = {
+    Phase.HOVER: JAW_OPEN,
+    Phase.DESCEND: JAW_OPEN,
+    Phase.CLOSE: JAW_CLOSED,
+    Phase.LIFT: JAW_CLOSED,
+    Phase.TRAVERSE: JAW_CLOSED,
+    Phase.LOWER: JAW_CLOSED,
+    Phase.OPEN: JAW_OPEN,
+    Phase.RETREAT: JAW_OPEN,
+}
 _TIMED = {Phase.CLOSE: CLOSE_DECISIONS, Phase.OPEN: OPEN_DECISIONS}
 
 
@@ -169,8 +185,11 @@ class PickPlaceExpert:
         met (call once per decision)."""
         point = self._point(self.phase, grasp, block.position, goal_centre)
         timed = _TIMED.get(self.phase)
-        done = (self.decisions + 1 >= timed if timed else
-                np.linalg.norm(point - grasp) < POSITION_TOLERANCE or self.decisions + 1 >= PHASE_TIMEOUT)
+        done = (
+            self.decisions + 1 >= timed
+            if timed
+            else np.linalg.norm(point - grasp) < POSITION_TOLERANCE or self.decisions + 1 >= PHASE_TIMEOUT
+        )
         self.decisions += 1
         if done and self.phase is not Phase.RETREAT:
             self.phase, self.decisions = list(Phase)[list(Phase).index(self.phase) + 1], 0

@@ -23,8 +23,17 @@ import numpy as np
 from video2act_core.camera_pose import CameraPose
 from video2act_core.trajectory import ControllerSet, Trajectory
 from video2act_sim import manipulation
-from video2act_sim.arm import (LIGHTING_GAIN, SCENES, TASKS, TRACK_HOLD_S, TRACK_LEAD_S, ArmState, HardwareLimits,
-                               Servos, SlidingTarget)
+from video2act_sim.arm import (
+    LIGHTING_GAIN,
+    SCENES,
+    TASKS,
+    TRACK_HOLD_S,
+    TRACK_LEAD_S,
+    ArmState,
+    HardwareLimits,
+    Servos,
+    SlidingTarget,
+)
 from video2act_sim.manipulation import BLOCK_HALF, MANIPULATION_TASKS, BlockState
 
 SCENE = "pick_scene.xml"
@@ -64,11 +73,18 @@ IK_DAMPING = 1e-4
 
 
 class MujocoArm:
-    def __init__(self, joints: int = 6, seed: int = 0, hardware: HardwareLimits | None = None, task: str = "reach",
-                 scene: str = "original"):
+    def __init__(
+        self,
+        joints: int = 6,
+        seed: int = 0,
+        hardware: HardwareLimits | None = None,
+        task: str = "reach",
+        scene: str = "original",
+    ):
         if task not in TASKS + MANIPULATION_TASKS:
-            raise ValueError(f"unknown task '{task}' for the MuJoCo SO-101 scene "
-                             f"({', '.join(TASKS + MANIPULATION_TASKS)})")
+            raise ValueError(
+                f"unknown task '{task}' for the MuJoCo SO-101 scene ({', '.join(TASKS + MANIPULATION_TASKS)})"
+            )
         if scene not in SCENES:
             raise ValueError(f"unknown scene '{scene}' ({', '.join(SCENES)})")
         self.task = task
@@ -127,22 +143,33 @@ class MujocoArm:
         forward = np.subtract(WORKSPACE_CAMERA_AIM, WORKSPACE_CAMERA_POSITION)
         right = np.cross(forward, [0.0, 0.0, 1.0])
         up = np.cross(right, forward)
-        spec.worldbody.add_camera(name=WORKSPACE_CAMERA, pos=list(WORKSPACE_CAMERA_POSITION),
-                                  xyaxes=[*right / np.linalg.norm(right), *up / np.linalg.norm(up)],
-                                  fovy=WORKSPACE_CAMERA_FOVY)
+        spec.worldbody.add_camera(
+            name=WORKSPACE_CAMERA,
+            pos=list(WORKSPACE_CAMERA_POSITION),
+            xyaxes=[*right / np.linalg.norm(right), *up / np.linalg.norm(up)],
+            fovy=WORKSPACE_CAMERA_FOVY,
+        )
         distractor = spec.worldbody.add_body(name="distractor", pos=[0.3, 0.15, BLOCK_HALF])
         distractor.add_freejoint()
-        distractor.add_geom(name="distractor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1,
-                            rgba=DISTRACTOR_RGBA)
+        distractor.add_geom(
+            name="distractor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1, rgba=DISTRACTOR_RGBA
+        )
         if task == "stack":
             support = spec.worldbody.add_body(name="support", pos=[0.2, 0.0, BLOCK_HALF])
             support.add_freejoint()
-            support.add_geom(name="support", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1,
-                             rgba=SUPPORT_RGBA)
+            support.add_geom(
+                name="support", type=mujoco.mjtGeom.mjGEOM_BOX, size=[BLOCK_HALF] * 3, mass=0.1, rgba=SUPPORT_RGBA
+            )
         else:
-            spec.worldbody.add_geom(name="goal", type=mujoco.mjtGeom.mjGEOM_CYLINDER, pos=[0.2, 0.0, 0.0005],
-                                    size=[manipulation.GOAL_RADIUS, 0.0005, 0.0], rgba=GOAL_RGBA, contype=0,
-                                    conaffinity=0)
+            spec.worldbody.add_geom(
+                name="goal",
+                type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+                pos=[0.2, 0.0, 0.0005],
+                size=[manipulation.GOAL_RADIUS, 0.0005, 0.0],
+                rgba=GOAL_RGBA,
+                contype=0,
+                conaffinity=0,
+            )
 
     def _gripper_points(self) -> tuple[np.ndarray, np.ndarray]:
         """In the gripper frame: the point between the jaw pads at the grasp
@@ -169,7 +196,7 @@ class MujocoArm:
                 self.data.qpos[self.support_qpos : self.support_qpos + 3] = self.goal
             else:
                 self.model.geom("goal").pos[:2] = layout.goal
-            self.expert = (manipulation.PushExpert() if self.task == "push" else manipulation.PickPlaceExpert())
+            self.expert = manipulation.PushExpert() if self.task == "push" else manipulation.PickPlaceExpert()
             self.carried = manipulation.Carried(BLOCK_HALF)
         else:
             self.target = np.array([self.rng.uniform(*BLOCK_X), self.rng.uniform(*BLOCK_Y), BLOCK_HALF])
@@ -199,8 +226,12 @@ class MujocoArm:
         """The tracked block where its arc puts it, upright, moving along it."""
         self.data.qpos[self.block_qpos : self.block_qpos + 7] = [*self._on_arc(self.slide.angle), 1.0, 0.0, 0.0, 0.0]
         tangent = np.array([-np.sin(self.slide.angle), np.cos(self.slide.angle), 0.0])
-        self.data.qvel[self.block_dof : self.block_dof + 6] = [*(self.slide.radius * self.slide.speed * tangent),
-                                                                0.0, 0.0, 0.0]
+        self.data.qvel[self.block_dof : self.block_dof + 6] = [
+            *(self.slide.radius * self.slide.speed * tangent),
+            0.0,
+            0.0,
+            0.0,
+        ]
 
     @property
     def state(self) -> ArmState:
@@ -213,7 +244,9 @@ class MujocoArm:
         substeps = max(1, int(round(dt / self.model.opt.timestep)))
         for _ in range(substeps):
             self.time_s += self.model.opt.timestep
-            self.setpoint = self.servos.move(self.setpoint, self.tracker.reference(self.time_s), self.model.opt.timestep)
+            self.setpoint = self.servos.move(
+                self.setpoint, self.tracker.reference(self.time_s), self.model.opt.timestep
+            )
             self.data.ctrl[:] = self.setpoint.positions
             if self.slide is not None:
                 self.slide.step(self.model.opt.timestep)
@@ -222,8 +255,9 @@ class MujocoArm:
             if self.task in MANIPULATION_TASKS:
                 self.carried.update(self.block_state())
             else:
-                self.on_target_s = (self.on_target_s + self.model.opt.timestep if self.distance() < SUCCESS_RADIUS
-                                    else 0.0)
+                self.on_target_s = (
+                    self.on_target_s + self.model.opt.timestep if self.distance() < SUCCESS_RADIUS else 0.0
+                )
 
     def tip(self) -> np.ndarray:
         return self.data.site(GRIPPER_SITE).xpos.copy()
@@ -283,21 +317,27 @@ class MujocoArm:
         where it will be `TRACK_LEAD_S` ahead), gripper shut. Manipulation:
         the pads' point where the task's expert asks, gripper vertical."""
         if self.task not in MANIPULATION_TASKS:
-            goal = (self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) + [0.0, 0.0, BLOCK_HALF]
-                    if self.moving_target else self.grasp_point())
+            goal = (
+                self._on_arc(self.slide.after(TRACK_LEAD_S)[0]) + [0.0, 0.0, BLOCK_HALF]
+                if self.moving_target
+                else self.grasp_point()
+            )
             joints = self._inverse_kinematics(goal)
             joints[ARM_JOINTS] = 0.0
             return joints
         fingertip = getattr(self.expert, "controls_fingertip", False)
-        target = self.expert.target(self.fingertip() if fingertip else self.pads_point(), self.block_state(),
-                                    self._goal_centre())
-        joints = self._inverse_kinematics(target.point, target.jaw_axis,
-                                          self._finger_offset if fingertip else self._pad_offset)
+        target = self.expert.target(
+            self.fingertip() if fingertip else self.pads_point(), self.block_state(), self._goal_centre()
+        )
+        joints = self._inverse_kinematics(
+            target.point, target.jaw_axis, self._finger_offset if fingertip else self._pad_offset
+        )
         joints[ARM_JOINTS] = target.jaw
         return joints
 
-    def _inverse_kinematics(self, point: np.ndarray, jaw_axis: np.ndarray | None = None,
-                            offset: np.ndarray | None = None) -> np.ndarray:
+    def _inverse_kinematics(
+        self, point: np.ndarray, jaw_axis: np.ndarray | None = None, offset: np.ndarray | None = None
+    ) -> np.ndarray:
         """Joint setpoints that hold the gripper frame on `point` (pan, lift,
         elbow, wrist flex; damped least squares), or with `jaw_axis` the
         point `offset` from the gripper frame (in its axes) there with the
@@ -313,12 +353,12 @@ class MujocoArm:
         scratch.qpos[:] = self.data.qpos
         site = model.site(GRIPPER_SITE)
         top_down = jaw_axis is not None
-        dofs = self.joint_dof[:ARM_JOINTS if top_down else 4]
+        dofs = self.joint_dof[: ARM_JOINTS if top_down else 4]
         addresses = [self.joint_qpos[self.joint_dof.index(dof)] for dof in dofs]
         # Within the joints' travel and the hardware limits the servos hold them to.
         low, high = model.jnt_range[[self.model.actuator_trnid[i, 0] for i in range(len(dofs))]].T
-        low = np.maximum(low, self.servos.limits.lower[:len(dofs)])
-        high = np.minimum(high, self.servos.limits.upper[:len(dofs)])
+        low = np.maximum(low, self.servos.limits.lower[: len(dofs)])
+        high = np.minimum(high, self.servos.limits.upper[: len(dofs)])
         position_jacobian, rotation_jacobian = np.zeros((3, model.nv)), np.zeros((3, model.nv))
         if top_down:
             down = np.array([0.0, 0.0, -1.0])

@@ -23,6 +23,7 @@ guard_process_start()
 import sys
 from time import monotonic
 
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.clock import Clock as SteadyClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -30,7 +31,6 @@ from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from std_msgs.msg import Bool, Empty, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
@@ -66,25 +66,33 @@ class SimArmNode(Node):
         # Controllers as ros2_control would run them: one for the arm's joints,
         # and one for the gripper's when the params give it its own.
         self.groups = JointGroups.split(list(params.joint_names), list(params.gripper_joint_names))
-        self.create_subscription(JointTrajectory, params.trajectory_topic,
-                                 lambda msg: self.on_trajectory(msg, self.groups.arm), reliable)
+        self.create_subscription(
+            JointTrajectory, params.trajectory_topic, lambda msg: self.on_trajectory(msg, self.groups.arm), reliable
+        )
         if self.groups.gripper and params.gripper_command_type == "joint_trajectory":
-            self.create_subscription(JointTrajectory, params.gripper_command_topic,
-                                     lambda msg: self.on_trajectory(msg, self.groups.gripper), reliable)
+            self.create_subscription(
+                JointTrajectory,
+                params.gripper_command_topic,
+                lambda msg: self.on_trajectory(msg, self.groups.gripper),
+                reliable,
+            )
         elif self.groups.gripper:
             self.create_subscription(Float64MultiArray, params.gripper_command_topic, self.on_forward_command, reliable)
         self.joint_publisher = self.create_publisher(JointState, params.joint_states_topic, 10)
         # The video camera, then the extra cameras (a wrist camera) in order.
-        self.image_publishers = [self.create_publisher(Image, topic, qos_profile_sensor_data)
-                                 for topic in (params.image_topic, *params.extra_camera_topics)]
+        self.image_publishers = [
+            self.create_publisher(Image, topic, qos_profile_sensor_data)
+            for topic in (params.image_topic, *params.extra_camera_topics)
+        ]
         self.info_publisher = self.create_publisher(CameraInfo, params.camera_info_topic, qos_profile_sensor_data)
         self.success_publisher = self.create_publisher(Bool, params.success_topic, 10)
         self.report_publisher = self.create_publisher(DiagnosticStatus, "video2act/episode_report", 10)
         self.reset_publisher = self.create_publisher(Empty, params.reset_topic, 10)
         self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
         # The task, latched as an operator's `ros2 topic pub` of it would be.
-        latched = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE,
-                             durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
+        latched = QoSProfile(
+            depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+        )
         self.create_publisher(String, params.instruction_topic, latched).publish(String(data=params.task_instruction))
         # Timers on the steady clock: the simulation must keep stepping when
         # it is the one that drives /clock.
@@ -120,8 +128,14 @@ class SimArmNode(Node):
     def start_episode(self, time_s: float) -> None:
         if self.arm is not None:
             self.arm.close()  # a MuJoCo arm's renderer holds a GL context
-        self.arm = make_arm(self.params.backend, len(self.params.joint_names), self.params.seed + self.episode,
-                            self.hardware, self.params.task, self.params.scene)
+        self.arm = make_arm(
+            self.params.backend,
+            len(self.params.joint_names),
+            self.params.seed + self.episode,
+            self.hardware,
+            self.params.task,
+            self.params.scene,
+        )
         self.arm.time_s = self.episode_start_s = time_s
         self.succeeded_at_s = None
         self.counts = {"commands": 0, "refused_from_last_episode": 0, "refused_all_points_past": 0}
@@ -131,8 +145,10 @@ class SimArmNode(Node):
         joint_trajectory_controller without partial goals does."""
         names = [self.params.joint_names[i] for i in joints]
         if sorted(msg.joint_names) != sorted(names):
-            self.get_logger().error(f"rejecting trajectory for joints {list(msg.joint_names)}: "
-                                    f"this controller owns {names}", throttle_duration_sec=5.0)
+            self.get_logger().error(
+                f"rejecting trajectory for joints {list(msg.joint_names)}: this controller owns {names}",
+                throttle_duration_sec=5.0,
+            )
             return
         stamp = stamp_to_seconds(msg.header.stamp)
         if 0 < stamp <= self.episode_start_s:
@@ -141,8 +157,11 @@ class SimArmNode(Node):
         try:
             order = [list(msg.joint_names).index(name) for name in names]
             positions = [[point.positions[i] for i in order] for point in msg.points]
-            velocities = ([[point.velocities[i] for i in order] for point in msg.points]
-                          if all(len(point.velocities) for point in msg.points) else None)
+            velocities = (
+                [[point.velocities[i] for i in order] for point in msg.points]
+                if all(len(point.velocities) for point in msg.points)
+                else None
+            )
             times = [stamp_to_seconds(point.time_from_start) for point in msg.points]
             self.arm.command(Trajectory(stamp, times, positions, velocities), joints)
             self.counts["commands"] += 1
@@ -155,8 +174,10 @@ class SimArmNode(Node):
     def on_forward_command(self, msg: Float64MultiArray) -> None:
         """A forward command controller: the position applies at once."""
         if len(msg.data) != len(self.groups.gripper):
-            self.get_logger().error(f"rejecting gripper command of {len(msg.data)} values for "
-                                    f"{len(self.groups.gripper)} joints", throttle_duration_sec=5.0)
+            self.get_logger().error(
+                f"rejecting gripper command of {len(msg.data)} values for {len(self.groups.gripper)} joints",
+                throttle_duration_sec=5.0,
+            )
             return
         try:
             self.arm.command(Trajectory(0.0, [1e-3], [list(msg.data)]), self.groups.gripper)
@@ -197,15 +218,24 @@ class SimArmNode(Node):
         if settled or now - self.episode_start_s >= (self.params.episode_time_limit_s or self.arm.time_limit_s):
             success = self.succeeded_at_s is not None
             self.success_publisher.publish(Bool(data=success))
-            report = {"seed": self.params.seed + self.episode, "success": success,
-                      "start_ns": int(round(self.episode_start_s * 1e9)), "duration_s": round(now - self.episode_start_s, 3),
-                      "final_distance": round(self.arm.distance(), 4), **self.counts,
-                      "limited_steps": self.arm.servos.limited_steps,
-                      "peak_speed_ratio": round(self.arm.servos.peak_speed_ratio, 3)}
-            self.report_publisher.publish(DiagnosticStatus(
-                level=DiagnosticStatus.OK if success else DiagnosticStatus.WARN, name=f"episode {self.episode}",
-                message="success" if success else "failure",
-                values=[KeyValue(key=key, value=str(value)) for key, value in report.items()]))
+            report = {
+                "seed": self.params.seed + self.episode,
+                "success": success,
+                "start_ns": int(round(self.episode_start_s * 1e9)),
+                "duration_s": round(now - self.episode_start_s, 3),
+                "final_distance": round(self.arm.distance(), 4),
+                **self.counts,
+                "limited_steps": self.arm.servos.limited_steps,
+                "peak_speed_ratio": round(self.arm.servos.peak_speed_ratio, 3),
+            }
+            self.report_publisher.publish(
+                DiagnosticStatus(
+                    level=DiagnosticStatus.OK if success else DiagnosticStatus.WARN,
+                    name=f"episode {self.episode}",
+                    message="success" if success else "failure",
+                    values=[KeyValue(key=key, value=str(value)) for key, value in report.items()],
+                )
+            )
             self.get_logger().info(f"episode {self.episode}: " + ", ".join(f"{k} {v}" for k, v in report.items()))
             self.episode += 1
             self.start_episode(now)
@@ -220,8 +250,12 @@ class SimArmNode(Node):
             msg.header.stamp = stamp
             msg.header.frame_id = self.params.camera_frame if camera == 0 else self.arm.cameras[camera]
             msg.encoding = "rgb8"
-            frame = camera_effects(self.arm.render(self.params.image_height, self.params.image_width, camera), rng,
-                                   self.params.camera_noise_std, self.params.camera_flicker)
+            frame = camera_effects(
+                self.arm.render(self.params.image_height, self.params.image_width, camera),
+                rng,
+                self.params.camera_noise_std,
+                self.params.camera_flicker,
+            )
             msg.height, msg.width, msg.step, msg.data = encode_rgb8(frame)
             publisher.publish(msg)
             if camera == 0:

@@ -86,8 +86,15 @@ class SafetyEnvelope:
     """Turns requested joint targets into commands that respect the limits,
     and remembers the command in force to bound the next one."""
 
-    def __init__(self, limits: JointLimits, period_s: float, state_margin: float = 0.05, lead_s: float = 0.02,
-                 follow_lag_s: float = 0.1, unfollowed: np.ndarray | None = None):
+    def __init__(
+        self,
+        limits: JointLimits,
+        period_s: float,
+        state_margin: float = 0.05,
+        lead_s: float = 0.02,
+        follow_lag_s: float = 0.1,
+        unfollowed: np.ndarray | None = None,
+    ):
         self.limits = limits
         self.period_s = period_s
         self.state_margin = state_margin
@@ -108,7 +115,9 @@ class SafetyEnvelope:
         """Why a measured state is not trusted to plan from, or ''."""
         if positions.shape != self.limits.lower.shape or not np.all(np.isfinite(positions)):
             return f"joint state {positions.tolist()} is not finite"
-        outside = (positions < self.limits.lower - self.state_margin) | (positions > self.limits.upper + self.state_margin)
+        outside = (positions < self.limits.lower - self.state_margin) | (
+            positions > self.limits.upper + self.state_margin
+        )
         if np.any(outside):
             joints = [name for name, out in zip(self.limits.joint_names, outside) if out]
             return f"joint state outside the limits for {joints}: {positions[outside].tolist()}"
@@ -124,8 +133,9 @@ class SafetyEnvelope:
         overshoot stays below 0.33 max_velocity * period. Targets are
         clamped to these limits, so the setpoint never crosses the real ones."""
         margin = 0.35 * self.limits.max_velocity * self.period_s
-        middle = np.where(np.isfinite(self.limits.lower + self.limits.upper),
-                          (self.limits.lower + self.limits.upper) / 2, 0.0)
+        middle = np.where(
+            np.isfinite(self.limits.lower + self.limits.upper), (self.limits.lower + self.limits.upper) / 2, 0.0
+        )
         return np.minimum(self.limits.lower + margin, middle), np.maximum(self.limits.upper - margin, middle)
 
     def setpoint(self, now_s: float) -> np.ndarray | None:
@@ -171,13 +181,13 @@ class SafetyEnvelope:
             low, high = self.reachable(previous - step, previous + step, measured, reach)
             previous = np.clip(target, low, high)
             positions[i] = previous
-        limited = int(np.sum(np.abs(positions - targets) > TOLERANCE) if np.all(np.isfinite(targets))
-                      else targets.size)
+        limited = int(np.sum(np.abs(positions - targets) > TOLERANCE) if np.all(np.isfinite(targets)) else targets.size)
         return self._issue(planned_s, times, start, positions, durations, limited, hold=False, issued_s=issued_s)
 
     @staticmethod
-    def reachable(low: np.ndarray, high: np.ndarray, measured: np.ndarray,
-                  reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def reachable(
+        low: np.ndarray, high: np.ndarray, measured: np.ndarray, reach: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The part of the step interval [low, high] within `reach` of the
         measured positions; where they do not meet, the end of the step
         interval nearest to the arm (the step bound is never broken)."""
@@ -194,12 +204,16 @@ class SafetyEnvelope:
         within the velocity limit (one period at least)."""
         target = np.clip(measured, self.limits.lower, self.limits.upper)
         setpoint = self.setpoint(issued_s)
-        duration = self.period_s if setpoint is None else max(
-            self.period_s, float(np.max(np.abs(target - setpoint) / self.limits.max_velocity)))
+        duration = (
+            self.period_s
+            if setpoint is None
+            else max(self.period_s, float(np.max(np.abs(target - setpoint) / self.limits.max_velocity)))
+        )
         self.forget()
         times = np.array([issued_s + duration - stamp_s])
-        return self._issue(stamp_s, times, target, target[None].copy(), np.array([duration]), 0, hold=True,
-                           issued_s=issued_s)
+        return self._issue(
+            stamp_s, times, target, target[None].copy(), np.array([duration]), 0, hold=True, issued_s=issued_s
+        )
 
     def hold(self, issued_s: float) -> JointCommand | None:
         """Stop at the setpoint in force, never at a measured state (which may
@@ -210,13 +224,31 @@ class SafetyEnvelope:
         if start is None:
             return None
         times = np.array([issued_s + self.period_s - self._stamp_s])
-        return self._issue(self._stamp_s, times, start, start[None].copy(), np.array([self.period_s]), 0, hold=True,
-                           issued_s=issued_s)
+        return self._issue(
+            self._stamp_s, times, start, start[None].copy(), np.array([self.period_s]), 0, hold=True, issued_s=issued_s
+        )
 
-    def _issue(self, stamp_s: float, times: np.ndarray, start: np.ndarray, positions: np.ndarray,
-               durations: np.ndarray, limited: int, hold: bool, issued_s: float) -> JointCommand:
-        command = JointCommand(stamp_s, times, positions, point_velocities(start, positions, durations), limited, hold,
-                               start.copy(), issued_s)
+    def _issue(
+        self,
+        stamp_s: float,
+        times: np.ndarray,
+        start: np.ndarray,
+        positions: np.ndarray,
+        durations: np.ndarray,
+        limited: int,
+        hold: bool,
+        issued_s: float,
+    ) -> JointCommand:
+        command = JointCommand(
+            stamp_s,
+            times,
+            positions,
+            point_velocities(start, positions, durations),
+            limited,
+            hold,
+            start.copy(),
+            issued_s,
+        )
         if self._tracker is None:
             self._tracker = TrajectoryTracker(start)
         self._tracker.command(Trajectory(stamp_s, times, positions, command.velocities), issued_s)
@@ -225,8 +257,9 @@ class SafetyEnvelope:
         return command
 
 
-def envelope_violations(command: JointCommand, previous_setpoint: np.ndarray | None, limits: JointLimits,
-                        tolerance: float = 1e-6) -> list[str]:
+def envelope_violations(
+    command: JointCommand, previous_setpoint: np.ndarray | None, limits: JointLimits, tolerance: float = 1e-6
+) -> list[str]:
     """Everything wrong with a published command, for tests and monitors:
     non-finite values, positions outside the limits, steps (from the
     previous command's setpoint, then point to point) or point velocities

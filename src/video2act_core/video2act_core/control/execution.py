@@ -70,8 +70,9 @@ class LatencyEstimator:
 
 
 class ExecutionStrategy:
-    def __init__(self, name: str, period_s: float, horizon: int, lead_s: float = 0.0,
-                 ensemble_weight_decay: float = 0.01):
+    def __init__(
+        self, name: str, period_s: float, horizon: int, lead_s: float = 0.0, ensemble_weight_decay: float = 0.01
+    ):
         if name not in STRATEGIES:
             raise ValueError(f"execution_strategy must be one of {STRATEGIES}, got '{name}'")
         self.name, self.period_s, self.horizon, self.lead_s = name, period_s, horizon, lead_s
@@ -87,8 +88,9 @@ class ExecutionStrategy:
         """Nothing planned before carries over (a reset, a hold, re-arming)."""
         self._chunks.clear()
 
-    def prior(self, command_in_force: TrajectoryTracker | None, command_end_s: float,
-              planned_s: float) -> ChunkPrior | None:
+    def prior(
+        self, command_in_force: TrajectoryTracker | None, command_end_s: float, planned_s: float
+    ) -> ChunkPrior | None:
         """RTC's target for a chunk planned at `planned_s`: the command in
         force sampled at the chunk's times, frozen for the steps due before
         the estimated take-over, softly after, free once it has ended."""

@@ -15,6 +15,6 @@ class JointGroups:
     gripper: tuple[int, ...]
 
     @classmethod
-    def split(cls, joint_names: list[str], gripper_joint_names: list[str]) -> "JointGroups":
+    def split(cls, joint_names: list[str], gripper_joint_names: list[str]) -> JointGroups:
         gripper = tuple(joint_names.index(name) for name in gripper_joint_names)
         return cls(tuple(i for i in range(len(joint_names)) if i not in gripper), gripper)

@@ -25,14 +25,20 @@ class JointLimits:
     continuous: np.ndarray
 
     @classmethod
-    def unknown(cls, joint_names: list[str]) -> "JointLimits":
+    def unknown(cls, joint_names: list[str]) -> JointLimits:
         joints = len(joint_names)
-        return cls(tuple(joint_names), np.full(joints, -np.inf), np.full(joints, np.inf), np.full(joints, np.inf),
-                   np.zeros(joints, dtype=bool))
+        return cls(
+            tuple(joint_names),
+            np.full(joints, -np.inf),
+            np.full(joints, np.inf),
+            np.full(joints, np.inf),
+            np.zeros(joints, dtype=bool),
+        )
 
     @classmethod
-    def from_lists(cls, joint_names: list[str], lower: list[float], upper: list[float],
-                   max_velocity: list[float]) -> "JointLimits":
+    def from_lists(
+        cls, joint_names: list[str], lower: list[float], upper: list[float], max_velocity: list[float]
+    ) -> JointLimits:
         """Limits from the params file's lists; an empty list leaves that limit unknown.
 
         Raises:
@@ -49,9 +55,13 @@ class JointLimits:
                 raise ValueError(f"{name} needs {joints} values (one per joint), got {len(values)}")
             return np.asarray(values, dtype=np.float64)
 
-        result = cls(limits.joint_names, array("joint_lower_limits", lower, limits.lower),
-                     array("joint_upper_limits", upper, limits.upper),
-                     array("max_joint_velocity", max_velocity, limits.max_velocity), limits.continuous)
+        result = cls(
+            limits.joint_names,
+            array("joint_lower_limits", lower, limits.lower),
+            array("joint_upper_limits", upper, limits.upper),
+            array("max_joint_velocity", max_velocity, limits.max_velocity),
+            limits.continuous,
+        )
         if np.any(result.lower > result.upper):
             raise ValueError("joint_lower_limits exceed joint_upper_limits")
         if np.any(~(result.max_velocity > 0)):
@@ -59,7 +69,7 @@ class JointLimits:
         return result
 
     @classmethod
-    def from_urdf(cls, urdf: str, joint_names: list[str]) -> "JointLimits":
+    def from_urdf(cls, urdf: str, joint_names: list[str]) -> JointLimits:
         """The `<limit>` of each of our joints in a URDF; joints it lacks stay unknown.
 
         Raises:
@@ -70,8 +80,12 @@ class JointLimits:
         except ElementTree.ParseError as error:
             raise ValueError(f"robot_description is not valid URDF XML: {error}") from error
         limits = cls.unknown(joint_names)
-        lower, upper, velocity, continuous = (limits.lower.copy(), limits.upper.copy(), limits.max_velocity.copy(),
-                                              limits.continuous.copy())
+        lower, upper, velocity, continuous = (
+            limits.lower.copy(),
+            limits.upper.copy(),
+            limits.max_velocity.copy(),
+            limits.continuous.copy(),
+        )
         joints = {joint.get("name"): joint for joint in root.iter("joint")}
         for i, name in enumerate(joint_names):
             joint = joints.get(name)
@@ -87,7 +101,7 @@ class JointLimits:
                 velocity[i] = float(limit.get("velocity"))
         return cls(limits.joint_names, lower, upper, velocity, continuous)
 
-    def tighter(self, other: "JointLimits") -> "JointLimits":
+    def tighter(self, other: JointLimits) -> JointLimits:
         """Both sets at once: the higher lower bound, the lower upper one.
 
         Raises:
@@ -97,14 +111,21 @@ class JointLimits:
         empty = [name for name, low, high in zip(self.joint_names, lower, upper) if low > high]
         if empty:
             raise ValueError(f"the params file's and the URDF's limits leave no range for joints {empty}")
-        return JointLimits(self.joint_names, lower, upper, np.minimum(self.max_velocity, other.max_velocity),
-                           self.continuous | other.continuous)
+        return JointLimits(
+            self.joint_names,
+            lower,
+            upper,
+            np.minimum(self.max_velocity, other.max_velocity),
+            self.continuous | other.continuous,
+        )
 
     def missing(self) -> str:
         """Why these limits cannot drive a robot, or '' when they can."""
-        no_position = [name for name, low, high, free in
-                       zip(self.joint_names, self.lower, self.upper, self.continuous)
-                       if not free and not (np.isfinite(low) and np.isfinite(high))]
+        no_position = [
+            name
+            for name, low, high, free in zip(self.joint_names, self.lower, self.upper, self.continuous)
+            if not free and not (np.isfinite(low) and np.isfinite(high))
+        ]
         no_velocity = [name for name, v in zip(self.joint_names, self.max_velocity) if not np.isfinite(v)]
         problems = []
         if no_position:
@@ -113,5 +134,7 @@ class JointLimits:
             problems.append(f"no velocity limits for {no_velocity}")
         if not problems:
             return ""
-        return ("; ".join(problems) + ": set joint_lower_limits, joint_upper_limits and max_joint_velocity, "
-                "or publish a URDF on robot_description")
+        return (
+            "; ".join(problems) + ": set joint_lower_limits, joint_upper_limits and max_joint_velocity, "
+            "or publish a URDF on robot_description"
+        )

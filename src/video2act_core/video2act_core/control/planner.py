@@ -70,8 +70,10 @@ class ChunkPlanner:
     ):
         trained = system1.config.num_train_timesteps
         if num_inference_steps is not None and not 1 <= num_inference_steps <= trained:
-            raise ValueError(f"num_inference_steps {num_inference_steps} must lie in [1, {trained}], the "
-                             "checkpoint's training timesteps")
+            raise ValueError(
+                f"num_inference_steps {num_inference_steps} must lie in [1, {trained}], the "
+                "checkpoint's training timesteps"
+            )
         self.system1 = system1
         self.action_period_s = action_period_s
         self.max_latents_age_s = max_latents_age_s
@@ -109,8 +111,10 @@ class ChunkPlanner:
             return f"joint state is {age:.2f} s old (max {self.max_joint_state_age_s})"
         if self.system1.needs_instruction and not self.instruction:
             known = self.system1.trained_instructions
-            return (f"no task instruction (the checkpoint knows {len(known)}: {known[:3]}); "
-                    "publish one (std_msgs/String, transient local) on instruction_topic")
+            return (
+                f"no task instruction (the checkpoint knows {len(known)}: {known[:3]}); "
+                "publish one (std_msgs/String, transient local) on instruction_topic"
+            )
         if latents is None:
             return "no latents from perception since start-up or the last reset"
         age = now_s - latents.stamp_ns * 1e-9
@@ -120,18 +124,27 @@ class ChunkPlanner:
             return f"latents are {age:.2f} s old (max {self.max_latents_age_s})"
         return self.check_latents(latents)
 
-    def plan(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
-             prior: ChunkPrior | None = None) -> Plan:
+    def plan(
+        self,
+        latents: LatentsSample | None,
+        state: JointStateSample | None,
+        now_s: float,
+        prior: ChunkPrior | None = None,
+    ) -> Plan:
         """A chunk for `now_s`, inpainted toward `prior` when one is given."""
         age = float("nan") if latents is None else now_s - latents.stamp_ns * 1e-9
         problem = self.input_problem(latents, state, now_s)
         if problem:
             return Plan(Mode.HOLD, problem, None, latents, age, 0.0)
         started = time.perf_counter()
-        chunk = self.system1.act(latents.latents, state.positions, self.num_inference_steps,
-                                 prior=None if prior is None else prior.positions,
-                                 prior_weights=None if prior is None else prior.weights,
-                                 instruction=self.instruction)
+        chunk = self.system1.act(
+            latents.latents,
+            state.positions,
+            self.num_inference_steps,
+            prior=None if prior is None else prior.positions,
+            prior_weights=None if prior is None else prior.weights,
+            instruction=self.instruction,
+        )
         inference = time.perf_counter() - started
         if not np.all(np.isfinite(chunk)):
             return Plan(Mode.REJECTED, "action head produced NaN or Inf", None, latents, age, inference)

@@ -61,8 +61,14 @@ class SetpointLog:
         self._advance(now_s)
         self._errors.append(positions - self._controllers.reference(now_s))
 
-    def command(self, now_s: float, trajectory: Trajectory, joints: tuple[int, ...] | None = None,
-                hold: bool = False, initial_positions: np.ndarray | None = None) -> None:
+    def command(
+        self,
+        now_s: float,
+        trajectory: Trajectory,
+        joints: tuple[int, ...] | None = None,
+        hold: bool = False,
+        initial_positions: np.ndarray | None = None,
+    ) -> None:
         """A command taking over at `now_s`, for the controller of `joints`
         (all when None). Without a measured state yet, `initial_positions`
         start the log (replay: the command's own origin).
@@ -97,6 +103,10 @@ class SetpointLog:
             jumps = [np.linalg.norm(velocity[k - 1] - velocity[k - 2]) for k in self._seams if 2 <= k <= len(velocity)]
             jerk = np.diff(setpoints, n=3, axis=0) / dt**3
         mean = lambda values: float(np.mean(values)) if len(values) else 0.0
-        return Smoothness(self._commands, mean(self._disagreements), mean(jumps),
-                          float(np.sqrt(np.mean(jerk**2))) if jerk.size else 0.0,
-                          float(np.sqrt(np.mean(np.square(self._errors)))) if self._errors else float("nan"))
+        return Smoothness(
+            self._commands,
+            mean(self._disagreements),
+            mean(jumps),
+            float(np.sqrt(np.mean(jerk**2))) if jerk.size else 0.0,
+            float(np.sqrt(np.mean(np.square(self._errors)))) if self._errors else float("nan"),
+        )

@@ -14,17 +14,17 @@ executing needs a person, and chunks sent meanwhile would only pile up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
+
 from video2act_core.control.envelope import JointCommand, SafetyEnvelope
 from video2act_core.control.execution import ExecutionStrategy
 from video2act_core.control.limits import JointLimits
 from video2act_core.control.planner import ChunkPlanner, JointStateSample, LatentsSample, Mode, Plan
 from video2act_core.control.watchdog import FollowWatchdog
 from video2act_core.params import PolicyParams
-
 
 # How finely the watchdog sees the setpoints between ticks.
 WATCH_STEP_S = 0.01
@@ -39,8 +39,14 @@ class Step:
 
 
 class PolicySupervisor:
-    def __init__(self, planner: ChunkPlanner, envelope: SafetyEnvelope, start_armed: bool,
-                 execution: ExecutionStrategy | None = None, watchdog: FollowWatchdog | None = None):
+    def __init__(
+        self,
+        planner: ChunkPlanner,
+        envelope: SafetyEnvelope,
+        start_armed: bool,
+        execution: ExecutionStrategy | None = None,
+        watchdog: FollowWatchdog | None = None,
+    ):
         self.planner = planner
         self.envelope = envelope
         self.execution = execution or ExecutionStrategy("replace", envelope.period_s, planner.system1.config.horizon)
@@ -90,8 +96,13 @@ class PolicySupervisor:
         if self.watchdog is not None:
             self.watchdog.reset()
 
-    def tick(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
-             publish_time: Callable[[Plan], float] | None = None) -> Step:
+    def tick(
+        self,
+        latents: LatentsSample | None,
+        state: JointStateSample | None,
+        now_s: float,
+        publish_time: Callable[[Plan], float] | None = None,
+    ) -> Step:
         """One System 1 step at `now_s`. `publish_time` tells when the chunk
         of a plan will be sent, after inference: points due by then are
         dropped, and the rest is bounded from where the setpoint is then,
@@ -99,8 +110,13 @@ class PolicySupervisor:
         self._note_setpoints(now_s)
         return self._watch(self._decide(latents, state, now_s, publish_time), now_s)
 
-    def _decide(self, latents: LatentsSample | None, state: JointStateSample | None, now_s: float,
-                publish_time: Callable[[Plan], float] | None) -> Step:
+    def _decide(
+        self,
+        latents: LatentsSample | None,
+        state: JointStateSample | None,
+        now_s: float,
+        publish_time: Callable[[Plan], float] | None,
+    ) -> Step:
         limits_problem = self.envelope.limits.missing()
         if not self.armed and self._arm_when_possible and not limits_problem:
             self.armed = True
@@ -121,7 +137,9 @@ class PolicySupervisor:
         plan = None
         if not untrusted:
             # A chunk's points are timed from the state it is planned from.
-            prior = self.execution.prior(*self.envelope.command_in_force(), state.stamp_s) if state is not None else None
+            prior = (
+                self.execution.prior(*self.envelope.command_in_force(), state.stamp_s) if state is not None else None
+            )
             plan = self.planner.plan(latents, state, now_s, prior)
         mode, reason = (Mode.HOLD, untrusted) if plan is None else (plan.mode, plan.reason)
         issued = now_s
@@ -168,13 +186,29 @@ class PolicySupervisor:
 def build_supervisor(system1, params: PolicyParams, limits: JointLimits, start_armed: bool) -> PolicySupervisor:
     """Planner, envelope, execution strategy and watchdog as the policy
     parameters set them: the node and the closed-loop evaluation run the same."""
-    planner = ChunkPlanner(system1, params.action_period_s, params.max_latents_age_s, params.max_joint_state_age_s,
-                           params.num_inference_steps, params.max_stamp_lead_s)
+    planner = ChunkPlanner(
+        system1,
+        params.action_period_s,
+        params.max_latents_age_s,
+        params.max_joint_state_age_s,
+        params.num_inference_steps,
+        params.max_stamp_lead_s,
+    )
     grippers = np.isin(params.joint_names, params.gripper_joint_names)
-    envelope = SafetyEnvelope(limits, params.action_period_s, params.state_limit_margin, params.command_lead_s,
-                              params.follow_lag_s, unfollowed=grippers)
-    execution = ExecutionStrategy(params.execution_strategy, params.action_period_s, system1.config.horizon,
-                                  params.command_lead_s, params.ensemble_weight_decay)
-    watchdog = FollowWatchdog(params.follow_lag_s, params.follow_tolerance, params.follow_timeout_s,
-                              unwatched=grippers)
+    envelope = SafetyEnvelope(
+        limits,
+        params.action_period_s,
+        params.state_limit_margin,
+        params.command_lead_s,
+        params.follow_lag_s,
+        unfollowed=grippers,
+    )
+    execution = ExecutionStrategy(
+        params.execution_strategy,
+        params.action_period_s,
+        system1.config.horizon,
+        params.command_lead_s,
+        params.ensemble_weight_decay,
+    )
+    watchdog = FollowWatchdog(params.follow_lag_s, params.follow_tolerance, params.follow_timeout_s, unwatched=grippers)
     return PolicySupervisor(planner, envelope, start_armed, execution, watchdog)

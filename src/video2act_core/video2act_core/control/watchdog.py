@@ -11,8 +11,9 @@ from collections import deque
 
 import numpy as np
 
-NOT_FOLLOWING_HINT = ("the controller is not executing our trajectories: rejected joints? wrong topic? "
-                      "controller not active?")
+NOT_FOLLOWING_HINT = (
+    "the controller is not executing our trajectories: rejected joints? wrong topic? controller not active?"
+)
 
 
 class FollowWatchdog:
@@ -25,8 +26,9 @@ class FollowWatchdog:
 
     def __init__(self, lag_s: float, tolerance: float, timeout_s: float, unwatched: np.ndarray | None = None):
         if lag_s < 0 or tolerance <= 0 or timeout_s <= 0:
-            raise ValueError(f"watchdog needs lag_s >= 0, tolerance > 0 and timeout_s > 0, got {lag_s}, "
-                             f"{tolerance}, {timeout_s}")
+            raise ValueError(
+                f"watchdog needs lag_s >= 0, tolerance > 0 and timeout_s > 0, got {lag_s}, {tolerance}, {timeout_s}"
+            )
         self.lag_s, self.tolerance, self.timeout_s = lag_s, tolerance, timeout_s
         # Joints that may stop short of their setpoint by design (a gripper on an object).
         self.unwatched = unwatched
@@ -78,5 +80,7 @@ class FollowWatchdog:
         if stamp_s - self._since_s < self.timeout_s:
             return ""
         worst = int(np.argmax(error))
-        return (f"{NOT_FOLLOWING_HINT} {joint_names[worst]} is {error[worst]:.2f} rad from its setpoint "
-                f"(tolerance {self.tolerance}) for {stamp_s - self._since_s:.2f} s")
+        return (
+            f"{NOT_FOLLOWING_HINT} {joint_names[worst]} is {error[worst]:.2f} rad from its setpoint "
+            f"(tolerance {self.tolerance}) for {stamp_s - self._since_s:.2f} s"
+        )

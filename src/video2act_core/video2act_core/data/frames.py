@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+
 def clip_frame_indices(newest: int, num_frames: int, stride: int) -> np.ndarray:
     """Indices of the clip ending at frame `newest`, oldest first. Before an
     episode has enough frames its first one repeats: training builds its
@@ -82,7 +83,7 @@ class ViewSpec:
     spacing_ns: int
 
     @classmethod
-    def of(cls, config) -> "ViewSpec | None":
+    def of(cls, config) -> ViewSpec | None:
         """From a System 2 config (`VDMEncoderConfig`); None without image tokens."""
         if not config.view_cameras:
             return None
@@ -129,8 +130,7 @@ class CameraInputs:
     and, for image tokens, each camera's recent frames (the video camera's
     first); `names` say which camera is which in messages."""
 
-    def __init__(self, num_frames: int, stride: int = 1, views: ViewSpec | None = None,
-                 names: list[str] | None = None):
+    def __init__(self, num_frames: int, stride: int = 1, views: ViewSpec | None = None, names: list[str] | None = None):
         self.clips = FrameBuffer(num_frames, stride)
         self.views = [ViewBuffer(views.history, views.spacing_ns) for _ in range(views.cameras)] if views else []
         self.names = names or [f"camera {i}" for i in range(max(1, len(self.views)))]
@@ -161,7 +161,13 @@ class CameraInputs:
                 return None, [], f"waiting for a frame on {name} at or before the newest on {self.names[0]}"
             lag = (newest - frames.stamps_ns[-1]) * 1e-9
             if lag > max_lag_s:
-                return None, [], (f"camera {name} stalled: its newest frame is {lag:.2f} s older than "
-                                  f"{self.names[0]}'s (max {max_lag_s}); not publishing stale latents")
+                return (
+                    None,
+                    [],
+                    (
+                        f"camera {name} stalled: its newest frame is {lag:.2f} s older than "
+                        f"{self.names[0]}'s (max {max_lag_s}); not publishing stale latents"
+                    ),
+                )
             views.append(frames)
         return clip, views, ""

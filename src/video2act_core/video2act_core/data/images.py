@@ -87,7 +87,9 @@ def encode_compressed(frame: np.ndarray, file_format: str = "jpeg", quality: int
     if file_format not in COMPRESSED_FORMATS:
         raise ValueError(f"file_format must be one of {COMPRESSED_FORMATS}, got '{file_format}'")
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(buffer, format=file_format.upper(), quality=quality)
+    Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).save(
+        buffer, format=file_format.upper(), quality=quality
+    )
     kind = "jpeg compressed bgr8" if file_format == "jpeg" else "compressed png"
     return f"rgb8; {kind}", buffer.getvalue()
 

@@ -103,8 +103,10 @@ def _episode_files_v3(root: Path, info: dict, camera: str, is_video: bool) -> li
         video, start = None, 0.0
         if is_video:
             video = root / info["video_path"].format(
-                video_key=camera, chunk_index=row[f"videos/{camera}/chunk_index"],
-                file_index=row[f"videos/{camera}/file_index"])
+                video_key=camera,
+                chunk_index=row[f"videos/{camera}/chunk_index"],
+                file_index=row[f"videos/{camera}/file_index"],
+            )
             start = row[f"videos/{camera}/from_timestamp"]
         files.append(_EpisodeFiles(row["episode_index"], root / data, video, start))
     return files
@@ -127,8 +129,9 @@ def _read_rows(files: _EpisodeFiles, columns: list[str], shared_file: bool) -> d
     return table.to_pydict()
 
 
-def _decode_video(files: _EpisodeFiles, row_times_s: np.ndarray, fps: float,
-                  frame_size: tuple[int, int] | None) -> np.ndarray:
+def _decode_video(
+    files: _EpisodeFiles, row_times_s: np.ndarray, fps: float, frame_size: tuple[int, int] | None
+) -> np.ndarray:
     """A frame for each row, the one nearest its time; decodes from the key
     frame before the episode's first row to its last, not the whole file."""
     import av
@@ -160,8 +163,10 @@ def _decode_video(files: _EpisodeFiles, row_times_s: np.ndarray, fps: float,
     # A video may end one frame early; that last row is dropped by the caller.
     late = np.abs(row_times_s - times[nearest]) > tolerance
     if late[:-1].any():
-        raise EpisodeError(f"episode {files.index}: no video frame within {tolerance:.3f} s of row "
-                       f"{int(np.argmax(late))} ({len(frames)} frames for {len(row_times_s)} rows)")
+        raise EpisodeError(
+            f"episode {files.index}: no video frame within {tolerance:.3f} s of row "
+            f"{int(np.argmax(late))} ({len(frames)} frames for {len(row_times_s)} rows)"
+        )
     return np.stack([frames[i] for i in nearest[: len(nearest) - int(late[-1])]])
 
 
@@ -179,7 +184,10 @@ def _decode_images(encoded: list[dict], frame_size: tuple[int, int] | None, wher
 
 
 def read_lerobot_dataset(
-    root: str | Path, joint_names: list[str], camera: str | None = None, frame_size: tuple[int, int] | None = None,
+    root: str | Path,
+    joint_names: list[str],
+    camera: str | None = None,
+    frame_size: tuple[int, int] | None = None,
     joint_name_map: JointNameMap | None = None,
 ) -> list[Episode]:
     """Every episode of a dataset; `camera` picks a camera key (default: the
@@ -221,8 +229,10 @@ def read_lerobot_dataset(
         if tasks:
             indices = set(table["task_index"][:rows])
             if len(indices) > 1:
-                raise EpisodeError(f"{files.data_path}: an episode with several tasks {sorted(indices)}; "
-                               "one task per episode is supported")
+                raise EpisodeError(
+                    f"{files.data_path}: an episode with several tasks {sorted(indices)}; "
+                    "one task per episode is supported"
+                )
             instruction = tasks.get(int(indices.pop()), "")
         episodes.append(Episode(stamps, frames, stamps, states, stamps, actions, success, instruction=instruction))
     return episodes

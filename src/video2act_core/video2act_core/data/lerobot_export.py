@@ -98,9 +98,9 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.episode import Episode, EpisodeError, EpisodeTopics
-from video2act_core.data.rosbag import read_episode
 from video2act_core.data.images import COMPRESSED_SUFFIX
 from video2act_core.data.joint_names import JointNameMap
+from video2act_core.data.rosbag import read_episode
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE, DATA_FILES_SIZE_IN_MB, VIDEO_FILES_SIZE_IN_MB = 1000, 100, 200
@@ -109,7 +109,12 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 STATE_KEY, ACTION_KEY, SUCCESS_KEY, IMAGE_PREFIX = "observation.state", "action", "next.success", "observation.images."
 DEFAULT_FEATURES = {  # what lerobot adds to every dataset, in its order
-    "timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64"}
+    "timestamp": "float32",
+    "frame_index": "int64",
+    "episode_index": "int64",
+    "index": "int64",
+    "task_index": "int64",
+}
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 QUANTILE_BINS = 5000
 CRF = 30
@@ -216,11 +221,16 @@ def feature_stats(batch: np.ndarray) -> dict[str, np.ndarray]:
     count = len(batch)
     if count < 2:
         mean = np.mean(batch, axis=0)
-        stats = {"min": batch.min(0), "max": batch.max(0), "mean": mean, "std": np.std(batch, axis=0),
-                 "count": np.array([count])}
+        stats = {
+            "min": batch.min(0),
+            "max": batch.max(0),
+            "mean": mean,
+            "std": np.std(batch, axis=0),
+            "count": np.array([count]),
+        }
         return {**stats, **{_quantile_key(q): mean.copy() for q in QUANTILES}}
     mean = np.mean(batch, axis=0)
-    mean_of_squares = np.mean(batch ** 2, axis=0)
+    mean_of_squares = np.mean(batch**2, axis=0)
     low, high = batch.min(0), batch.max(0)
     numeric = batch.astype(np.uint8) if batch.dtype == bool else batch  # as np.histogram converts booleans
     quantiles = {_quantile_key(q): [] for q in QUANTILES}
@@ -229,8 +239,14 @@ def feature_stats(batch: np.ndarray) -> dict[str, np.ndarray]:
         histogram = np.histogram(numeric[:, column], bins=edges)[0].astype(np.float64)
         for q in QUANTILES:
             quantiles[_quantile_key(q)].append(_quantile(histogram, edges, q * count))
-    return {"min": low, "max": high, "mean": mean, "std": np.sqrt(np.maximum(0, mean_of_squares - mean ** 2)),
-            "count": np.array([count]), **{key: np.array(values) for key, values in quantiles.items()}}
+    return {
+        "min": low,
+        "max": high,
+        "mean": mean,
+        "std": np.sqrt(np.maximum(0, mean_of_squares - mean**2)),
+        "count": np.array([count]),
+        **{key: np.array(values) for key, values in quantiles.items()},
+    }
 
 
 def _quantile_key(q: float) -> str:
@@ -239,7 +255,7 @@ def _quantile_key(q: float) -> str:
 
 def sample_indices(length: int) -> np.ndarray:
     """Which frames lerobot's image stats look at (compute_stats.sample_indices)."""
-    samples = length if length < 100 else max(100, min(int(length ** 0.75), 10_000))
+    samples = length if length < 100 else max(100, min(int(length**0.75), 10_000))
     return np.round(np.linspace(0, length - 1, samples)).astype(int)
 
 
@@ -253,8 +269,10 @@ def image_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
         factor = int(width / 150) if width > height else int(height / 150)
         sampled = sampled[:, ::factor, ::factor]
     stats = feature_stats(sampled.reshape(-1, sampled.shape[-1]).astype(np.float64))
-    return {key: value if key == "count" else (value / 255.0).reshape(-1, 1, 1)
-            for key, value in {**stats, "count": np.array([len(sampled)])}.items()}
+    return {
+        key: value if key == "count" else (value / 255.0).reshape(-1, 1, 1)
+        for key, value in {**stats, "count": np.array([len(sampled)])}.items()
+    }
 
 
 def aggregate_stats(episodes: list[dict[str, dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
@@ -271,11 +289,17 @@ def aggregate_stats(episodes: list[dict[str, dict[str, np.ndarray]]]) -> dict[st
             counts = np.expand_dims(counts, -1)
         mean = (means * counts).sum(axis=0) / total
         variance = ((variances + (means - mean) ** 2) * counts).sum(axis=0) / total
-        aggregated[key] = {"min": np.min(np.stack([p["min"] for p in parts]), axis=0),
-                           "max": np.max(np.stack([p["max"] for p in parts]), axis=0),
-                           "mean": mean, "std": np.sqrt(variance), "count": total,
-                           **{_quantile_key(q): (np.stack([p[_quantile_key(q)] for p in parts]) * counts).sum(axis=0)
-                              / total for q in QUANTILES}}
+        aggregated[key] = {
+            "min": np.min(np.stack([p["min"] for p in parts]), axis=0),
+            "max": np.max(np.stack([p["max"] for p in parts]), axis=0),
+            "mean": mean,
+            "std": np.sqrt(variance),
+            "count": total,
+            **{
+                _quantile_key(q): (np.stack([p[_quantile_key(q)] for p in parts]) * counts).sum(axis=0) / total
+                for q in QUANTILES
+            },
+        }
     return aggregated
 
 
@@ -318,8 +342,11 @@ class _VideoFiles:
         self.container = self.stream = self.shape = None
 
     def path(self, chunk: int | None = None, file: int | None = None) -> Path:
-        return self.root / VIDEO_PATH.format(video_key=self.key, chunk_index=self.chunk if chunk is None else chunk,
-                                             file_index=self.file if file is None else file)
+        return self.root / VIDEO_PATH.format(
+            video_key=self.key,
+            chunk_index=self.chunk if chunk is None else chunk,
+            file_index=self.file if file is None else file,
+        )
 
     def _open(self) -> None:
         import av
@@ -338,8 +365,10 @@ class _VideoFiles:
         if self.shape is None:
             self.shape = frames.shape[1:]
         elif frames.shape[1:] != self.shape:
-            raise EpisodeError(f"{self.key}: frames of {frames.shape[2]}x{frames.shape[1]} after episodes of "
-                           f"{self.shape[1]}x{self.shape[0]}; a camera's frames must keep one size")
+            raise EpisodeError(
+                f"{self.key}: frames of {frames.shape[2]}x{frames.shape[1]} after episodes of "
+                f"{self.shape[1]}x{self.shape[0]}; a camera's frames must keep one size"
+            )
         if self.container is None:
             self._open()
         first = self.frames_in_file
@@ -348,11 +377,14 @@ class _VideoFiles:
             picture.pts, picture.time_base = self.frames_in_file, Fraction(1, self.fps)
             self.container.mux(self.stream.encode(picture))
             self.frames_in_file += 1
-        reference = {f"videos/{self.key}/chunk_index": self.chunk, f"videos/{self.key}/file_index": self.file,
-                     f"videos/{self.key}/from_timestamp": first / self.fps,
-                     f"videos/{self.key}/to_timestamp": self.frames_in_file / self.fps}
+        reference = {
+            f"videos/{self.key}/chunk_index": self.chunk,
+            f"videos/{self.key}/file_index": self.file,
+            f"videos/{self.key}/from_timestamp": first / self.fps,
+            f"videos/{self.key}/to_timestamp": self.frames_in_file / self.fps,
+        }
         # The encoder holds some frames back: the file lags (or is not there yet).
-        if self.path().is_file() and self.path().stat().st_size >= self.limit_mb * 1024 ** 2:
+        if self.path().is_file() and self.path().stat().st_size >= self.limit_mb * 1024**2:
             self.close()
         return reference
 
@@ -374,10 +406,16 @@ def video_info(path: Path) -> dict:
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        info = {"video.height": stream.height, "video.width": stream.width,
-                "video.codec": stream.codec.canonical_name, "video.pix_fmt": stream.pix_fmt,
-                "video.is_depth_map": False, "video.fps": int(stream.base_rate),
-                "video.channels": 3, "has_audio": bool(container.streams.audio)}
+        info = {
+            "video.height": stream.height,
+            "video.width": stream.width,
+            "video.codec": stream.codec.canonical_name,
+            "video.pix_fmt": stream.pix_fmt,
+            "video.is_depth_map": False,
+            "video.fps": int(stream.base_rate),
+            "video.channels": 3,
+            "has_audio": bool(container.streams.audio),
+        }
     return info
 
 
@@ -395,17 +433,35 @@ def write_tasks(path: Path, tasks: list[str]) -> None:
     index = "__index_level_0__"
     pandas_metadata = {
         "index_columns": [index],
-        "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
-                            "metadata": {"encoding": "UTF-8"}}],
-        "columns": [{"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
-                     "numpy_type": "int64", "metadata": None},
-                    {"name": None, "field_name": index, "pandas_type": "unicode", "numpy_type": "object",
-                     "metadata": None}],
-        "attributes": {}, "creator": {"library": "pyarrow", "version": pa.__version__}}
-    schema = pa.schema([("task_index", pa.int64()), (index, pa.large_string())],
-                       metadata={b"pandas": json.dumps(pandas_metadata).encode()})
-    pq.write_table(pa.table([pa.array(range(len(tasks)), pa.int64()), pa.array(tasks, pa.large_string())],
-                            schema=schema), path)
+        "column_indexes": [
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
+        ],
+        "columns": [
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {"name": None, "field_name": index, "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+        ],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+    }
+    schema = pa.schema(
+        [("task_index", pa.int64()), (index, pa.large_string())],
+        metadata={b"pandas": json.dumps(pandas_metadata).encode()},
+    )
+    pq.write_table(
+        pa.table([pa.array(range(len(tasks)), pa.int64()), pa.array(tasks, pa.large_string())], schema=schema), path
+    )
 
 
 class LeRobotWriter:
@@ -413,10 +469,19 @@ class LeRobotWriter:
     here; it must not exist). `cameras` are the observation.images.* names,
     the video camera first; `has_success` adds next.success."""
 
-    def __init__(self, root: str | Path, fps: int, joint_names: list[str], cameras: list[str], has_success: bool,
-                 robot_type: str | None = None, codec: str | None = None, crf: int = CRF,
-                 data_files_size_in_mb: float = DATA_FILES_SIZE_IN_MB,
-                 video_files_size_in_mb: float = VIDEO_FILES_SIZE_IN_MB):
+    def __init__(
+        self,
+        root: str | Path,
+        fps: int,
+        joint_names: list[str],
+        cameras: list[str],
+        has_success: bool,
+        robot_type: str | None = None,
+        codec: str | None = None,
+        crf: int = CRF,
+        data_files_size_in_mb: float = DATA_FILES_SIZE_IN_MB,
+        video_files_size_in_mb: float = VIDEO_FILES_SIZE_IN_MB,
+    ):
         import pyarrow as pa
 
         if int(fps) != fps or fps < 1:
@@ -428,28 +493,39 @@ class LeRobotWriter:
         self.keys = [IMAGE_PREFIX + camera for camera in cameras]
         self.codec = video_codec() if codec is None else codec
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration to stderr otherwise
-        self.videos = [_VideoFiles(self.root, key, self.fps, self.codec, crf, video_files_size_in_mb)
-                       for key in self.keys]
+        self.videos = [
+            _VideoFiles(self.root, key, self.fps, self.codec, crf, video_files_size_in_mb) for key in self.keys
+        ]
         self.data_limit_mb, self.video_limit_mb = data_files_size_in_mb, video_files_size_in_mb
         vector = pa.list_(pa.float32(), len(self.joint_names))
         fields = [(STATE_KEY, vector), (ACTION_KEY, vector)] + ([(SUCCESS_KEY, pa.bool_())] if has_success else [])
-        fields += [(name, pa.float32() if dtype == "float32" else pa.int64())
-                   for name, dtype in DEFAULT_FEATURES.items()]
-        hf_features = {STATE_KEY: _hf_feature("float32", len(self.joint_names)),
-                       ACTION_KEY: _hf_feature("float32", len(self.joint_names)),
-                       **({SUCCESS_KEY: _hf_feature("bool")} if has_success else {}),
-                       **{name: _hf_feature(dtype) for name, dtype in DEFAULT_FEATURES.items()}}
+        fields += [
+            (name, pa.float32() if dtype == "float32" else pa.int64()) for name, dtype in DEFAULT_FEATURES.items()
+        ]
+        hf_features = {
+            STATE_KEY: _hf_feature("float32", len(self.joint_names)),
+            ACTION_KEY: _hf_feature("float32", len(self.joint_names)),
+            **({SUCCESS_KEY: _hf_feature("bool")} if has_success else {}),
+            **{name: _hf_feature(dtype) for name, dtype in DEFAULT_FEATURES.items()},
+        }
         # What Hugging Face datasets stores with the table (lerobot writes through it).
-        self.schema = pa.schema(fields, metadata={
-            b"huggingface": json.dumps({"info": {"features": hf_features}}).encode()})
+        self.schema = pa.schema(
+            fields, metadata={b"huggingface": json.dumps({"info": {"features": hf_features}}).encode()}
+        )
         self.data_writer, self.data_chunk, self.data_file, self.data_mb = None, 0, -1, 0.0
         self.episodes: list[dict] = []
         self.episode_stats: list[dict] = []
         self.tasks: list[str] = []
         self.total_frames = 0
 
-    def add_episode(self, frames: list[np.ndarray], states: np.ndarray, actions: np.ndarray, task: str,
-                    success: np.ndarray | None = None) -> int:
+    def add_episode(
+        self,
+        frames: list[np.ndarray],
+        states: np.ndarray,
+        actions: np.ndarray,
+        task: str,
+        success: np.ndarray | None = None,
+    ) -> int:
         """One episode: per camera (N, H, W, 3) uint8 frames, (N, J) states
         and actions, the task, per-row next.success. Its episode_index."""
         import pyarrow as pa
@@ -463,17 +539,25 @@ class LeRobotWriter:
         if task not in self.tasks:
             self.tasks.append(task)
         columns = {
-            STATE_KEY: np.asarray(states, np.float32), ACTION_KEY: np.asarray(actions, np.float32),
+            STATE_KEY: np.asarray(states, np.float32),
+            ACTION_KEY: np.asarray(actions, np.float32),
             **({SUCCESS_KEY: np.asarray(success, bool)} if self.has_success else {}),
             "timestamp": np.arange(rows) / self.fps,  # float64 in the stats, float32 in the table (as lerobot)
-            "frame_index": np.arange(rows, dtype=np.int64), "episode_index": np.full(rows, index, np.int64),
+            "frame_index": np.arange(rows, dtype=np.int64),
+            "episode_index": np.full(rows, index, np.int64),
             "index": np.arange(self.total_frames, self.total_frames + rows, dtype=np.int64),
             "task_index": np.full(rows, self.tasks.index(task), np.int64),
         }
         joints = len(self.joint_names)
-        table = pa.table([pa.FixedSizeListArray.from_arrays(pa.array(columns[name].reshape(-1)), joints)
-                          if name in (STATE_KEY, ACTION_KEY) else pa.array(columns[name]).cast(field.type)
-                          for name, field in zip(self.schema.names, self.schema)], schema=self.schema)
+        table = pa.table(
+            [
+                pa.FixedSizeListArray.from_arrays(pa.array(columns[name].reshape(-1)), joints)
+                if name in (STATE_KEY, ACTION_KEY)
+                else pa.array(columns[name]).cast(field.type)
+                for name, field in zip(self.schema.names, self.schema)
+            ],
+            schema=self.schema,
+        )
         if self.data_writer is None:
             self.data_chunk, self.data_file = _next_file(self.data_chunk, self.data_file)
             path = self.root / DATA_PATH.format(chunk_index=self.data_chunk, file_index=self.data_file)
@@ -481,9 +565,13 @@ class LeRobotWriter:
             self.data_writer = pq.ParquetWriter(path, self.schema, compression="snappy", use_dictionary=True)
             self.data_mb = 0.0
         self.data_writer.write_table(table)  # a row group per episode, as lerobot writes them
-        reference = {"data/chunk_index": self.data_chunk, "data/file_index": self.data_file,
-                     "dataset_from_index": self.total_frames, "dataset_to_index": self.total_frames + rows}
-        self.data_mb += table.nbytes / 1024 ** 2  # uncompressed, as lerobot measures its files
+        reference = {
+            "data/chunk_index": self.data_chunk,
+            "data/file_index": self.data_file,
+            "dataset_from_index": self.total_frames,
+            "dataset_to_index": self.total_frames + rows,
+        }
+        self.data_mb += table.nbytes / 1024**2  # uncompressed, as lerobot measures its files
         if self.data_mb >= self.data_limit_mb:
             self.data_writer.close()
             self.data_writer = None
@@ -498,10 +586,22 @@ class LeRobotWriter:
         order = [STATE_KEY, ACTION_KEY, *self.keys, *([SUCCESS_KEY] if self.has_success else []), *DEFAULT_FEATURES]
         stats = {key: stats[key] for key in order}
         self.episode_stats.append(stats)
-        flat = {f"stats/{key}/{name}": np.asarray(value).tolist() for key, values in stats.items()
-                for name, value in values.items()}
-        self.episodes.append({"episode_index": index, "tasks": [task], "length": rows, **reference, **flat,
-                              "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+        flat = {
+            f"stats/{key}/{name}": np.asarray(value).tolist()
+            for key, values in stats.items()
+            for name, value in values.items()
+        }
+        self.episodes.append(
+            {
+                "episode_index": index,
+                "tasks": [task],
+                "length": rows,
+                **reference,
+                **flat,
+                "meta/episodes/chunk_index": 0,
+                "meta/episodes/file_index": 0,
+            }
+        )
         self.total_frames += rows
         return index
 
@@ -520,25 +620,40 @@ class LeRobotWriter:
         meta = self.root / "meta"
         (meta / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
         episodes = pa.Table.from_pylist(self.episodes)
-        with pq.ParquetWriter(self.root / EPISODES_PATH, episodes.schema, compression="snappy",
-                              use_dictionary=True) as writer:
+        with pq.ParquetWriter(
+            self.root / EPISODES_PATH, episodes.schema, compression="snappy", use_dictionary=True
+        ) as writer:
             writer.write_table(episodes)
         write_tasks(meta / "tasks.parquet", self.tasks)
         vector = {"dtype": "float32", "shape": [len(self.joint_names)], "names": self.joint_names}
         features = {STATE_KEY: dict(vector), ACTION_KEY: dict(vector)}
         for key, video in zip(self.keys, self.videos):
-            features[key] = {"dtype": "video", "shape": list(video.shape), "names": ["height", "width", "channels"],
-                             "info": video_info(video.path(0, 0))}
+            features[key] = {
+                "dtype": "video",
+                "shape": list(video.shape),
+                "names": ["height", "width", "channels"],
+                "info": video_info(video.path(0, 0)),
+            }
         if self.has_success:
             features[SUCCESS_KEY] = {"dtype": "bool", "shape": [1], "names": None}
-        features.update({name: {"dtype": dtype, "shape": [1], "names": None}
-                         for name, dtype in DEFAULT_FEATURES.items()})
-        info = {"codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,
-                "total_episodes": len(self.episodes), "total_frames": self.total_frames, "total_tasks": len(self.tasks),
-                "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": self.data_limit_mb,
-                "video_files_size_in_mb": self.video_limit_mb, "fps": self.fps,
-                "splits": {"train": f"0:{len(self.episodes)}"}, "data_path": DATA_PATH, "video_path": VIDEO_PATH,
-                "features": features}
+        features.update(
+            {name: {"dtype": dtype, "shape": [1], "names": None} for name, dtype in DEFAULT_FEATURES.items()}
+        )
+        info = {
+            "codebase_version": CODEBASE_VERSION,
+            "robot_type": self.robot_type,
+            "total_episodes": len(self.episodes),
+            "total_frames": self.total_frames,
+            "total_tasks": len(self.tasks),
+            "chunks_size": CHUNKS_SIZE,
+            "data_files_size_in_mb": self.data_limit_mb,
+            "video_files_size_in_mb": self.video_limit_mb,
+            "fps": self.fps,
+            "splits": {"train": f"0:{len(self.episodes)}"},
+            "data_path": DATA_PATH,
+            "video_path": VIDEO_PATH,
+            "features": features,
+        }
         _write_json(meta / "info.json", info)
         _write_json(meta / "stats.json", _listed(aggregate_stats(self.episode_stats)))
         return info
@@ -592,10 +707,21 @@ def records_success(bag: Path, topic: str) -> bool:
         raise EpisodeError(f"{bag}: cannot read bag: {error}") from error
 
 
-def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names: list[str], fps: int | None = None,
-                joint_name_map: JointNameMap | None = None, task: str | None = None,
-                camera_names: list[str] | None = None, robot_type: str | None = None, codec: str | None = None,
-                crf: int = CRF, progress=print, **limits) -> dict:
+def export_bags(
+    bags: list[Path],
+    out: Path,
+    topics: EpisodeTopics,
+    joint_names: list[str],
+    fps: int | None = None,
+    joint_name_map: JointNameMap | None = None,
+    task: str | None = None,
+    camera_names: list[str] | None = None,
+    robot_type: str | None = None,
+    codec: str | None = None,
+    crf: int = CRF,
+    progress=print,
+    **limits,
+) -> dict:
     """Writes `bags` (one episode each, in this order) as a LeRobot v3.0
     dataset at `out`, which must not exist; its info.json."""
     out = Path(out)
@@ -620,8 +746,10 @@ def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names:
                     raise EpisodeError(f"{bag}: one camera frame gives no rate to export at; pass --fps")
                 fps = max(1, int(round(rate)))
             if 0 < rate < 0.95 * fps:
-                raise EpisodeError(f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
-                               f"frames; export at --fps {max(1, int(rate))} or less")
+                raise EpisodeError(
+                    f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
+                    f"frames; export at --fps {max(1, int(rate))} or less"
+                )
             success = read_success(bag, topics.success) if has_success else None
             try:
                 rows = resample(episode, fps, success)
@@ -630,18 +758,27 @@ def export_bags(bags: list[Path], out: Path, topics: EpisodeTopics, joint_names:
             if has_success and rows.success is None:  # a bag without success messages: never succeeded
                 rows.success = np.zeros(len(rows), bool)
             if writer is None:
-                writer = LeRobotWriter(scratch / "dataset", fps, joint_names, names, has_success, robot_type, codec,
-                                       crf, **limits)
+                writer = LeRobotWriter(
+                    scratch / "dataset", fps, joint_names, names, has_success, robot_type, codec, crf, **limits
+                )
             recordings = [episode.images, *(camera.images for camera in episode.extra_cameras)]
             # Every frame once, in order (the usual case): the recording itself, not a copy.
-            frames = [recording if np.array_equal(indices, np.arange(len(recording))) else recording[indices]
-                      for recording, indices in zip(recordings, rows.frame_indices)]
-            writer.add_episode(frames, rows.states, rows.actions, episode.instruction if task is None else task,
-                               rows.success)
+            frames = [
+                recording if np.array_equal(indices, np.arange(len(recording))) else recording[indices]
+                for recording, indices in zip(recordings, rows.frame_indices)
+            ]
+            writer.add_episode(
+                frames, rows.states, rows.actions, episode.instruction if task is None else task, rows.success
+            )
             repeated = int(np.sum(np.diff(rows.frame_indices[0]) == 0))
-            progress(f"episode {number}: {bag}: {len(rows)} rows" + (
-                f" ({repeated} repeating the frame before: the camera left a gap or runs a little below {fps} fps)"
-                if repeated else ""))
+            progress(
+                f"episode {number}: {bag}: {len(rows)} rows"
+                + (
+                    f" ({repeated} repeating the frame before: the camera left a gap or runs a little below {fps} fps)"
+                    if repeated
+                    else ""
+                )
+            )
         info = writer.close()
         (scratch / "dataset").rename(out)
     finally:
@@ -660,17 +797,30 @@ def main(argv: list[str] | None = None) -> int:
 
     repo = Path(__file__).resolve().parents[4]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bags", type=Path, nargs="+", required=True,
-                        help="bag directories, or directories holding them (one episode per bag)")
+    parser.add_argument(
+        "--bags",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="bag directories, or directories holding them (one episode per bag)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="dataset directory to create (must not exist)")
     parser.add_argument("--fps", type=int, help="rows per second (default: the first bag's camera rate, rounded)")
     parser.add_argument("--params", type=Path, default=repo / "config" / "video2act.yaml")
-    parser.add_argument("--image-topic", help="camera topic in the bag (default: the params file's); raw or "
-                        "compressed, also found on <topic>/compressed")
-    parser.add_argument("--extra-camera-topics", nargs="*",
-                        help="more cameras (default: the params file's; the option alone: none)")
-    parser.add_argument("--camera-names", nargs="+", help="observation.images.<name> of each camera, in order "
-                        "(default: from the topics, /cam/color/image_raw -> cam_color)")
+    parser.add_argument(
+        "--image-topic",
+        help="camera topic in the bag (default: the params file's); raw or "
+        "compressed, also found on <topic>/compressed",
+    )
+    parser.add_argument(
+        "--extra-camera-topics", nargs="*", help="more cameras (default: the params file's; the option alone: none)"
+    )
+    parser.add_argument(
+        "--camera-names",
+        nargs="+",
+        help="observation.images.<name> of each camera, in order "
+        "(default: from the topics, /cam/color/image_raw -> cam_color)",
+    )
     parser.add_argument("--joint-states-topic", help="sensor_msgs/JointState topic in the bag")
     parser.add_argument("--command-topic", help="the recorded trajectory_msgs/JointTrajectory commands")
     parser.add_argument("--success-topic", help="std_msgs/Bool task success (default: the sim arm's)")
@@ -692,14 +842,28 @@ def main(argv: list[str] | None = None) -> int:
         common = node_params(CommonParams, args.params, "/**")
         sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
         extra = common.extra_camera_topics if args.extra_camera_topics is None else args.extra_camera_topics
-        topics = EpisodeTopics(args.image_topic or common.image_topic,
-                               args.joint_states_topic or common.joint_states_topic,
-                               args.command_topic or common.trajectory_topic, args.success_topic or sim.success_topic,
-                               args.instruction_topic or common.instruction_topic, tuple(extra))
+        topics = EpisodeTopics(
+            args.image_topic or common.image_topic,
+            args.joint_states_topic or common.joint_states_topic,
+            args.command_topic or common.trajectory_topic,
+            args.success_topic or sim.success_topic,
+            args.instruction_topic or common.instruction_topic,
+            tuple(extra),
+        )
         joint_map = JointNameMap(args.strip_joint_suffix, dict(pair.split("=") for pair in args.joint_map))
-        info = export_bags(find_episode_bags(args.bags), args.out, topics, common.joint_names, args.fps, joint_map,
-                           args.task, args.camera_names, args.robot_type,
-                           None if args.codec is None else video_codec(args.codec), args.crf)
+        info = export_bags(
+            find_episode_bags(args.bags),
+            args.out,
+            topics,
+            common.joint_names,
+            args.fps,
+            joint_map,
+            args.task,
+            args.camera_names,
+            args.robot_type,
+            None if args.codec is None else video_codec(args.codec),
+            args.crf,
+        )
     except (EpisodeError, OSError, ValueError) as error:
         if args.debug:
             raise
@@ -708,8 +872,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     cameras = [key for key, feature in info["features"].items() if feature["dtype"] == "video"]
     codec = info["features"][cameras[0]]["info"]["video.codec"]
-    print(f"wrote {info['total_episodes']} episodes, {info['total_frames']} rows at {info['fps']} fps to {args.out} "
-          f"(LeRobot {CODEBASE_VERSION}; cameras {cameras} as {codec} video)")
+    print(
+        f"wrote {info['total_episodes']} episodes, {info['total_frames']} rows at {info['fps']} fps to {args.out} "
+        f"(LeRobot {CODEBASE_VERSION}; cameras {cameras} as {codec} video)"
+    )
     return 0
 
 

@@ -11,18 +11,21 @@ the same topics read the same way; mcap and sqlite3 storage both work.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from video2act_core.camera_pose import CameraPose, compose_static_tree
-from video2act_core.data.images import (COMPRESSED_SUFFIX, ImageDecodeError, decode_image_message, encode_compressed,
-                                        encode_rgb8, resize_frame)
 from video2act_core.data.episode import CameraRecording, Episode, EpisodeError, EpisodeTopics
+from video2act_core.data.images import (
+    COMPRESSED_SUFFIX,
+    ImageDecodeError,
+    decode_image_message,
+    encode_compressed,
+    encode_rgb8,
+    resize_frame,
+)
 from video2act_core.data.joint_names import JointNameMap, JointStateError, reorder_joint_state
-from video2act_core.params import absolute_topic
-
 
 TF_STATIC = "/tf_static"
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")  # raw, compressed
@@ -45,8 +48,14 @@ class EpisodeRecorder:
     rgb8 Images or, with `image_format` jpeg or png, as CompressedImage on
     `<image topic>/compressed`, as a robot's image_transport records them."""
 
-    def __init__(self, path: str | Path, topics: EpisodeTopics, joint_names: list[str], storage: str = "mcap",
-                 image_format: str = "raw"):
+    def __init__(
+        self,
+        path: str | Path,
+        topics: EpisodeTopics,
+        joint_names: list[str],
+        storage: str = "mcap",
+        image_format: str = "raw",
+    ):
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         plugins = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -58,8 +67,10 @@ class EpisodeRecorder:
         if image_format not in ("raw", "jpeg", "png"):
             raise ValueError(f"image_format must be raw, jpeg or png, got '{image_format}'")
         self.image_format = image_format
-        self.image_topics = [topic if image_format == "raw" else topic.rstrip("/") + COMPRESSED_SUFFIX
-                             for topic in (topics.image, *topics.extra_cameras)]
+        self.image_topics = [
+            topic if image_format == "raw" else topic.rstrip("/") + COMPRESSED_SUFFIX
+            for topic in (topics.image, *topics.extra_cameras)
+        ]
         self.writer.open()
         types = {
             **{topic: IMAGE_TYPES[image_format != "raw"] for topic in self.image_topics},
@@ -71,7 +82,9 @@ class EpisodeRecorder:
         }
         if topics.instruction:
             types[topics.instruction] = "std_msgs/msg/String"
-        self.connections = {topic: self.writer.add_connection(topic, msgtype, typestore=self.store) for topic, msgtype in types.items()}
+        self.connections = {
+            topic: self.writer.add_connection(topic, msgtype, typestore=self.store) for topic, msgtype in types.items()
+        }
         self.topics = topics
         self.camera_frame = ""
 
@@ -83,17 +96,21 @@ class EpisodeRecorder:
         return self.store.types["std_msgs/msg/Header"](stamp=_to_time(self.store, stamp_ns), frame_id=frame_id)
 
     def clock(self, stamp_ns: int) -> None:
-        self._write("/clock", stamp_ns, self.store.types["rosgraph_msgs/msg/Clock"](clock=_to_time(self.store, stamp_ns)))
+        self._write(
+            "/clock", stamp_ns, self.store.types["rosgraph_msgs/msg/Clock"](clock=_to_time(self.store, stamp_ns))
+        )
 
     def camera_pose(self, stamp_ns: int, pose: CameraPose) -> None:
         """The camera's place on /tf_static, as robot_state_publisher puts it
         in a robot's bag; images are then stamped with its frame."""
         types = self.store.types
         transform = types["geometry_msgs/msg/TransformStamped"](
-            header=self._header(stamp_ns, pose.parent), child_frame_id=pose.child,
+            header=self._header(stamp_ns, pose.parent),
+            child_frame_id=pose.child,
             transform=types["geometry_msgs/msg/Transform"](
                 translation=types["geometry_msgs/msg/Vector3"](*pose.translation),
-                rotation=types["geometry_msgs/msg/Quaternion"](*pose.rotation)),
+                rotation=types["geometry_msgs/msg/Quaternion"](*pose.rotation),
+            ),
         )
         self._write(TF_STATIC, stamp_ns, types["tf2_msgs/msg/TFMessage"](transforms=[transform]))
         self.camera_frame = pose.child
@@ -106,18 +123,27 @@ class EpisodeRecorder:
         if self.image_format == "raw":
             height, width, step, data = encode_rgb8(frame)
             message = self.store.types["sensor_msgs/msg/Image"](
-                header=header, height=height, width=width, encoding="rgb8", is_bigendian=0, step=step,
-                data=np.frombuffer(data, np.uint8))
+                header=header,
+                height=height,
+                width=width,
+                encoding="rgb8",
+                is_bigendian=0,
+                step=step,
+                data=np.frombuffer(data, np.uint8),
+            )
         else:
             format, data = encode_compressed(frame, self.image_format)
             message = self.store.types["sensor_msgs/msg/CompressedImage"](
-                header=header, format=format, data=np.frombuffer(data, np.uint8))
+                header=header, format=format, data=np.frombuffer(data, np.uint8)
+            )
         self._write(self.image_topics[camera], stamp_ns, message)
 
     def joint_state(self, stamp_ns: int, positions: np.ndarray, velocities: np.ndarray) -> None:
         message = self.store.types["sensor_msgs/msg/JointState"](
-            header=self._header(stamp_ns), name=self.joint_names,
-            position=np.asarray(positions, np.float64), velocity=np.asarray(velocities, np.float64),
+            header=self._header(stamp_ns),
+            name=self.joint_names,
+            position=np.asarray(positions, np.float64),
+            velocity=np.asarray(velocities, np.float64),
             effort=np.zeros(0, np.float64),
         )
         self._write(self.topics.joint_states, stamp_ns, message)
@@ -125,12 +151,17 @@ class EpisodeRecorder:
     def command(self, stamp_ns: int, points: np.ndarray, period_s: float) -> None:
         types = self.store.types
         message = types["trajectory_msgs/msg/JointTrajectory"](
-            header=self._header(0), joint_names=self.joint_names,
+            header=self._header(0),
+            joint_names=self.joint_names,
             points=[
                 types["trajectory_msgs/msg/JointTrajectoryPoint"](
-                    positions=np.asarray(row, np.float64), velocities=np.zeros(0), accelerations=np.zeros(0),
-                    effort=np.zeros(0), time_from_start=types["builtin_interfaces/msg/Duration"](
-                        sec=int((i + 1) * period_s), nanosec=int(round(((i + 1) * period_s % 1) * 1e9))),
+                    positions=np.asarray(row, np.float64),
+                    velocities=np.zeros(0),
+                    accelerations=np.zeros(0),
+                    effort=np.zeros(0),
+                    time_from_start=types["builtin_interfaces/msg/Duration"](
+                        sec=int((i + 1) * period_s), nanosec=int(round(((i + 1) * period_s % 1) * 1e9))
+                    ),
                 )
                 for i, row in enumerate(points)
             ],
@@ -148,7 +179,7 @@ class EpisodeRecorder:
     def close(self) -> None:
         self.writer.close()
 
-    def __enter__(self) -> "EpisodeRecorder":
+    def __enter__(self) -> EpisodeRecorder:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -173,13 +204,21 @@ def find_image_connection(connections, topic: str, where: str):
         if candidate in by_topic:
             return by_topic[candidate]
     found = ", ".join(f"{c.topic} ({c.msgtype.rsplit('/', 1)[-1]})" for c in by_topic.values()) or "none"
-    raise EpisodeError(f"{where}: no camera images on {topic} or {topic.rstrip('/')}{COMPRESSED_SUFFIX}; "
-                   f"image topics in the bag: {found}")
+    raise EpisodeError(
+        f"{where}: no camera images on {topic} or {topic.rstrip('/')}{COMPRESSED_SUFFIX}; "
+        f"image topics in the bag: {found}"
+    )
 
 
-def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str],
-                 camera_frames: tuple[str, str] | None = None, images: bool = True,
-                 joint_name_map: JointNameMap | None = None, frame_size: tuple[int, int] | None = None) -> Episode:
+def read_episode(
+    path: str | Path,
+    topics: EpisodeTopics,
+    joint_names: list[str],
+    camera_frames: tuple[str, str] | None = None,
+    images: bool = True,
+    joint_name_map: JointNameMap | None = None,
+    frame_size: tuple[int, int] | None = None,
+) -> Episode:
     """Decode one episode bag; undecodable messages are skipped (and named
     with their reasons if nothing usable is left), a bag without images,
     joint states or commands is an error. With `camera_frames` (base,
@@ -196,11 +235,23 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     skipped: Counter[str] = Counter()
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
-            camera_topics = [find_image_connection(reader.connections, topic, str(path)).topic
-                             for topic in (topics.image, *topics.extra_cameras)] if images else []
+            camera_topics = (
+                [
+                    find_image_connection(reader.connections, topic, str(path)).topic
+                    for topic in (topics.image, *topics.extra_cameras)
+                ]
+                if images
+                else []
+            )
             frames_by_topic = {topic: [] for topic in camera_topics}
-            wanted = {*camera_topics, topics.joint_states, topics.trajectory, topics.success, TF_STATIC,
-                      topics.instruction or None}
+            wanted = {
+                *camera_topics,
+                topics.joint_states,
+                topics.trajectory,
+                topics.success,
+                TF_STATIC,
+                topics.instruction or None,
+            }
             connections = [c for c in reader.connections if c.topic in wanted]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
@@ -237,8 +288,12 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
     needed[:0] = [("images", frames_by_topic[topic], topic) for topic in camera_topics]
     for name, items, topic in needed:
         if not items:
-            reasons = "; ".join(f"{count} x {reason}" for reason, count in skipped.most_common(3)
-                                if reason.startswith(f"{topic}:")) or "no messages on it"
+            reasons = (
+                "; ".join(
+                    f"{count} x {reason}" for reason, count in skipped.most_common(3) if reason.startswith(f"{topic}:")
+                )
+                or "no messages on it"
+            )
             raise EpisodeError(f"{path}: no usable {name} on {topic} ({reasons})")
 
     def stacked(items):
@@ -246,13 +301,28 @@ def read_episode(path: str | Path, topics: EpisodeTopics, joint_names: list[str]
         return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
 
     recordings = [CameraRecording(*stacked(frames_by_topic[topic])) for topic in camera_topics]
-    image_stamps, image_values = ((recordings[0].stamps_ns, recordings[0].images) if images
-                                  else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8)))
+    image_stamps, image_values = (
+        (recordings[0].stamps_ns, recordings[0].images)
+        if images
+        else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8))
+    )
     state_stamps, state_values = stacked(states)
     command_stamps, command_values = stacked(commands)
     camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
     if len(set(instructions)) > 1:
-        raise EpisodeError(f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
-                       "split the bag into one episode per task")
-    return Episode(image_stamps, image_values, state_stamps, state_values, command_stamps, command_values, success,
-                   camera_pose, instructions[0] if instructions else "", recordings[1:])
+        raise EpisodeError(
+            f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
+            "split the bag into one episode per task"
+        )
+    return Episode(
+        image_stamps,
+        image_values,
+        state_stamps,
+        state_values,
+        command_stamps,
+        command_values,
+        success,
+        camera_pose,
+        instructions[0] if instructions else "",
+        recordings[1:],
+    )

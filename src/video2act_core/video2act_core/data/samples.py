@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from video2act_core.data.episode import Episode, EpisodeError, EpisodeTopics
-from video2act_core.data.rosbag import read_episode
 from video2act_core.data.frames import ViewSpec, clip_frame_indices, view_frame_indices
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import is_lerobot_dataset, read_lerobot_dataset
+from video2act_core.data.rosbag import read_episode
 from video2act_core.normalization import NormalizationStats
 
 
@@ -41,7 +41,7 @@ class Clips(Sequence):
     def __getitem__(self, i) -> np.ndarray:
         return self.frames[self.episode[i]][self.frame_indices[i]]
 
-    def subset(self, kept: np.ndarray) -> "Clips":
+    def subset(self, kept: np.ndarray) -> Clips:
         return Clips(self.frames, self.episode[kept], self.frame_indices[kept])
 
 
@@ -60,7 +60,7 @@ class Views(Sequence):
         cameras = self.cameras[self.episode[i]]
         return np.stack([camera[indices] for camera, indices in zip(cameras, self.frame_indices[i])])
 
-    def subset(self, kept: np.ndarray) -> "Views":
+    def subset(self, kept: np.ndarray) -> Views:
         return Views(self.cameras, self.episode[kept], self.frame_indices[kept])
 
 
@@ -87,9 +87,15 @@ def find_episode_bags(roots: list[Path]) -> list[Path]:
 
 
 def load_episodes(
-    roots: list[Path], topics: EpisodeTopics, joint_names: list[str], frame_size: tuple[int, int] | None = None,
-    camera_frames: tuple[str, str] | None = None, joint_name_map: JointNameMap | None = None,
-    camera: str | None = None, spill_dir: Path | None = None, progress=None,
+    roots: list[Path],
+    topics: EpisodeTopics,
+    joint_names: list[str],
+    frame_size: tuple[int, int] | None = None,
+    camera_frames: tuple[str, str] | None = None,
+    joint_name_map: JointNameMap | None = None,
+    camera: str | None = None,
+    spill_dir: Path | None = None,
+    progress=None,
 ) -> tuple[list[Episode], list[str]]:
     """Episodes from rosbag2 directories (one episode each) and LeRobot
     datasets (many each) under the roots, and a name for each source;
@@ -97,6 +103,7 @@ def load_episodes(
     renames recorded joints, `camera` picks a LeRobot dataset's camera.
     With `spill_dir` each episode's frames go to a .npy file there and are
     memory-mapped back; `progress` wraps the sources (e.g. tqdm)."""
+
     def spilled(episode: Episode) -> Episode:
         if spill_dir is None:
             return episode
@@ -118,8 +125,9 @@ def load_episodes(
             for episode in found:
                 episodes.append(spilled(episode))
         else:
-            episode = read_episode(source, topics, joint_names, camera_frames, joint_name_map=joint_name_map,
-                                   frame_size=frame_size)
+            episode = read_episode(
+                source, topics, joint_names, camera_frames, joint_name_map=joint_name_map, frame_size=frame_size
+            )
             episodes.append(spilled(episode))
             sources.append(str(source))
     return episodes, sources
@@ -130,13 +138,16 @@ def episode_cameras(episode: Episode, views: ViewSpec) -> list[tuple[np.ndarray,
     cameras = [(episode.image_stamps_ns, episode.images)]
     cameras += [(recording.stamps_ns, recording.images) for recording in episode.extra_cameras]
     if len(cameras) < views.cameras:
-        raise EpisodeError(f"the model reads {views.cameras} cameras for its image tokens, the episode has "
-                       f"{len(cameras)}: name the others in extra_camera_topics")
-    return cameras[:views.cameras]
+        raise EpisodeError(
+            f"the model reads {views.cameras} cameras for its image tokens, the episode has "
+            f"{len(cameras)}: name the others in extra_camera_topics"
+        )
+    return cameras[: views.cameras]
 
 
-def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1,
-                    views: ViewSpec | None = None) -> Samples:
+def episode_samples(
+    episode: Episode, num_frames: int, horizon: int, frame_stride: int = 1, views: ViewSpec | None = None
+) -> Samples:
     cameras = episode_cameras(episode, views) if views else []
     frame_indices, view_indices, states, actions = [], [], [], []
     for k, stamp in enumerate(episode.command_stamps_ns):
@@ -145,8 +156,10 @@ def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_strid
         if newest < 0 or state < 0:
             continue  # commanded before the first frame or joint state: nothing to condition on
         # Every camera's frames at the video camera's newest, as the live node picks them.
-        picked = [view_frame_indices(stamps, episode.image_stamps_ns[newest], views.history, views.spacing_ns)
-                  for stamps, _ in cameras]
+        picked = [
+            view_frame_indices(stamps, episode.image_stamps_ns[newest], views.history, views.spacing_ns)
+            for stamps, _ in cameras
+        ]
         if any(indices is None for indices in picked):
             continue  # a camera without a frame yet: the live node waits too
         future = np.minimum(np.arange(k, k + horizon), len(episode.commands) - 1)
@@ -158,12 +171,21 @@ def episode_samples(episode: Episode, num_frames: int, horizon: int, frame_strid
         raise EpisodeError("episode has no command with a frame of every camera and a joint state before it")
     episode_index = np.zeros(len(frame_indices), np.int64)
     view_clips = Views([[images for _, images in cameras]], episode_index, np.stack(view_indices)) if views else None
-    return Samples(Clips([episode.images], episode_index, np.stack(frame_indices)), np.stack(states),
-                   np.stack(actions), episode_index, view_clips)
+    return Samples(
+        Clips([episode.images], episode_index, np.stack(frame_indices)),
+        np.stack(states),
+        np.stack(actions),
+        episode_index,
+        view_clips,
+    )
 
 
 def load_samples(
-    episodes: list[Episode], joint_names: list[str], num_frames: int, horizon: int, frame_stride: int = 1,
+    episodes: list[Episode],
+    joint_names: list[str],
+    num_frames: int,
+    horizon: int,
+    frame_stride: int = 1,
     views: ViewSpec | None = None,
 ) -> tuple[Samples, NormalizationStats]:
     parts = []
@@ -172,12 +194,25 @@ def load_samples(
         samples.episode_index[:] = index
         parts.append(samples)
     episode_index = np.concatenate([p.episode_index for p in parts])
-    clips = Clips([episode.images for episode in episodes], episode_index,
-                  np.concatenate([p.clips.frame_indices for p in parts]))
-    view_clips = (Views([part.views.cameras[0] for part in parts], episode_index,
-                        np.concatenate([part.views.frame_indices for part in parts])) if views else None)
-    merged = Samples(clips, np.concatenate([p.states for p in parts]), np.concatenate([p.actions for p in parts]),
-                     episode_index, view_clips)
+    clips = Clips(
+        [episode.images for episode in episodes], episode_index, np.concatenate([p.clips.frame_indices for p in parts])
+    )
+    view_clips = (
+        Views(
+            [part.views.cameras[0] for part in parts],
+            episode_index,
+            np.concatenate([part.views.frame_indices for part in parts]),
+        )
+        if views
+        else None
+    )
+    merged = Samples(
+        clips,
+        np.concatenate([p.states for p in parts]),
+        np.concatenate([p.actions for p in parts]),
+        episode_index,
+        view_clips,
+    )
     return merged, NormalizationStats.from_data(joint_names, merged.states, merged.actions)
 
 
@@ -194,5 +229,10 @@ def keep_every(samples: Samples, every: int) -> Samples:
         raise ValueError(f"keep every N-th step needs N >= 1, got {every}")
     step_in_episode = np.arange(len(samples.episode_index)) - first_sample_of_episode(samples.episode_index)
     kept = np.flatnonzero(step_in_episode % every == 0)
-    return Samples(samples.clips.subset(kept), samples.states[kept], samples.actions[kept], samples.episode_index[kept],
-                   samples.views.subset(kept) if samples.views else None)
+    return Samples(
+        samples.clips.subset(kept),
+        samples.states[kept],
+        samples.actions[kept],
+        samples.episode_index[kept],
+        samples.views.subset(kept) if samples.views else None,
+    )

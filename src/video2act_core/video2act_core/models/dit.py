@@ -59,19 +59,30 @@ class DiTConfig(ConfigDict):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("action_dim", "state_dim", "horizon", "context_dim", "hidden_dim", "num_layers", "num_heads",
-                     "num_train_timesteps"):
+        for name in (
+            "action_dim",
+            "state_dim",
+            "horizon",
+            "context_dim",
+            "hidden_dim",
+            "num_layers",
+            "num_heads",
+            "num_train_timesteps",
+        ):
             if getattr(self, name) < 1:
                 raise self.invalid(name, "an int >= 1")
         if self.hidden_dim % 2:
             # The sinusoidal timestep table has cos and sin halves.
             raise self.invalid("hidden_dim", "an even width (the timestep embedding is cos and sin halves)")
         if self.hidden_dim % self.num_heads:
-            raise self.invalid("num_heads", f"a divisor of hidden_dim={self.hidden_dim} (each head takes an equal "
-                                            "share of the width)")
+            raise self.invalid(
+                "num_heads", f"a divisor of hidden_dim={self.hidden_dim} (each head takes an equal share of the width)"
+            )
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            raise self.invalid("num_inference_steps", f"1..num_train_timesteps={self.num_train_timesteps} "
-                                                      "(DDIM samples a subset of the training timesteps)")
+            raise self.invalid(
+                "num_inference_steps",
+                f"1..num_train_timesteps={self.num_train_timesteps} (DDIM samples a subset of the training timesteps)",
+            )
         if not self.mlp_ratio > 0 or int(self.hidden_dim * self.mlp_ratio) < 1:
             raise self.invalid("mlp_ratio", f"> 0, with at least one MLP unit at hidden_dim={self.hidden_dim}")
         if not 0.0 <= self.dropout < 1.0:
@@ -122,25 +133,32 @@ class DiTBlock(nn.Module):
         attention = self.cross_attention
         width = attention.embed_dim
         weight, bias = attention.in_proj_weight, attention.in_proj_bias
-        keys = F.linear(context, weight[width:2 * width], bias[width:2 * width])
-        values = F.linear(context, weight[2 * width:], bias[2 * width:])
+        keys = F.linear(context, weight[width : 2 * width], bias[width : 2 * width])
+        values = F.linear(context, weight[2 * width :], bias[2 * width :])
         return self._heads(keys), self._heads(values)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.cross_attention.num_heads, -1)).transpose(1, 2)
 
-    def _cross_attend(self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor],
-                      key_mask: torch.Tensor | None) -> torch.Tensor:
+    def _cross_attend(
+        self, x: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor], key_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         # nn.MultiheadAttention's arithmetic, on its own weights, with the keys and values given.
         attention = self.cross_attention
         width = attention.embed_dim
         queries = self._heads(F.linear(x, attention.in_proj_weight[:width], attention.in_proj_bias[:width]))
-        attended = F.scaled_dot_product_attention(queries, *keys_values, attn_mask=key_mask,
-                                                  dropout_p=attention.dropout if self.training else 0.0)
+        attended = F.scaled_dot_product_attention(
+            queries, *keys_values, attn_mask=key_mask, dropout_p=attention.dropout if self.training else 0.0
+        )
         return attention.out_proj(attended.transpose(1, 2).flatten(2))
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor, keys_values: tuple[torch.Tensor, torch.Tensor],
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        condition: torch.Tensor,
+        keys_values: tuple[torch.Tensor, torch.Tensor],
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         shift_sa, scale_sa, gate_sa, shift_mlp, scale_mlp, gate_mlp = self.modulation(condition).chunk(6, dim=-1)
         h = modulate(self.self_norm(x), shift_sa, scale_sa)
         x = x + gate_sa.unsqueeze(1) * self.self_attention(h, h, h, need_weights=False)[0]
@@ -197,9 +215,14 @@ class DiTActionHead(nn.Module):
         nn.init.zeros_(self.action_out.weight)
         nn.init.zeros_(self.action_out.bias)
 
-    def context_tokens(self, spatial: torch.Tensor, motion: torch.Tensor, state_embedding: torch.Tensor,
-                       instruction: Instruction | None = None, views: torch.Tensor | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def context_tokens(
+        self,
+        spatial: torch.Tensor,
+        motion: torch.Tensor,
+        state_embedding: torch.Tensor,
+        instruction: Instruction | None = None,
+        views: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The cross-attention context and its key mask (None: no padding)."""
         parts = [state_embedding.unsqueeze(1) + self.context_type[2]]
         if self.config.use_spatial:
@@ -220,8 +243,14 @@ class DiTActionHead(nn.Module):
         key_mask = torch.cat([*visible, instruction.mask.to(state_embedding.device)], dim=1)
         return torch.cat(parts, dim=1), key_mask[:, None, None, :]
 
-    def conditioning(self, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
-                     instruction: Instruction | None = None, views: torch.Tensor | None = None) -> Conditioning:
+    def conditioning(
+        self,
+        state: torch.Tensor,
+        spatial: torch.Tensor,
+        motion: torch.Tensor,
+        instruction: Instruction | None = None,
+        views: torch.Tensor | None = None,
+    ) -> Conditioning:
         """What stays fixed while one chunk is denoised."""
         state_embedding = self.state_in(state)
         context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction, views)
@@ -267,8 +296,15 @@ class ActionDiffusion(nn.Module):
             prediction_type=config.prediction_type,
         )
 
-    def loss(self, actions: torch.Tensor, state: torch.Tensor, spatial: torch.Tensor, motion: torch.Tensor,
-             instruction: Instruction | None = None, views: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(
+        self,
+        actions: torch.Tensor,
+        state: torch.Tensor,
+        spatial: torch.Tensor,
+        motion: torch.Tensor,
+        instruction: Instruction | None = None,
+        views: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Denoising loss on normalised actions (B, H, action_dim): against the
         noise or the clean chunk, as `prediction_type` says."""
         noise = torch.randn_like(actions)
@@ -319,8 +355,14 @@ class ActionDiffusion(nn.Module):
             actions = self.scheduler.step(predicted, t, actions).prev_sample
         return actions
 
-    def _inpainted(self, actions: torch.Tensor, predicted: torch.Tensor, t: torch.Tensor, prior: torch.Tensor,
-                   weights: torch.Tensor) -> torch.Tensor:
+    def _inpainted(
+        self,
+        actions: torch.Tensor,
+        predicted: torch.Tensor,
+        t: torch.Tensor,
+        prior: torch.Tensor,
+        weights: torch.Tensor,
+    ) -> torch.Tensor:
         """The prediction whose clean-sample estimate is the weighted blend of
         the model's own and the prior's."""
         weights = weights.float().unsqueeze(-1)

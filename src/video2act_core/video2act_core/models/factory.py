@@ -22,8 +22,12 @@ def build_models(
         raise ValueError(f"unknown model config sections {sorted(unknown)}")
     torch.manual_seed(seed)
     vdm = VDMEncoderConfig.from_dict(model_config.get("system2", {}))
-    derived = {"context_dim": vdm.token_dim, "action_dim": len(joint_names), "state_dim": len(joint_names),
-               "view_tokens": vdm.view_cameras > 0}
+    derived = {
+        "context_dim": vdm.token_dim,
+        "action_dim": len(joint_names),
+        "state_dim": len(joint_names),
+        "view_tokens": vdm.view_cameras > 0,
+    }
     clash = set(derived) & set(model_config.get("system1", {}))
     if clash:
         raise ValueError(f"system1 {sorted(clash)} are derived from system2 and the joints; remove them")

@@ -59,12 +59,15 @@ def band_bins(frames: int, fps: float, band_hz: tuple[float, float]) -> tuple[in
     if not 0.0 < low < high:
         raise ValueError(f"motion band must satisfy 0 < low < high Hz, got {list(band_hz)}")
     if high > nyquist + 1e-9:
-        raise ValueError(f"motion band {list(band_hz)} Hz reaches above the Nyquist frequency {nyquist:g} Hz "
-                         f"of a {fps:g} fps clip")
+        raise ValueError(
+            f"motion band {list(band_hz)} Hz reaches above the Nyquist frequency {nyquist:g} Hz of a {fps:g} fps clip"
+        )
     first, last = max(1, math.ceil(low / resolution - 1e-9)), math.floor(high / resolution + 1e-9)
     if first > last:
-        raise ValueError(f"motion band {list(band_hz)} Hz holds no frequency a {frames}-frame clip at {fps:g} fps "
-                         f"resolves (its bins are {resolution:.3g} Hz apart): lengthen the clip or widen the band")
+        raise ValueError(
+            f"motion band {list(band_hz)} Hz holds no frequency a {frames}-frame clip at {fps:g} fps "
+            f"resolves (its bins are {resolution:.3g} Hz apart): lengthen the clip or widen the band"
+        )
     return first, last
 
 
@@ -105,7 +108,9 @@ def detrended(series: torch.Tensor) -> torch.Tensor:
     """(B, T, ...) minus its least-squares line along T: a slow drift (far
     below the band) is removed instead of leaking into the lowest bins."""
     steps = series.shape[1]
-    time = torch.linspace(-1.0, 1.0, steps, device=series.device, dtype=series.dtype).view(-1, *[1] * (series.dim() - 2))
+    time = torch.linspace(-1.0, 1.0, steps, device=series.device, dtype=series.dtype).view(
+        -1, *[1] * (series.dim() - 2)
+    )
     mean = series.mean(dim=1, keepdim=True)
     slope = ((series - mean) * time).sum(dim=1, keepdim=True) / time.pow(2).sum()
     return series - mean - slope * time

@@ -56,8 +56,9 @@ class PretrainedTextEncoder(nn.Module):
         try:
             from transformers import AutoConfig, AutoModel, AutoTokenizer
         except ImportError as error:
-            raise RuntimeError("a pretrained text encoder needs the transformers package: "
-                               "pip install transformers") from error
+            raise RuntimeError(
+                "a pretrained text encoder needs the transformers package: pip install transformers"
+            ) from error
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)
@@ -66,16 +67,18 @@ class PretrainedTextEncoder(nn.Module):
         model.requires_grad_(False).eval()
         self._models = [model]  # a list: not registered, not saved, moved by `_apply`
         self.max_tokens = max_tokens
-        self.dim = int(getattr(config, "d_model", None) or getattr(config, "hidden_size", None)
-                       or config.text_config.hidden_size)
+        self.dim = int(
+            getattr(config, "d_model", None) or getattr(config, "hidden_size", None) or config.text_config.hidden_size
+        )
 
     def _apply(self, fn, recurse=True):
         self._models[0]._apply(fn)
         return super()._apply(fn, recurse)
 
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self._tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_tokens,
-                                return_tensors="pt")
+        batch = self._tokenizer(
+            texts, padding="max_length", truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        )
         return batch["input_ids"], batch["attention_mask"].bool()
 
     @torch.no_grad()
@@ -108,8 +111,9 @@ def text_encoder_arguments(config: dict[str, Any]) -> tuple[type[nn.Module], dic
     for name, value in arguments.items():
         if name == "path":
             if not isinstance(value, str) or not value:
-                raise ValueError(f"language.path={value!r}: a pretrained text encoder needs `path`, "
-                                 "expected a local model directory")
+                raise ValueError(
+                    f"language.path={value!r}: a pretrained text encoder needs `path`, expected a local model directory"
+                )
         elif not isinstance(value, int) or isinstance(value, bool) or value < (2 if name == "vocab_size" else 1):
             # Row 0 of the learned table is padding: words need at least one more.
             raise ValueError(f"language.{name}={value!r}: expected an int >= {2 if name == 'vocab_size' else 1}")

@@ -39,7 +39,6 @@ former of zero: the static tokens.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,9 +52,15 @@ from video2act_core.data.frames import ViewSpec, view_frame_indices
 from video2act_core.models.backbones import backbone_arguments, backbone_class, build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE
 from video2act_core.models.config import ConfigDict
-from video2act_core.models.filters import (SPATIAL_FILTERS, above_noise_floor, band_bins, band_magnitude, band_pass,
-                                           equalise_brightness, gradient_magnitude)
-
+from video2act_core.models.filters import (
+    SPATIAL_FILTERS,
+    above_noise_floor,
+    band_bins,
+    band_magnitude,
+    band_pass,
+    equalise_brightness,
+    gradient_magnitude,
+)
 
 FILTER_PLACES = ("features", "latents")
 MOTION_FILTERS = ("band", "none")
@@ -64,8 +69,13 @@ UNFILTERED = "none"
 
 def tiny_svd_backbone() -> dict[str, Any]:
     # The finer block first: its grid is the one features are resized to.
-    return {"type": "svd", "unet": dict(TINY_UNET), "vae": dict(TINY_VAE), "sigma": 0.05,
-            "feature_blocks": ["up_blocks.1", "up_blocks.0"]}
+    return {
+        "type": "svd",
+        "unet": dict(TINY_UNET),
+        "vae": dict(TINY_VAE),
+        "sigma": 0.05,
+        "feature_blocks": ["up_blocks.1", "up_blocks.0"],
+    }
 
 
 @dataclass
@@ -125,8 +135,17 @@ class VDMEncoderConfig(ConfigDict):
             backbone_arguments(self.backbone)
         except ValueError as error:
             raise ValueError(f"{type(self).__name__}.{error}") from None
-        for name in ("image_height", "image_width", "motion_height", "motion_width", "spatial_grid", "motion_grid",
-                     "view_grid", "token_dim", "former_hidden"):
+        for name in (
+            "image_height",
+            "image_width",
+            "motion_height",
+            "motion_width",
+            "spatial_grid",
+            "motion_grid",
+            "view_grid",
+            "token_dim",
+            "former_hidden",
+        ):
             if getattr(self, name) < 1:
                 raise self.invalid(name, "an int >= 1")
         if self.token_dim % 4:
@@ -138,9 +157,12 @@ class VDMEncoderConfig(ConfigDict):
         if self.filter_at not in FILTER_PLACES:
             raise self.invalid("filter_at", f"one of {FILTER_PLACES}")
         if self.filter_at == "latents" and UNFILTERED in (self.spatial_filter, self.motion_filter):
-            raise self.invalid("filter_at", f"'features' with spatial_filter={self.spatial_filter!r} and "
-                                            f"motion_filter={self.motion_filter!r} (filter_at: latents needs both "
-                                            "filters; unfiltered streams read the features)")
+            raise self.invalid(
+                "filter_at",
+                f"'features' with spatial_filter={self.spatial_filter!r} and "
+                f"motion_filter={self.motion_filter!r} (filter_at: latents needs both "
+                "filters; unfiltered streams read the features)",
+            )
         if self.num_frames < 2:
             raise self.invalid("num_frames", "at least 2 frames in the motion clip")
         if not self.motion_fps > 0:
@@ -174,12 +196,16 @@ class VDMEncoderConfig(ConfigDict):
         try:
             band_bins(frames, fps, (band[0], band[1]))
         except ValueError:
-            raise self.invalid("motion_band_hz", f"a band holding one of the frequencies of {clip} (their bins are "
-                                                 f"{fps / frames:.3g} Hz apart): lengthen the clip or widen the "
-                                                 "band") from None
+            raise self.invalid(
+                "motion_band_hz",
+                f"a band holding one of the frequencies of {clip} (their bins are "
+                f"{fps / frames:.3g} Hz apart): lengthen the clip or widen the "
+                "band",
+            ) from None
 
-    def check_feature_grids(self, feature_grid: Callable[[int, int], tuple[int, int] | None],
-                            size_multiple: int = 1) -> None:
+    def check_feature_grids(
+        self, feature_grid: Callable[[int, int], tuple[int, int] | None], size_multiple: int = 1
+    ) -> None:
         """Frame sizes the backbone takes; a warning for a pooling grid
         larger than its feature maps (it only repeats cells: tokens that
         carry nothing new; the shipped full-size Wan and tiny DP configs do
@@ -194,16 +220,20 @@ class VDMEncoderConfig(ConfigDict):
         kind = self.backbone.get("type", "svd")
         for name in ("image_height", "image_width", "motion_height", "motion_width"):
             if getattr(self, name) % size_multiple:
-                raise self.invalid(name, f"a multiple of {size_multiple}, the {kind} backbone's pixels per feature "
-                                         "cell")
+                raise self.invalid(
+                    name, f"a multiple of {size_multiple}, the {kind} backbone's pixels per feature cell"
+                )
         grids = [("spatial_grid", "image"), ("motion_grid", "motion")]
         for name, stream in grids + ([("view_grid", "image")] if self.view_cameras else []):
             height, width = getattr(self, f"{stream}_height"), getattr(self, f"{stream}_width")
             cells = feature_grid(height, width)
             if cells is not None and getattr(self, name) > min(cells):
-                warnings.warn(f"{type(self).__name__}.{name}={getattr(self, name)} repeats cells: the {kind} "
-                              f"backbone's features of a {height}x{width} frame are {cells[0]}x{cells[1]} cells",
-                              GridRepeatsCellsWarning, stacklevel=2)
+                warnings.warn(
+                    f"{type(self).__name__}.{name}={getattr(self, name)} repeats cells: the {kind} "
+                    f"backbone's features of a {height}x{width} frame are {cells[0]}x{cells[1]} cells",
+                    GridRepeatsCellsWarning,
+                    stacklevel=2,
+                )
 
     def latent_frames_and_rate(self, temporal_compression: int) -> tuple[int, float]:
         """The motion clip as the backbone's latents see it: frames and their rate."""
@@ -243,7 +273,9 @@ def sincos_2d_positions(grid: int, dim: int) -> torch.Tensor:
     frequencies = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float32) / (dim // 4))
     coordinate = torch.arange(grid, dtype=torch.float32)
     rows, columns = torch.meshgrid(coordinate, coordinate, indexing="ij")
-    encode = lambda c: torch.cat([torch.sin(c.reshape(-1, 1) * frequencies), torch.cos(c.reshape(-1, 1) * frequencies)], dim=1)
+    encode = lambda c: torch.cat(
+        [torch.sin(c.reshape(-1, 1) * frequencies), torch.cos(c.reshape(-1, 1) * frequencies)], dim=1
+    )
     return torch.cat([encode(rows), encode(columns)], dim=1)
 
 
@@ -287,8 +319,9 @@ class ViewFormer(nn.Module):
 
     def __init__(self, channels: int, token_dim: int, hidden: int, grid: int, views: int):
         super().__init__()
-        self.mlp = nn.Sequential(nn.LayerNorm(channels), nn.Linear(channels, hidden), nn.GELU(),
-                                 nn.Linear(hidden, token_dim))
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(channels), nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, token_dim)
+        )
         self.position = nn.Parameter(sincos_2d_positions(grid, token_dim).unsqueeze(0))
         self.view = nn.Parameter(torch.zeros(views, 1, token_dim))
         nn.init.normal_(self.view, std=0.02)
@@ -310,8 +343,17 @@ class SpatioMotionEncoder(nn.Module):
         channels = self.backbone.feature_channels
         self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
         self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
-        self.view_former = (ViewFormer(channels, config.token_dim, config.former_hidden, config.view_grid,
-                                       config.view_cameras * config.view_history) if config.view_cameras else None)
+        self.view_former = (
+            ViewFormer(
+                channels,
+                config.token_dim,
+                config.former_hidden,
+                config.view_grid,
+                config.view_cameras * config.view_history,
+            )
+            if config.view_cameras
+            else None
+        )
 
     @property
     def device(self) -> torch.device:
@@ -324,8 +366,9 @@ class SpatioMotionEncoder(nn.Module):
     def _resized(self, frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if frames.shape[-2:] == size:
             return frames
-        return F.interpolate(frames.flatten(0, 1), size=size, mode="bilinear",
-                             align_corners=False).unflatten(0, frames.shape[:2])
+        return F.interpolate(frames.flatten(0, 1), size=size, mode="bilinear", align_corners=False).unflatten(
+            0, frames.shape[:2]
+        )
 
     def motion_clip(self, frames: torch.Tensor) -> torch.Tensor:
         """The motion stream's input: (B, T, 3, h, w) at the motion size, equalised."""
@@ -359,8 +402,10 @@ class SpatioMotionEncoder(nn.Module):
         cfg = self.config
         expected = (cfg.view_cameras, cfg.view_history, 3)
         if views.dim() != 6 or tuple(views.shape[1:4]) != expected:
-            raise ValueError(f"expected camera frames (B, {', '.join(map(str, expected))}, H, W) for the image "
-                             f"tokens, got {tuple(views.shape)}")
+            raise ValueError(
+                f"expected camera frames (B, {', '.join(map(str, expected))}, H, W) for the image "
+                f"tokens, got {tuple(views.shape)}"
+            )
         frames = self._resized(views.flatten(1, 2).to(self.device, self.dtype), (cfg.image_height, cfg.image_width))
         features = self._features(frames.flatten(0, 1)[:, None])[:, -1].float()
         return F.adaptive_avg_pool2d(features, cfg.view_grid).unflatten(0, frames.shape[:2])
@@ -391,7 +436,9 @@ class SpatioMotionEncoder(nn.Module):
         if cfg.filter_at == "latents":
             newest_latents = backbone.encode(frames[:, -1:])
             edge_latents = gradient_magnitude(newest_latents[:, 0].float(), cfg.spatial_filter)[:, None]
-            newest = self._against_nothing(edge_latents.to(newest_latents.dtype), backbone.context(frames[:, -1:]))[:, -1]
+            newest = self._against_nothing(edge_latents.to(newest_latents.dtype), backbone.context(frames[:, -1:]))[
+                :, -1
+            ]
             edges = newest.abs()
             latents = backbone.encode(clip).float()
             moving = band_pass(latents, latent_fps, band)
@@ -442,10 +489,11 @@ class SpatioMotionEncoder(nn.Module):
         nothing, whatever biases the denoiser adds."""
         both_contexts = None if context is None else torch.cat([context, context])
         both = self.backbone.features(torch.cat([latents, torch.zeros_like(latents)]), both_contexts).float()
-        return both[: len(latents)] - both[len(latents):]
+        return both[: len(latents)] - both[len(latents) :]
 
-    def tokens(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor, view_maps: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def tokens(
+        self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor, view_maps: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Pooled maps -> (B, gs*gs, token_dim) spatial, (B, gm*gm, token_dim)
         motion and, with image tokens, (B, V*K*gv*gv, token_dim) image tokens."""
         views = self.view_former(view_maps) if self.view_former is not None else None

@@ -25,8 +25,9 @@ from video2act_core.models.vdm_encoder import SpatioMotionEncoder
 STATE_FILE = "state.pt"
 
 
-def initial_models(model_config: Path, init: Path | None, joint_names: list[str], seed: int,
-                   use_motion: bool, use_spatial: bool) -> tuple[SpatioMotionEncoder, ActionDiffusion]:
+def initial_models(
+    model_config: Path, init: Path | None, joint_names: list[str], seed: int, use_motion: bool, use_spatial: bool
+) -> tuple[SpatioMotionEncoder, ActionDiffusion]:
     """The models training starts from.
 
     Args:
@@ -84,8 +85,16 @@ def save_state(path: Path, stage: int, step: int, encoder, action, optimizer: to
         encoder, action: System 2's encoder and System 1's action head.
         optimizer: that stage's optimizer.
     """
-    save_atomically({"stage": stage, "step": step, "encoder": encoder.state_dict(),
-                     "action": action.model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+    save_atomically(
+        {
+            "stage": stage,
+            "step": step,
+            "encoder": encoder.state_dict(),
+            "action": action.model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+        },
+        path,
+    )
 
 
 def restore_weights(resumed: dict, encoder, action) -> None:
@@ -99,9 +108,18 @@ def restore_weights(resumed: dict, encoder, action) -> None:
     action.model.load_state_dict(resumed["action"])
 
 
-def training_metadata(options, sources: list[str], samples: int, instructions: list[str],
-                      camera_pose: CameraPose | None, cameras: list[str], augmentation: CameraAugmentation | None,
-                      final_loss: float | None, seconds: float, device: torch.device) -> dict:
+def training_metadata(
+    options,
+    sources: list[str],
+    samples: int,
+    instructions: list[str],
+    camera_pose: CameraPose | None,
+    cameras: list[str],
+    augmentation: CameraAugmentation | None,
+    final_loss: float | None,
+    seconds: float,
+    device: torch.device,
+) -> dict:
     """What the checkpoint records about its training.
 
     Args:

@@ -58,14 +58,29 @@ def camera_topics(common: CommonParams, view_cameras: int, params_path: Path) ->
         SystemExit: the params file names too few extra cameras.
     """
     if view_cameras > 1 + len(common.extra_camera_topics):
-        raise SystemExit(f"the model makes image tokens from {view_cameras} cameras: name {view_cameras - 1} in "
-                         f"extra_camera_topics (in {params_path}), it names {common.extra_camera_topics}")
-    return [common.image_topic, *common.extra_camera_topics][:max(view_cameras, 1)]
+        raise SystemExit(
+            f"the model makes image tokens from {view_cameras} cameras: name {view_cameras - 1} in "
+            f"extra_camera_topics (in {params_path}), it names {common.extra_camera_topics}"
+        )
+    return [common.image_topic, *common.extra_camera_topics][: max(view_cameras, 1)]
 
 
-def load_training_data(*, roots: list[Path], params_path: Path, common: CommonParams, encoder_config, horizon: int,
-                       joint_map: JointNameMap, camera: str | None, spill_dir: Path, successful_only: bool,
-                       frame_stride: int, sample_every: int, progress: Callable, quiet: bool) -> TrainingData:
+def load_training_data(
+    *,
+    roots: list[Path],
+    params_path: Path,
+    common: CommonParams,
+    encoder_config,
+    horizon: int,
+    joint_map: JointNameMap,
+    camera: str | None,
+    spill_dir: Path,
+    successful_only: bool,
+    frame_stride: int,
+    sample_every: int,
+    progress: Callable,
+    quiet: bool,
+) -> TrainingData:
     """Reads the episodes under `roots` and makes the training samples.
 
     Args:
@@ -92,27 +107,42 @@ def load_training_data(*, roots: list[Path], params_path: Path, common: CommonPa
     sim = node_params(SimArmParams, params_path, "video2act_sim_arm")
     views = encoder_config.view_cameras
     cameras = camera_topics(common, views, params_path)
-    topics = EpisodeTopics(common.image_topic, common.joint_states_topic, common.trajectory_topic, sim.success_topic,
-                           common.instruction_topic, tuple(cameras[1:]))
+    topics = EpisodeTopics(
+        common.image_topic,
+        common.joint_states_topic,
+        common.trajectory_topic,
+        sim.success_topic,
+        common.instruction_topic,
+        tuple(cameras[1:]),
+    )
     # Frames at the model's input size, spilled to disk episode by episode:
     # memory does not grow with the recordings' length or resolution.
     shutil.rmtree(spill_dir, ignore_errors=True)
-    episodes, sources = load_episodes(roots, topics, common.joint_names,
-                                      (encoder_config.image_height, encoder_config.image_width),
-                                      (common.base_frame, common.camera_frame), joint_map, camera, spill_dir,
-                                      lambda sources: progress(sources, desc="reading episodes", unit="source"))
+    episodes, sources = load_episodes(
+        roots,
+        topics,
+        common.joint_names,
+        (encoder_config.image_height, encoder_config.image_width),
+        (common.base_frame, common.camera_frame),
+        joint_map,
+        camera,
+        spill_dir,
+        lambda sources: progress(sources, desc="reading episodes", unit="source"),
+    )
     if successful_only:
         episodes, sources = successful_episodes(episodes, sources, topics.success, quiet)
     camera_pose = agreed_camera_pose(episodes, params_path, quiet)
-    samples, stats = load_samples(episodes, common.joint_names, encoder_config.num_frames, horizon, frame_stride,
-                                  ViewSpec.of(encoder_config))
+    samples, stats = load_samples(
+        episodes, common.joint_names, encoder_config.num_frames, horizon, frame_stride, ViewSpec.of(encoder_config)
+    )
     samples = keep_every(samples, sample_every)  # statistics stay those of every step
     instructions = [episode.instruction.strip() for episode in episodes]
     return TrainingData(episodes, sources, samples, stats, instructions, camera_pose, cameras if views else [])
 
 
-def successful_episodes(episodes: list[Episode], sources: list[str], success_topic: str, quiet: bool
-                        ) -> tuple[list[Episode], list[str]]:
+def successful_episodes(
+    episodes: list[Episode], sources: list[str], success_topic: str, quiet: bool
+) -> tuple[list[Episode], list[str]]:
     """The episodes that record success (--successful-only), with their
     sources: a scripted expert's failures teach the head to fail.
 
@@ -129,8 +159,10 @@ def successful_episodes(episodes: list[Episode], sources: list[str], success_top
     """
     kept = [index for index, episode in enumerate(episodes) if episode.success]
     if not kept:
-        raise SystemExit(f"--successful-only: none of the {len(episodes)} episodes records success "
-                         f"(on {success_topic} or in a LeRobot dataset's next.success)")
+        raise SystemExit(
+            f"--successful-only: none of the {len(episodes)} episodes records success "
+            f"(on {success_topic} or in a LeRobot dataset's next.success)"
+        )
     if not quiet:
         print(f"--successful-only: training on {len(kept)} of {len(episodes)} episodes")
     return [episodes[index] for index in kept], [sources[index] for index in kept]
@@ -151,8 +183,10 @@ def agreed_camera_pose(episodes: list[Episode], params_path: Path, quiet: bool) 
     """
     perception = node_params(PerceptionParams, params_path, "video2act_perception")
     camera_pose, no_camera_pose = demonstrations_camera_pose(
-        [episode.camera_pose for episode in episodes], perception.camera_pose_tolerance_m,
-        np.radians(perception.camera_pose_tolerance_deg))
+        [episode.camera_pose for episode in episodes],
+        perception.camera_pose_tolerance_m,
+        np.radians(perception.camera_pose_tolerance_deg),
+    )
     if no_camera_pose and not quiet:
         print(f"warning: the checkpoint will record no camera pose: {no_camera_pose}")
     return camera_pose
@@ -175,8 +209,10 @@ def instruction_tokens(action, instructions: list[str], instruction_topic: str, 
         return None
     unnamed = sum(not text for text in instructions)
     if unnamed and not quiet:
-        print(f"warning: {unnamed} of {len(instructions)} episodes have no task instruction "
-              f"(on {instruction_topic} or in the dataset's tasks); they train on the empty one")
+        print(
+            f"warning: {unnamed} of {len(instructions)} episodes have no task instruction "
+            f"(on {instruction_topic} or in the dataset's tasks); they train on the empty one"
+        )
     return Instruction(*action.model.text_encoder.tokenize(instructions))
 
 

@@ -58,8 +58,9 @@ def distributed() -> tuple[int, int]:
     if world > 1 and not torch.distributed.is_initialized():
         # Rank 0 alone builds the feature cache while the others wait at a
         # barrier: allow hours, not the default 30 minutes.
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
-                                             timeout=timedelta(hours=6))
+        torch.distributed.init_process_group(
+            "nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=6)
+        )
     return (torch.distributed.get_rank() if world > 1 else 0), world
 
 

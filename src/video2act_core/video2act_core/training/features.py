@@ -86,8 +86,16 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_options(*, stage1_steps: int, init: Path | None, frame_stride: int, sample_every: int,
-                  augmentation: CameraAugmentation | None, seed: int, successful_only: bool) -> dict:
+def cache_options(
+    *,
+    stage1_steps: int,
+    init: Path | None,
+    frame_stride: int,
+    sample_every: int,
+    augmentation: CameraAugmentation | None,
+    seed: int,
+    successful_only: bool,
+) -> dict:
     """The training options that change the cached maps, for `cache_key`.
 
     Args:
@@ -101,10 +109,16 @@ def cache_options(*, stage1_steps: int, init: Path | None, frame_stride: int, sa
     Returns:
         The mapping hashed into the key.
     """
-    return {"stage1": stage1_steps, "init": str(init), "stride": frame_stride, "every": sample_every,
-            "augmentation": repr(augmentation), "seed": seed,
-            # only when set: caches written before the option stay valid
-            **({"successful_only": True} if successful_only else {})}
+    return {
+        "stage1": stage1_steps,
+        "init": str(init),
+        "stride": frame_stride,
+        "every": sample_every,
+        "augmentation": repr(augmentation),
+        "seed": seed,
+        # only when set: caches written before the option stay valid
+        **({"successful_only": True} if successful_only else {}),
+    }
 
 
 def _saved_parts(parts_dir: Path, rng: np.random.Generator) -> tuple[int, list, list, list]:
@@ -131,10 +145,17 @@ def _saved_parts(parts_dir: Path, rng: np.random.Generator) -> tuple[int, list, 
 
 
 @torch.no_grad()
-def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
-               augmentation: CameraAugmentation | None = None, seed: int = 0, views: Sequence[np.ndarray] | None = None,
-               parts_dir: Path | None = None, batches_per_part: int = 16
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def refine_all(
+    encoder,
+    clips: Sequence[np.ndarray],
+    batch_size: int,
+    progress,
+    augmentation: CameraAugmentation | None = None,
+    seed: int = 0,
+    views: Sequence[np.ndarray] | None = None,
+    parts_dir: Path | None = None,
+    batches_per_part: int = 16,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """System 2's filtered maps of every clip (and of every sample's camera
     frames, with image tokens), each augmented (or not) once.
 
@@ -162,24 +183,40 @@ def refine_all(encoder, clips: Sequence[np.ndarray], batch_size: int, progress,
     for count, start in enumerate(progress(starts, desc="System 2 features", unit="batch"), 1):
         picks = range(start, min(start + batch_size, len(clips)))
         batch = torch.cat([frames_to_tensor(augmented(clips[i], augmentation, rng)) for i in picks])
-        cameras = (torch.stack([camera_frames(views[i], augmentation, rng) for i in picks])
-                   if views is not None else None)
+        cameras = (
+            torch.stack([camera_frames(views[i], augmentation, rng) for i in picks]) if views is not None else None
+        )
         maps = encoder.refine(batch, cameras)
         spatial.append(maps.spatial.float().cpu())
         motion.append(maps.motion.float().cpu())
         if maps.views is not None:
             view_maps.append(maps.views.float().cpu())
         if parts_dir is not None and (count % batches_per_part == 0 or count == len(starts)):
-            save_atomically({"start": part_start, "end": picks.stop, "rng": json.dumps(rng.bit_generator.state),
-                             "spatial": torch.cat(spatial[part_first:]), "motion": torch.cat(motion[part_first:]),
-                             "views": torch.cat(view_maps[part_first:]) if view_maps else None},
-                            parts_dir / f"part-{part_start:09d}.pt")
+            save_atomically(
+                {
+                    "start": part_start,
+                    "end": picks.stop,
+                    "rng": json.dumps(rng.bit_generator.state),
+                    "spatial": torch.cat(spatial[part_first:]),
+                    "motion": torch.cat(motion[part_first:]),
+                    "views": torch.cat(view_maps[part_first:]) if view_maps else None,
+                },
+                parts_dir / f"part-{part_start:09d}.pt",
+            )
             part_start, part_first = picks.stop, len(spatial)
     return torch.cat(spatial), torch.cat(motion), torch.cat(view_maps) if view_maps else None
 
 
-def cached_features(encoder, samples: Samples, sources: list[str], cache_dir: Path, key_options: dict,
-                    process: TrainingProcess, augmentation: CameraAugmentation | None, seed: int) -> Features:
+def cached_features(
+    encoder,
+    samples: Samples,
+    sources: list[str],
+    cache_dir: Path,
+    key_options: dict,
+    process: TrainingProcess,
+    augmentation: CameraAugmentation | None,
+    seed: int,
+) -> Features:
     """Every sample's maps from the cache in `cache_dir`, filling it first
     if it is missing: rank 0 runs System 2 over the data (in parts, next to
     the cache file), the other ranks wait and load it.
@@ -201,15 +238,18 @@ def cached_features(encoder, samples: Samples, sources: list[str], cache_dir: Pa
     cache_dir.mkdir(parents=True, exist_ok=True)
     cache_path = cache_dir / f"features-{key}.pt"
     parts_dir = cache_path.with_suffix(".parts")
-    if process.rank == 0 and fill_once(cache_path, lambda: refine_all(
-            encoder, samples.clips, FEATURE_BATCH, process.progress, augmentation, seed, samples.views, parts_dir)):
+    if process.rank == 0 and fill_once(
+        cache_path,
+        lambda: refine_all(
+            encoder, samples.clips, FEATURE_BATCH, process.progress, augmentation, seed, samples.views, parts_dir
+        ),
+    ):
         shutil.rmtree(parts_dir)
     wait_for_all(process.world)
     return Features(*resident_on(process.device, *torch.load(cache_path, mmap=True)))
 
 
-def scale_features(encoder, samples: Samples, progress, augmentation: CameraAugmentation | None,
-                   seed: int) -> Features:
+def scale_features(encoder, samples: Samples, progress, augmentation: CameraAugmentation | None, seed: int) -> Features:
     """Maps of an evenly spread subset of the samples, from the untrained
     backbone of a model trained end to end: they fix the formers' token
     scales; every batch then runs the backbone on freshly augmented clips.
@@ -225,8 +265,9 @@ def scale_features(encoder, samples: Samples, progress, augmentation: CameraAugm
     """
     subset = np.linspace(0, len(samples.clips) - 1, min(len(samples.clips), SCALE_SUBSET)).astype(int)
     views = [samples.views[i] for i in subset] if samples.views else None
-    return Features(*refine_all(encoder, [samples.clips[i] for i in subset], FEATURE_BATCH, progress, augmentation,
-                                seed, views))
+    return Features(
+        *refine_all(encoder, [samples.clips[i] for i in subset], FEATURE_BATCH, progress, augmentation, seed, views)
+    )
 
 
 def resident_on(device: torch.device, *maps: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:

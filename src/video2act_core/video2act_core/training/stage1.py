@@ -33,8 +33,10 @@ def check_stage1(encoder, steps: int) -> None:
         SystemExit: steps > 0 and the backbone is trained end to end.
     """
     if encoder.backbone.trained_end_to_end and steps:
-        raise SystemExit(f"--stage1-steps: the {encoder.config.backbone.get('type')} backbone has no denoising "
-                         "objective; it trains with the head in stage 2")
+        raise SystemExit(
+            f"--stage1-steps: the {encoder.config.backbone.get('type')} backbone has no denoising "
+            "objective; it trains with the head in stage 2"
+        )
 
 
 def stage1_pending(resumed: dict | None, steps: int) -> bool:
@@ -50,8 +52,19 @@ def stage1_pending(resumed: dict | None, steps: int) -> bool:
     return resumed["stage"] != 2 if resumed else steps != 0
 
 
-def train_stage1(encoder, action, clips: Clips, process: TrainingProcess, *, steps: int, batch_size: int,
-                 save_every: int, state_path: Path, resumed: dict | None, generator: torch.Generator) -> None:
+def train_stage1(
+    encoder,
+    action,
+    clips: Clips,
+    process: TrainingProcess,
+    *,
+    steps: int,
+    batch_size: int,
+    save_every: int,
+    state_path: Path,
+    resumed: dict | None,
+    generator: torch.Generator,
+) -> None:
     """Fine-tunes the whole encoder on random clips' denoising loss,
     gradients averaged over the processes; rank 0 saves the state every
     `save_every` steps.

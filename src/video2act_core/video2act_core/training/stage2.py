@@ -86,16 +86,23 @@ class Stage2Objective(nn.Module):
 class Batches:
     """Draws stage 2's batches from this process's shard of the samples."""
 
-    def __init__(self, samples: Samples, features: Features | None, instructions: Instruction | None,
-                 process: TrainingProcess, options: Stage2Options, augmentation: CameraAugmentation | None):
+    def __init__(
+        self,
+        samples: Samples,
+        features: Features | None,
+        instructions: Instruction | None,
+        process: TrainingProcess,
+        options: Stage2Options,
+        augmentation: CameraAugmentation | None,
+    ):
         """Args:
-            samples: the training samples.
-            features: their cached maps, or None to run the backbone on
-                frames (end to end), freshly augmented each time.
-            instructions: every episode's tokens, with language.
-            process: this process (its shard, its device).
-            options: batch size, staleness, seed.
-            augmentation: the camera augmentation, for end-to-end frames.
+        samples: the training samples.
+        features: their cached maps, or None to run the backbone on
+            frames (end to end), freshly augmented each time.
+        instructions: every episode's tokens, with language.
+        process: this process (its shard, its device).
+        options: batch size, staleness, seed.
+        augmentation: the camera augmentation, for end-to-end frames.
         """
         self.samples, self.features, self.instructions = samples, features, instructions
         self.options, self.augmentation, self.device = options, augmentation, process.device
@@ -120,22 +127,30 @@ class Batches:
         instruction = None
         if self.instructions is not None:
             rows = self.sample_episode[picks]
-            instruction = Instruction(self.instructions.ids[rows].to(self.device),
-                                      self.instructions.mask[rows].to(self.device))
+            instruction = Instruction(
+                self.instructions.ids[rows].to(self.device), self.instructions.mask[rows].to(self.device)
+            )
         return self._inputs(seen), picks.to(self.device), instruction
 
     def _inputs(self, seen: torch.Tensor) -> tuple:
         """The objective's inputs for the samples whose maps are `seen`."""
         if self.features is None:
             samples, augmentation, rng = self.samples, self.augmentation, self.clip_rng
-            return (torch.cat([frames_to_tensor(augmented(samples.clips[i], augmentation, rng))
-                               for i in seen.tolist()]).to(self.device),
-                    torch.stack([camera_frames(samples.views[i], augmentation, rng)
-                                 for i in seen.tolist()]).to(self.device) if samples.views else None)
+            return (
+                torch.cat([frames_to_tensor(augmented(samples.clips[i], augmentation, rng)) for i in seen.tolist()]).to(
+                    self.device
+                ),
+                torch.stack([camera_frames(samples.views[i], augmentation, rng) for i in seen.tolist()]).to(self.device)
+                if samples.views
+                else None,
+            )
         spatial, motion, views = self.features
         seen = seen.to(spatial.device)
-        return (spatial[seen].to(self.device), motion[seen].to(self.device),
-                views[seen].to(self.device) if views is not None else None)
+        return (
+            spatial[seen].to(self.device),
+            motion[seen].to(self.device),
+            views[seen].to(self.device) if views is not None else None,
+        )
 
 
 def trainable_parameters(encoder, action, features: Features, end_to_end: bool) -> list[nn.Parameter]:
@@ -155,8 +170,12 @@ def trainable_parameters(encoder, action, features: Features, end_to_end: bool) 
         p.requires_grad_(False)
     # Fixed scales from the data keep each cell's magnitude in its tokens.
     encoder.fit_scales(features.spatial, features.motion)
-    trainable = [p for former in (encoder.spatial_former, encoder.motion_former, encoder.view_former)
-                 if former is not None for p in former.parameters()]
+    trainable = [
+        p
+        for former in (encoder.spatial_former, encoder.motion_former, encoder.view_former)
+        if former is not None
+        for p in former.parameters()
+    ]
     if end_to_end:
         trainable += list(encoder.backbone.parameters())
         encoder.train()
@@ -165,8 +184,9 @@ def trainable_parameters(encoder, action, features: Features, end_to_end: bool) 
     return trainable + list(action.model.parameters())
 
 
-def optimizer_and_schedule(trainable: list[nn.Parameter], options: Stage2Options, resumed: dict | None
-                           ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
+def optimizer_and_schedule(
+    trainable: list[nn.Parameter], options: Stage2Options, resumed: dict | None
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
     """AdamW under a one-cycle schedule, restored from a saved stage 2 state.
 
     Args:
@@ -180,8 +200,9 @@ def optimizer_and_schedule(trainable: list[nn.Parameter], options: Stage2Options
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=WEIGHT_DECAY)
     total = max(options.steps, 3)
     # 5% warm-up, but OneCycleLR divides by zero below two warm-up steps.
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=options.lr, total_steps=total,
-                                                   pct_start=max(0.05, 2.0 / total))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=options.lr, total_steps=total, pct_start=max(0.05, 2.0 / total)
+    )
     if not resumed:
         return optimizer, schedule, 0
     optimizer.load_state_dict(resumed["optimizer"])
@@ -195,10 +216,22 @@ def optimizer_and_schedule(trainable: list[nn.Parameter], options: Stage2Options
     return optimizer, schedule, resumed["step"]
 
 
-def train_stage2(encoder, action, samples: Samples, stats: NormalizationStats, features: Features,
-                 instructions: Instruction | None, process: TrainingProcess, options: Stage2Options, *,
-                 end_to_end: bool, augmentation: CameraAugmentation | None, state_path: Path, resumed: dict | None,
-                 generator: torch.Generator) -> tuple[float | None, float]:
+def train_stage2(
+    encoder,
+    action,
+    samples: Samples,
+    stats: NormalizationStats,
+    features: Features,
+    instructions: Instruction | None,
+    process: TrainingProcess,
+    options: Stage2Options,
+    *,
+    end_to_end: bool,
+    augmentation: CameraAugmentation | None,
+    state_path: Path,
+    resumed: dict | None,
+    generator: torch.Generator,
+) -> tuple[float | None, float]:
     """Trains the head (and the formers; and an end-to-end backbone).
 
     Args:
@@ -226,7 +259,8 @@ def train_stage2(encoder, action, samples: Samples, stats: NormalizationStats, f
     objective = Stage2Objective(encoder, action, options.state_noise)
     if process.world > 1:
         objective = nn.parallel.DistributedDataParallel(
-            objective, device_ids=[device.index] if device.type == "cuda" else None)
+            objective, device_ids=[device.index] if device.type == "cuda" else None
+        )
     optimizer, schedule, start = optimizer_and_schedule(trainable, options, resumed)
     action.train()
     batches = Batches(samples, None if end_to_end else features, instructions, process, options, augmentation)

@@ -85,8 +85,9 @@ class VideoBackbone(nn.Module):
     def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
-                       context: torch.Tensor | None = None) -> torch.Tensor:
+    def denoising_loss(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def diffusers_modules(self) -> dict[str, nn.Module]:
@@ -109,15 +110,18 @@ def check_flow_options(arguments: dict[str, Any]) -> None:
         raise ValueError(f"backbone.num_blocks={arguments['num_blocks']!r}: expected >= 0 (0 = all blocks)")
 
 
-def transformer_and_vae(model: str, transformer_class, vae_class, pretrained_path: str,
-                        transformer: dict[str, Any], vae: dict[str, Any]) -> tuple[nn.Module, nn.Module]:
+def transformer_and_vae(
+    model: str, transformer_class, vae_class, pretrained_path: str, transformer: dict[str, Any], vae: dict[str, Any]
+) -> tuple[nn.Module, nn.Module]:
     """A video transformer and its VAE: loaded from a local diffusers
     directory (transformer/ and vae/ inside), or built from configs."""
     if not pretrained_path:
         return transformer_class(**transformer), vae_class(**vae)
     root = Path(pretrained_path).expanduser()
     if not (root / "transformer").is_dir() or not (root / "vae").is_dir():
-        raise FileNotFoundError(f"{root} is not a diffusers {model} directory: expected transformer/ and vae/ subfolders")
+        raise FileNotFoundError(
+            f"{root} is not a diffusers {model} directory: expected transformer/ and vae/ subfolders"
+        )
     return load_local(transformer_class, root / "transformer"), load_local(vae_class, root / "vae")
 
 

@@ -30,8 +30,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, VideoBackbone, check_flow_options,
-                                              flow_noise_levels, transformer_and_vae)
+from video2act_core.models.backbones import (
+    NUM_TRAIN_TIMESTEPS,
+    VideoBackbone,
+    check_flow_options,
+    flow_noise_levels,
+    transformer_and_vae,
+)
 
 # A HunyuanVideo-style transformer and VAE small enough for CPU tests: the
 # same block types (dual-stream then single-stream blocks, token refiner,
@@ -81,15 +86,23 @@ class HunyuanVideoBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLHunyuanVideo, HunyuanVideoTransformer3DModel
 
-        self.check_arguments({"timestep": timestep, "loss_timestep_sampling": loss_timestep_sampling,
-                              "num_blocks": num_blocks})
+        self.check_arguments(
+            {"timestep": timestep, "loss_timestep_sampling": loss_timestep_sampling, "num_blocks": num_blocks}
+        )
         self.transformer, self.vae = transformer_and_vae(
-            "HunyuanVideo", HunyuanVideoTransformer3DModel, AutoencoderKLHunyuanVideo, pretrained_path,
-            transformer or TINY_TRANSFORMER, vae or TINY_VAE)
+            "HunyuanVideo",
+            HunyuanVideoTransformer3DModel,
+            AutoencoderKLHunyuanVideo,
+            pretrained_path,
+            transformer or TINY_TRANSFORMER,
+            vae or TINY_VAE,
+        )
         config = self.transformer.config
         if config.in_channels != self.vae.config.latent_channels:
-            raise ValueError(f"HunyuanVideo transformer in_channels={config.in_channels} must equal the VAE's "
-                             f"latent_channels={self.vae.config.latent_channels}")
+            raise ValueError(
+                f"HunyuanVideo transformer in_channels={config.in_channels} must equal the VAE's "
+                f"latent_channels={self.vae.config.latent_channels}"
+            )
         if config.patch_size_t != 1:
             raise ValueError(f"patch_size_t={config.patch_size_t}: features are per latent frame, so it must be 1")
         total = len(self.transformer.transformer_blocks)
@@ -147,8 +160,9 @@ class HunyuanVideoBackbone(VideoBackbone):
         tokens = transformer.x_embedder(sample)
         text = transformer.context_embedder(text, timestep, mask)
         # Every video and text token attends (one text token, never padding).
-        attention_mask = torch.ones(batch, 1, 1, tokens.shape[1] + text.shape[1], device=sample.device,
-                                    dtype=torch.bool)
+        attention_mask = torch.ones(
+            batch, 1, 1, tokens.shape[1] + text.shape[1], device=sample.device, dtype=torch.bool
+        )
         first_frame_tokens = (height // patch) * (width // patch)
         for block in transformer.transformer_blocks[: self.num_blocks]:
             tokens, text = block(tokens, text, temb, attention_mask, rotary, token_replace_emb, first_frame_tokens)
@@ -157,8 +171,9 @@ class HunyuanVideoBackbone(VideoBackbone):
         grid = tokens.unflatten(1, (steps, height // patch, width // patch))  # (B, t, h', w', C)
         return grid.permute(0, 1, 4, 2, 3)
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
-                       context: torch.Tensor | None = None) -> torch.Tensor:
+    def denoising_loss(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """HunyuanVideo's flow-matching objective on the full transformer:
         with x_s = (1 - s) x0 + s noise, predict the velocity noise - x0."""
         batch = latents.shape[0]
@@ -168,7 +183,13 @@ class HunyuanVideoBackbone(VideoBackbone):
         noisy = (1.0 - scale) * latents + scale * noise
         transformer = self.transformer
         text, mask, pooled, guidance = self._conditions(batch, latents.device, transformer.dtype)
-        prediction = transformer(noisy.transpose(1, 2).to(transformer.dtype), timestep=noise_level * NUM_TRAIN_TIMESTEPS,
-                                 encoder_hidden_states=text, encoder_attention_mask=mask, pooled_projections=pooled,
-                                 guidance=guidance, return_dict=False)[0]
+        prediction = transformer(
+            noisy.transpose(1, 2).to(transformer.dtype),
+            timestep=noise_level * NUM_TRAIN_TIMESTEPS,
+            encoder_hidden_states=text,
+            encoder_attention_mask=mask,
+            pooled_projections=pooled,
+            guidance=guidance,
+            return_dict=False,
+        )[0]
         return F.mse_loss(prediction.float(), (noise - latents).transpose(1, 2).float())

@@ -119,8 +119,9 @@ class SVDBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
 
-        self.check_arguments({"sigma": sigma, "vae_scaling_factor": vae_scaling_factor,
-                              "feature_blocks": feature_blocks})
+        self.check_arguments(
+            {"sigma": sigma, "vae_scaling_factor": vae_scaling_factor, "feature_blocks": feature_blocks}
+        )
 
         self.image_encoder = None  # CLIP, from a download's image_encoder/
         if pretrained_path:
@@ -130,10 +131,12 @@ class SVDBackbone(VideoBackbone):
             # Lazy (low-memory) loading needs `accelerate`; without it diffusers
             # falls back anyway, with a warning on every load.
             lazy = importlib.util.find_spec("accelerate") is not None
-            self.unet = UNetSpatioTemporalConditionModel.from_pretrained(root / "unet", local_files_only=True,
-                                                                         low_cpu_mem_usage=lazy)
-            self.vae = AutoencoderKLTemporalDecoder.from_pretrained(root / "vae", local_files_only=True,
-                                                                   low_cpu_mem_usage=lazy)
+            self.unet = UNetSpatioTemporalConditionModel.from_pretrained(
+                root / "unet", local_files_only=True, low_cpu_mem_usage=lazy
+            )
+            self.vae = AutoencoderKLTemporalDecoder.from_pretrained(
+                root / "vae", local_files_only=True, low_cpu_mem_usage=lazy
+            )
             if (root / "image_encoder").is_dir():
                 self.image_encoder = load_clip_image_encoder(root)
         else:
@@ -154,8 +157,10 @@ class SVDBackbone(VideoBackbone):
         self.condition_embedding = torch.nn.Linear(latent_channels, self.unet.config.cross_attention_dim)
         if self.image_encoder is not None:
             if self.image_encoder.config.projection_dim != self.unet.config.cross_attention_dim:
-                raise ValueError(f"CLIP image encoder projection_dim={self.image_encoder.config.projection_dim} must "
-                                 f"equal the UNet's cross_attention_dim={self.unet.config.cross_attention_dim}")
+                raise ValueError(
+                    f"CLIP image encoder projection_dim={self.image_encoder.config.projection_dim} must "
+                    f"equal the UNet's cross_attention_dim={self.unet.config.cross_attention_dim}"
+                )
             self.register_buffer("clip_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("clip_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         self._features: dict[str, torch.Tensor] = {}
@@ -163,9 +168,11 @@ class SVDBackbone(VideoBackbone):
         for name in self.feature_blocks:
             if not name or name not in modules:  # "" names the UNet itself
                 levels = len(self.unet.config.block_out_channels)
-                raise ValueError(f"backbone.feature_blocks={self.feature_blocks!r}: {name!r} is not a block of the "
-                                 f"UNet; expected names such as down_blocks.0..{levels - 1}, mid_block, "
-                                 f"up_blocks.0..{levels - 1}")
+                raise ValueError(
+                    f"backbone.feature_blocks={self.feature_blocks!r}: {name!r} is not a block of the "
+                    f"UNet; expected names such as down_blocks.0..{levels - 1}, mid_block, "
+                    f"up_blocks.0..{levels - 1}"
+                )
             self.unet.get_submodule(name).register_forward_hook(self._store_features(name))
         with torch.no_grad():
             probe = torch.zeros(1, 2, 3, 32, 32)
@@ -178,16 +185,20 @@ class SVDBackbone(VideoBackbone):
             if not arguments[name] > 0:
                 raise ValueError(f"backbone.{name}={arguments[name]!r}: expected > 0")
         if not arguments["feature_blocks"]:
-            raise ValueError(f"backbone.feature_blocks={arguments['feature_blocks']!r}: expected at least one "
-                             "UNet block name, e.g. up_blocks.1")
+            raise ValueError(
+                f"backbone.feature_blocks={arguments['feature_blocks']!r}: expected at least one "
+                "UNet block name, e.g. up_blocks.1"
+            )
 
     def feature_grid(self, height: int, width: int) -> tuple[int, int] | None:
         """The grid of the first feature block's maps (the one all are resized
         to), for the UNet's own block names; None for a sub-module."""
         vae_levels = len(self.vae.config.block_out_channels)
         unet_levels = len(self.unet.config.block_out_channels)
-        grid = tuple(unet_block_size(latent_size(side, vae_levels), unet_levels, self.feature_blocks[0])
-                     for side in (height, width))
+        grid = tuple(
+            unet_block_size(latent_size(side, vae_levels), unet_levels, self.feature_blocks[0])
+            for side in (height, width)
+        )
         return None if None in grid else grid
 
     def _store_features(self, name: str):
@@ -208,8 +219,9 @@ class SVDBackbone(VideoBackbone):
         if self.image_encoder is None:
             return None
         size = self.image_encoder.config.image_size
-        first = F.interpolate(frames[:, 0].float(), size=(size, size), mode="bicubic", align_corners=False,
-                              antialias=True).clamp(0.0, 1.0)
+        first = F.interpolate(
+            frames[:, 0].float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True
+        ).clamp(0.0, 1.0)
         pixels = (first - self.clip_mean) / self.clip_std
         return self.image_encoder(pixel_values=pixels.to(self.image_encoder.dtype)).image_embeds.unsqueeze(1)
 
@@ -220,8 +232,9 @@ class SVDBackbone(VideoBackbone):
         latents = self.vae.encode(pixels).latent_dist.mode() * self.vae_scaling_factor
         return latents.unflatten(0, (batch, steps))
 
-    def _denoise(self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor,
-                 context: torch.Tensor | None = None) -> torch.Tensor:
+    def _denoise(
+        self, latents: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """One SVD UNet pass on `latents + sigma * noise`, conditioned on the
         first frame as SVD is (its latents concatenated, and `context` or the
         learned stand-in for its CLIP embedding); returns the raw UNet output
@@ -246,18 +259,23 @@ class SVDBackbone(VideoBackbone):
         batch, steps = latents.shape[:2]
         # Same noise for every frame: per-frame noise would itself look like motion.
         generator = torch.Generator(device="cpu").manual_seed(self.noise_seed)
-        noise = torch.randn((1, 1, *latents.shape[2:]), generator=generator, device="cpu").to(latents).expand_as(latents)
+        noise = (
+            torch.randn((1, 1, *latents.shape[2:]), generator=generator, device="cpu").to(latents).expand_as(latents)
+        )
         sigma = torch.full((batch,), self.sigma, device=latents.device, dtype=latents.dtype)
         self._features.clear()
         self._denoise(latents, noise, sigma, context)
         maps = [self._features[name] for name in self.feature_blocks]
         grid = maps[0].shape[-2:]
-        resized = [m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
-                   for m in maps]
+        resized = [
+            m if m.shape[-2:] == grid else F.interpolate(m, size=grid, mode="bilinear", align_corners=False)
+            for m in maps
+        ]
         return torch.cat(resized, dim=1).unflatten(0, (batch, steps))
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
-                       context: torch.Tensor | None = None) -> torch.Tensor:
+    def denoising_loss(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """SVD's EDM v-objective on a batch of robot clips' latents."""
         batch = latents.shape[0]
         # log-normal noise levels (P_mean 0.7, P_std 1.6), as SVD fine-tunes.

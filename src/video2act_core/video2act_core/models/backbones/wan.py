@@ -35,8 +35,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from video2act_core.models.backbones import (NUM_TRAIN_TIMESTEPS, VideoBackbone, check_flow_options,
-                                              flow_noise_levels, transformer_and_vae)
+from video2act_core.models.backbones import (
+    NUM_TRAIN_TIMESTEPS,
+    VideoBackbone,
+    check_flow_options,
+    flow_noise_levels,
+    transformer_and_vae,
+)
 
 # A Wan2.2-style transformer and VAE small enough for CPU tests and the demo:
 # the same block types as TI2V-5B (patch (1, 2, 2), RMS-normed q/k, residual
@@ -71,6 +76,7 @@ TINY_VAE: dict[str, Any] = {
     "latents_std": [0.5, 1.0, 1.5, 0.8, 1.2, 0.6, 2.0, 0.9],
 }
 
+
 def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.Tensor:
     """(1, tokens, text_dim) umT5 embeddings of `prompt` as WanPipeline makes
     them: the tokenizer's ids with an attention mask, zeros past the prompt."""
@@ -86,8 +92,15 @@ def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.
     encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", local_files_only=True).eval()
     if encoder.config.d_model != text_dim:
         raise ValueError(f"umT5 in {root} has width {encoder.config.d_model}, the transformer's text_dim is {text_dim}")
-    batch = tokenizer([prompt], padding="max_length", max_length=tokens, truncation=True, add_special_tokens=True,
-                      return_attention_mask=True, return_tensors="pt")
+    batch = tokenizer(
+        [prompt],
+        padding="max_length",
+        max_length=tokens,
+        truncation=True,
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     return (hidden * batch["attention_mask"][..., None]).float()
@@ -123,18 +136,33 @@ class WanBackbone(VideoBackbone):
         super().__init__()
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-        self.check_arguments({"timestep": timestep, "loss_timestep_sampling": loss_timestep_sampling,
-                              "num_blocks": num_blocks, "text_tokens": text_tokens})
-        self.transformer, self.vae = transformer_and_vae("Wan", WanTransformer3DModel, AutoencoderKLWan, pretrained_path,
-                                                         transformer or TINY_TRANSFORMER, vae or TINY_VAE)
+        self.check_arguments(
+            {
+                "timestep": timestep,
+                "loss_timestep_sampling": loss_timestep_sampling,
+                "num_blocks": num_blocks,
+                "text_tokens": text_tokens,
+            }
+        )
+        self.transformer, self.vae = transformer_and_vae(
+            "Wan",
+            WanTransformer3DModel,
+            AutoencoderKLWan,
+            pretrained_path,
+            transformer or TINY_TRANSFORMER,
+            vae or TINY_VAE,
+        )
 
         config = self.transformer.config
         if config.in_channels != self.vae.config.z_dim:
-            raise ValueError(f"Wan transformer in_channels={config.in_channels} must equal the VAE's "
-                             f"z_dim={self.vae.config.z_dim}")
+            raise ValueError(
+                f"Wan transformer in_channels={config.in_channels} must equal the VAE's z_dim={self.vae.config.z_dim}"
+            )
         if config.patch_size[0] != 1:
-            raise ValueError(f"Wan transformer patch_size={list(config.patch_size)}: features are per latent "
-                             "frame, so the time patch must be 1")
+            raise ValueError(
+                f"Wan transformer patch_size={list(config.patch_size)}: features are per latent "
+                "frame, so the time patch must be 1"
+            )
         total_blocks = len(self.transformer.blocks)
         self.num_blocks = num_blocks if 0 < num_blocks <= total_blocks else total_blocks
         self.timestep, self.noise_seed = float(timestep), noise_seed
@@ -153,10 +181,16 @@ class WanBackbone(VideoBackbone):
         self.size_multiple = math.lcm(*self.cell)
         # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
         z_dim = self.vae.config.z_dim
-        self.register_buffer("latents_mean", torch.tensor(self.vae.config.latents_mean, dtype=torch.float32)
-                             .view(1, z_dim, 1, 1, 1), persistent=False)
-        self.register_buffer("latents_std", torch.tensor(self.vae.config.latents_std, dtype=torch.float32)
-                             .view(1, z_dim, 1, 1, 1), persistent=False)
+        self.register_buffer(
+            "latents_mean",
+            torch.tensor(self.vae.config.latents_mean, dtype=torch.float32).view(1, z_dim, 1, 1, 1),
+            persistent=False,
+        )
+        self.register_buffer(
+            "latents_std",
+            torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1),
+            persistent=False,
+        )
 
     @classmethod
     def check_arguments(cls, arguments: dict[str, Any]) -> None:
@@ -204,8 +238,9 @@ class WanBackbone(VideoBackbone):
         batch, steps, _, height, width = latents.shape
         _, patch_h, patch_w = self.transformer.config.patch_size
         if height % patch_h or width % patch_w:
-            raise ValueError(f"latent grid {height}x{width} is not divisible by the transformer's patch "
-                             f"{patch_h}x{patch_w}")
+            raise ValueError(
+                f"latent grid {height}x{width} is not divisible by the transformer's patch {patch_h}x{patch_w}"
+            )
         transformer = self.transformer
         sample = latents.transpose(1, 2).to(transformer.dtype)  # (B, c, t, h, w), as the transformer takes it
         noise_level = self.timestep / NUM_TRAIN_TIMESTEPS
@@ -228,8 +263,9 @@ class WanBackbone(VideoBackbone):
         grid = tokens.unflatten(1, (steps, height // patch_h, width // patch_w))  # (B, t, h', w', C)
         return grid.permute(0, 1, 4, 2, 3)
 
-    def denoising_loss(self, latents: torch.Tensor, generator: torch.Generator | None = None,
-                       context: torch.Tensor | None = None) -> torch.Tensor:
+    def denoising_loss(
+        self, latents: torch.Tensor, generator: torch.Generator | None = None, context: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Wan's rectified-flow objective on the full transformer: with
         x_s = (1 - s) x0 + s noise, predict the velocity noise - x0.
 
