@@ -223,9 +223,12 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert json.loads((tmp_path / "compute.json").read_text()) == compute
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
-    # The table again from the saved rows alone (rows gathered from other machines).
-    assert benchmark(arguments + ["--report-only"]) == 0
+    # The table again from the saved rows alone (rows gathered from other machines), into a doc too.
+    doc = tmp_path / "benchmark.md"
+    doc.write_text("Results:\n<!-- results:benchmark -->\n<!-- /results:benchmark -->\n")
+    assert benchmark(arguments + ["--report-only", "--docs", str(doc)]) == 0
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
+    assert table in doc.read_text() and "Written by `python -m video2act_eval.benchmark --quick" in doc.read_text()
 
 
 def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_that_reads_one(tmp_path):
@@ -244,3 +247,16 @@ def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_th
         model_config(METHODS["dp"], ("svd", str(tmp_path / "svd")), tmp_path / "out")
         == REPO / "config" / "model_tiny_dp.yaml"
     )
+
+
+def test_a_docs_table_is_written_between_its_markers_and_nowhere_else(tmp_path):
+    from video2act_eval.tables import write_block
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("# Results\n\nBefore.\n<!-- results:bench -->\nold table\n<!-- /results:bench -->\nAfter.\n")
+    write_block(doc, "bench", "| a |\n| - |\n| 1 |\n", ["python", "-m", "tool", "--out", "x y"])
+    text = doc.read_text()
+    assert text.startswith("# Results\n\nBefore.\n<!-- results:bench -->\nWritten by `python -m tool --out 'x y'` on ")
+    assert "| a |\n| - |\n| 1 |\n<!-- /results:bench -->\nAfter.\n" in text and "old table" not in text
+    with pytest.raises(ValueError, match="needs one block `<!-- results:other -->`"):
+        write_block(doc, "other", "x", ["tool"])

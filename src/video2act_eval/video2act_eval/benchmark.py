@@ -54,6 +54,7 @@ import yaml
 from video2act_core.checkpoint import MANIFEST, read_manifest
 from video2act_core.params import PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_eval.evaluate import core_share, evaluate_in_processes, node_update_ratio, summarise
+from video2act_eval.tables import write_block
 from video2act_sim.arm import SCENES
 from video2act_sim.episode import EpisodeResult
 from video2act_sim.expert import FIRST_SEED
@@ -438,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the table and plots from the rows already in --out/rows (e.g. gathered from runs on other machines)",
     )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also write the tables into this Markdown file's <!-- results:benchmark --> block (docs/benchmark.md)",
+    )
     return parser
 
 
@@ -600,9 +606,9 @@ def evaluate_pending(
         run.save_compute()
 
 
-def write_report(done: dict[Path, dict], columns: list[tuple[str, str]], methods: list[str], out: Path) -> None:
+def write_report(done: dict[Path, dict], columns: list[tuple[str, str]], methods: list[str], out: Path) -> str:
     """results.csv, episodes.csv, table.md and results.png from every row
-    (this run's and the saved ones); the success table printed."""
+    (this run's and the saved ones); the success table printed. Returns table.md's text."""
     results = [saved["row"] for saved in done.values()]
     episodes = [episode for saved in done.values() for episode in saved["episodes"]]
     for name, rows in (("results.csv", results), ("episodes.csv", episodes)):
@@ -613,13 +619,15 @@ def write_report(done: dict[Path, dict], columns: list[tuple[str, str]], methods
             writer.writerows(rows)
     table = summary_table(results, columns, methods)
     distances = summary_table(results, columns, methods, "mean_final_distance")
-    (out / "table.md").write_text(
+    report = (
         f"Success rate:\n\n{table}\n\nFinal distance to the goal (success below the task's radius):\n\n"
         f"{distances}\n\n{budget_lines(results, columns)}\n"
     )
+    (out / "table.md").write_text(report)
     plot(results, columns, methods, out / "results.png")
     print(table)
     print(f"wrote {out / 'results.csv'}, episodes.csv, table.md, results.png and compute.json")
+    return report
 
 
 def resolve_run(args, parser: argparse.ArgumentParser) -> Run:
@@ -663,7 +671,11 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = train_task(run, task_name, trained)
         plan_evaluations(run, task_name, checkpoints, calls, pending, done)
     evaluate_pending(run, tasks, calls, pending, done)
-    write_report(done, columns, args.methods, args.out)
+    report = write_report(done, columns, args.methods, args.out)
+    if args.docs:
+        write_block(
+            args.docs, "benchmark", report, ["python", "-m", "video2act_eval.benchmark", *(argv or sys.argv[1:])]
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ import csv
 import dataclasses
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from video2act_core.data.frames import CameraInputs, ViewSpec
 from video2act_core.devices import limit_cpu_threads
 from video2act_core.params import SIM_SCENES, SIM_TASKS, PerceptionParams, PolicyParams, SimArmParams, node_params
 from video2act_core.visualize import OverlayVideo, overlay
+from video2act_eval.tables import write_block
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, EpisodeResult, run_episode
 
@@ -421,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="another checkpoint to evaluate at the first ratio (e.g. an ablation)",
     )
     parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument(
+        "--docs",
+        metavar="FILE#BLOCK",
+        help="also write the table into block BLOCK of this Markdown file (<!-- results:BLOCK -->, e.g. "
+        "docs/execution.md#strategies-under-delay)",
+    )
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument(
         "--ratios",
@@ -605,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     params, calls = row_calls(args, parser)
     rows, episodes = evaluate_rows(calls, args, params)
     write_results(rows, episodes, args.out)
+    if args.docs:
+        path, _, block = args.docs.partition("#")
+        command = ["python", "-m", "video2act_eval.evaluate", *(argv if argv is not None else sys.argv[1:])]
+        write_block(Path(path), block or "evaluation", format_markdown(rows), command)
     print_summary(rows, args, params)
     return 0
 
