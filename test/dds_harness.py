@@ -7,9 +7,11 @@ JTC's acceptance rules, and whose joints follow their setpoints exactly;
 given a position instead, the arm stands there and follows nothing."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
+import yaml
 from builtin_interfaces.msg import Duration
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
@@ -35,7 +37,31 @@ PARAMS = node_params(PolicyParams, PARAMS_FILES, "video2act_policy")
 LIMITS = JointLimits.from_lists(
     PARAMS.joint_names, PARAMS.joint_lower_limits, PARAMS.joint_upper_limits, PARAMS.max_joint_velocity
 )
-ARM_JOINTS = [name for name in PARAMS.joint_names if name not in PARAMS.gripper_joint_names]
+
+
+def trajectory_controllers(path) -> dict[str, dict]:
+    """name -> (joints, validation settings) of each joint_trajectory_controller a
+    ros2_control YAML loads: the judges' own reading, not the policy's params."""
+    document = yaml.safe_load(Path(path).read_text())
+    loaded = document["controller_manager"]["ros__parameters"]
+    controllers = {}
+    for name, spec in loaded.items():
+        if isinstance(spec, dict) and spec.get("type", "").endswith("JointTrajectoryController"):
+            params = document[name]["ros__parameters"]
+            controllers[name] = {
+                "joints": params["joints"],
+                "validation": {
+                    "allow_partial_joints_goal": params.get("allow_partial_joints_goal", False),
+                    "allow_nonzero_velocity_at_trajectory_end": params.get(
+                        "allow_nonzero_velocity_at_trajectory_end", False
+                    ),
+                },
+            }
+    return controllers
+
+
+CONTROLLERS = trajectory_controllers(REPO / "config" / "robots" / "so101_controllers.yaml")
+ARM_JOINTS = CONTROLLERS["arm_controller"]["joints"]
 # Generous: System 2 runs ~1 Hz with ~1 s latency on a loaded 2-core machine.
 MAX_LATENTS_AGE_S = 5.0
 
@@ -63,36 +89,29 @@ class Harness:
         self.sent_image_stamps = []
         self.sent_states = []
         self.node.create_subscription(SpatioMotionLatents, PARAMS.latents_topic, self.latents.append, latents_qos())
-        # The controllers, as config/robots/so101_controllers.yaml sets them up.
+        # The controllers as config/robots/so101_controllers.yaml sets them up,
+        # each on its own topic.
         initial = np.full(len(JOINTS), initial_position)
         self.controllers = {
-            PARAMS.trajectory_topic: Jtc(ARM_JOINTS, initial[[JOINTS.index(j) for j in ARM_JOINTS]]),
-            PARAMS.gripper_command_topic: Jtc(
-                PARAMS.gripper_joint_names, initial[[JOINTS.index(j) for j in PARAMS.gripper_joint_names]]
-            ),
+            f"{name}/joint_trajectory": Jtc(
+                spec["joints"], initial[[JOINTS.index(j) for j in spec["joints"]]], **spec["validation"]
+            )
+            for name, spec in CONTROLLERS.items()
         }
         self.gripper_trajectories = []
         # Deep queues: a harness starved by the nodes beside it on a loaded
         # machine must still see every command, or the judges lose the thread.
-        self.node.create_subscription(
-            JointTrajectory,
-            PARAMS.trajectory_topic,
-            lambda msg, info: self.on_trajectory(msg, info, PARAMS.trajectory_topic),
-            1000,
-        )
-        self.node.create_subscription(
-            JointTrajectory,
-            PARAMS.gripper_command_topic,
-            lambda msg, info: self.on_trajectory(msg, info, PARAMS.gripper_command_topic),
-            1000,
-        )
+        for topic in self.controllers:
+            self.node.create_subscription(
+                JointTrajectory, topic, lambda msg, info, topic=topic: self.on_trajectory(msg, info, topic), 1000
+            )
         self.node.create_subscription(ActionChunk, PARAMS.action_chunk_topic, self.on_chunk, 1000)
         self.chunk_sequence_numbers = []
         self.frame_index = 0
         self.arm_client = None
 
     def on_trajectory(self, msg, info, topic):
-        (self.trajectories if topic == PARAMS.trajectory_topic else self.gripper_trajectories).append(msg)
+        (self.trajectories if topic == "arm_controller/joint_trajectory" else self.gripper_trajectories).append(msg)
         # The controller gets it when it arrives, not when this (maybe starved) harness gets to it.
         received_s = self.now().nanoseconds * 1e-9 - (time.time_ns() - info["received_timestamp"]) * 1e-9
         self.controllers[topic].receive(msg, received_s)
