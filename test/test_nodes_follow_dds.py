@@ -126,3 +126,36 @@ def test_an_arm_that_stands_still_is_stopped_in_time_and_never_asked_to_jump(sta
     # The tiny policy may leave the arm just beyond the tolerance, where the
     # two sides' measures can disagree, in every attempt: then no timing is
     # checked here (test_safety_checks.py times the watchdog exactly).
+
+
+@pytest.fixture(scope="module")
+def patient_stack(tiny_checkpoint, tmp_path_factory):
+    """A watchdog that waits a minute: the reach bound alone against an arm
+    that stands still for minutes."""
+    yield from run_stack(tiny_checkpoint, tmp_path_factory.mktemp("patient_logs"), follow_timeout_s=60.0)
+
+
+def test_for_minutes_an_arm_that_stands_still_is_never_asked_to_jump(patient_stack):
+    """As an arm whose controller is inactive, e-stopped or rejecting goals:
+    minutes of commands to an arm that never moves stay within its reach."""
+    harness, processes, logs = patient_stack
+    wait_ready(harness, processes, logs)
+    harness.run(1.0)
+    still = harness.followed_position()
+    harness.clear()
+    first_points, trips = [], 0
+    for _ in range(15):  # 10 s each: 150 s of an arm that does not follow
+        harness.run(10.0, joint_position=still)
+        for chunk in harness.chunks:
+            if chunk.mode == ActionChunk.MODE_ACTIVE:
+                check_within_reach(chunk, still)
+                first_points.append(np.max(np.abs(np.asarray(chunk.positions[: len(JOINTS)]) - still)[ARM]))
+        if any(c.reason.startswith(NOT_FOLLOWING_HINT) for c in harness.chunks):
+            trips += 1
+            assert harness.call_arm(True).success
+        harness.chunks.clear()
+    print(
+        f"{len(first_points)} chunks to an arm standing still for 150 s ({trips} watchdog stops, 60 s each): first "
+        f"points p50 {np.percentile(first_points, 50):.2f} rad, p99 {np.percentile(first_points, 99):.2f} rad"
+    )
+    assert len(first_points) > 100

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from video2act_core.checkpoint import save_checkpoint
 from video2act_core.data.joint_names import JointNameMap
+from video2act_core.models.dit import ActionDiffusion
+from video2act_core.models.vdm_encoder import SpatioMotionEncoder
 from video2act_core.params import CommonParams, node_params
 from video2act_core.training.checkpointing import (
     STATE_FILE,
@@ -31,8 +34,8 @@ from video2act_core.training.checkpointing import (
     restore_weights,
     training_metadata,
 )
-from video2act_core.training.data import camera_augmentation, instruction_tokens, load_training_data
-from video2act_core.training.distributed import finish, start_process
+from video2act_core.training.data import TrainingData, camera_augmentation, instruction_tokens, load_training_data
+from video2act_core.training.distributed import TrainingProcess, finish, start_process
 from video2act_core.training.features import cache_options, cached_features, scale_features
 from video2act_core.training.stage1 import check_stage1, stage1_pending, train_stage1
 from video2act_core.training.stage2 import Stage2Options, train_stage2
@@ -141,14 +144,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
-    """Data, stage 1, the feature cache, stage 2, the checkpoint: resumable
-    from `<out>.train/`; under torchrun rank 0 alone writes.
+@dataclass
+class TrainingRun:
+    """What the stages of one training share."""
 
-    Args:
-        args: the parsed command line.
-        joint_map: --strip-joint-suffix and --joint-map.
-    """
+    process: TrainingProcess
+    work: Path  # <out>.train/: state, spilled frames, the feature cache by default
+    generator: torch.Generator
+    encoder: SpatioMotionEncoder
+    action: ActionDiffusion
+    data: TrainingData
+    instructions: object  # the language head's tokens of data.instructions, or None
+
+    @property
+    def state_path(self) -> Path:
+        return self.work / STATE_FILE
+
+    @property
+    def spill_dir(self) -> Path:
+        return self.work / f"frames-{self.process.rank}"
+
+
+def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
+    """The process, the work directory, the models and the data."""
     process = start_process(args.device)
     if args.out.exists() and not args.overwrite:
         raise SystemExit(f"{args.out} exists; pass --overwrite to replace it")
@@ -168,7 +186,6 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
     )
     encoder.to(process.device), action.to(process.device)
     check_stage1(encoder, args.stage1_steps)
-    spill_dir = work / f"frames-{process.rank}"
     data = load_training_data(
         roots=args.data,
         params_path=args.params,
@@ -177,7 +194,7 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
         horizon=action.config.horizon,
         joint_map=joint_map,
         camera=args.camera,
-        spill_dir=spill_dir,
+        spill_dir=work / f"frames-{process.rank}",
         successful_only=args.successful_only,
         frame_stride=args.frame_stride,
         sample_every=args.sample_every,
@@ -190,45 +207,72 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
             f"{len(data.episodes)} episodes, {len(data.samples.clips)} samples; "
             f"device {process.device}, {process.world} process(es)"
         )
+    return TrainingRun(process, work, generator, encoder, action, data, instructions)
 
-    state_path = work / STATE_FILE
-    resumed = load_state(state_path)
+
+def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict | None:
+    """The saved state, if any, and stage 1 where it is still to do; the
+    state stage 2 resumes from (None: from its first step)."""
+    resumed = load_state(run.state_path)
     if resumed:
-        restore_weights(resumed, encoder, action)
-        if not process.quiet:
-            print(f"resuming from {state_path}: stage {resumed['stage']}, step {resumed['step']}")
+        restore_weights(resumed, run.encoder, run.action)
+        if not run.process.quiet:
+            print(f"resuming from {run.state_path}: stage {resumed['stage']}, step {resumed['step']}")
     if stage1_pending(resumed, args.stage1_steps):
         train_stage1(
-            encoder,
-            action,
-            data.samples.clips,
-            process,
+            run.encoder,
+            run.action,
+            run.data.samples.clips,
+            run.process,
             steps=args.stage1_steps,
             batch_size=args.batch_size,
             save_every=args.save_every,
-            state_path=state_path,
+            state_path=run.state_path,
             resumed=resumed,
-            generator=generator,
+            generator=run.generator,
         )
-        resumed = None  # stage 2 starts from its first step
+        resumed = None
+    return resumed
 
+
+def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) -> object:
+    """System 2's features for stage 2: scaled per batch for a backbone
+    trained end to end, else the feature cache (filled once, resumable)."""
+    if run.encoder.backbone.trained_end_to_end:
+        return scale_features(run.encoder, run.data.samples, run.process.progress, augmentation, args.seed)
+    key_options = cache_options(
+        stage1_steps=args.stage1_steps,
+        init=args.init,
+        frame_stride=args.frame_stride,
+        sample_every=args.sample_every,
+        augmentation=augmentation,
+        seed=args.seed,
+        successful_only=args.successful_only,
+    )
+    return cached_features(
+        run.encoder,
+        run.data.samples,
+        run.data.sources,
+        args.cache_dir or run.work,
+        key_options,
+        run.process,
+        augmentation,
+        args.seed,
+    )
+
+
+def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
+    """Data, stage 1, the feature cache, stage 2, the checkpoint: resumable
+    from `<out>.train/`; under torchrun rank 0 alone writes.
+
+    Args:
+        args: the parsed command line.
+        joint_map: --strip-joint-suffix and --joint-map.
+    """
+    run = prepare(args, joint_map)
+    resumed = resume_and_train_stage1(args, run)
     augmentation = camera_augmentation(args.camera_augmentation)
-    end_to_end = encoder.backbone.trained_end_to_end
-    if end_to_end:
-        features = scale_features(encoder, data.samples, process.progress, augmentation, args.seed)
-    else:
-        key_options = cache_options(
-            stage1_steps=args.stage1_steps,
-            init=args.init,
-            frame_stride=args.frame_stride,
-            sample_every=args.sample_every,
-            augmentation=augmentation,
-            seed=args.seed,
-            successful_only=args.successful_only,
-        )
-        features = cached_features(
-            encoder, data.samples, data.sources, args.cache_dir or work, key_options, process, augmentation, args.seed
-        )
+    features = stage2_features(args, run, augmentation)
     options = Stage2Options(
         args.steps,
         args.batch_size,
@@ -240,22 +284,22 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
         args.seed,
     )
     final_loss, seconds = train_stage2(
-        encoder,
-        action,
-        data.samples,
-        data.stats,
+        run.encoder,
+        run.action,
+        run.data.samples,
+        run.data.stats,
         features,
-        instructions,
-        process,
+        run.instructions,
+        run.process,
         options,
-        end_to_end=end_to_end,
+        end_to_end=run.encoder.backbone.trained_end_to_end,
         augmentation=augmentation,
-        state_path=state_path,
+        state_path=run.state_path,
         resumed=resumed,
-        generator=generator,
+        generator=run.generator,
     )
-
-    if not process.quiet:
+    if not run.process.quiet:
+        data = run.data
         metadata = training_metadata(
             args,
             data.sources,
@@ -266,14 +310,14 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
             augmentation,
             final_loss,
             seconds,
-            process.device,
+            run.process.device,
         )
         model_id = save_checkpoint(
-            args.out, encoder, action, data.stats, name=args.name, metadata=metadata, overwrite=args.overwrite
+            args.out, run.encoder, run.action, data.stats, name=args.name, metadata=metadata, overwrite=args.overwrite
         )
         print(f"wrote {args.out} ({model_id})")
-    shutil.rmtree(spill_dir, ignore_errors=True)
-    finish(process.world)
+    shutil.rmtree(run.spill_dir, ignore_errors=True)
+    finish(run.process.world)
 
 
 if __name__ == "__main__":

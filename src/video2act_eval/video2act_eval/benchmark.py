@@ -218,36 +218,21 @@ def train_all(
         if (checkpoint / MANIFEST).is_file():
             finished[method_name, seed] = checkpoint, None
             continue
-        commands[method_name, seed] = (
-            checkpoint,
-            [
-                sys.executable,
-                "-m",
-                "video2act_core.train",
-                "--data",
-                str(data),
-                "--out",
-                str(checkpoint),
-                "--params",
-                str(params_file),
-                "--model-config",
-                str(model_config(method, pretrained, out)),
-                "--name",
-                f"{task_name}_{method_name}",
-                "--steps",
-                str(budget.steps),
-                "--batch-size",
-                str(budget.batch_size),
-                "--sample-every",
-                str(budget.sample_every),
-                "--seed",
-                str(seed),
-                "--cache-dir",
-                str(out / "cache" / task_name),
-                "--overwrite",
-                *method.train_flags,
-            ],
-        )
+        options = {
+            "--data": data,
+            "--out": checkpoint,
+            "--params": params_file,
+            "--model-config": model_config(method, pretrained, out),
+            "--name": f"{task_name}_{method_name}",
+            "--steps": budget.steps,
+            "--batch-size": budget.batch_size,
+            "--sample-every": budget.sample_every,
+            "--seed": seed,
+            "--cache-dir": out / "cache" / task_name,
+        }
+        command = [sys.executable, "-m", "video2act_core.train"]
+        command += [str(item) for pair in options.items() for item in pair] + ["--overwrite", *method.train_flags]
+        commands[method_name, seed] = checkpoint, command
     # A checkpoint from an earlier run (say video2act's, before its ablations
     # were asked for with --methods) has filled its config's cache already.
     trained = [

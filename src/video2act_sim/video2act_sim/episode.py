@@ -117,6 +117,71 @@ def run_episode(
         arm.close()
 
 
+def _start_recording(recorder: EpisodeRecorder, arm: SimArm, sim: SimArmParams) -> None:
+    """The state the first command is decided on, as a robot's bag has it."""
+    recorder.clock(EPISODE_START_NS)
+    recorder.camera_pose(EPISODE_START_NS, arm.camera_pose(sim.base_frame, sim.camera_frame))
+    if recorder.topics.instruction:
+        recorder.instruction(EPISODE_START_NS, sim.task_instruction)
+    recorder.joint_state(EPISODE_START_NS, arm.state.positions, arm.state.velocities)
+
+
+def _capture(
+    arm: SimArm,
+    sim: SimArmParams,
+    inputs: CameraInputs,
+    camera_rngs: list[np.random.Generator],
+    recorder: EpisodeRecorder | None,
+    now_ns: int,
+) -> None:
+    """One frame of every camera into the controller's inputs (and the bag)."""
+    for camera, rng in enumerate(camera_rngs):
+        frame = camera_effects(
+            arm.render(sim.image_height, sim.image_width, camera), rng, sim.camera_noise_std, sim.camera_flicker
+        )
+        inputs.push(camera, now_ns, frame)
+        if recorder:
+            recorder.image(now_ns, frame, camera)
+
+
+def _decide(
+    controller: Controller,
+    arm: SimArm,
+    inputs: CameraInputs,
+    action_period_s: float,
+    recorder: EpisodeRecorder | None,
+    now_ns: int,
+    in_transit: list,
+) -> bool:
+    """The controller's command this tick, sent on its way (it arrives after
+    its latency); whether the tick left the arm without a fresh chunk."""
+    command = controller.act(arm.time_s, arm.state.positions.copy(), inputs)
+    if command is None:
+        return True
+    times = command.times_s if command.times_s is not None else action_period_s * np.arange(1, len(command.points) + 1)
+    stamp = arm.time_s if command.stamp_s is None else command.stamp_s
+    trajectory = Trajectory(stamp, times, command.points, command.velocities)
+    in_transit.append((arm.time_s + command.latency_s, trajectory, command.hold))
+    if recorder:
+        recorder.command(now_ns, command.points, action_period_s)
+    return command.hold
+
+
+def _deliver(arm: SimArm, in_transit: list, setpoints: SetpointLog) -> int:
+    """The commands that have arrived, to the arm's controller; how many it refused."""
+    rejected = 0
+    for item in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
+        in_transit.remove(item)
+        _, trajectory, hold = item
+        try:
+            arm.command(trajectory)
+        except TrajectoryRejected:
+            rejected += 1
+            continue
+        setpoints.command(arm.time_s, trajectory, hold=hold)
+    return rejected
+
+
 def _run(
     arm: SimArm,
     controller: Controller,
@@ -140,48 +205,16 @@ def _run(
     setpoints = SetpointLog(physics_dt)
     setpoints.state(arm.time_s, arm.state.positions)
     if recorder:
-        # The state the first command is decided on, as a robot's bag has it.
-        recorder.clock(EPISODE_START_NS)
-        recorder.camera_pose(EPISODE_START_NS, arm.camera_pose(sim.base_frame, sim.camera_frame))
-        if recorder.topics.instruction:
-            recorder.instruction(EPISODE_START_NS, sim.task_instruction)
-        recorder.joint_state(EPISODE_START_NS, arm.state.positions, arm.state.velocities)
+        _start_recording(recorder, arm, sim)
     while elapsed < max_duration_s and (succeeded_at is None or elapsed < succeeded_at + settle_s):
         now_ns = EPISODE_START_NS + int(round(elapsed * 1e9))
         if elapsed >= next_camera - 1e-9:
-            for camera, rng in enumerate(camera_rngs):
-                frame = camera_effects(
-                    arm.render(sim.image_height, sim.image_width, camera), rng, sim.camera_noise_std, sim.camera_flicker
-                )
-                inputs.push(camera, now_ns, frame)
-                if recorder:
-                    recorder.image(now_ns, frame, camera)
+            _capture(arm, sim, inputs, camera_rngs, recorder, now_ns)
             next_camera += camera_period
         if elapsed >= next_action - 1e-9:
-            command = controller.act(arm.time_s, arm.state.positions.copy(), inputs)
-            if command is None or command.hold:
-                idle_ticks += 1
-            if command is not None:
-                times = (
-                    command.times_s
-                    if command.times_s is not None
-                    else action_period_s * np.arange(1, len(command.points) + 1)
-                )
-                stamp = arm.time_s if command.stamp_s is None else command.stamp_s
-                trajectory = Trajectory(stamp, times, command.points, command.velocities)
-                in_transit.append((arm.time_s + command.latency_s, trajectory, command.hold))
-                if recorder:
-                    recorder.command(now_ns, command.points, action_period_s)
+            idle_ticks += _decide(controller, arm, inputs, action_period_s, recorder, now_ns, in_transit)
             next_action += tick_period_s
-        for item in [item for item in in_transit if item[0] <= arm.time_s + 1e-9]:
-            in_transit.remove(item)
-            _, trajectory, hold = item
-            try:
-                arm.command(trajectory)
-            except TrajectoryRejected:
-                rejected += 1
-                continue
-            setpoints.command(arm.time_s, trajectory, hold=hold)
+        rejected += _deliver(arm, in_transit, setpoints)
         arm.step(physics_dt)
         setpoints.state(arm.time_s, arm.state.positions)
         elapsed += physics_dt
@@ -193,14 +226,13 @@ def _run(
             recorder.clock(stamp)
             recorder.joint_state(stamp, arm.state.positions, arm.state.velocities)
             recorder.success(stamp, success)
-    distance = arm.distance()
     steps_to_success = int(np.ceil((elapsed if succeeded_at is None else succeeded_at) / action_period_s - 1e-9))
     smooth = setpoints.summary()
     return EpisodeResult(
         seed,
         succeeded_at is not None,
         steps_to_success,
-        distance,
+        arm.distance(),
         idle_ticks * tick_period_s,
         rejected,
         arm.servos.limited_steps,

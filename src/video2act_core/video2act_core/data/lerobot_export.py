@@ -528,9 +528,6 @@ class LeRobotWriter:
     ) -> int:
         """One episode: per camera (N, H, W, 3) uint8 frames, (N, J) states
         and actions, the task, per-row next.success. Its episode_index."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         rows, index = len(states), len(self.episodes)
         if len(frames) != len(self.keys) or any(len(f) != rows for f in frames) or len(actions) != rows:
             raise ValueError(f"episode {index}: {len(self.keys)} cameras and {rows} rows expected")
@@ -548,43 +545,10 @@ class LeRobotWriter:
             "index": np.arange(self.total_frames, self.total_frames + rows, dtype=np.int64),
             "task_index": np.full(rows, self.tasks.index(task), np.int64),
         }
-        joints = len(self.joint_names)
-        table = pa.table(
-            [
-                pa.FixedSizeListArray.from_arrays(pa.array(columns[name].reshape(-1)), joints)
-                if name in (STATE_KEY, ACTION_KEY)
-                else pa.array(columns[name]).cast(field.type)
-                for name, field in zip(self.schema.names, self.schema)
-            ],
-            schema=self.schema,
-        )
-        if self.data_writer is None:
-            self.data_chunk, self.data_file = _next_file(self.data_chunk, self.data_file)
-            path = self.root / DATA_PATH.format(chunk_index=self.data_chunk, file_index=self.data_file)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.data_writer = pq.ParquetWriter(path, self.schema, compression="snappy", use_dictionary=True)
-            self.data_mb = 0.0
-        self.data_writer.write_table(table)  # a row group per episode, as lerobot writes them
-        reference = {
-            "data/chunk_index": self.data_chunk,
-            "data/file_index": self.data_file,
-            "dataset_from_index": self.total_frames,
-            "dataset_to_index": self.total_frames + rows,
-        }
-        self.data_mb += table.nbytes / 1024**2  # uncompressed, as lerobot measures its files
-        if self.data_mb >= self.data_limit_mb:
-            self.data_writer.close()
-            self.data_writer = None
+        reference = self._write_rows(columns, rows)
         for video, camera_frames in zip(self.videos, frames):
             reference.update(video.append(camera_frames))
-
-        stats = {}
-        for name, values in columns.items():
-            stats[name] = feature_stats(values.reshape(rows, -1))
-            if name == STATE_KEY:
-                stats.update({key: image_stats(camera_frames) for key, camera_frames in zip(self.keys, frames)})
-        order = [STATE_KEY, ACTION_KEY, *self.keys, *([SUCCESS_KEY] if self.has_success else []), *DEFAULT_FEATURES]
-        stats = {key: stats[key] for key in order}
+        stats = self._episode_stats(columns, frames, rows)
         self.episode_stats.append(stats)
         flat = {
             f"stats/{key}/{name}": np.asarray(value).tolist()
@@ -604,6 +568,52 @@ class LeRobotWriter:
         )
         self.total_frames += rows
         return index
+
+    def _write_rows(self, columns: dict[str, np.ndarray], rows: int) -> dict:
+        """The episode's rows into the current data file (a row group per
+        episode, as lerobot writes them; a new file past the size limit);
+        where they went, as the episode table records it."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        joints = len(self.joint_names)
+        table = pa.table(
+            [
+                pa.FixedSizeListArray.from_arrays(pa.array(columns[name].reshape(-1)), joints)
+                if name in (STATE_KEY, ACTION_KEY)
+                else pa.array(columns[name]).cast(field.type)
+                for name, field in zip(self.schema.names, self.schema)
+            ],
+            schema=self.schema,
+        )
+        if self.data_writer is None:
+            self.data_chunk, self.data_file = _next_file(self.data_chunk, self.data_file)
+            path = self.root / DATA_PATH.format(chunk_index=self.data_chunk, file_index=self.data_file)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.data_writer = pq.ParquetWriter(path, self.schema, compression="snappy", use_dictionary=True)
+            self.data_mb = 0.0
+        self.data_writer.write_table(table)
+        reference = {
+            "data/chunk_index": self.data_chunk,
+            "data/file_index": self.data_file,
+            "dataset_from_index": self.total_frames,
+            "dataset_to_index": self.total_frames + rows,
+        }
+        self.data_mb += table.nbytes / 1024**2  # uncompressed, as lerobot measures its files
+        if self.data_mb >= self.data_limit_mb:
+            self.data_writer.close()
+            self.data_writer = None
+        return reference
+
+    def _episode_stats(self, columns: dict[str, np.ndarray], frames: list[np.ndarray], rows: int) -> dict:
+        """Per-feature statistics of one episode, in lerobot's key order."""
+        stats = {}
+        for name, values in columns.items():
+            stats[name] = feature_stats(values.reshape(rows, -1))
+            if name == STATE_KEY:
+                stats.update({key: image_stats(camera_frames) for key, camera_frames in zip(self.keys, frames)})
+        order = [STATE_KEY, ACTION_KEY, *self.keys, *([SUCCESS_KEY] if self.has_success else []), *DEFAULT_FEATURES]
+        return {key: stats[key] for key in order}
 
     def close(self) -> dict:
         """Finishes the files and writes meta/; the info.json written."""
@@ -707,6 +717,22 @@ def records_success(bag: Path, topic: str) -> bool:
         raise EpisodeError(f"{bag}: cannot read bag: {error}") from error
 
 
+def export_rate(bag: Path, episode: Episode, fps: int | None) -> int:
+    """The rows' rate: `fps`, or the first bag's camera rate rounded; one
+    more than 5% above a bag's camera rate is refused (rows would repeat frames)."""
+    rate = camera_rate_hz(episode.image_stamps_ns)
+    if fps is None:
+        if rate <= 0:
+            raise EpisodeError(f"{bag}: one camera frame gives no rate to export at; pass --fps")
+        fps = max(1, int(round(rate)))
+    if 0 < rate < 0.95 * fps:
+        raise EpisodeError(
+            f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
+            f"frames; export at --fps {max(1, int(rate))} or less"
+        )
+    return fps
+
+
 def export_bags(
     bags: list[Path],
     out: Path,
@@ -740,16 +766,7 @@ def export_bags(
     try:
         for number, bag in enumerate(bags):
             episode = read_episode(bag, topics, joint_names, joint_name_map=joint_name_map)
-            rate = camera_rate_hz(episode.image_stamps_ns)
-            if fps is None:
-                if rate <= 0:
-                    raise EpisodeError(f"{bag}: one camera frame gives no rate to export at; pass --fps")
-                fps = max(1, int(round(rate)))
-            if 0 < rate < 0.95 * fps:
-                raise EpisodeError(
-                    f"{bag}: the camera runs at {rate:.2f} Hz, below {fps} fps: rows would repeat "
-                    f"frames; export at --fps {max(1, int(rate))} or less"
-                )
+            fps = export_rate(bag, episode, fps)
             success = read_success(bag, topics.success) if has_success else None
             try:
                 rows = resample(episode, fps, success)
@@ -791,10 +808,8 @@ def export_bags(
     return info
 
 
-def main(argv: list[str] | None = None) -> int:
-    from video2act_core.data.samples import find_episode_bags
-    from video2act_core.params import CommonParams, SimArmParams, node_params
-
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; the topics default to the params file's."""
     repo = Path(__file__).resolve().parents[4]
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -832,6 +847,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--codec", choices=["av1", "h264"], help="video codec (default: av1 where PyAV encodes it)")
     parser.add_argument("--crf", type=int, default=CRF, help="video quality, lower is better (lerobot's default 30)")
     parser.add_argument("--debug", action="store_true", help="tracebacks instead of one-line errors")
+    return parser
+
+
+def export_from_arguments(args: argparse.Namespace) -> dict:
+    """The export the command line asks for; info.json's content."""
+    from video2act_core.data.samples import find_episode_bags
+    from video2act_core.params import CommonParams, SimArmParams, node_params
+
+    common = node_params(CommonParams, args.params, "/**")
+    sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
+    extra = common.extra_camera_topics if args.extra_camera_topics is None else args.extra_camera_topics
+    topics = EpisodeTopics(
+        args.image_topic or common.image_topic,
+        args.joint_states_topic or common.joint_states_topic,
+        args.command_topic or common.trajectory_topic,
+        args.success_topic or sim.success_topic,
+        args.instruction_topic or common.instruction_topic,
+        tuple(extra),
+    )
+    joint_map = JointNameMap(args.strip_joint_suffix, dict(pair.split("=") for pair in args.joint_map))
+    return export_bags(
+        find_episode_bags(args.bags),
+        args.out,
+        topics,
+        common.joint_names,
+        args.fps,
+        joint_map,
+        args.task,
+        args.camera_names,
+        args.robot_type,
+        None if args.codec is None else video_codec(args.codec),
+        args.crf,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     malformed = [pair for pair in args.joint_map if pair.count("=") != 1]
     if malformed:
@@ -839,31 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.fps is not None and args.fps < 1:
         parser.error(f"--fps must be at least 1, got {args.fps}")
     try:
-        common = node_params(CommonParams, args.params, "/**")
-        sim = node_params(SimArmParams, args.params, "video2act_sim_arm")
-        extra = common.extra_camera_topics if args.extra_camera_topics is None else args.extra_camera_topics
-        topics = EpisodeTopics(
-            args.image_topic or common.image_topic,
-            args.joint_states_topic or common.joint_states_topic,
-            args.command_topic or common.trajectory_topic,
-            args.success_topic or sim.success_topic,
-            args.instruction_topic or common.instruction_topic,
-            tuple(extra),
-        )
-        joint_map = JointNameMap(args.strip_joint_suffix, dict(pair.split("=") for pair in args.joint_map))
-        info = export_bags(
-            find_episode_bags(args.bags),
-            args.out,
-            topics,
-            common.joint_names,
-            args.fps,
-            joint_map,
-            args.task,
-            args.camera_names,
-            args.robot_type,
-            None if args.codec is None else video_codec(args.codec),
-            args.crf,
-        )
+        info = export_from_arguments(args)
     except (EpisodeError, OSError, ValueError) as error:
         if args.debug:
             raise

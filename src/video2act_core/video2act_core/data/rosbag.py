@@ -11,6 +11,8 @@ the same topics read the same way; mcap and sqlite3 storage both work.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +212,106 @@ def find_image_connection(connections, topic: str, where: str):
     )
 
 
+@dataclass
+class _Decoded:
+    """What `read_episode` keeps of a bag's messages as it reads them."""
+
+    topics: EpisodeTopics
+    joint_names: list[str]
+    rename: Callable[[list[str]], list[str]]
+    frame_size: tuple[int, int] | None
+    frames_by_topic: dict[str, list]  # camera topic -> [(stamp ns, frame)]
+    states: list = field(default_factory=list)
+    commands: list = field(default_factory=list)
+    success: bool = False
+    static_links: list = field(default_factory=list)
+    instructions: list = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+
+    def wanted(self) -> set[str | None]:
+        topics = self.topics
+        return {
+            *self.frames_by_topic,
+            topics.joint_states,
+            topics.trajectory,
+            topics.success,
+            TF_STATIC,
+            topics.instruction or None,
+        }
+
+    def take(self, topic: str, message, receive_ns: int) -> None:
+        """Keep one message; raises what makes it unusable (counted by the caller)."""
+        if topic in self.frames_by_topic:
+            frame = decode_image_message(message)
+            frame = resize_frame(frame, self.frame_size) if self.frame_size else frame
+            self.frames_by_topic[topic].append((_stamp_ns(message, receive_ns), frame))
+        elif topic == self.topics.joint_states:
+            positions = reorder_joint_state(self.rename(list(message.name)), list(message.position), self.joint_names)
+            self.states.append((_stamp_ns(message, receive_ns), positions))
+        elif topic == self.topics.trajectory:
+            if message.points:
+                self.commands.append((receive_ns, self.first_point(message)))
+        elif topic == TF_STATIC:
+            self.static_links.extend(CameraPose.from_transform_stamped(t) for t in message.transforms)
+        elif topic == self.topics.instruction:
+            self.instructions.append(message.data)
+        else:
+            self.success |= bool(message.data)
+
+    def first_point(self, message) -> np.ndarray:
+        """A trajectory's first point in our joint order: what it asked for."""
+        names = self.rename(list(message.joint_names))
+        missing = [n for n in self.joint_names if n not in names]
+        if missing:
+            raise JointStateError(f"trajectory lacks joints {missing} (has {names})")
+        order = [names.index(n) for n in self.joint_names]
+        return np.asarray(message.points[0].positions, np.float64)[order]
+
+    def check_complete(self, path) -> None:
+        """Raises EpisodeError naming what is missing and why (the commonest skip reasons)."""
+        needed = [("images", self.frames_by_topic[topic], topic) for topic in self.frames_by_topic]
+        needed += [
+            ("joint states", self.states, self.topics.joint_states),
+            ("commands", self.commands, self.topics.trajectory),
+        ]
+        for name, items, topic in needed:
+            if not items:
+                reasons = "; ".join(
+                    f"{count} x {reason}"
+                    for reason, count in self.skipped.most_common(3)
+                    if reason.startswith(f"{topic}:")
+                )
+                raise EpisodeError(f"{path}: no usable {name} on {topic} ({reasons or 'no messages on it'})")
+        if len(set(self.instructions)) > 1:
+            raise EpisodeError(
+                f"{path}: more than one task instruction on {self.topics.instruction}: "
+                f"{sorted(set(self.instructions))}; split the bag into one episode per task"
+            )
+
+    def episode(self, camera_frames: tuple[str, str] | None) -> Episode:
+        def stacked(items):
+            items.sort(key=lambda item: item[0])
+            return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
+
+        recordings = [CameraRecording(*stacked(frames)) for frames in self.frames_by_topic.values()]
+        image_stamps, image_values = (
+            (recordings[0].stamps_ns, recordings[0].images)
+            if recordings
+            else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8))
+        )
+        camera_pose = compose_static_tree(self.static_links, *camera_frames) if camera_frames else None
+        return Episode(
+            image_stamps,
+            image_values,
+            *stacked(self.states),
+            *stacked(self.commands),
+            self.success,
+            camera_pose,
+            self.instructions[0] if self.instructions else "",
+            recordings[1:],
+        )
+
+
 def read_episode(
     path: str | Path,
     topics: EpisodeTopics,
@@ -231,11 +333,9 @@ def read_episode(
     from rosbags.highlevel import AnyReader
 
     rename = joint_name_map.names if joint_name_map else list
-    states, commands, success, static_links, instructions = [], [], False, [], []
-    skipped: Counter[str] = Counter()
     try:
         with AnyReader([Path(path)], default_typestore=_typestore()) as reader:
-            camera_topics = (
+            cameras = (
                 [
                     find_image_connection(reader.connections, topic, str(path)).topic
                     for topic in (topics.image, *topics.extra_cameras)
@@ -243,86 +343,17 @@ def read_episode(
                 if images
                 else []
             )
-            frames_by_topic = {topic: [] for topic in camera_topics}
-            wanted = {
-                *camera_topics,
-                topics.joint_states,
-                topics.trajectory,
-                topics.success,
-                TF_STATIC,
-                topics.instruction or None,
-            }
-            connections = [c for c in reader.connections if c.topic in wanted]
+            decoded = _Decoded(topics, joint_names, rename, frame_size, {topic: [] for topic in cameras})
+            connections = [c for c in reader.connections if c.topic in decoded.wanted()]
             for connection, receive_ns, raw in reader.messages(connections=connections):
                 message = reader.deserialize(raw, connection.msgtype)
                 try:
-                    if connection.topic in frames_by_topic:
-                        frame = decode_image_message(message)
-                        frame = resize_frame(frame, frame_size) if frame_size else frame
-                        frames_by_topic[connection.topic].append((_stamp_ns(message, receive_ns), frame))
-                    elif connection.topic == topics.joint_states:
-                        positions = reorder_joint_state(rename(list(message.name)), list(message.position), joint_names)
-                        states.append((_stamp_ns(message, receive_ns), positions))
-                    elif connection.topic == topics.trajectory:
-                        if message.points:
-                            names = rename(list(message.joint_names))
-                            missing = [n for n in joint_names if n not in names]
-                            if missing:
-                                raise JointStateError(f"trajectory lacks joints {missing} (has {names})")
-                            order = [names.index(n) for n in joint_names]
-                            first = np.asarray(message.points[0].positions, np.float64)[order]
-                            commands.append((receive_ns, first))
-                    elif connection.topic == TF_STATIC:
-                        static_links.extend(CameraPose.from_transform_stamped(t) for t in message.transforms)
-                    elif connection.topic == topics.instruction:
-                        instructions.append(message.data)
-                    else:
-                        success |= bool(message.data)
+                    decoded.take(connection.topic, message, receive_ns)
                 except (ImageDecodeError, JointStateError, ValueError, IndexError) as error:
-                    skipped[f"{connection.topic}: {error}"] += 1
+                    decoded.skipped[f"{connection.topic}: {error}"] += 1
     except EpisodeError:
         raise
     except Exception as error:  # rosbags raises several unrelated types for damaged bags
         raise EpisodeError(f"{path}: cannot read bag: {error}") from error
-    needed = [("joint states", states, topics.joint_states), ("commands", commands, topics.trajectory)]
-    needed[:0] = [("images", frames_by_topic[topic], topic) for topic in camera_topics]
-    for name, items, topic in needed:
-        if not items:
-            reasons = (
-                "; ".join(
-                    f"{count} x {reason}" for reason, count in skipped.most_common(3) if reason.startswith(f"{topic}:")
-                )
-                or "no messages on it"
-            )
-            raise EpisodeError(f"{path}: no usable {name} on {topic} ({reasons})")
-
-    def stacked(items):
-        items.sort(key=lambda item: item[0])
-        return np.array([s for s, _ in items], np.int64), np.stack([v for _, v in items])
-
-    recordings = [CameraRecording(*stacked(frames_by_topic[topic])) for topic in camera_topics]
-    image_stamps, image_values = (
-        (recordings[0].stamps_ns, recordings[0].images)
-        if images
-        else (np.zeros(0, np.int64), np.zeros((0, 0, 0, 3), np.uint8))
-    )
-    state_stamps, state_values = stacked(states)
-    command_stamps, command_values = stacked(commands)
-    camera_pose = compose_static_tree(static_links, *camera_frames) if camera_frames else None
-    if len(set(instructions)) > 1:
-        raise EpisodeError(
-            f"{path}: more than one task instruction on {topics.instruction}: {sorted(set(instructions))}; "
-            "split the bag into one episode per task"
-        )
-    return Episode(
-        image_stamps,
-        image_values,
-        state_stamps,
-        state_values,
-        command_stamps,
-        command_values,
-        success,
-        camera_pose,
-        instructions[0] if instructions else "",
-        recordings[1:],
-    )
+    decoded.check_complete(path)
+    return decoded.episode(camera_frames)

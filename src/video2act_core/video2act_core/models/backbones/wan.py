@@ -154,15 +154,7 @@ class WanBackbone(VideoBackbone):
         )
 
         config = self.transformer.config
-        if config.in_channels != self.vae.config.z_dim:
-            raise ValueError(
-                f"Wan transformer in_channels={config.in_channels} must equal the VAE's z_dim={self.vae.config.z_dim}"
-            )
-        if config.patch_size[0] != 1:
-            raise ValueError(
-                f"Wan transformer patch_size={list(config.patch_size)}: features are per latent "
-                "frame, so the time patch must be 1"
-            )
+        self._check_shapes()
         total_blocks = len(self.transformer.blocks)
         self.num_blocks = num_blocks if 0 < num_blocks <= total_blocks else total_blocks
         self.timestep, self.noise_seed = float(timestep), noise_seed
@@ -191,6 +183,19 @@ class WanBackbone(VideoBackbone):
             torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1),
             persistent=False,
         )
+
+    def _check_shapes(self) -> None:
+        """The transformer reads the VAE's latents, one latent frame per token row."""
+        config = self.transformer.config
+        if config.in_channels != self.vae.config.z_dim:
+            raise ValueError(
+                f"Wan transformer in_channels={config.in_channels} must equal the VAE's z_dim={self.vae.config.z_dim}"
+            )
+        if config.patch_size[0] != 1:
+            raise ValueError(
+                f"Wan transformer patch_size={list(config.patch_size)}: features are per latent "
+                "frame, so the time patch must be 1"
+            )
 
     @classmethod
     def check_arguments(cls, arguments: dict[str, Any]) -> None:
