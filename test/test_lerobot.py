@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_training import MICRO
 
 from conftest import JOINTS, PARAMS_FILE, episode_topics
 from video2act_core.data.episode import EpisodeError
@@ -218,24 +219,7 @@ def test_images_are_resized_while_decoding(version):
 def micro_training(dataset: Path, tmp_path: Path) -> list[str]:
     """The train command's arguments for a few steps of a micro model on `dataset`."""
     config = tmp_path / "micro.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "system2": {
-                    "num_frames": 4,
-                    "image_height": 32,
-                    "image_width": 32,
-                    "motion_height": 16,
-                    "motion_width": 16,
-                    "spatial_grid": 2,
-                    "motion_grid": 2,
-                    "token_dim": 32,
-                    "former_hidden": 32,
-                },
-                "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
-            }
-        )
-    )
+    config.write_text(json.dumps(MICRO))
     return [
         "--data",
         str(dataset),

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from test_safety_envelope import PERIOD_S, random_limits, random_targets
 
 from conftest import JOINTS, PARAMS_FILE, hand_made_latents
 from video2act_core.checkpoint import load_system1
@@ -35,9 +36,7 @@ from video2act_core.latents import Latents
 from video2act_core.params import PolicyParams, node_params
 from video2act_core.trajectory import Trajectory, TrajectoryTracker
 
-PERIOD_S = 0.1
 TICK_S = 1 / 30  # the supervisor tests tick at 30 Hz
-ADVERSARIAL = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0]
 
 
 class ScriptedSystem1:
@@ -604,25 +603,6 @@ def test_the_tracker_interpolates_linearly_without_velocities_and_holds_after_th
 
 
 # --- peak setpoint speed under adversarial chunks ----------------------------------------------------------------
-
-
-def random_limits(rng, joints=6) -> JointLimits:
-    lower = rng.uniform(-3, 0, joints)
-    return JointLimits.from_lists(
-        JOINTS[:joints],
-        lower.tolist(),
-        (lower + rng.uniform(0.1, 4, joints)).tolist(),
-        rng.uniform(0.1, 5, joints).tolist(),
-    )
-
-
-def random_targets(rng, limits: JointLimits, horizon: int) -> np.ndarray:
-    centre = (limits.lower + limits.upper) / 2
-    targets = centre + rng.normal(0, 3, (horizon, len(centre))) * (limits.upper - limits.lower)
-    if rng.random() < 0.3:
-        mask = rng.random(targets.shape) < 0.2
-        targets[mask] = rng.choice(ADVERSARIAL, mask.sum())
-    return targets
 
 
 PEAK_SPEED_BOUND = 2.2  # SafetyEnvelope.spline_safe_limits: take-over velocities reach 2.2x at most
