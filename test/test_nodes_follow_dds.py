@@ -18,7 +18,9 @@ VELOCITY = np.asarray(PARAMS.max_joint_velocity)
 STATE_PERIOD_S = 0.02  # the harness's joint states
 
 
-@pytest.fixture(scope="module")
+# One stack per test: each runs its own rclpy context, and a module-scoped
+# stack would still hold the first when the second starts.
+@pytest.fixture
 def stack(tiny_checkpoint, tmp_path_factory):
     yield from run_stack(tiny_checkpoint, tmp_path_factory.mktemp("logs"))
 
@@ -128,7 +130,7 @@ def test_an_arm_that_stands_still_is_stopped_in_time_and_never_asked_to_jump(sta
     # checked here (test_safety_checks.py times the watchdog exactly).
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def patient_stack(tiny_checkpoint, tmp_path_factory):
     """A watchdog that waits a minute: the reach bound alone against an arm
     that stands still for minutes."""
