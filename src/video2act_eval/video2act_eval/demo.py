@@ -171,7 +171,15 @@ class Monitor:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", type=Path, default=None, help="ROS 2 params file (default: the installed one)")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds to run the loop")
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds to run the loop, from its first command to the arm"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for the loop to close (models loading, the first latents) before giving up",
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="overrides checkpoint_path")
     parser.add_argument("--logs", type=Path, default=Path("runs/demo"), help="directory for the nodes' logs")
     parser.add_argument("--sim-time", action="store_true", help="the simulator publishes /clock; the nodes follow it")
@@ -210,11 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init()
     monitor = Monitor(policy, sim)
     print(f"video2act demo: sim arm + perception + policy for {args.duration:.0f} s (logs in {args.logs}/)")
-    started = time.monotonic()
+    launched = time.monotonic()
+    closed_at = None  # the loop's first command: start-up time on a loaded machine is not the demo's
     try:
-        while time.monotonic() - started < args.duration:
+        while closed_at is None or time.monotonic() - closed_at < args.duration:
             rclpy.spin_once(monitor.node, timeout_sec=0.1)
+            if closed_at is None and monitor.streams["trajectory"].count:
+                closed_at = time.monotonic()
             if any(p.poll() is not None for p in processes):
+                break
+            if closed_at is None and time.monotonic() - launched > args.startup_timeout:
                 break
     except KeyboardInterrupt:
         pass
@@ -228,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = [exe.name for exe, code in zip(logs, codes) if code != 0]
     if failed:
         print(f"nodes exited with errors: {failed}; see {args.logs}/", file=sys.stderr)
+        return 1
+    if closed_at is None:
+        print(f"the loop did not close: no command reached the arm; see {args.logs}/", file=sys.stderr)
         return 1
     return 0
 
