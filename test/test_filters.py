@@ -10,6 +10,7 @@ from video2act_core.models.filters import (
     above_noise_floor,
     band_bins,
     band_magnitude,
+    band_pass,
     equalise_brightness,
     gradient_magnitude,
 )
@@ -31,6 +32,15 @@ def test_edges_show_on_the_square_outline_not_on_background_or_interior(kind):
 
 def test_a_uniform_image_has_no_edges_even_at_the_border():
     assert gradient_magnitude(torch.full((1, 4, 16, 16), 0.7)).abs().max() < 1e-6
+
+
+def test_the_official_sobel_pads_with_zeros_and_adds_its_epsilon():
+    """The paper form's Sobel: a uniform map shows its border (zero padding)
+    and sqrt(1e-6) inside, as the official code computes it."""
+    edges = gradient_magnitude(torch.full((1, 2, 8, 8), 0.5), "sobel", padding="zeros", epsilon=1e-6)
+    torch.testing.assert_close(edges[..., 2:-2, 2:-2], torch.full((1, 2, 4, 4), 1e-3))
+    corner = math.sqrt(2 * (3 * 0.5) ** 2 + 1e-6)  # gx and gy each see 3 of the 4 zeros' weights missing
+    torch.testing.assert_close(edges[..., 0, 0], torch.full((1, 2), corner))
 
 
 def test_an_unknown_spatial_filter_is_refused():
@@ -80,3 +90,19 @@ def test_equalised_brightness_turns_flicker_into_a_static_clip():
     gains = torch.tensor([1.0, 0.8, 1.2, 0.9, 1.1, 1.0]).view(1, 6, 1, 1, 1)
     equalised = equalise_brightness(frame * gains)
     assert float((equalised - equalised[:, :1]).abs().max()) < 1e-5
+
+
+def test_the_unwindowed_band_pass_keeps_exactly_the_band_s_bins():
+    """The official motion filter: rFFT, bins outside the band zeroed,
+    inverse rFFT, no window. On 16 latent frames at 4 Hz the official band
+    [0.25, 1.75] Hz keeps bins 1-7: a sum of in-band sinusoids comes back
+    exactly, the constant (DC) and the Nyquist bin (2 Hz) are dropped, and
+    the sign (which way a thing moved) is kept."""
+    frames, fps = 16, 4.0
+    t = torch.arange(frames) / fps
+    in_band = torch.sin(2 * math.pi * 0.25 * t) + 0.5 * torch.cos(2 * math.pi * 1.75 * t + 0.3)
+    outside = 3.0 + torch.cos(2 * math.pi * 2.0 * t)  # DC and Nyquist
+    series = (in_band + outside).view(1, frames, 1)
+    kept = band_pass(series, fps, (0.25, 1.75), windowed=False)
+    torch.testing.assert_close(kept.view(-1), in_band, atol=1e-5, rtol=0)
+    torch.testing.assert_close(band_pass(-series, fps, (0.25, 1.75), windowed=False), -kept)

@@ -302,8 +302,6 @@ def test_svd_feature_blocks_must_name_blocks_of_the_unet():
         "image_width",
         "motion_height",
         "motion_width",
-        "spatial_grid",
-        "motion_grid",
         "view_grid",
         "token_dim",
         "former_hidden",
@@ -311,6 +309,49 @@ def test_svd_feature_blocks_must_name_blocks_of_the_unet():
 )
 def test_system2_sizes_must_be_positive(name):
     refused(lambda: VDMEncoderConfig(**{name: 0}), rf"VDMEncoderConfig.{name}=0: expected an int >= 1$")
+
+
+@pytest.mark.parametrize("name", ["spatial_grid", "motion_grid"])
+def test_pooling_grids_are_positive_or_the_backbones_own_in_the_paper_form(name):
+    refused(
+        lambda: VDMEncoderConfig(**{name: 0}),
+        rf"VDMEncoderConfig.{name}=0: expected an int >= 1, or None for the backbone's own grid$",
+    )
+    refused(
+        lambda: VDMEncoderConfig(**{name: None}),
+        rf"VDMEncoderConfig.{name}=None: expected an int >= 1 \(the backbone's own grid, None, is for "
+        r"stream_form: paper\)$",
+    )
+    assert getattr(VDMEncoderConfig(stream_form="paper", filter_at="latents", **{name: None}), name) is None
+
+
+def test_the_stream_form_is_paper_or_energy_and_the_paper_filters_the_latents():
+    refused(
+        lambda: VDMEncoderConfig(stream_form="signed"),
+        r"VDMEncoderConfig.stream_form='signed': expected one of \('paper', 'energy'\)$",
+    )
+    refused(
+        lambda: VDMEncoderConfig(stream_form="paper"),
+        r"VDMEncoderConfig.filter_at='features': expected 'latents' with stream_form: paper",
+    )
+
+
+def test_the_full_size_wan_config_builds_the_papers_token_counts():
+    """390 spatial and 784 motion tokens (../shared/PAPER.md), built by the
+    encoder itself on the config's frames, with a random backbone of
+    Wan2.2-TI2V-5B's geometry (16x VAE, 4x in time, 2x2 patches) instead of
+    the download."""
+    from video2act_core.models.backbones.wan import TINY_VAE
+    from video2act_core.models.vdm_encoder import SpatioMotionEncoder
+
+    system2 = yaml.safe_load((REPO / "config" / "model_wan2.2_ti2v_5b.yaml").read_text())["system2"]
+    vae = TINY_VAE | {"base_dim": 4, "dim_mult": [1, 1, 1, 1], "temperal_downsample": [False, True, True]}
+    vae |= {"scale_factor_spatial": 16}
+    system2 |= {"backbone": {"type": "wan", "num_blocks": 1, "vae": vae}, "view_cameras": 0, "token_dim": 16}
+    encoder = SpatioMotionEncoder(VDMEncoderConfig.from_dict(system2 | {"former_hidden": 16})).eval()
+    with torch.no_grad():
+        tokens = encoder(torch.rand(1, system2["num_frames"], 3, 480, 832))
+    assert (tokens.spatial.shape[1], tokens.motion.shape[1]) == (15 * 26, 16 * 7 * 7) == (390, 784)
 
 
 def test_token_width_suits_the_2d_positions():

@@ -161,6 +161,49 @@ def test_token_positions_start_distinct_and_closer_for_neighbouring_cells():
     assert distance[cell(3, 3), cell(4, 3)] < distance[cell(3, 3), cell(7, 3)]
 
 
+# The paper's streams on the tiny backbone, pooled to 8x8 spatial cells and
+# 4x4 motion cells per latent frame (its own grid would be 32x32).
+PAPER_FORM = dict(stream_form="paper", filter_at="latents", spatial_grid=8, motion_grid=4)
+
+
+@pytest.fixture(scope="module")
+def paper_encoder():
+    encoder, _ = build_models(tiny_model_config(**PAPER_FORM), JOINTS, seed=0)
+    return encoder.eval()
+
+
+def test_the_paper_form_gives_a_token_per_cell_of_every_latent_frame(paper_encoder):
+    maps, spatial, motion = streams(paper_encoder, square_clip(frequency_hz=2.5, amplitude_px=6))
+    # SVD's VAE keeps every frame: one latent frame per frame, oldest first.
+    assert maps.motion.shape[1:] == (paper_encoder.backbone.feature_channels, FRAMES, 4, 4)
+    assert spatial.shape == (64, 128) and motion.shape == (FRAMES * 16, 128)
+    assert (maps.spatial < 0).any() and (maps.motion < 0).any()  # signed features, not magnitudes
+
+
+def test_in_the_paper_form_a_still_scene_gives_the_still_tokens_wherever_things_stand(paper_encoder):
+    _, _, still = streams(paper_encoder, square_clip())
+    _, _, elsewhere = streams(paper_encoder, square_clip(square=20))
+    torch.testing.assert_close(still, elsewhere)
+
+
+@pytest.mark.parametrize("form", ["paper", "energy"])
+def test_only_the_paper_form_tells_a_motion_from_the_same_motion_in_opposite_phase(form, paper_encoder):
+    """A square oscillating +-6 px against the same oscillation starting the
+    other way (same cells, same energy, opposite phase), compared with what
+    sensor noise (2/255) changes: the paper form's signed per-frame tokens
+    keep the phase; our energies, one value over time per cell, drop it."""
+    encoder = paper_encoder if form == "paper" else build_models(tiny_model_config(filter_at="latents"), JOINTS)[0]
+    motion = lambda **kw: streams(encoder.eval(), square_clip(frequency_hz=2.5, **kw))[2]
+    reference = motion(amplitude_px=6)
+    opposite = change(motion(amplitude_px=-6), reference).mean()
+    noise = change(motion(amplitude_px=6, noise_std=2, seed=1), reference).mean()
+    print(f"\n{form} form: opposite phase changes the motion tokens {opposite / noise:.2f}x as much as noise")
+    if form == "paper":
+        assert opposite > 10 * noise
+    else:
+        assert opposite < 2 * noise
+
+
 def test_dit_sample_shape_and_gradient_reaches_every_input(models):
     _, action = models
     cfg = action.config

@@ -88,6 +88,25 @@ def test_existing_checkpoint_is_not_overwritten_by_default(trained):
         train(common + ["--steps", "40"])
 
 
+def test_a_system2_in_the_papers_stream_form_trains_saves_and_acts(expert_bags, tmp_path):
+    """Signed per-frame motion maps (B, C, t, h, w) through the feature cache,
+    the LayerNorm formers trained (no fixed scales to fit), the checkpoint
+    reloaded and sampled."""
+    paper = {**MICRO, "system2": {**MICRO["system2"], "stream_form": "paper", "filter_at": "latents"}}
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump(paper))
+    out = tmp_path / "ckpt"
+    arguments = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(config)]
+    arguments += ["--params", str(PARAMS_FILE), "--batch-size", "4", "--steps", "4", "--device", "cpu"]
+    assert train(arguments) == 0
+    policy = load_policy(out, device="cpu")
+    assert policy.system2.config.stream_form == "paper"
+    frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    latents = policy.system2.encode(frames)
+    assert latents.motion.shape == (4 * 2 * 2, 32)  # SVD keeps every frame: 4 latent frames of 2x2 cells
+    assert np.isfinite(policy.system1.act(latents, np.zeros(6))).all()
+
+
 def test_an_interrupted_feature_pass_resumes_after_its_last_saved_part(tmp_path):
     encoder, _ = build_models(MICRO, [f"joint{i}" for i in range(6)])
     rng = np.random.default_rng(0)

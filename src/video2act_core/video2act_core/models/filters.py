@@ -32,14 +32,20 @@ def safe_sqrt(values: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, values, torch.ones_like(values))), 0.0)
 
 
-def gradient_magnitude(features: torch.Tensor, kind: str = "sobel") -> torch.Tensor:
+def gradient_magnitude(
+    features: torch.Tensor, kind: str = "sobel", padding: str = "replicate", epsilon: float = 0.0
+) -> torch.Tensor:
     """Per-channel edge strength of (N, C, H, W) maps: the gradient magnitude
-    (Sobel, Scharr) or the absolute Laplacian. Replicate padding: zero
-    padding would invent an edge at every border. A flat map gives exactly zero."""
+    (Sobel, Scharr) or the absolute Laplacian. Replicate padding by default:
+    zero padding (the official code's) invents an edge at every border. With
+    `epsilon` (the official 1e-6) the magnitude is sqrt(gx^2 + gy^2 + epsilon);
+    without, a flat map gives exactly zero."""
     if kind not in SPATIAL_FILTERS:
         raise ValueError(f"spatial filter must be one of {SPATIAL_FILTERS}, got '{kind}'")
+    if padding not in ("replicate", "zeros"):
+        raise ValueError(f"padding must be 'replicate' or 'zeros', got '{padding}'")
     channels = features.shape[1]
-    padded = F.pad(features, (1, 1, 1, 1), mode="replicate")
+    padded = F.pad(features, (1, 1, 1, 1), mode="replicate") if padding == "replicate" else F.pad(features, (1,) * 4)
     if kind == "laplacian":
         kernel = _LAPLACIAN.to(features.device, features.dtype).expand(channels, 1, 3, 3)
         return F.conv2d(padded, kernel, groups=channels).abs()
@@ -47,7 +53,7 @@ def gradient_magnitude(features: torch.Tensor, kind: str = "sobel") -> torch.Ten
     kernels = torch.stack([kx, kx.t()]).unsqueeze(1).repeat(channels, 1, 1, 1)
     grads = F.conv2d(padded, kernels, groups=channels)  # (N, 2C, H, W): gx, gy per channel
     gx, gy = grads[:, 0::2], grads[:, 1::2]
-    return safe_sqrt(gx * gx + gy * gy)
+    return safe_sqrt(gx * gx + gy * gy + epsilon)
 
 
 def band_bins(frames: int, fps: float, band_hz: tuple[float, float]) -> tuple[int, int]:
@@ -92,13 +98,19 @@ def band_magnitude(changing: torch.Tensor, fps: float, band_hz: tuple[float, flo
     return safe_sqrt(2.0 * power / (frames * window.pow(2).sum()))
 
 
-def band_pass(series: torch.Tensor, fps: float, band_hz: tuple[float, float]) -> torch.Tensor:
+def band_pass(series: torch.Tensor, fps: float, band_hz: tuple[float, float], windowed: bool = True) -> torch.Tensor:
     """(B, T, ...) -> the same series holding only its components inside
-    `band_hz` (detrended, Hann-windowed so that a drift does not leak into
-    the band, rFFT, bins outside the band zeroed, inverse rFFT): the
-    official code's motion filter, applied to latents."""
+    `band_hz` (rFFT, bins outside the band zeroed, inverse rFFT): the
+    official code's motion filter, applied to latents. `windowed` first
+    detrends the series and applies a Hann window, so that a drift does not
+    leak into the band (the window also weighs the oldest and newest frames
+    down to nothing); the official code does neither."""
     frames = series.shape[1]
-    spectrum, _, (first, last) = windowed_spectrum(series, fps, band_hz)
+    if windowed:
+        spectrum, _, (first, last) = windowed_spectrum(series, fps, band_hz)
+    else:
+        first, last = band_bins(frames, fps, band_hz)
+        spectrum = torch.fft.rfft(series.float(), dim=1)
     keep = torch.zeros(spectrum.shape[1], device=series.device)
     keep[first : last + 1] = 1.0
     return torch.fft.irfft(spectrum * keep.view(-1, *[1] * (series.dim() - 2)), n=frames, dim=1)

@@ -28,12 +28,22 @@ learned embedding per camera and history frame, through the paper's
 LayerNorm former. They carry what the filters drop (colour, texture, a
 wrist camera's close view).
 
-Each stream has its own former (a fixed per-channel scale, then a 2-layer
-MLP and positions): a per-token LayerNorm would blow every cell with any
-change up to the same size, so the tokens would say "something changed,
-somewhere" instead of where and how much. The scale is set from the
-training data (`fit_scales`), so the tokens of a static scene are the
-former of zero: the static tokens.
+Two forms of the streams (`stream_form`):
+- paper (the official code's, the full-size configs' default): the filters
+  act on the latents, and the tokens are the signed features of every cell
+  of the newest frame's Sobel-filtered latents and of every cell of every
+  latent frame of the band-passed clip (no window), through the paper's
+  former (LayerNorm, Linear, GELU, Linear; no positions: the video model's
+  own position encoding is in its features). Motion tokens keep when and in
+  which phase things move, and which way.
+- energy (ours, the tiny configs'): one unsigned value per pooled cell, the
+  motion collapsed to its energy over time above a noise floor, each
+  stream's former a fixed per-channel scale, a 2-layer MLP and positions: a
+  per-token LayerNorm would blow every cell with any change up to the same
+  size, so the tokens would say "something changed, somewhere" instead of
+  where and how much. The scale is set from the training data
+  (`fit_scales`), so the tokens of a static scene are the former of zero:
+  the static tokens.
 """
 
 from __future__ import annotations
@@ -63,6 +73,7 @@ from video2act_core.models.filters import (
 )
 
 FILTER_PLACES = ("features", "latents")
+STREAM_FORMS = ("paper", "energy")
 MOTION_FILTERS = ("band", "none")
 UNFILTERED = "none"
 
@@ -90,7 +101,9 @@ class VDMEncoderConfig(ConfigDict):
     image_height: int = 64
     image_width: int = 64
     spatial_filter: str = "sobel"
-    spatial_grid: int = 8
+    # Cells per side the stream's maps are pooled to; with the paper form,
+    # None keeps the backbone's own grid (and its aspect).
+    spatial_grid: int | None = 8
     # Motion stream: the last `num_frames` frames, `motion_fps` apart, at
     # this size; the motion band in Hz (checked against Nyquist and the
     # clip's frequency resolution).
@@ -102,7 +115,10 @@ class VDMEncoderConfig(ConfigDict):
     # band: energy in motion_band_hz above the noise floor; none: the clip's
     # features averaged over time (baselines without the motion filter).
     motion_filter: str = "band"
-    motion_grid: int = 8
+    motion_grid: int | None = 8
+    # paper or energy (the module's docstring). The noise floor and the frame
+    # position bias below belong to the energy form.
+    stream_form: str = "energy"
     # Each frame's channels scaled to the clip's mean level: flicker and
     # auto exposure are not motion.
     equalise_brightness: bool = True
@@ -140,14 +156,22 @@ class VDMEncoderConfig(ConfigDict):
             "image_width",
             "motion_height",
             "motion_width",
-            "spatial_grid",
-            "motion_grid",
             "view_grid",
             "token_dim",
             "former_hidden",
         ):
             if getattr(self, name) < 1:
                 raise self.invalid(name, "an int >= 1")
+        for name in ("spatial_grid", "motion_grid"):
+            grid = getattr(self, name)
+            if grid is None and self.stream_form != "paper":
+                raise self.invalid(name, "an int >= 1 (the backbone's own grid, None, is for stream_form: paper)")
+            if grid is not None and grid < 1:
+                raise self.invalid(name, "an int >= 1, or None for the backbone's own grid")
+        if self.stream_form not in STREAM_FORMS:
+            raise self.invalid("stream_form", f"one of {STREAM_FORMS}")
+        if self.stream_form == "paper" and self.filter_at != "latents":
+            raise self.invalid("filter_at", "'latents' with stream_form: paper (the official code filters the latents)")
         if self.token_dim % 4:
             raise self.invalid("token_dim", "a multiple of 4 (2D sin-cos positions: sin and cos of rows and columns)")
         if self.spatial_filter not in (*SPATIAL_FILTERS, UNFILTERED):
@@ -227,7 +251,7 @@ class VDMEncoderConfig(ConfigDict):
         for name, stream in grids + ([("view_grid", "image")] if self.view_cameras else []):
             height, width = getattr(self, f"{stream}_height"), getattr(self, f"{stream}_width")
             cells = feature_grid(height, width)
-            if cells is not None and getattr(self, name) > min(cells):
+            if cells is not None and getattr(self, name) is not None and getattr(self, name) > min(cells):
                 warnings.warn(
                     f"{type(self).__name__}.{name}={getattr(self, name)} repeats cells: the {kind} "
                     f"backbone's features of a {height}x{width} frame are {cells[0]}x{cells[1]} cells",
@@ -249,8 +273,13 @@ class RefinedMaps:
     """The filtered features before the formers; what stage 2 training
     caches so the backbone runs once per sample."""
 
-    spatial: torch.Tensor  # (B, C, gs, gs) mean edge strength per cell of the newest frame
-    motion: torch.Tensor  # (B, C, gm, gm) in-band motion energy above the noise floor, per cell
+    # energy form: (B, C, gs, gs) mean edge strength per cell of the newest
+    # frame; paper form: (B, C, hs, ws) signed features of its edges.
+    spatial: torch.Tensor
+    # energy form: (B, C, gm, gm) in-band motion energy above the noise floor
+    # per cell; paper form: (B, C, t, hm, wm) signed features of the
+    # band-passed latent frames.
+    motion: torch.Tensor
     motion_energy: torch.Tensor  # (B,) mean motion relative to the feature scale
     boundary_map: torch.Tensor  # (B, 1, h, w) channel-mean edge strength (for display)
     motion_map: torch.Tensor  # (B, 1, h, w) channel-mean motion (for display)
@@ -259,8 +288,8 @@ class RefinedMaps:
 
 @dataclass
 class SpatioMotionTokens:
-    spatial: torch.Tensor  # (B, gs*gs, token_dim)
-    motion: torch.Tensor  # (B, gm*gm, token_dim)
+    spatial: torch.Tensor  # (B, cells, token_dim)
+    motion: torch.Tensor  # (B, cells (x latent frames in the paper form), token_dim)
     motion_energy: torch.Tensor  # (B,)
     boundary_map: torch.Tensor
     motion_map: torch.Tensor
@@ -307,6 +336,29 @@ class StreamFormer(nn.Module):
         return self.mlp(cells) + self.position
 
 
+class PaperFormer(nn.Module):
+    """Stream maps (B, C, *grid) -> tokens (B, cells, token_dim), one per
+    cell in (frame,) row, column order: the official code's former, a
+    LayerNorm over channels, Linear, GELU (tanh), Linear, initialised as it
+    is (std 0.02, zero biases). No positions: the official head adds none to
+    the video tokens; where a token lies is in its features (Wan's 3D RoPE)."""
+
+    def __init__(self, channels: int, token_dim: int, hidden: int):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.LayerNorm(channels),
+            nn.Linear(channels, hidden),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(hidden, token_dim),
+        )
+        for layer in (self.mlp[1], self.mlp[3]):
+            nn.init.normal_(layer.weight, std=0.02)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.mlp(maps.to(self.mlp[1].weight.dtype).flatten(2).transpose(1, 2))
+
+
 class ViewFormer(nn.Module):
     """Pooled per-frame maps (B, V*K, C, g, g) -> image tokens (B, V*K*g*g,
     token_dim): the paper's former (LayerNorm + 2-layer MLP) per cell, cell
@@ -341,8 +393,12 @@ class SpatioMotionEncoder(nn.Module):
         self.backbone = build_backbone(config.backbone)
         config.check_feature_grids(self.backbone.feature_grid, self.backbone.size_multiple)
         channels = self.backbone.feature_channels
-        self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
-        self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
+        if config.stream_form == "paper":
+            self.spatial_former = PaperFormer(channels, config.token_dim, config.former_hidden)
+            self.motion_former = PaperFormer(channels, config.token_dim, config.former_hidden)
+        else:
+            self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
+            self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
         self.view_former = (
             ViewFormer(
                 channels,
@@ -357,11 +413,11 @@ class SpatioMotionEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.spatial_former.scale.device
+        return next(self.spatial_former.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.spatial_former.position.dtype
+        return next(self.spatial_former.parameters()).dtype
 
     def _resized(self, frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if frames.shape[-2:] == size:
@@ -428,6 +484,9 @@ class SpatioMotionEncoder(nn.Module):
         if cfg.view_cameras and views is None:
             views = self._views_from_clip(frames)
         frames = self._checked(frames)
+        view_maps = self.view_maps(views) if cfg.view_cameras else None
+        if cfg.stream_form == "paper":
+            return self._paper_maps(frames, view_maps)
         backbone = self.backbone
 
         _, latent_fps = cfg.latent_frames_and_rate(backbone.temporal_compression)
@@ -476,7 +535,40 @@ class SpatioMotionEncoder(nn.Module):
             motion_energy=motion.mean(dim=(1, 2, 3)) / feature_scale,
             boundary_map=boundary / (boundary.amax(dim=(2, 3), keepdim=True) + 1e-12),
             motion_map=motion.mean(dim=1, keepdim=True),
-            views=self.view_maps(views) if cfg.view_cameras else None,
+            views=view_maps,
+        )
+
+    def _paper_maps(self, frames: torch.Tensor, view_maps: torch.Tensor | None) -> RefinedMaps:
+        """The official code's streams: Sobel magnitude of the newest frame's
+        latents (zero padding, sqrt(gx^2 + gy^2 + 1e-6)) and the clip's
+        latents band-passed along time (no window), each through the
+        backbone; the signed features, pooled only where a grid is given.
+        The display maps and the motion energy come from the filtered
+        latents (the features of a still clip are those of zero latents,
+        not zero)."""
+        cfg, backbone = self.config, self.backbone
+        newest_latents = backbone.encode(frames[:, -1:])
+        edge_latents = gradient_magnitude(newest_latents[:, 0].float(), cfg.spatial_filter, "zeros", 1e-6)
+        spatial = backbone.features(edge_latents[:, None].to(newest_latents.dtype), backbone.context(frames[:, -1:]))
+        clip = self.motion_clip(frames)
+        latents = backbone.encode(clip).float()
+        _, latent_fps = cfg.latent_frames_and_rate(backbone.temporal_compression)
+        moving = band_pass(latents, latent_fps, tuple(cfg.motion_band_hz), windowed=False)
+        motion = backbone.features(moving.to(clip.dtype), backbone.context(clip)).float().transpose(1, 2)
+        spatial = spatial[:, -1].float()  # (B, C, h, w)
+        if cfg.spatial_grid is not None:
+            spatial = F.adaptive_avg_pool2d(spatial, cfg.spatial_grid)
+        if cfg.motion_grid is not None:
+            motion = F.adaptive_avg_pool3d(motion, (motion.shape[2], cfg.motion_grid, cfg.motion_grid))
+        boundary = edge_latents.mean(dim=1, keepdim=True)
+        return RefinedMaps(
+            spatial=spatial,
+            motion=motion,
+            motion_energy=moving.pow(2).mean(dim=(1, 2, 3, 4)).sqrt()
+            / (latents.pow(2).mean(dim=(1, 2, 3, 4)).sqrt() + 1e-6),
+            boundary_map=boundary / (boundary.amax(dim=(2, 3), keepdim=True) + 1e-12),
+            motion_map=moving.pow(2).mean(dim=(1, 2)).sqrt()[:, None],
+            views=view_maps,
         )
 
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
@@ -500,9 +592,11 @@ class SpatioMotionEncoder(nn.Module):
         return self.spatial_former(spatial_maps), self.motion_former(motion_maps), views
 
     def fit_scales(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> None:
-        """The stream formers' fixed scales from a dataset's cached maps."""
-        self.spatial_former.fit_scale(spatial_maps)
-        self.motion_former.fit_scale(motion_maps)
+        """The energy form's fixed scales from a dataset's cached maps (the
+        paper form's formers normalise each token themselves)."""
+        if self.config.stream_form == "energy":
+            self.spatial_former.fit_scale(spatial_maps)
+            self.motion_former.fit_scale(motion_maps)
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
         """Weights that are not part of the backbone's diffusers models."""
