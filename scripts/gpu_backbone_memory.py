@@ -28,142 +28,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Wan-AI/Wan2.2-TI2V-5B-Diffusers transformer/config.json: the values that
-# diffusers' scripts/convert_wan_to_diffusers.py writes for "Wan2.2-TI2V-5B"
-# (dim 3072 = 24 heads x 128, as the official wan/configs/wan_ti2v_5B.py).
-TRANSFORMER_5B = {
-    "patch_size": [1, 2, 2],
-    "num_attention_heads": 24,
-    "attention_head_dim": 128,
-    "in_channels": 48,
-    "out_channels": 48,
-    "text_dim": 4096,
-    "freq_dim": 256,
-    "ffn_dim": 14336,
-    "num_layers": 30,
-    "cross_attn_norm": True,
-    "qk_norm": "rms_norm_across_heads",
-    "eps": 1e-06,
-    "added_kv_proj_dim": None,
-}
-# Its vae/config.json: the Wan2.2 VAE (`vae22_diffusers_config` of the same
-# script, less `clip_output`, which AutoencoderKLWan does not take). 2x2
-# pixel patchify and three downsamples: 16x in space, 4x in time, 48 channels.
-VAE_WAN22 = {
-    "base_dim": 160,
-    "decoder_base_dim": 256,
-    "z_dim": 48,
-    "dim_mult": [1, 2, 4, 4],
-    "num_res_blocks": 2,
-    "attn_scales": [],
-    "temperal_downsample": [False, True, True],
-    "is_residual": True,
-    "in_channels": 12,
-    "out_channels": 12,
-    "patch_size": 2,
-    "scale_factor_temporal": 4,
-    "scale_factor_spatial": 16,
-    "latents_mean": [
-        -0.2289,
-        -0.0052,
-        -0.1323,
-        -0.2339,
-        -0.2799,
-        0.0174,
-        0.1838,
-        0.1557,
-        -0.1382,
-        0.0542,
-        0.2813,
-        0.0891,
-        0.1570,
-        -0.0098,
-        0.0375,
-        -0.1825,
-        -0.2246,
-        -0.1207,
-        -0.0698,
-        0.5109,
-        0.2665,
-        -0.2108,
-        -0.2158,
-        0.2502,
-        -0.2055,
-        -0.0322,
-        0.1109,
-        0.1567,
-        -0.0729,
-        0.0899,
-        -0.2799,
-        -0.1230,
-        -0.0313,
-        -0.1649,
-        0.0117,
-        0.0723,
-        -0.2839,
-        -0.2083,
-        -0.0520,
-        0.3748,
-        0.0152,
-        0.1957,
-        0.1433,
-        -0.2944,
-        0.3573,
-        -0.0548,
-        -0.1681,
-        -0.0667,
-    ],
-    "latents_std": [
-        0.4765,
-        1.0364,
-        0.4514,
-        1.1677,
-        0.5313,
-        0.4990,
-        0.4818,
-        0.5013,
-        0.8158,
-        1.0344,
-        0.5894,
-        1.0901,
-        0.6885,
-        0.6165,
-        0.8454,
-        0.4978,
-        0.5759,
-        0.3523,
-        0.7135,
-        0.6804,
-        0.5833,
-        1.4146,
-        0.8986,
-        0.5659,
-        0.7069,
-        0.5338,
-        0.4889,
-        0.4917,
-        0.4069,
-        0.4999,
-        0.6866,
-        0.4093,
-        0.5709,
-        0.6065,
-        0.6415,
-        0.4944,
-        0.5726,
-        1.2042,
-        0.5458,
-        1.6887,
-        0.3971,
-        1.0600,
-        0.3943,
-        0.5537,
-        0.5444,
-        0.4089,
-        0.7468,
-        0.7744,
-    ],
-}
 # (frames, height, width) of each stream, as in the paper.
 STREAMS = {"spatial": (1, 480, 832), "motion": (61, 224, 224)}
 # The dry run keeps the frame counts (the causal VAE's chunks) with fewer
@@ -195,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def build_backbone(args: argparse.Namespace, device: torch.device):
     from video2act_core.models.backbones.wan import WanBackbone
+    from video2act_core.models.backbones.wan_original import WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE
 
     if args.dry_run:
         return WanBackbone(num_blocks=args.num_blocks).eval()
@@ -203,7 +68,7 @@ def build_backbone(args: argparse.Namespace, device: torch.device):
     torch.set_default_dtype(torch.bfloat16)
     try:
         with device:
-            backbone = WanBackbone(transformer=TRANSFORMER_5B, vae=VAE_WAN22, num_blocks=args.num_blocks)
+            backbone = WanBackbone(transformer=WAN22_TI2V_5B_TRANSFORMER, vae=WAN22_VAE, num_blocks=args.num_blocks)
     finally:
         torch.set_default_dtype(torch.float32)
     # from_pretrained(torch_dtype=bf16) keeps these modules (time embedding,

@@ -1,8 +1,14 @@
 """The Wan2.2 System 2 backbone on its tiny random-weight config (CPU, about 10 s)."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
+from conftest import JOINTS, REPO
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.backbones.wan import TINY_TRANSFORMER, WanBackbone
 
@@ -135,3 +141,78 @@ def test_denoising_loss_is_finite_and_trains_the_transformer(sampling):
         transformer.proj_out.weight,
     ):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+# --- Weights in the original Wan2.2 layout (the official robot fine-tune's). ---
+
+ORIGINAL = Path(__file__).parent / "fixtures" / "wan_original"
+
+
+def original_backbone(**options) -> WanBackbone:
+    """The fixture's tiny original-layout checkpoint, into the diffusers models its configs describe."""
+    configs = json.loads((ORIGINAL / "configs.json").read_text())
+    options = {
+        "type": "wan",
+        "original_transformer": str(ORIGINAL / "transformer.safetensors"),
+        "original_vae": str(ORIGINAL / "Wan2.2_VAE.pth"),
+        "transformer": configs["transformer"],
+        "vae": configs["vae"],
+        "num_blocks": configs["num_blocks"],
+        **options,
+    }
+    return build_backbone(options).eval()
+
+
+@torch.no_grad()
+def test_original_layout_weights_compute_what_the_original_code_computed():
+    """Latents, the features after the first block and the whole forward
+    pass, against Wan2.2's own WanVAE_ and WanModel on the same weights
+    (test/fixtures/wan_original/write_fixture.py)."""
+    backbone, reference = original_backbone(), load_file(ORIGINAL / "reference.safetensors")
+    latents = backbone.encode(reference["frames"])
+    torch.testing.assert_close(latents.transpose(1, 2), reference["latents"], rtol=1e-5, atol=1e-5)
+    features = backbone.features(latents)  # (1, t, C, h', w'); the original's tokens run (t, h', w')
+    expected = reference["features"].unflatten(1, (2, 2, 2)).permute(0, 1, 4, 2, 3)
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
+    output = backbone.transformer(
+        reference["latents"],
+        timestep=torch.full((1,), 500.0),
+        encoder_hidden_states=reference["context"][None],
+        return_dict=False,
+    )[0]
+    torch.testing.assert_close(output[0], reference["output"], rtol=1e-5, atol=1e-5)
+
+
+def test_original_layout_files_that_do_not_fit_the_configured_model_are_refused(tmp_path):
+    vae = torch.load(ORIGINAL / "Wan2.2_VAE.pth", weights_only=True)
+    vae.pop("decoder.head.2.weight")
+    torch.save(vae, tmp_path / "vae.pth")
+    with pytest.raises(ValueError, match=r"vae.pth does not fit the configured model: 1 weights missing"):
+        original_backbone(original_vae=str(tmp_path / "vae.pth"))
+    with pytest.raises(ValueError, match=r"backbone.original_vae='': expected a path"):
+        original_backbone(original_vae="")
+    with pytest.raises(ValueError, match=r"backbone.pretrained_path='/x': expected '' with original_transformer"):
+        original_backbone(pretrained_path="/x")
+
+
+def test_a_checkpoint_keeps_original_layout_weights_in_diffusers_layout(tmp_path):
+    """Saved with the checkpoint, the backbone reloads from its own copy: the
+    original files' paths are cleared from the manifest."""
+    from video2act_core.checkpoint import init_checkpoint, load_policy, read_manifest
+
+    config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
+    configs = json.loads((ORIGINAL / "configs.json").read_text())
+    config["system2"]["backbone"] = {
+        "type": "wan",
+        "original_transformer": str(ORIGINAL / "transformer.safetensors"),
+        "original_vae": str(ORIGINAL / "Wan2.2_VAE.pth"),
+        "transformer": configs["transformer"],
+        "vae": configs["vae"],
+        "num_blocks": 1,
+    }
+    init_checkpoint(tmp_path / "ckpt", config, JOINTS)
+    backbone = read_manifest(tmp_path / "ckpt").vdm.backbone
+    assert backbone["original_transformer"] == backbone["original_vae"] == ""
+    loaded = load_policy(tmp_path / "ckpt", device="cpu").system2.encoder.backbone
+    original = original_backbone()
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), original.state_dict().values()))

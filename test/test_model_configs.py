@@ -49,7 +49,7 @@ def sections(path) -> tuple[VDMEncoderConfig, DiTConfig]:
 
 # Pixels per feature cell of the downloads the full-size configs name (their
 # vae/ and transformer/ config.json): Wan2.2-TI2V-5B's VAE is 16x with 2x2
-# patches (scripts/gpu_backbone_memory.py VAE_WAN22, TRANSFORMER_5B),
+# patches (models/backbones/wan_original.py WAN22_VAE, WAN22_TI2V_5B_TRANSFORMER),
 # HunyuanVideo's 8x with 2x2 patches; SVD-xt's VAE and UNet have 4 levels each.
 DOWNLOAD_GEOMETRY = {
     "wan": (lambda height, width: (height // 32, width // 32), 32),

@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from video2act_core.devices import resolve_device, resolve_dtype
+from video2act_core.models.backbones import WEIGHT_SOURCES
 from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.factory import build_models
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
@@ -108,7 +109,7 @@ def save_checkpoint(
     # A backbone without diffusers models (the ResNet baseline) has its
     # weights in System 2's head file: no backbone directory.
     separate_backbone = bool(encoder.backbone.diffusers_modules())
-    if separate_backbone and not include_backbone and not vdm_config.backbone.get("pretrained_path"):
+    if separate_backbone and not include_backbone and not any(vdm_config.backbone.get(k) for k in WEIGHT_SOURCES):
         raise CheckpointError("a randomly initialised backbone must be saved with the checkpoint")
     include_backbone = include_backbone and separate_backbone
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -120,7 +121,8 @@ def save_checkpoint(
         save_file(contiguous(action.model.state_dict()), staging / SYSTEM1)
         if include_backbone:
             encoder.backbone.save(staging / BACKBONE)
-            vdm_config = replace(vdm_config, backbone={**vdm_config.backbone, "pretrained_path": ""})
+            sources = {key: "" for key in WEIGHT_SOURCES if key in vdm_config.backbone}
+            vdm_config = replace(vdm_config, backbone={**vdm_config.backbone, **sources, "pretrained_path": ""})
         hashes = {str(p.relative_to(staging)): _sha256(p) for p in _weight_files(staging)}
         combined = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
         model_id = f"{name}@v{FORMAT_VERSION}:{combined[:12]}"

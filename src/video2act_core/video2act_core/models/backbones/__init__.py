@@ -153,6 +153,11 @@ def load_local(model_class, directory: Path):
     return model.eval()
 
 
+# Options naming where a backbone's weights come from; a checkpoint that
+# holds the weights itself clears them.
+WEIGHT_SOURCES = ("pretrained_path", "original_transformer", "original_vae")
+
+
 def backbone_class(kind: str) -> type[VideoBackbone]:
     """The backbone module `kind` names (imported here: its heavy library is
     imported only when a backbone is built)."""

@@ -41,6 +41,7 @@ from video2act_core.models.backbones import (
     check_flow_options,
     flow_noise_levels,
     transformer_and_vae,
+    wan_original,
 )
 
 # A Wan2.2-style transformer and VAE small enough for CPU tests and the demo:
@@ -132,6 +133,12 @@ class WanBackbone(VideoBackbone):
         # How `denoising_loss` draws noise levels: uniform, or logit-normal
         # (more weight on mid-range noise, as SD3 trains).
         loss_timestep_sampling: str = "logit_normal",
+        # Weights in the original Wan2.2 layout instead of `pretrained_path`
+        # (`wan_original`): the transformer's .safetensors file or shard
+        # directory and the VAE's .pth, into models built from `transformer`
+        # and `vae` (default: Wan2.2-TI2V-5B's configs).
+        original_transformer: str = "",
+        original_vae: str = "",
     ):
         super().__init__()
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
@@ -142,16 +149,22 @@ class WanBackbone(VideoBackbone):
                 "loss_timestep_sampling": loss_timestep_sampling,
                 "num_blocks": num_blocks,
                 "text_tokens": text_tokens,
+                "pretrained_path": pretrained_path,
+                "original_transformer": original_transformer,
+                "original_vae": original_vae,
             }
         )
+        original = bool(original_transformer)
         self.transformer, self.vae = transformer_and_vae(
             "Wan",
             WanTransformer3DModel,
             AutoencoderKLWan,
             pretrained_path,
-            transformer or TINY_TRANSFORMER,
-            vae or TINY_VAE,
+            transformer or (wan_original.WAN22_TI2V_5B_TRANSFORMER if original else TINY_TRANSFORMER),
+            vae or (wan_original.WAN22_VAE if original else TINY_VAE),
         )
+        if original:
+            self._load_original(original_transformer, original_vae)
 
         config = self.transformer.config
         self._check_shapes()
@@ -171,6 +184,9 @@ class WanBackbone(VideoBackbone):
         vae_scale = (vae_config.patch_size or 1) * 2 ** (len(vae_config.dim_mult) - 1)
         self.cell = (vae_scale * config.patch_size[1], vae_scale * config.patch_size[2])
         self.size_multiple = math.lcm(*self.cell)
+        self._register_latent_statistics()
+
+    def _register_latent_statistics(self) -> None:
         # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
         z_dim = self.vae.config.z_dim
         self.register_buffer(
@@ -183,6 +199,14 @@ class WanBackbone(VideoBackbone):
             torch.tensor(self.vae.config.latents_std, dtype=torch.float32).view(1, z_dim, 1, 1, 1),
             persistent=False,
         )
+
+    def _load_original(self, transformer_file: str, vae_file: str) -> None:
+        """Original-layout weights into the models just built (`wan_original`)."""
+        weights = wan_original.read_state_dict(transformer_file)
+        wan_original.load_original(self.transformer, wan_original.transformer_to_diffusers(weights), transformer_file)
+        weights = wan_original.read_state_dict(vae_file)
+        converted = wan_original.vae_to_diffusers(weights, self.vae.config.num_res_blocks)
+        wan_original.load_original(self.vae, converted, vae_file)
 
     def _check_shapes(self) -> None:
         """The transformer reads the VAE's latents, one latent frame per token row."""
@@ -202,6 +226,15 @@ class WanBackbone(VideoBackbone):
         check_flow_options(arguments)
         if arguments["text_tokens"] < 1:
             raise ValueError(f"backbone.text_tokens={arguments['text_tokens']!r}: expected >= 1")
+        transformer, vae = arguments["original_transformer"], arguments["original_vae"]
+        if bool(transformer) != bool(vae):
+            name, value = ("original_vae", vae) if transformer else ("original_transformer", transformer)
+            raise ValueError(f"backbone.{name}={value!r}: expected a path (the original layout's files go together)")
+        if transformer and arguments["pretrained_path"]:
+            raise ValueError(
+                f"backbone.pretrained_path={arguments['pretrained_path']!r}: expected '' with original_transformer "
+                "(one source of weights)"
+            )
 
     def feature_grid(self, height: int, width: int) -> tuple[int, int]:
         """One feature cell per transformer token: `cell` pixels each way."""
