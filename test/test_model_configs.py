@@ -336,6 +336,13 @@ def test_the_stream_form_is_paper_or_energy_and_the_paper_filters_the_latents():
     )
 
 
+def test_a_siglip_image_encoder_needs_cameras_to_make_tokens_of():
+    refused(
+        lambda: VDMEncoderConfig(image_encoder_path="/models/siglip"),
+        r"VDMEncoderConfig.image_encoder_path='/models/siglip': expected '' with view_cameras=0",
+    )
+
+
 def test_the_full_size_wan_config_builds_the_papers_token_counts():
     """390 spatial and 784 motion tokens (../shared/PAPER.md), built by the
     encoder itself on the config's frames, with a random backbone of

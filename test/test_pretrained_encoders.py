@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import JOINTS, REPO, tiny_model_config
+from conftest import JOINTS, PARAMS_FILE, REPO, tiny_model_config
 from video2act_core.checkpoint import load_policy, save_checkpoint
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.factory import build_models
@@ -191,3 +191,55 @@ def test_system1_reads_instructions_through_a_local_t5(tmp_path):
     policy.system1._generator.manual_seed(0)
     blue = chunk("reach the blue cube")
     assert np.abs(red - blue).max() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def siglip(tmp_path_factory):
+    """A tiny SigLIP vision model as transformers saves one: 32x32 input, 4x4 patches of 8 px."""
+    root = tmp_path_factory.mktemp("siglip")
+    torch.manual_seed(5)
+    transformers.SiglipVisionModel(
+        transformers.SiglipVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+    ).save_pretrained(root)
+    return root
+
+
+def siglip_model_config(path) -> dict:
+    return tiny_model_config(image_height=32, image_width=32, view_cameras=1, view_grid=4, image_encoder_path=str(path))
+
+
+def test_image_tokens_from_siglip_are_its_patch_tokens_as_its_processor_feeds_it(siglip):
+    """At SigLIP's own input size: the maps are the vision model's
+    last_hidden_state on what SiglipImageProcessor makes of the frames."""
+    encoder, _ = build_models(siglip_model_config(siglip), JOINTS, seed=0)
+    images = (frames(6, steps=2, size=32)[0].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    processor = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
+    model = transformers.SiglipVisionModel.from_pretrained(siglip).eval()
+    with torch.no_grad():
+        expected = model(**processor(list(images), return_tensors="pt")).last_hidden_state
+        views = torch.from_numpy(images).permute(0, 3, 1, 2)[None, None].float() / 255  # (1, 1 camera, 2 frames, ...)
+        maps = encoder.eval().view_maps(views)
+    assert maps.shape == (1, 2, 32, 4, 4)
+    torch.testing.assert_close(maps[0].flatten(2).transpose(1, 2), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_siglip_image_tokens_survive_a_checkpoint_and_drive_a_closed_loop_episode(siglip, tmp_path):
+    """Referenced by path, not copied (as a pretrained text encoder); one
+    evaluation episode of the simulated arm with the untrained policy."""
+    from video2act_core.checkpoint import init_checkpoint
+    from video2act_eval.evaluate import main as evaluate
+
+    init_checkpoint(tmp_path / "ckpt", siglip_model_config(siglip), JOINTS)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir() if p.is_dir()) == ["backbone"]
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    assert policy.system2.encoder.image_encoder is not None
+    arguments = ["--checkpoint", str(tmp_path / "ckpt"), "--episodes", "1", "--ratios", "2"]
+    assert evaluate(arguments + ["--params", str(PARAMS_FILE), "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "results.csv").is_file()

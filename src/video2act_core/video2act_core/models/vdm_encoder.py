@@ -23,7 +23,8 @@ reads a video model's features directly (VPP) or an image encoder's
 Image tokens (optional, `view_cameras` > 0), as RDT's System 1 reads
 SigLIP tokens of several cameras and history frames: the backbone's own
 features of each camera's recent frames (the video camera first, then the
-other cameras in order), unfiltered, pooled to `view_grid` cells, with a
+other cameras in order), unfiltered, or with `image_encoder_path` a local
+SigLIP's patch tokens of them, pooled to `view_grid` cells, with a
 learned embedding per camera and history frame, through the paper's
 LayerNorm former. They carry what the filters drop (colour, texture, a
 wrist camera's close view).
@@ -71,6 +72,7 @@ from video2act_core.models.filters import (
     equalise_brightness,
     gradient_magnitude,
 )
+from video2act_core.models.image_encoder import SiglipImageEncoder
 
 FILTER_PLACES = ("features", "latents")
 STREAM_FORMS = ("paper", "energy")
@@ -142,6 +144,10 @@ class VDMEncoderConfig(ConfigDict):
     view_history: int = 2
     view_spacing_s: float = 0.2
     view_grid: int = 4
+    # Image tokens from a local SigLIP vision model directory (RDT's image
+    # tokens: `image_encoder.py`) instead of the backbone's features; pooled
+    # to `view_grid` (27 keeps SigLIP-so400m's 27 x 27 patches).
+    image_encoder_path: str = ""
     token_dim: int = 128
     former_hidden: int = 256
 
@@ -202,6 +208,8 @@ class VDMEncoderConfig(ConfigDict):
             raise self.invalid("view_history", f">= 1 frame per camera with view_cameras={self.view_cameras}")
         if self.view_cameras and not self.view_spacing_s >= 0.0:
             raise self.invalid("view_spacing_s", f">= 0 s with view_cameras={self.view_cameras}")
+        if self.image_encoder_path and not self.view_cameras:
+            raise self.invalid("image_encoder_path", "'' with view_cameras=0 (it makes the image tokens)")
 
     def _check_motion_band(self) -> None:
         """[low, high] Hz in order; with the band filter, a band the motion
@@ -248,7 +256,8 @@ class VDMEncoderConfig(ConfigDict):
                     name, f"a multiple of {size_multiple}, the {kind} backbone's pixels per feature cell"
                 )
         grids = [("spatial_grid", "image"), ("motion_grid", "motion")]
-        for name, stream in grids + ([("view_grid", "image")] if self.view_cameras else []):
+        backbone_views = self.view_cameras and not self.image_encoder_path
+        for name, stream in grids + ([("view_grid", "image")] if backbone_views else []):
             height, width = getattr(self, f"{stream}_height"), getattr(self, f"{stream}_width")
             cells = feature_grid(height, width)
             if cells is not None and getattr(self, name) is not None and getattr(self, name) > min(cells):
@@ -393,6 +402,7 @@ class SpatioMotionEncoder(nn.Module):
         self.backbone = build_backbone(config.backbone)
         config.check_feature_grids(self.backbone.feature_grid, self.backbone.size_multiple)
         channels = self.backbone.feature_channels
+        self.image_encoder = SiglipImageEncoder(config.image_encoder_path) if config.image_encoder_path else None
         if config.stream_form == "paper":
             self.spatial_former = PaperFormer(channels, config.token_dim, config.former_hidden)
             self.motion_former = PaperFormer(channels, config.token_dim, config.former_hidden)
@@ -401,7 +411,7 @@ class SpatioMotionEncoder(nn.Module):
             self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
         self.view_former = (
             ViewFormer(
-                channels,
+                channels if self.image_encoder is None else self.image_encoder.channels,
                 config.token_dim,
                 config.former_hidden,
                 config.view_grid,
@@ -454,7 +464,7 @@ class SpatioMotionEncoder(nn.Module):
 
     def view_maps(self, views: torch.Tensor) -> torch.Tensor:
         """(B, V, K, 3, H, W) camera frames -> (B, V*K, C, gv, gv): the
-        backbone's features of each frame alone, unfiltered, pooled."""
+        backbone's (or SigLIP's) features of each frame alone, unfiltered, pooled."""
         cfg = self.config
         expected = (cfg.view_cameras, cfg.view_history, 3)
         if views.dim() != 6 or tuple(views.shape[1:4]) != expected:
@@ -463,7 +473,10 @@ class SpatioMotionEncoder(nn.Module):
                 f"tokens, got {tuple(views.shape)}"
             )
         frames = self._resized(views.flatten(1, 2).to(self.device, self.dtype), (cfg.image_height, cfg.image_width))
-        features = self._features(frames.flatten(0, 1)[:, None])[:, -1].float()
+        if self.image_encoder is not None:
+            features = self.image_encoder(frames.flatten(0, 1)).float()
+        else:
+            features = self._features(frames.flatten(0, 1)[:, None])[:, -1].float()
         return F.adaptive_avg_pool2d(features, cfg.view_grid).unflatten(0, frames.shape[:2])
 
     def _views_from_clip(self, frames: torch.Tensor) -> torch.Tensor:
