@@ -69,3 +69,40 @@ def episode_topics():
     return EpisodeTopics(
         sim.image_topic, sim.joint_states_topic, sim.trajectory_topic, sim.success_topic, sim.instruction_topic
     )
+
+
+WORDS = "pick place the red blue cube square reach move a robot arm to left right".split()
+
+
+def write_tokenizer(directory) -> None:
+    """A word-level tokenizer with T5's special tokens, saved as transformers loads it."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{word: i + 3 for i, word in enumerate(WORDS)}}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    ).save_pretrained(directory)
+
+
+@pytest.fixture(scope="session")
+def umt5(tmp_path_factory):
+    """A tiny umT5 written by transformers, laid out as in the Wan2.2
+    diffusers download: text_encoder/ and tokenizer/, its width the tiny
+    Wan transformer's text_dim."""
+    import torch
+    import transformers
+
+    from video2act_core.models.backbones.wan import TINY_TRANSFORMER
+
+    root = tmp_path_factory.mktemp("umt5")
+    write_tokenizer(root / "tokenizer")
+    torch.manual_seed(2)
+    transformers.UMT5EncoderModel(
+        transformers.UMT5Config(
+            vocab_size=len(WORDS) + 3, d_model=TINY_TRANSFORMER["text_dim"], d_kv=8, d_ff=32, num_layers=1, num_heads=2
+        )
+    ).save_pretrained(root / "text_encoder")
+    return root

@@ -15,11 +15,13 @@ import time
 import numpy as np
 import pytest
 import rclpy
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy
+import yaml
+from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from clips import CENTRE, FPS, SIZE, SQUARE, square_clip, swept_columns
-from conftest import JOINTS, PARAMS_FILE, tiny_model_config
+from conftest import JOINTS, PARAMS_FILE, REPO, tiny_model_config
 from video2act_core.checkpoint import init_checkpoint, read_manifest
 from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import latents_from_message, stamp_to_ns
@@ -86,6 +88,18 @@ class Camera:
 PAPER_FORM = dict(stream_form="paper", filter_at="latents", spatial_grid=8, motion_grid=4)
 
 
+def start_perception(checkpoint, log):
+    # Updates often, so each clip is encoded soon after its last frame.
+    overrides = {
+        "checkpoint_path": str(checkpoint),
+        "device": "cpu",
+        "rate_hz": 5.0,
+        "image_qos": "reliable",
+        "max_frame_age_s": MAX_FRAME_AGE_S,
+    }
+    return start_node(PERCEPTION, PARAMS_FILE, overrides, log)
+
+
 @pytest.fixture(scope="module", params=["tiny", "shipped", "tiny-paper"])
 def camera(request, tiny_checkpoint, tmp_path_factory):
     checkpoint = {"tiny": tiny_checkpoint, "shipped": SHIPPED}.get(request.param)
@@ -93,19 +107,7 @@ def camera(request, tiny_checkpoint, tmp_path_factory):
         checkpoint = tmp_path_factory.mktemp("checkpoints") / "paper"
         init_checkpoint(checkpoint, tiny_model_config(**PAPER_FORM), JOINTS, seed=0)
     log = open(tmp_path_factory.mktemp("logs") / "perception.log", "w")
-    # Updates often, so each clip is encoded soon after its last frame.
-    process = start_node(
-        PERCEPTION,
-        PARAMS_FILE,
-        {
-            "checkpoint_path": str(checkpoint),
-            "device": "cpu",
-            "rate_hz": 5.0,
-            "image_qos": "reliable",
-            "max_frame_age_s": MAX_FRAME_AGE_S,
-        },
-        log,
-    )
+    process = start_perception(checkpoint, log)
     probe = None
     try:
         rclpy.init()
@@ -212,3 +214,42 @@ def test_tokens_as_published_tell_which_way_a_thing_moves(camera):
     assert reversed_ratio >= 5
     if config.stream_form == "paper":
         assert phase_ratio >= 5
+
+
+def test_a_video_model_conditioned_on_the_instruction_follows_the_latched_topic(umt5, tmp_path):
+    """The perception node reads the task instruction (latched, as the
+    simulator and recorded bags publish it): the same clip gives other
+    tokens once another instruction is published."""
+    config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
+    config["system2"]["backbone"].update(text_encoder_path=str(umt5), instruction_context=True, text_tokens=8)
+    init_checkpoint(tmp_path / "ckpt", config, JOINTS, seed=0)
+    log = open(tmp_path / "perception.log", "w")
+    process = start_perception(tmp_path / "ckpt", log)
+    probe = None
+    try:
+        rclpy.init()
+        probe = Camera()
+        latched = QoSProfile(
+            depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        instructions = probe.node.create_publisher(String, TOPICS.instruction_topic, latched)
+        probe.ready()
+        clip = square_clip(frames=config["system2"]["num_frames"], frequency_hz=1.0, amplitude_px=4)
+        tokens = {"": np.concatenate(probe.tokens(clip))}  # no instruction yet: the zero context
+        previous = ""
+        for text in ("pick the red cube", "place the blue square"):
+            instructions.publish(String(data=text))
+            # The node takes the instruction between two updates: wait for the tokens to change.
+            for _ in range(20):
+                tokens[text] = np.concatenate(probe.tokens(clip))
+                if not np.array_equal(tokens[text], tokens[previous]):
+                    break
+            previous = text
+        assert len({array.tobytes() for array in tokens.values()}) == 3, "an instruction left the tokens as they were"
+    finally:
+        codes = stop_nodes([process])
+        if probe is not None:
+            probe.node.destroy_node()
+        rclpy.try_shutdown()
+        log.close()
+    assert codes == [0]

@@ -11,26 +11,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import JOINTS, PARAMS_FILE, REPO, tiny_model_config
+from conftest import JOINTS, PARAMS_FILE, REPO, WORDS, tiny_model_config, write_tokenizer
 from video2act_core.checkpoint import load_policy, save_checkpoint
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.factory import build_models
 from video2act_core.normalization import NormalizationStats
 
 transformers = pytest.importorskip("transformers")
-WORDS = "pick place the red blue cube square reach move a robot arm to left right".split()
-
-
-def write_tokenizer(directory) -> None:
-    """A word-level tokenizer with T5's special tokens, saved as transformers loads it."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{word: i + 3 for i, word in enumerate(WORDS)}}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    ).save_pretrained(directory)
 
 
 def frames(seed: int, steps: int = 2, size: int = 64) -> torch.Tensor:
@@ -97,23 +84,6 @@ def test_a_checkpoint_keeps_the_clip_image_encoder(svd_with_clip, tmp_path):
     np.testing.assert_allclose(policy.system2.encode(clip).spatial, reference.spatial[0].numpy(), atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def umt5(tmp_path_factory):
-    """A tiny umT5 laid out as in the Wan2.2 diffusers download:
-    text_encoder/ and tokenizer/, its width the tiny transformer's text_dim."""
-    from video2act_core.models.backbones.wan import TINY_TRANSFORMER
-
-    root = tmp_path_factory.mktemp("umt5")
-    write_tokenizer(root / "tokenizer")
-    torch.manual_seed(2)
-    transformers.UMT5EncoderModel(
-        transformers.UMT5Config(
-            vocab_size=len(WORDS) + 3, d_model=TINY_TRANSFORMER["text_dim"], d_kv=8, d_ff=32, num_layers=1, num_heads=2
-        )
-    ).save_pretrained(root / "text_encoder")
-    return root
-
-
 def test_wan_encodes_its_prompt_once_with_umt5(umt5):
     wan = lambda **options: build_backbone({"type": "wan", "num_blocks": 2, "text_tokens": 8, **options}).eval()
     torch.manual_seed(0)
@@ -132,6 +102,73 @@ def test_wan_encodes_its_prompt_once_with_umt5(umt5):
     assert not torch.allclose(features[0], features[1]) and not torch.allclose(features[0], features[2])
     with pytest.raises(FileNotFoundError, match="expected text_encoder/"):
         wan(text_encoder_path=str(umt5 / "tokenizer"), prompt="pick")
+
+
+def instruction_wan_config(umt5, **backbone) -> dict:
+    """The tiny Wan config with the video model conditioned on the task instruction."""
+    config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
+    config["system2"]["backbone"].update(
+        text_encoder_path=str(umt5), instruction_context=True, text_tokens=8, **backbone
+    )
+    return config
+
+
+@torch.no_grad()
+def test_wan_conditions_on_each_instruction_encoding_each_once(umt5, tmp_path):
+    """umT5 runs once per new instruction (the later ones come from what was
+    kept: the text encoder can be gone by then); no instruction is the
+    all-zero context; a batch may carry one instruction per clip."""
+    shutil.copytree(umt5, tmp_path / "umt5")
+    options = {"type": "wan", "num_blocks": 2, "text_tokens": 8}
+    torch.manual_seed(0)
+    backbone = build_backbone({**options, "text_encoder_path": str(tmp_path / "umt5"), "instruction_context": True})
+    latents = backbone.eval().encode(frames(5, steps=1, size=32))
+    features = {}
+    for text in ["pick the red cube", "place the blue square"]:
+        backbone.set_instructions([text])
+        features[text] = backbone.features(latents)
+    shutil.rmtree(tmp_path / "umt5")
+    for text in ["pick the red cube", ""]:
+        backbone.set_instructions([text])
+        features[text + " again"] = backbone.features(latents)
+    assert backbone.encoded_instructions == ["pick the red cube", "place the blue square"]
+    torch.testing.assert_close(features["pick the red cube again"], features["pick the red cube"])
+    assert not torch.allclose(features["pick the red cube"], features["place the blue square"])
+    torch.manual_seed(0)
+    silent = build_backbone(options).eval()  # the same weights without a text encoder: the zero context
+    torch.testing.assert_close(features[" again"], silent.features(latents))
+    backbone.set_instructions(["place the blue square", "pick the red cube"])
+    both = backbone.features(torch.cat([latents, latents]))
+    torch.testing.assert_close(both, torch.cat([features["place the blue square"], features["pick the red cube"]]))
+    with pytest.raises(FileNotFoundError):
+        backbone.set_instructions(["reach the left square"])  # a new one needs the umT5
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_the_feature_cache_leaves_out_the_instruction_as_often_as_configured(umt5, dropout):
+    from video2act_core.training.features import refine_all
+
+    encoder, _ = build_models(instruction_wan_config(umt5, instruction_dropout=dropout), JOINTS, seed=0)
+    clips = [(frames(seed, steps=33, size=64)[0].permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8) for seed in (1, 2)]
+    maps = lambda texts: refine_all(encoder, clips, 2, lambda starts, **_: starts, instructions=texts)[0]
+    instructed, silent = maps(["pick the red cube"] * 2), maps([""] * 2)
+    assert torch.equal(instructed, silent) == (dropout == 1.0)
+
+
+def test_a_video_model_conditioned_on_the_instruction_drives_a_closed_loop_episode(umt5, tmp_path):
+    """The untrained policy through a checkpoint (which keeps the umT5 path:
+    a new instruction needs it) for one evaluation episode of the simulated
+    arm, whose task instruction System 2 encodes."""
+    from video2act_core.checkpoint import init_checkpoint
+    from video2act_eval.evaluate import main as evaluate
+
+    init_checkpoint(tmp_path / "ckpt", instruction_wan_config(umt5), JOINTS)
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    assert policy.system2.needs_instruction
+    arguments = ["--checkpoint", str(tmp_path / "ckpt"), "--episodes", "1", "--ratios", "2"]
+    assert evaluate(arguments + ["--params", str(PARAMS_FILE), "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "results.csv").read_text().count("\n") == 2  # the header and the one row
 
 
 def test_a_wan_checkpoint_runs_without_its_text_encoder(umt5, tmp_path):

@@ -215,7 +215,7 @@ def _system2_from(manifest: Manifest, device: str, dtype: str, warn: Warn = None
     config = manifest.vdm
     if manifest.has_backbone:
         config = replace(config, backbone={**config.backbone, "pretrained_path": str(manifest.path / BACKBONE)})
-    if config.backbone.get("text_encoder_path"):
+    if config.backbone.get("text_encoder_path") and not config.backbone.get("instruction_context"):
         # The prompt's embeddings are in the head weights: no text encoder needed.
         config = replace(config, backbone={**config.backbone, "text_encoder_path": ""})
     try:

@@ -101,7 +101,8 @@ class CommonParams:
     reset_topic: str = param("video2act/reset", "std_msgs/Empty: a new episode starts")
     instruction_topic: str = param(
         "video2act/instruction",
-        "std_msgs/String task instruction (transient local): recorded with demonstrations, read by the policy",
+        "std_msgs/String task instruction (transient local): recorded with demonstrations, read by the policy "
+        "(and by perception when its video model is conditioned on it)",
     )
     checkpoint_path: str = param(
         "checkpoints/sim_demo", "checkpoint directory; relative paths resolve against share/video2act"

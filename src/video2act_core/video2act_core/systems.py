@@ -29,14 +29,20 @@ class System2:
     def config(self) -> VDMEncoderConfig:
         return self.encoder.config
 
+    @property
+    def needs_instruction(self) -> bool:
+        """Its video model is conditioned on the task instruction (`encode`'s `instruction`)."""
+        return self.encoder.backbone.conditions_on_instruction
+
     @torch.no_grad()
-    def encode(self, frames: np.ndarray, views: list[np.ndarray] | None = None) -> Latents:
+    def encode(self, frames: np.ndarray, views: list[np.ndarray] | None = None, instruction: str = "") -> Latents:
         """(T, H, W, 3) uint8 RGB of any size: resized to the model's input
         as training resized them (`resize_frame`), then both streams; with
         image tokens, `views` holds each camera's (K, H, W, 3) frames, the
         video camera's first (`data.frames.CameraInputs`); without them a
         model whose image tokens come from the video camera alone takes
-        them from the clip (`SpatioMotionEncoder.refine`)."""
+        them from the clip (`SpatioMotionEncoder.refine`). `instruction`:
+        the task, for a video model conditioned on it ("": none)."""
         size = (self.config.image_height, self.config.image_width)
         frames = resize_frames(frames, size)
         camera_frames = None
@@ -46,6 +52,7 @@ class System2:
                     f"this System 2 reads {self.config.view_cameras} camera(s) for its image tokens, got {len(views)}"
                 )
             camera_frames = views_to_tensor([resize_frames(camera, size) for camera in views])
+        self.encoder.backbone.set_instructions([instruction])
         tokens = self.encoder(frames_to_tensor(frames), camera_frames)
         return Latents(
             spatial=tokens.spatial[0].float().cpu().numpy(),

@@ -210,6 +210,11 @@ def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
     return TrainingRun(process, work, generator, encoder, action, data, instructions)
 
 
+def sample_instructions(run: TrainingRun) -> list[str]:
+    """Each training sample's task instruction ("" where its episode has none)."""
+    return [run.data.instructions[episode] for episode in run.data.samples.episode_index]
+
+
 def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict | None:
     """The saved state, if any, and stage 1 where it is still to do; the
     state stage 2 resumes from (None: from its first step)."""
@@ -230,6 +235,7 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
             state_path=run.state_path,
             resumed=resumed,
             generator=run.generator,
+            instructions=sample_instructions(run),
         )
         resumed = None
     return resumed
@@ -258,6 +264,7 @@ def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) ->
         run.process,
         augmentation,
         args.seed,
+        sample_instructions(run),
     )
 
 

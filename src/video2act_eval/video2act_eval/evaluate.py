@@ -73,8 +73,10 @@ class Video2ActController:
         overlay_video: OverlayVideo | None = None,
         extra_delay_s: float = 0.0,
         system1_latency_s: float | None = None,
+        instruction: str = "",
     ):
         self.policy, self.supervisor = policy, supervisor
+        self.instruction = instruction  # for a video model conditioned on it
         self.update_ratio, self.synchronous = update_ratio, synchronous
         self.overlay_video = overlay_video
         self.extra_delay_s = extra_delay_s
@@ -97,7 +99,7 @@ class Video2ActController:
         system2 = 0.0
         if clip is not None and (self.latents is None or self.tick % self.update_ratio == 0):
             started = time.perf_counter()
-            tokens = self.policy.system2.encode(clip.frames, [view.frames for view in views] or None)
+            tokens = self.policy.system2.encode(clip.frames, [view.frames for view in views] or None, self.instruction)
             system2 = time.perf_counter() - started
             self.system2_s.append(system2)
             if self.overlay_video is not None:
@@ -185,10 +187,11 @@ def evaluate(
     )
     # Ages in sim time are bounded by the update ratio; the node's limits apply.
     supervisor = build_supervisor(policy.system1, params, limits, start_armed=True)
+    task = params.instruction or sim.task_instruction  # as the sim node publishes it
     if policy.system1.needs_instruction:
-        supervisor.planner.instruction = params.instruction or sim.task_instruction  # as the sim node publishes it
+        supervisor.planner.instruction = task
     controller = Video2ActController(
-        policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s, system1_latency_s
+        policy, supervisor, ratio, synchronous, overlay_video, extra_delay_s, system1_latency_s, task
     )
     results = [
         run_episode(

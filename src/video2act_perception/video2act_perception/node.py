@@ -15,9 +15,9 @@ import numpy as np
 import rclpy.time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Empty
+from std_msgs.msg import Empty, String
 
 from video2act_core.bringup import PERCEPTION
 from video2act_core.camera_pose import CameraPose, pose_mismatch
@@ -89,6 +89,12 @@ class PerceptionNode(ModelNode):
                 f"extra_camera_topics {params.extra_camera_topics} ignored: the checkpoint makes no image tokens"
             )
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
+        self.instruction = ""
+        if self.system2.needs_instruction:
+            latched = QoSProfile(
+                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+            )
+            self.create_subscription(String, params.instruction_topic, self.on_instruction, latched)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         # Reliable writers match best-effort viewers and recorders that want every frame.
         self.debug_publisher = (
@@ -187,6 +193,13 @@ class PerceptionNode(ModelNode):
         self.last_problem = f"dropping image on {self.camera_topics[camera]}: {problem}"
         self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
 
+    def on_instruction(self, msg: String) -> None:
+        # The video model's context; the model thread picks it up at its next update.
+        text = msg.data.strip()
+        if text != self.instruction:
+            self.get_logger().info(f"task instruction for the video model: '{text}'")
+            self.instruction = text
+
     def on_reset(self, _msg: Empty) -> None:
         # A clip must not span two episodes: start filling a new one.
         self.cameras.clear()
@@ -207,7 +220,9 @@ class PerceptionNode(ModelNode):
             self.get_logger().warning(self.last_problem, throttle_duration_sec=5.0)
             return
         try:
-            latents = self.system2.encode(clip.frames, [view.frames for view in views] if views else None)
+            latents = self.system2.encode(
+                clip.frames, [view.frames for view in views] if views else None, self.instruction
+            )
         except Exception as error:  # keep serving: the policy holds on stale latents
             self.last_problem = f"System 2 failed on a clip: {error}"
             self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)

@@ -155,6 +155,7 @@ def refine_all(
     views: Sequence[np.ndarray] | None = None,
     parts_dir: Path | None = None,
     batches_per_part: int = 16,
+    instructions: Sequence[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """System 2's filtered maps of every clip (and of every sample's camera
     frames, with image tokens), each augmented (or not) once.
@@ -171,6 +172,9 @@ def refine_all(
         parts_dir: where every `batches_per_part` batches are saved with the
             generator's state; a rerun starts after the last saved part.
         batches_per_part: batches per saved part.
+        instructions: each clip's task instruction, for a video model
+            conditioned on it: the `instruction_dropout` of them (drawn from
+            the same generator) are left out, as the official code trains.
 
     Returns:
         (spatial, motion, view maps or None), float32 on the CPU, a row per clip.
@@ -186,6 +190,9 @@ def refine_all(
         cameras = (
             torch.stack([camera_frames(views[i], augmentation, rng) for i in picks]) if views is not None else None
         )
+        if instructions is not None and encoder.backbone.conditions_on_instruction:
+            kept = rng.random(len(picks)) >= encoder.backbone.instruction_dropout
+            encoder.backbone.set_instructions([instructions[i] if k else "" for i, k in zip(picks, kept, strict=True)])
         maps = encoder.refine(batch, cameras)
         spatial.append(maps.spatial.float().cpu())
         motion.append(maps.motion.float().cpu())
@@ -216,6 +223,7 @@ def cached_features(
     process: TrainingProcess,
     augmentation: CameraAugmentation | None,
     seed: int,
+    instructions: Sequence[str] | None = None,
 ) -> Features:
     """Every sample's maps from the cache in `cache_dir`, filling it first
     if it is missing: rank 0 runs System 2 over the data (in parts, next to
@@ -230,6 +238,7 @@ def cached_features(
         process: this process: rank 0 fills the cache; the maps move to its
             device if they fit there.
         augmentation, seed: the camera augmentation and its seed.
+        instructions: each sample's task instruction (`refine_all`).
 
     Returns:
         The maps, memory-mapped (paged in as batches use them) or on the GPU.
@@ -241,7 +250,15 @@ def cached_features(
     if process.rank == 0 and fill_once(
         cache_path,
         lambda: refine_all(
-            encoder, samples.clips, FEATURE_BATCH, process.progress, augmentation, seed, samples.views, parts_dir
+            encoder,
+            samples.clips,
+            FEATURE_BATCH,
+            process.progress,
+            augmentation,
+            seed,
+            samples.views,
+            parts_dir,
+            instructions=instructions,
         ),
     ):
         shutil.rmtree(parts_dir)

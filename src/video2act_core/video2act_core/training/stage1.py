@@ -64,6 +64,7 @@ def train_stage1(
     state_path: Path,
     resumed: dict | None,
     generator: torch.Generator,
+    instructions: list[str] | None = None,
 ) -> None:
     """Fine-tunes the whole encoder on random clips' denoising loss,
     gradients averaged over the processes; rank 0 saves the state every
@@ -80,6 +81,8 @@ def train_stage1(
         state_path: `<out>.train/state.pt`.
         resumed: a saved stage 1 state to continue from, or None.
         generator: draws the clips and the noise.
+        instructions: each clip's task instruction, for a video model
+            conditioned on it (the `instruction_dropout` of them left out).
     """
     backbone = list(encoder.parameters())
     optimizer = torch.optim.AdamW(backbone, lr=LEARNING_RATE)
@@ -90,6 +93,10 @@ def train_stage1(
     bar = process.progress(range(start, steps), desc="stage 1 (VDM)", initial=start, total=steps)
     for step in bar:
         picks = torch.randint(len(clips), (max(1, batch_size // CLIPS_PER_BATCH),), generator=generator)
+        video_model = encoder.backbone
+        if instructions is not None and video_model.conditions_on_instruction:
+            kept = torch.rand(len(picks), generator=generator) >= video_model.instruction_dropout
+            video_model.set_instructions([instructions[i] if k else "" for i, k in zip(picks.tolist(), kept)])
         loss = encoder.denoising_loss(torch.cat([frames_to_tensor(clips[i]) for i in picks]), generator)
         optimizer.zero_grad()
         loss.backward()

@@ -62,12 +62,19 @@ class VideoBackbone(nn.Module):
       multiples of the first; the second is the (h', w') grid of the
       feature maps of such a frame (None where it cannot be told without a
       forward pass), for System 2 to check that its pooling grids fit.
+    - `conditions_on_instruction`, `set_instructions(texts)`: a backbone
+      conditioned on the task instruction (Wan with `instruction_context`)
+      takes the instruction of each clip of the next batches ("": none).
     """
 
     feature_channels: int
     temporal_compression: int
     trained_end_to_end = False
     size_multiple = 1
+    conditions_on_instruction = False
+
+    def set_instructions(self, texts: list[str]) -> None:
+        """Ignored by backbones that do not condition on the instruction."""
 
     @classmethod
     def check_arguments(cls, arguments: dict[str, Any]) -> None:

@@ -23,7 +23,11 @@ run. Without one, a fixed null context of zeros stands in (the padding Wan
 itself appends to every prompt); with an all-zero context every text token
 is the same vector, so cross-attention returns the same result for any
 token count: one token is enough. The task instruction itself goes to
-System 1's language tokens, per episode; the prompt here is fixed.
+System 1's language tokens, per episode; the prompt here is fixed. With
+`instruction_context` the official code's way instead: umT5 of the task
+instruction itself is the context (each new one encoded once and kept; no
+instruction is the all-zero context, as are the `instruction_dropout` of
+them dropped in training), and the umT5 stays needed at run time.
 """
 
 from __future__ import annotations
@@ -78,9 +82,9 @@ TINY_VAE: dict[str, Any] = {
 }
 
 
-def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.Tensor:
-    """(1, tokens, text_dim) umT5 embeddings of `prompt` as WanPipeline makes
-    them: the tokenizer's ids with an attention mask, zeros past the prompt."""
+def encode_prompts(root: Path, prompts: list[str], tokens: int, text_dim: int) -> torch.Tensor:
+    """(N, tokens, text_dim) umT5 embeddings of `prompts` as WanPipeline makes
+    them: the tokenizer's ids with an attention mask, zeros past each prompt."""
     try:
         from transformers import AutoTokenizer, UMT5EncoderModel
         from transformers.utils import logging
@@ -94,7 +98,7 @@ def encode_prompt(root: Path, prompt: str, tokens: int, text_dim: int) -> torch.
     if encoder.config.d_model != text_dim:
         raise ValueError(f"umT5 in {root} has width {encoder.config.d_model}, the transformer's text_dim is {text_dim}")
     batch = tokenizer(
-        [prompt],
+        prompts,
         padding="max_length",
         max_length=tokens,
         truncation=True,
@@ -130,6 +134,13 @@ class WanBackbone(VideoBackbone):
         # A local umT5 (text_encoder/ and tokenizer/ inside) and the prompt it encodes once.
         text_encoder_path: str = "",
         prompt: str = "",
+        # Conditioned on the task instruction instead of a fixed prompt (the
+        # official code's context): umT5 of each new instruction, once, kept;
+        # no instruction (or one dropped in training, `instruction_dropout`
+        # of them) is the all-zero context. Needs `text_encoder_path` at run
+        # time too.
+        instruction_context: bool = False,
+        instruction_dropout: float = 0.1,
         # How `denoising_loss` draws noise levels: uniform, or logit-normal
         # (more weight on mid-range noise, as SD3 trains).
         loss_timestep_sampling: str = "logit_normal",
@@ -140,20 +151,11 @@ class WanBackbone(VideoBackbone):
         original_transformer: str = "",
         original_vae: str = "",
     ):
+        # Every argument, as `backbone_arguments` checks a config's.
+        self.check_arguments({name: value for name, value in locals().items() if name not in ("self", "__class__")})
         super().__init__()
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-        self.check_arguments(
-            {
-                "timestep": timestep,
-                "loss_timestep_sampling": loss_timestep_sampling,
-                "num_blocks": num_blocks,
-                "text_tokens": text_tokens,
-                "pretrained_path": pretrained_path,
-                "original_transformer": original_transformer,
-                "original_vae": original_vae,
-            }
-        )
         original = bool(original_transformer)
         self.transformer, self.vae = transformer_and_vae(
             "Wan",
@@ -171,11 +173,7 @@ class WanBackbone(VideoBackbone):
         total_blocks = len(self.transformer.blocks)
         self.num_blocks = num_blocks if 0 < num_blocks <= total_blocks else total_blocks
         self.timestep, self.noise_seed = float(timestep), noise_seed
-        context = torch.zeros(1, text_tokens, config.text_dim)
-        if text_encoder_path:
-            context = encode_prompt(Path(text_encoder_path).expanduser(), prompt, text_tokens, config.text_dim)
-        # Saved with System 2's head, so a checkpoint loads without the text encoder.
-        self.register_buffer("text_context", context)
+        self._set_up_text(text_tokens, text_encoder_path, prompt, instruction_context, instruction_dropout)
         self.loss_timestep_sampling = loss_timestep_sampling
         self.feature_channels = config.num_attention_heads * config.attention_head_dim
         # Pixels per feature cell: the VAE's optional pixel patchify and one
@@ -185,6 +183,24 @@ class WanBackbone(VideoBackbone):
         self.cell = (vae_scale * config.patch_size[1], vae_scale * config.patch_size[2])
         self.size_multiple = math.lcm(*self.cell)
         self._register_latent_statistics()
+
+    def _set_up_text(
+        self, tokens: int, text_encoder_path: str, prompt: str, instruction_context: bool, instruction_dropout: float
+    ) -> None:
+        """The text context: the prompt's, kept as a buffer, or (with
+        `instruction_context`) each instruction's, encoded when first given."""
+        context = torch.zeros(1, tokens, self.transformer.config.text_dim)
+        self.conditions_on_instruction, self.instruction_dropout = instruction_context, instruction_dropout
+        self._text_encoder = Path(text_encoder_path).expanduser()
+        self._instruction_contexts: dict[str, torch.Tensor] = {"": context[0]}
+        self._instructions = [""]
+        if instruction_context and not all((self._text_encoder / d).is_dir() for d in ("text_encoder", "tokenizer")):
+            # Found now, not at the first instruction: a robot without it must not start.
+            raise FileNotFoundError(f"{self._text_encoder}: expected text_encoder/ (umT5) and tokenizer/ subfolders")
+        if text_encoder_path and not instruction_context:
+            context = encode_prompts(self._text_encoder, [prompt], tokens, context.shape[-1])
+        # Saved with System 2's head, so a checkpoint loads without the text encoder.
+        self.register_buffer("text_context", context)
 
     def _register_latent_statistics(self) -> None:
         # Shaped to broadcast over (B, c, t, h, w); not saved: they come from the VAE config.
@@ -230,6 +246,12 @@ class WanBackbone(VideoBackbone):
         if bool(transformer) != bool(vae):
             name, value = ("original_vae", vae) if transformer else ("original_transformer", transformer)
             raise ValueError(f"backbone.{name}={value!r}: expected a path (the original layout's files go together)")
+        if arguments["instruction_context"] and not arguments["text_encoder_path"]:
+            raise ValueError("backbone.text_encoder_path='': expected a umT5 directory with instruction_context")
+        if arguments["instruction_context"] and arguments["prompt"]:
+            raise ValueError(f"backbone.prompt={arguments['prompt']!r}: expected '' with instruction_context")
+        if not 0.0 <= arguments["instruction_dropout"] <= 1.0:
+            raise ValueError(f"backbone.instruction_dropout={arguments['instruction_dropout']!r}: expected in [0, 1]")
         if transformer and arguments["pretrained_path"]:
             raise ValueError(
                 f"backbone.pretrained_path={arguments['pretrained_path']!r}: expected '' with original_transformer "
@@ -260,9 +282,32 @@ class WanBackbone(VideoBackbone):
         latents = (latents - self.latents_mean.to(latents)) / self.latents_std.to(latents)
         return latents.transpose(1, 2)
 
+    def set_instructions(self, texts: list[str]) -> None:
+        """The instruction of each clip of the next batches (one for all, or
+        one per clip); umT5 runs once for the ones not seen before."""
+        if not self.conditions_on_instruction:
+            return
+        new = sorted({text for text in texts if text not in self._instruction_contexts})
+        if new:
+            tokens, width = self.text_context.shape[1:]
+            encoded = encode_prompts(self._text_encoder, new, tokens, width)
+            self._instruction_contexts.update(zip(new, encoded, strict=True))
+        self._instructions = list(texts)
+
+    @property
+    def encoded_instructions(self) -> list[str]:
+        return sorted(text for text in self._instruction_contexts if text)
+
     def _text_context(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """(B, text_tokens, text_dim): the prompt's umT5 embeddings, or zeros (module docstring)."""
-        return self.text_context.to(device, dtype).expand(batch, -1, -1)
+        """(B, text_tokens, text_dim): the instructions' or the prompt's umT5
+        embeddings, or zeros (module docstring). A batch of k x the
+        instructions given (System 2 doubles its batch) repeats them."""
+        if not self.conditions_on_instruction:
+            return self.text_context.to(device, dtype).expand(batch, -1, -1)
+        contexts = torch.stack([self._instruction_contexts[text] for text in self._instructions])
+        if batch % len(contexts):
+            raise ValueError(f"a batch of {batch} clips for {len(contexts)} instructions")
+        return contexts.to(device, dtype).repeat(batch // len(contexts), 1, 1)
 
     def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """One transformer pass on the latents, read after the first `num_blocks` blocks.
