@@ -10,94 +10,26 @@ boundary carries more spatial energy than its inside. The same ratios are
 printed for the paper's streams (a tiny untrained checkpoint), and both
 forms are asked which way a thing moves."""
 
-import time
-
 import numpy as np
 import pytest
 import rclpy
-import yaml
-from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy
-from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from perception_probe import Camera, start_perception
 
-from clips import CENTRE, FPS, SIZE, SQUARE, square_clip, swept_columns
-from conftest import JOINTS, PARAMS_FILE, REPO, tiny_model_config
+from clips import CENTRE, SIZE, SQUARE, square_clip, swept_columns
+from conftest import JOINTS, PARAMS_FILE, tiny_model_config
 from video2act_core.checkpoint import init_checkpoint, read_manifest
-from video2act_core.data.images import encode_rgb8
-from video2act_core.messages import latents_from_message, stamp_to_ns
-from video2act_core.params import CommonParams, PerceptionParams, node_params
-from video2act_core.ros import latents_qos, resolve_resource
-from video2act_eval.launcher import PERCEPTION, start_node, stop_nodes
-from video2act_msgs.msg import SpatioMotionLatents
+from video2act_core.params import CommonParams, node_params
+from video2act_core.ros import resolve_resource
+from video2act_eval.launcher import stop_nodes
 
 pytestmark = pytest.mark.dds
 
-TOPICS = node_params(PerceptionParams, PARAMS_FILE, "video2act_perception")
-MAX_FRAME_AGE_S = 60.0  # the parameter's highest: clips wait while the node encodes earlier ones
 SHIPPED = resolve_resource(node_params(CommonParams, PARAMS_FILE, "/**").checkpoint_path)
-
-
-class Camera:
-    """Publishes a clip's frames with capture stamps 1/FPS apart and waits
-    for the latents made from exactly those frames."""
-
-    def __init__(self):
-        self.node = rclpy.create_node("video2act_token_probe")
-        reliable = QoSProfile(depth=64, reliability=QoSReliabilityPolicy.RELIABLE)
-        self.images = self.node.create_publisher(Image, TOPICS.image_topic, reliable)
-        self.received = []
-        self.node.create_subscription(SpatioMotionLatents, TOPICS.latents_topic, self.received.append, latents_qos())
-
-    def ready(self, timeout_s: float = 60.0) -> None:
-        end = time.monotonic() + timeout_s
-        while self.node.count_subscribers(TOPICS.image_topic) == 0 and time.monotonic() < end:
-            rclpy.spin_once(self.node, timeout_sec=0.1)
-        time.sleep(0.5)  # discovery both ways
-
-    def tokens(self, clip: np.ndarray, attempts: int = 4):
-        """(spatial, motion) token arrays of the update made from `clip`. On
-        a loaded machine the node may reach the clip only after its newest
-        frame is older than max_frame_age_s, and skip it as stale: then the
-        clip is published again with fresh stamps."""
-        for _ in range(attempts):
-            stamps = self._publish(clip)
-            end = time.monotonic() + MAX_FRAME_AGE_S
-            while time.monotonic() < end:
-                for msg in self.received:
-                    if [stamp_to_ns(s) for s in msg.frame_stamps] == stamps:
-                        latents = latents_from_message(msg).latents
-                        self.received.clear()
-                        return latents.spatial, latents.motion
-                rclpy.spin_once(self.node, timeout_sec=0.05)
-        raise AssertionError(f"no latents from the published clip in {attempts} attempts")
-
-    def _publish(self, clip: np.ndarray) -> list[int]:
-        now = self.node.get_clock().now().nanoseconds
-        stamps = [now - int((len(clip) - 1 - i) * 1e9 / FPS) for i in range(len(clip))]
-        for stamp, frame in zip(stamps, clip):
-            msg = Image(encoding="rgb8")
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
-            msg.height, msg.width, msg.step, msg.data = encode_rgb8(frame)
-            self.images.publish(msg)
-            rclpy.spin_once(self.node, timeout_sec=0.01)
-        return stamps
 
 
 # The paper's streams on the tiny backbone, pooled to 8x8 spatial and 4x4
 # motion cells per latent frame.
 PAPER_FORM = dict(stream_form="paper", filter_at="latents", spatial_grid=8, motion_grid=4)
-
-
-def start_perception(checkpoint, log):
-    # Updates often, so each clip is encoded soon after its last frame.
-    overrides = {
-        "checkpoint_path": str(checkpoint),
-        "device": "cpu",
-        "rate_hz": 5.0,
-        "image_qos": "reliable",
-        "max_frame_age_s": MAX_FRAME_AGE_S,
-    }
-    return start_node(PERCEPTION, PARAMS_FILE, overrides, log)
 
 
 @pytest.fixture(scope="module", params=["tiny", "shipped", "tiny-paper"])
@@ -214,42 +146,3 @@ def test_tokens_as_published_tell_which_way_a_thing_moves(camera):
     assert reversed_ratio >= 5
     if config.stream_form == "paper":
         assert phase_ratio >= 5
-
-
-def test_a_video_model_conditioned_on_the_instruction_follows_the_latched_topic(umt5, tmp_path):
-    """The perception node reads the task instruction (latched, as the
-    simulator and recorded bags publish it): the same clip gives other
-    tokens once another instruction is published."""
-    config = yaml.safe_load((REPO / "config" / "model_tiny_wan.yaml").read_text())
-    config["system2"]["backbone"].update(text_encoder_path=str(umt5), instruction_context=True, text_tokens=8)
-    init_checkpoint(tmp_path / "ckpt", config, JOINTS, seed=0)
-    log = open(tmp_path / "perception.log", "w")
-    process = start_perception(tmp_path / "ckpt", log)
-    probe = None
-    try:
-        rclpy.init()
-        probe = Camera()
-        latched = QoSProfile(
-            depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
-        instructions = probe.node.create_publisher(String, TOPICS.instruction_topic, latched)
-        probe.ready()
-        clip = square_clip(frames=config["system2"]["num_frames"], frequency_hz=1.0, amplitude_px=4)
-        tokens = {"": np.concatenate(probe.tokens(clip))}  # no instruction yet: the zero context
-        previous = ""
-        for text in ("pick the red cube", "place the blue square"):
-            instructions.publish(String(data=text))
-            # The node takes the instruction between two updates: wait for the tokens to change.
-            for _ in range(20):
-                tokens[text] = np.concatenate(probe.tokens(clip))
-                if not np.array_equal(tokens[text], tokens[previous]):
-                    break
-            previous = text
-        assert len({array.tobytes() for array in tokens.values()}) == 3, "an instruction left the tokens as they were"
-    finally:
-        codes = stop_nodes([process])
-        if probe is not None:
-            probe.node.destroy_node()
-        rclpy.try_shutdown()
-        log.close()
-    assert codes == [0]
