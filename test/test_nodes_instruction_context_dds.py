@@ -7,12 +7,12 @@ import pytest
 import rclpy
 import yaml
 from perception_probe import TOPICS, Camera, start_perception
-from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import String
 
 from clips import square_clip
 from conftest import JOINTS, REPO
 from video2act_core.checkpoint import init_checkpoint
+from video2act_core.ros import latched_qos
 from video2act_eval.launcher import stop_nodes
 
 pytestmark = pytest.mark.dds
@@ -31,9 +31,7 @@ def test_a_video_model_conditioned_on_the_instruction_follows_the_latched_topic(
     try:
         rclpy.init()
         probe = Camera()
-        latched = QoSProfile(
-            depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = latched_qos()
         instructions = probe.node.create_publisher(String, TOPICS.instruction_topic, latched)
         probe.ready()
         clip = square_clip(frames=config["system2"]["num_frames"], frequency_hz=1.0, amplitude_px=4)

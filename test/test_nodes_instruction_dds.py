@@ -6,11 +6,11 @@ import time
 
 import pytest
 import yaml
-from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import String
 
 from conftest import JOINTS, MODEL_TINY
 from dds_harness import PARAMS, run_stack
+from video2act_core.ros import latched_qos
 from video2act_msgs.msg import ActionChunk
 
 pytestmark = pytest.mark.dds
@@ -39,9 +39,7 @@ def test_the_policy_holds_without_an_instruction_and_acts_once_one_is_latched(st
     assert any("no task instruction" in c.reason for c in harness.chunks), {c.reason for c in harness.chunks}
     assert not harness.trajectories
 
-    latched = QoSProfile(
-        depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-    )
+    latched = latched_qos()
     publisher = harness.node.create_publisher(String, PARAMS.instruction_topic, latched)
     publisher.publish(String(data="reach the red square"))
     harness.clear()

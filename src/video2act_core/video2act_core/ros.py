@@ -103,6 +103,16 @@ def resolve_resource(path: str) -> Path:
         return candidate.resolve()
 
 
+def latched_qos():
+    """Reliable, transient local, depth 1: what robot_state_publisher and the
+    instruction topic latch, so a late subscriber still gets the last one."""
+    from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+
+    return QoSProfile(
+        depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
+    )
+
+
 def latents_qos():
     """Reliable, keep-last 1: the policy only ever wants the newest update."""
     from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy

@@ -347,10 +347,12 @@ class BagPlayer:
 
     def create_publishers(self, plan: BagPlan) -> dict:
         """/clock (kept as self.clock), one publisher per played topic, and the latched instruction."""
-        from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+        from rclpy.qos import QoSProfile, QoSReliabilityPolicy
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import CompressedImage, Image, JointState
         from std_msgs.msg import String
+
+        from video2act_core.ros import latched_qos
 
         node = self.node
         self.clock = node.create_publisher(Clock, "/clock", 10)
@@ -363,9 +365,7 @@ class BagPlayer:
         }
         if plan.recorded.instruction:
             # Latched, as on a robot: the policy gets it whenever it subscribes.
-            latched = QoSProfile(
-                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
-            )
+            latched = latched_qos()
             node.create_publisher(String, plan.policy.instruction_topic, latched).publish(
                 String(data=plan.recorded.instruction)
             )

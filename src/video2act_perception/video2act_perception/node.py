@@ -15,7 +15,7 @@ import numpy as np
 import rclpy.time
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Empty, String
 
@@ -29,7 +29,7 @@ from video2act_core.devices import limit_cpu_threads
 from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
-from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
+from video2act_core.ros import ModelNode, declare_params, latched_qos, latents_qos, resolve_resource, run_node
 from video2act_core.visualize import overlay
 from video2act_msgs.msg import SpatioMotionLatents
 
@@ -91,9 +91,7 @@ class PerceptionNode(ModelNode):
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         self.instruction = ""
         if self.system2.needs_instruction:
-            latched = QoSProfile(
-                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-            )
+            latched = latched_qos()
             self.create_subscription(String, params.instruction_topic, self.on_instruction, latched)
         self.publisher = self.create_publisher(SpatioMotionLatents, params.latents_topic, latents_qos())
         # Reliable writers match best-effort viewers and recorders that want every frame.

@@ -25,7 +25,7 @@ import time
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.duration import Duration as RclpyDuration
-from rclpy.qos import DurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Empty, Float64MultiArray, String
 from std_srvs.srv import SetBool
@@ -48,7 +48,7 @@ from video2act_core.devices import limit_cpu_threads
 from video2act_core.messages import latents_from_message, ns_to_stamp, stamp_to_ns
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PolicyParams
-from video2act_core.ros import ModelNode, declare_params, latents_qos, resolve_resource, run_node
+from video2act_core.ros import ModelNode, declare_params, latched_qos, latents_qos, resolve_resource, run_node
 from video2act_msgs.msg import ActionChunk, SpatioMotionLatents
 
 _DIAGNOSTIC_LEVEL = {
@@ -98,16 +98,12 @@ class PolicyNode(ModelNode):
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         if params.robot_description_topic:
             # robot_state_publisher latches the URDF: transient local, reliable.
-            latched = QoSProfile(
-                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-            )
+            latched = latched_qos()
             self.create_subscription(String, params.robot_description_topic, self.on_robot_description, latched)
         if params.instruction:
             self.supervisor.planner.instruction = params.instruction
         if system1.needs_instruction:
-            latched_instruction = QoSProfile(
-                depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-            )
+            latched_instruction = latched_qos()
             self.create_subscription(String, params.instruction_topic, self.on_instruction, latched_instruction)
         # Reliable, depth 1: the controller wants the newest chunk, and all of it.
         reliable = QoSProfile(depth=1, reliability=QoSReliabilityPolicy.RELIABLE)

@@ -27,7 +27,7 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from rclpy.clock import Clock as SteadyClock
 from rclpy.clock import ClockType
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, QoSReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -39,7 +39,7 @@ from video2act_core.control import JointGroups
 from video2act_core.data.images import encode_rgb8
 from video2act_core.messages import stamp_to_seconds
 from video2act_core.params import SimArmParams
-from video2act_core.ros import declare_params, run_node
+from video2act_core.ros import declare_params, latched_qos, run_node
 from video2act_core.trajectory import Trajectory, TrajectoryRejected
 from video2act_sim.arm import HardwareLimits
 from video2act_sim.arms import make_arm
@@ -90,9 +90,7 @@ class SimArmNode(Node):
         self.reset_publisher = self.create_publisher(Empty, params.reset_topic, 10)
         self.clock_publisher = self.create_publisher(Clock, "/clock", 10) if params.publish_clock else None
         # The task, latched as an operator's `ros2 topic pub` of it would be.
-        latched = QoSProfile(
-            depth=1, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL
-        )
+        latched = latched_qos()
         self.create_publisher(String, params.instruction_topic, latched).publish(String(data=params.task_instruction))
         # Timers on the steady clock: the simulation must keep stepping when
         # it is the one that drives /clock.
