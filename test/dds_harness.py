@@ -74,7 +74,7 @@ class Harness:
         # With a sim time start, this harness is the simulator: it publishes
         # /clock and stamps everything in sim time.
         self.sim_time_start_s = sim_time_start_s
-        self.wall_start = time.monotonic()
+        self.wall_start_ns = time.time_ns()
         self.clock_pub = self.node.create_publisher(Clock, "/clock", 10)
         self.image_pub = self.node.create_publisher(Image, PARAMS.image_topic, qos_profile_sensor_data)
         self.joint_pub = self.node.create_publisher(JointState, PARAMS.joint_states_topic, 10)
@@ -112,9 +112,9 @@ class Harness:
 
     def on_trajectory(self, msg, info, topic):
         (self.trajectories if topic == "arm_controller/joint_trajectory" else self.gripper_trajectories).append(msg)
-        # The controller gets it when it arrives, not when this (maybe starved) harness gets to it.
-        received_s = self.now().nanoseconds * 1e-9 - (time.time_ns() - info["received_timestamp"]) * 1e-9
-        self.controllers[topic].receive(msg, received_s)
+        # The controller gets it when it arrives, not when this (maybe starved)
+        # harness gets to it: the middleware's receipt time, on our clock.
+        self.controllers[topic].receive(msg, self.on_our_clock(info["received_timestamp"]))
 
     def followed_position(self) -> np.ndarray:
         """Where an arm that follows its controllers is now: at their setpoints."""
@@ -137,8 +137,15 @@ class Harness:
     def now(self):
         if self.sim_time_start_s is None:
             return self.node.get_clock().now()
-        elapsed = time.monotonic() - self.wall_start
-        return Time(nanoseconds=int((self.sim_time_start_s + elapsed) * 1e9))
+        return Time(nanoseconds=int(self.on_our_clock(time.time_ns()) * 1e9))
+
+    def on_our_clock(self, system_time_ns: int) -> float:
+        """A system time (the middleware's stamps) in seconds of this
+        harness's clock: one fixed mapping, never two clocks read apart
+        (a preemption between the reads would move receipt times back)."""
+        if self.sim_time_start_s is None:
+            return system_time_ns * 1e-9
+        return self.sim_time_start_s + (system_time_ns - self.wall_start_ns) * 1e-9
 
     def send_image(self, encoding="rgb8"):
         frame = np.full((64, 64, 3), 80, np.uint8)

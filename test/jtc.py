@@ -156,6 +156,11 @@ class Jtc:
             else None
         )
         times = np.array([p["time_from_start"] for p in points])
+        # The controller's time runs forward: it takes each trajectory over
+        # at an update after the one before (a cubic sampled before its
+        # start extrapolates to any value).
+        if self.trajectory is not None:
+            now_s = max(now_s, self.trajectory[0])
         state = self.sample(now_s)
         start = stamp_s or now_s
         self.trajectory = (now_s, state, start, times, positions, velocities)
@@ -167,6 +172,10 @@ class Jtc:
         if self.trajectory is None:
             return self.hold
         taken_s, (p_taken, v_taken), start, times, positions, velocities = self.trajectory
+        if t < taken_s:
+            raise ValueError(
+                f"sampled at {t} s, before the take-over at {taken_s} s: the controller's time runs forward"
+            )
         first = start + times[0]
         if t < first:
             if velocities is None:

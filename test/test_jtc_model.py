@@ -53,6 +53,19 @@ def test_a_late_trajectory_is_joined_between_its_own_points():
     assert jtc.position(10.15)[0] == pytest.approx(1.625)
 
 
+def test_the_controllers_time_runs_forward():
+    """A receipt time that reads earlier than the take-over in force (two
+    clocks read apart on a loaded machine) is taken over at that take-over,
+    never by sampling a cubic before its start: that extrapolates to any
+    value (here 0.01 rad ahead within 1 ms, sampled 50 ms early: ~1e5 rad)."""
+    jtc = Jtc(["a"], [0.0])
+    jtc.receive(message(["a"], [0.001, 0.01], [[0.01], [0.02]], [[1.0], [0.0]], stamp_s=10.0), now_s=10.0)
+    jtc.receive(message(["a"], [0.1], [[0.03]], [[0.0]], stamp_s=9.95), now_s=9.95)
+    assert all(0.0 <= jtc.position(t)[0] <= 0.03 for t in np.linspace(10.0, 10.2, 41))
+    with pytest.raises(ValueError, match="the controller.s time runs forward"):
+        jtc.position(9.99)
+
+
 @pytest.mark.parametrize(
     "names, times, positions, velocities, stamp, effort, expected",
     [
