@@ -57,8 +57,11 @@ def test_frozen_steps_come_out_as_the_prior_exactly(tiny_checkpoint):
     assert np.abs(guided[4:9] - prior[4:9]).max() > 1e-3
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "sample"])
-def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_type):
+@pytest.mark.parametrize(
+    "prediction_type, sampler",
+    [("epsilon", "ddim"), ("sample", "ddim"), ("epsilon", "dpmsolver++"), ("sample", "dpmsolver++")],
+)
+def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_type, sampler):
     import torch
 
     from video2act_core.models.dit import ActionDiffusion, DiTConfig
@@ -74,6 +77,7 @@ def test_inpainting_pins_the_frozen_steps_whatever_the_head_predicts(prediction_
             num_layers=1,
             num_heads=2,
             prediction_type=prediction_type,
+            sampler=sampler,
         )
     ).eval()
     prior = torch.randn(1, 6, 2)

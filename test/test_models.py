@@ -243,8 +243,10 @@ def test_ablations_drop_their_tokens_from_the_context():
     assert lengths == {(True, True): 33, (True, False): 17, (False, True): 17}
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "sample"])
-def test_dit_overfits_one_batch(prediction_type):
+@pytest.mark.parametrize(
+    "prediction_type, sampler", [("epsilon", "ddim"), ("sample", "ddim"), ("sample", "dpmsolver++")]
+)
+def test_dit_overfits_one_batch(prediction_type, sampler):
     from video2act_core.models.dit import ActionDiffusion, DiTConfig
 
     torch.manual_seed(0)
@@ -257,6 +259,7 @@ def test_dit_overfits_one_batch(prediction_type):
         num_layers=2,
         num_inference_steps=10,
         prediction_type=prediction_type,
+        sampler=sampler,
     )
     action = ActionDiffusion(config)
     t = torch.linspace(0, 1, config.horizon)
@@ -274,6 +277,67 @@ def test_dit_overfits_one_batch(prediction_type):
     error = (sample - targets).abs().mean()
     baseline = (targets - targets.mean()).abs().mean()
     assert error < 0.25 * baseline, (float(error), float(baseline))
+
+
+@pytest.mark.parametrize(
+    "sampler, spacing, first",
+    [
+        ("ddim", "leading", 80),
+        ("ddim", "trailing", 99),
+        ("dpmsolver++", "linspace", 99),
+        ("dpmsolver++", "leading", 80),
+    ],
+)
+def test_the_sampler_starts_where_its_spacing_says(sampler, spacing, first):
+    """Leading spacing's first step lies a step short of pure noise (t = 80
+    of 100 in 5 steps); trailing and linspace start at the last timestep."""
+    from video2act_core.models.dit import ActionDiffusion, DiTConfig
+
+    action = ActionDiffusion(DiTConfig(num_train_timesteps=100, sampler=sampler, timestep_spacing=spacing))
+    action.sampler.set_timesteps(5)
+    assert (
+        type(action.sampler).__name__
+        == {"ddim": "DDIMScheduler", "dpmsolver++": "DPMSolverMultistepScheduler"}[sampler]
+    )
+    assert int(action.sampler.timesteps[0]) == first and len(action.sampler.timesteps) == 5
+
+
+def test_condition_dropout_leaves_each_condition_out_of_its_share_of_the_samples_in_training_only():
+    from video2act_core.models.dit import DiTActionHead, DiTConfig, Instruction
+
+    torch.manual_seed(0)
+    language = {"type": "learned", "vocab_size": 16, "max_tokens": 4, "dim": 8}
+    config = dict(action_dim=3, state_dim=3, context_dim=8, hidden_dim=16, num_layers=1, num_heads=2, view_tokens=True)
+    inputs = (torch.randn(1, 3), torch.randn(1, 4, 8), torch.randn(1, 4, 8))
+    words = Instruction(torch.tensor([[1, 2, 3, 0]]), torch.tensor([[True, True, True, False]]))
+    views = torch.randn(1, 4, 8)
+
+    def context(head, state, spatial, motion, views):
+        conditioning = head.conditioning(state, spatial, motion, words, views)
+        return torch.cat([keys for keys, _ in conditioning.keys_values], dim=-1), conditioning.state_embedding
+
+    plain = DiTActionHead(DiTConfig(**config, language=language))
+    dropping = DiTActionHead(DiTConfig(**config, language=language, condition_dropout=0.999999))
+    dropping.load_state_dict(plain.state_dict())
+    # In evaluation nothing is left out.
+    torch.testing.assert_close(context(dropping.eval(), *inputs, views), context(plain.eval(), *inputs, views))
+    # In training (almost) everything is: the state at its mean, every token zeroed.
+    nothing = context(plain.eval(), *(torch.zeros_like(x) for x in inputs), torch.zeros_like(views))
+    left_out = context(dropping.train(), *inputs, views)
+    torch.testing.assert_close(left_out[1], nothing[1])
+    language_part = slice(1 + 4 + 4 + 4, None)  # after the state, spatial, motion and view tokens
+    assert not torch.allclose(
+        left_out[0][:, :, language_part], context(plain.eval(), *inputs, views)[0][:, :, language_part]
+    )
+    torch.testing.assert_close(left_out[0][:, :, : language_part.start], nothing[0][:, :, : language_part.start])
+    # Each condition on its own draw: a share of 0.3 of a large batch.
+    share = DiTActionHead(DiTConfig(**config, condition_dropout=0.3)).train()
+    batch = 4000
+    embedding = share.conditioning(
+        torch.ones(batch, 3), torch.ones(batch, 4, 8), torch.ones(batch, 4, 8), views=torch.ones(batch, 4, 8)
+    ).state_embedding
+    at_mean = torch.all(torch.isclose(embedding, share.state_in(torch.zeros(1, 3))), dim=-1)
+    assert 0.27 < at_mean.float().mean() < 0.33
 
 
 def test_sampling_is_deterministic_with_a_seed(tiny_checkpoint):

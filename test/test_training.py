@@ -107,6 +107,46 @@ def test_a_system2_in_the_papers_stream_form_trains_saves_and_acts(expert_bags, 
     assert np.isfinite(policy.system1.act(latents, np.zeros(6))).all()
 
 
+def test_ema_decay_follows_the_official_warm_up():
+    from video2act_core.training.ema import WeightAverage, ema_decay
+
+    assert ema_decay(0, 0.75, 0.9999) == ema_decay(1, 0.75, 0.9999) == 0.0
+    assert ema_decay(2, 0.75, 0.9999) == pytest.approx(1 - 2**-0.75)
+    assert ema_decay(10**3, 0.75, 0.9999) == pytest.approx(1 - 1000**-0.75)
+    assert ema_decay(10**9, 0.75, 0.9999) == 0.9999
+    weight = torch.nn.Parameter(torch.tensor([0.0]))
+    average = WeightAverage([weight], power=1.0, max_decay=0.9999)
+    for value in (1.0, 2.0, 3.0):  # decays 0, 0, 1/2
+        weight.data.fill_(value)
+        average.update()
+    torch.testing.assert_close(average.average[0], torch.tensor([2.5]))
+
+
+def test_with_ema_the_checkpoint_holds_the_average_and_acts_with_dpm_solver(expert_bags, tmp_path):
+    """The official recipe on the micro model: condition dropout, EMA kept in
+    the resumable state across a rerun, DPM-Solver++ sampling the chunk."""
+    recipe = {"ema": True, "condition_dropout": 0.1, "sampler": "dpmsolver++", "timestep_spacing": "linspace"}
+    config = tmp_path / "recipe.yaml"
+    config.write_text(yaml.safe_dump({**MICRO, "system1": {**MICRO["system1"], **recipe}}))
+    out = tmp_path / "ckpt"
+    arguments = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(config), "--device", "cpu"]
+    arguments += ["--params", str(PARAMS_FILE), "--batch-size", "4", "--save-every", "3", "--lr-schedule", "constant"]
+    assert train(arguments + ["--steps", "3"]) == 0
+    assert train(arguments + ["--steps", "6", "--overwrite"]) == 0
+    state = torch.load(out.with_name("ckpt.train") / "state.pt", weights_only=False)
+    assert state["ema"]["step"] == 6  # three steps, then three more after resuming
+    policy = load_policy(out, device="cpu")
+    head = list(policy.system1.action.model.parameters())
+    for loaded, average in zip(head, state["ema"]["average"][-len(head) :]):
+        torch.testing.assert_close(loaded.detach(), average)
+    raw = [state["action"][name] for name, _ in policy.system1.action.model.named_parameters()]
+    assert any(not torch.equal(loaded.detach(), weight) for loaded, weight in zip(head, raw))
+    assert read_manifest(out).metadata["lr_schedule"] == "constant"
+    assert type(policy.system1.action.sampler).__name__ == "DPMSolverMultistepScheduler"
+    frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    assert np.isfinite(policy.system1.act(policy.system2.encode(frames), np.zeros(6))).all()
+
+
 def test_an_interrupted_feature_pass_resumes_after_its_last_saved_part(tmp_path):
     encoder, _ = build_models(MICRO, [f"joint{i}" for i in range(6)])
     rng = np.random.default_rng(0)

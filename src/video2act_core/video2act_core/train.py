@@ -38,7 +38,7 @@ from video2act_core.training.data import TrainingData, camera_augmentation, inst
 from video2act_core.training.distributed import TrainingProcess, finish, start_process
 from video2act_core.training.features import cache_options, cached_features, scale_features
 from video2act_core.training.stage1 import check_stage1, stage1_pending, train_stage1
-from video2act_core.training.stage2 import Stage2Options, train_stage2
+from video2act_core.training.stage2 import LR_SCHEDULES, Stage2Options, train_stage2
 
 # The stages live in video2act_core/training/ (see its __init__); this
 # module is the command line and the order they run in.
@@ -94,7 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stage1-steps", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2000, help="stage 2 steps")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--lr", type=float, default=3e-4, help="stage 2's peak learning rate")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="one_cycle",
+        help="one_cycle: 5%% warm-up, then cosine down; constant: the official code's (with --lr 1e-4)",
+    )
     parser.add_argument("--frame-stride", type=int, default=1)
     parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
     parser.add_argument(
@@ -284,6 +290,7 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
         args.steps,
         args.batch_size,
         args.lr,
+        args.lr_schedule,
         args.state_noise,
         args.max_staleness,
         args.sample_every,

@@ -6,8 +6,11 @@ and the joint state, and that cross-attend to the System 2 spatial and
 motion tokens, a proprioception token and, when configured, System 2's
 image tokens per camera and history frame and the task instruction's
 tokens (`text.py`). Trained to predict the noise (DDPM) or
-the clean chunk; sampled with a few DDIM steps, optionally inpainting
-toward a prior chunk (real-time chunking, `control/execution.py`).
+the clean chunk, each condition left out of a training sample at
+`condition_dropout` (as RDT's and the official Video2Act's training);
+sampled with a few DDIM or DPM-Solver++ steps (`sampler`), optionally
+inpainting toward a prior chunk (real-time chunking,
+`control/execution.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from video2act_core.models.text import build_text_encoder, text_encoder_argument
 PREDICTION_TYPES = ("epsilon", "sample")
 # The schedules diffusers' DDIMScheduler builds (0.42.1).
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+# diffusers' DDIMScheduler and DPMSolverMultistepScheduler (second order,
+# RDT's and the official Video2Act's sampler), and how either spaces its steps.
+SAMPLERS = ("ddim", "dpmsolver++")
+TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
+# The conditions `condition_dropout` leaves out, each on its own draw.
+DROPPED_CONDITIONS = ("state", "spatial", "motion", "views", "language")
 
 
 @dataclass
@@ -48,6 +57,21 @@ class DiTConfig(ConfigDict):
     # chunk ("sample", as RDT); the noise schedule (diffusers' beta_schedule).
     prediction_type: str = "epsilon"
     beta_schedule: str = "squaredcos_cap_v2"
+    # How a chunk is sampled. DDIM with leading spacing starts its first step
+    # at t = (steps - 1) x num_train_timesteps / steps, not at pure noise;
+    # the official code samples DPM-Solver++ with linspace (from t = 999).
+    sampler: str = "ddim"
+    timestep_spacing: str = "leading"
+    # Per training sample, each condition (DROPPED_CONDITIONS) is left out
+    # with this probability: the state at its mean (zero once normalised),
+    # the other tokens zeroed. The official code: 0.1.
+    condition_dropout: float = 0.0
+    # Training keeps an exponential moving average of the weights it trains
+    # and the checkpoint holds it: decay 1 - (1 + step)^-ema_power, at most
+    # ema_max_decay (the official code's EMAModel: 0.75, 0.9999).
+    ema: bool = False
+    ema_power: float = 0.75
+    ema_max_decay: float = 0.9999
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True
@@ -81,7 +105,7 @@ class DiTConfig(ConfigDict):
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise self.invalid(
                 "num_inference_steps",
-                f"1..num_train_timesteps={self.num_train_timesteps} (DDIM samples a subset of the training timesteps)",
+                f"1..num_train_timesteps={self.num_train_timesteps} (a subset of the training timesteps)",
             )
         if not self.mlp_ratio > 0 or int(self.hidden_dim * self.mlp_ratio) < 1:
             raise self.invalid("mlp_ratio", f"> 0, with at least one MLP unit at hidden_dim={self.hidden_dim}")
@@ -91,6 +115,16 @@ class DiTConfig(ConfigDict):
             raise self.invalid("prediction_type", f"one of {PREDICTION_TYPES}")
         if self.beta_schedule not in BETA_SCHEDULES:
             raise self.invalid("beta_schedule", f"one of {BETA_SCHEDULES}")
+        if self.sampler not in SAMPLERS:
+            raise self.invalid("sampler", f"one of {SAMPLERS}")
+        if self.timestep_spacing not in TIMESTEP_SPACINGS:
+            raise self.invalid("timestep_spacing", f"one of {TIMESTEP_SPACINGS}")
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise self.invalid("condition_dropout", "a probability in [0, 1)")
+        if not self.ema_power > 0:
+            raise self.invalid("ema_power", "> 0")
+        if not 0.0 <= self.ema_max_decay < 1.0:
+            raise self.invalid("ema_max_decay", "a decay in [0, 1)")
         if self.language:
             try:
                 text_encoder_arguments(self.language)
@@ -222,8 +256,10 @@ class DiTActionHead(nn.Module):
         state_embedding: torch.Tensor,
         instruction: Instruction | None = None,
         views: torch.Tensor | None = None,
+        language_kept: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The cross-attention context and its key mask (None: no padding)."""
+        """The cross-attention context and its key mask (None: no padding);
+        `language_kept` (B,) zeroes the instruction's words where False."""
         parts = [state_embedding.unsqueeze(1) + self.context_type[2]]
         if self.config.use_spatial:
             parts.append(self.context_in(spatial) + self.context_type[0])
@@ -238,6 +274,8 @@ class DiTActionHead(nn.Module):
         if instruction is None:
             raise ValueError("this action head is conditioned on a task instruction; none was given")
         words = self.text_encoder(instruction.ids, instruction.mask).to(state_embedding.dtype)
+        if language_kept is not None:
+            words = words * language_kept[:, None, None].to(words.dtype)
         parts.append(self.language_in(words) + self.language_type)
         visible = [torch.ones(part.shape[:2], dtype=torch.bool, device=part.device) for part in parts[:-1]]
         key_mask = torch.cat([*visible, instruction.mask.to(state_embedding.device)], dim=1)
@@ -251,9 +289,21 @@ class DiTActionHead(nn.Module):
         instruction: Instruction | None = None,
         views: torch.Tensor | None = None,
     ) -> Conditioning:
-        """What stays fixed while one chunk is denoised."""
+        """What stays fixed while one chunk is denoised; in training mode
+        with some conditions left out (`condition_dropout`)."""
+        language_kept = None
+        if self.training and self.config.condition_dropout:
+            kept = torch.rand(len(DROPPED_CONDITIONS), state.shape[0], device=state.device)
+            kept = dict(zip(DROPPED_CONDITIONS, kept >= self.config.condition_dropout))
+            state, spatial, motion = (
+                x * kept[name].view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
+                for name, x in (("state", state), ("spatial", spatial), ("motion", motion))
+            )
+            if views is not None:
+                views = views * kept["views"][:, None, None].to(views.dtype)
+            language_kept = kept["language"]
         state_embedding = self.state_in(state)
-        context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction, views)
+        context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction, views, language_kept)
         return Conditioning(state_embedding, [block.context_keys_values(context) for block in self.blocks], key_mask)
 
     def denoise(self, noisy_actions: torch.Tensor, timesteps: torch.Tensor, conditioning: Conditioning) -> torch.Tensor:
@@ -285,16 +335,23 @@ class ActionDiffusion(nn.Module):
 
     def __init__(self, config: DiTConfig):
         super().__init__()
-        from diffusers import DDIMScheduler
+        from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
         self.config = config
         self.model = DiTActionHead(config)
-        self.scheduler = DDIMScheduler(
-            num_train_timesteps=config.num_train_timesteps,
-            beta_schedule=config.beta_schedule,
-            clip_sample=False,
-            prediction_type=config.prediction_type,
-        )
+        schedule = {
+            "num_train_timesteps": config.num_train_timesteps,
+            "beta_schedule": config.beta_schedule,
+            "prediction_type": config.prediction_type,
+        }
+        # The forward process (training's noise, inpainting's alphas), and the sampler.
+        self.scheduler = DDIMScheduler(**schedule, clip_sample=False)
+        if config.sampler == "dpmsolver++":
+            self.sampler = DPMSolverMultistepScheduler(
+                **schedule, algorithm_type="dpmsolver++", solver_order=2, timestep_spacing=config.timestep_spacing
+            )
+        else:
+            self.sampler = DDIMScheduler(**schedule, clip_sample=False, timestep_spacing=config.timestep_spacing)
 
     def loss(
         self,
@@ -326,13 +383,14 @@ class ActionDiffusion(nn.Module):
         instruction: Instruction | None = None,
         views: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Normalised action chunk (B, H, action_dim) by DDIM (eta = 0).
+        """Normalised action chunk (B, H, action_dim) by the configured
+        sampler (DDIM with eta = 0, or DPM-Solver++).
 
         With a `prior` chunk (B, H, action_dim) and per-step `prior_weights`
         (B, H) in [0, 1], every step pulls the clean-sample estimate toward
         the prior by its weight before stepping on: steps of weight 1 come
-        out as the prior exactly (the last DDIM step returns the clean
-        estimate), the others are denoised knowing them, so the chunk
+        out as the prior exactly (the last step of either sampler returns
+        the clean estimate), the others are denoised knowing them, so the chunk
         continues them (replacement inpainting, as RePaint without
         resampling; the RTC paper guides with a vector-Jacobian product
         instead, at a backward pass per step).
@@ -343,16 +401,16 @@ class ActionDiffusion(nn.Module):
         actions = torch.randn(
             (batch, cfg.horizon, cfg.action_dim), generator=generator, device=generator.device if generator else "cpu"
         ).to(parameter)
-        # DDIM sampling runs off the scheduler's timestep table; set it per call
-        # so one instance can serve different step counts.
-        self.scheduler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
+        # Sampling runs off the sampler's timestep table (and DPM-Solver++'s
+        # history of outputs); set per call so one instance serves any step count.
+        self.sampler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
         conditioning = self.model.conditioning(state, spatial, motion, instruction, views)
-        for t in self.scheduler.timesteps:
+        for t in self.sampler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
             predicted = self.model.denoise(actions, timesteps, conditioning)
             if prior is not None:
                 predicted = self._inpainted(actions, predicted, t, prior, prior_weights)
-            actions = self.scheduler.step(predicted, t, actions).prev_sample
+            actions = self.sampler.step(predicted, t, actions).prev_sample
         return actions
 
     def _inpainted(

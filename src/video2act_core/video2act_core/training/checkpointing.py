@@ -69,12 +69,14 @@ def load_state(path: Path) -> dict | None:
         path: `<out>.train/state.pt`.
 
     Returns:
-        {"stage", "step", "encoder", "action", "optimizer"} or None.
+        {"stage", "step", "encoder", "action", "optimizer", "ema"} or None.
     """
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
-def save_state(path: Path, stage: int, step: int, encoder, action, optimizer: torch.optim.Optimizer) -> None:
+def save_state(
+    path: Path, stage: int, step: int, encoder, action, optimizer: torch.optim.Optimizer, average=None
+) -> None:
     """Saves what a rerun resumes from: both models' weights and the
     optimizer of the stage being trained, after `step` steps of it.
 
@@ -84,6 +86,7 @@ def save_state(path: Path, stage: int, step: int, encoder, action, optimizer: to
         step: steps of that stage done.
         encoder, action: System 2's encoder and System 1's action head.
         optimizer: that stage's optimizer.
+        average: stage 2's `WeightAverage`, if it keeps one.
     """
     save_atomically(
         {
@@ -92,6 +95,7 @@ def save_state(path: Path, stage: int, step: int, encoder, action, optimizer: to
             "encoder": encoder.state_dict(),
             "action": action.model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            "ema": average.state_dict() if average is not None else None,
         },
         path,
     )
@@ -144,6 +148,8 @@ def training_metadata(
         "samples": samples,
         "stage1_steps": options.stage1_steps,
         "stage2_steps": options.steps,
+        "lr": options.lr,
+        "lr_schedule": options.lr_schedule,
         "state_noise": options.state_noise,
         "max_staleness": options.max_staleness,
         "sample_every": options.sample_every,

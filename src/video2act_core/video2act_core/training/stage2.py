@@ -7,7 +7,8 @@ never from an earlier episode, as System 1 sees them when System 2 runs
 asynchronously at a lower rate. Under torchrun each process trains on its
 shard of the samples through DistributedDataParallel; rank 0 saves the
 state every --save-every steps, and a rerun resumes there, the learning
-rate schedule rebuilt for the new --steps.
+rate schedule rebuilt for the new --steps. With `ema` in System 1's
+config, the checkpoint gets the moving average of the trained weights.
 """
 
 from __future__ import annotations
@@ -30,11 +31,15 @@ from video2act_core.processing import frames_to_tensor
 from video2act_core.training.checkpointing import save_state
 from video2act_core.training.data import augmented, camera_frames
 from video2act_core.training.distributed import TrainingProcess
+from video2act_core.training.ema import WeightAverage
 from video2act_core.training.features import Features
 
 LOSS_WINDOW = 50  # steps per loss reading (progress bar, checkpoint's final_loss)
 WEIGHT_DECAY = 1e-4
 MAX_GRAD_NORM = 1.0
+# The learning rate over the steps: one cycle (5% warm-up, cosine down) or
+# constant (the official code's, with its 1e-4).
+LR_SCHEDULES = ("one_cycle", "constant")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class Stage2Options:
 
     steps: int  # the total; a resumed run continues to it
     batch_size: int
-    lr: float  # the one-cycle schedule's peak
+    lr: float  # the schedule's peak
+    lr_schedule: str  # one of LR_SCHEDULES
     state_noise: float  # std of noise on the normalised joint state
     max_staleness: int  # action periods the maps may lag the sample
     sample_every: int  # samples are every Nth step: staleness counts in kept samples
@@ -187,22 +193,25 @@ def trainable_parameters(encoder, action, features: Features, end_to_end: bool) 
 def optimizer_and_schedule(
     trainable: list[nn.Parameter], options: Stage2Options, resumed: dict | None
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, int]:
-    """AdamW under a one-cycle schedule, restored from a saved stage 2 state.
+    """AdamW under the learning-rate schedule, restored from a saved stage 2 state.
 
     Args:
         trainable: the parameters trained.
-        options: --lr and --steps.
+        options: --lr, --lr-schedule and --steps.
         resumed: a saved stage 2 state, or None.
 
     Returns:
         (optimizer, schedule, the step to start from).
     """
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=WEIGHT_DECAY)
-    total = max(options.steps, 3)
-    # 5% warm-up, but OneCycleLR divides by zero below two warm-up steps.
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=options.lr, total_steps=total, pct_start=max(0.05, 2.0 / total)
-    )
+    if options.lr_schedule == "constant":
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    else:
+        total = max(options.steps, 3)
+        # 5% warm-up, but OneCycleLR divides by zero below two warm-up steps.
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=options.lr, total_steps=total, pct_start=max(0.05, 2.0 / total)
+        )
     if not resumed:
         return optimizer, schedule, 0
     optimizer.load_state_dict(resumed["optimizer"])
@@ -262,6 +271,10 @@ def train_stage2(
             objective, device_ids=[device.index] if device.type == "cuda" else None
         )
     optimizer, schedule, start = optimizer_and_schedule(trainable, options, resumed)
+    config = action.config
+    average = WeightAverage(trainable, config.ema_power, config.ema_max_decay) if config.ema else None
+    if average is not None and resumed and resumed.get("ema"):
+        average.load_state_dict(resumed["ema"])
     action.train()
     batches = Batches(samples, None if end_to_end else features, instructions, process, options, augmentation)
     bar = process.progress(range(start, options.steps), desc="stage 2 (DiT)", initial=start, total=options.steps)
@@ -275,6 +288,8 @@ def train_stage2(
         nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
         optimizer.step()
         schedule.step()
+        if average is not None:
+            average.update()
         losses.append(loss.detach())
         # Reading a loss waits for the GPU: once per LOSS_WINDOW steps.
         if len(losses) == LOSS_WINDOW or step + 1 == options.steps:
@@ -282,5 +297,7 @@ def train_stage2(
             losses = []
             bar.set_postfix(loss=f"{recent_loss:.4f}")
         if not process.quiet and ((step + 1) % options.save_every == 0 or step + 1 == options.steps):
-            save_state(state_path, 2, step + 1, encoder, action, optimizer)
+            save_state(state_path, 2, step + 1, encoder, action, optimizer, average)
+    if average is not None:
+        average.copy_to_parameters()
     return recent_loss, time.monotonic() - started
