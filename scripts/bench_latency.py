@@ -131,7 +131,7 @@ def main() -> None:
     )
     print(
         f"System 1: DiT {sum(p.numel() for p in action.parameters()) / 1e6:.1f} M params, "
-        f"horizon {action.config.horizon}, {action.config.num_inference_steps} DDIM steps"
+        f"horizon {action.config.horizon}, {action.config.num_inference_steps} {action.config.sampler} steps"
     )
     s2 = timed(lambda: system2.encode(frames), args.repeats, sync)
     s1 = timed(lambda: system1.act(latents, state), args.repeats * 5, sync)
