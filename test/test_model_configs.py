@@ -16,7 +16,7 @@ from conftest import JOINTS, REPO
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE, latent_size, unet_block_size
 from video2act_core.models.dit import DiTConfig
-from video2act_core.models.factory import build_models
+from video2act_core.models.factory import build_models, system1_config
 from video2act_core.models.vdm_encoder import GridRepeatsCellsWarning, VDMEncoderConfig, tiny_svd_backbone
 
 MODEL_CONFIGS = sorted((REPO / "config").glob("model_*.yaml"))
@@ -32,17 +32,15 @@ def refused(make, match: str) -> str:
     return message
 
 
+# SigLIP-so400m's width, the image encoder the full-size configs name.
+SIGLIP_CHANNELS = 1152
+
+
 def sections(path) -> tuple[VDMEncoderConfig, DiTConfig]:
     """Both configs of a `config/model_*.yaml`, System 1's derived widths filled in as `build_models` does."""
     config = yaml.safe_load(path.read_text())
     vdm = VDMEncoderConfig.from_dict(config["system2"])
-    derived = {
-        "context_dim": vdm.token_dim,
-        "action_dim": len(JOINTS),
-        "state_dim": len(JOINTS),
-        "view_tokens": vdm.view_cameras > 0,
-    }
-    return vdm, DiTConfig.from_dict({**config["system1"], **derived})
+    return vdm, system1_config(config["system1"], vdm, JOINTS, SIGLIP_CHANNELS if vdm.image_encoder_path else 0)
 
 
 # --- Every shipped config loads. ---
@@ -354,7 +352,8 @@ def test_the_full_size_wan_config_builds_the_papers_token_counts():
     system2 = yaml.safe_load((REPO / "config" / "model_wan2.2_ti2v_5b.yaml").read_text())["system2"]
     vae = TINY_VAE | {"base_dim": 4, "dim_mult": [1, 1, 1, 1], "temperal_downsample": [False, True, True]}
     vae |= {"scale_factor_spatial": 16}
-    system2 |= {"backbone": {"type": "wan", "num_blocks": 1, "vae": vae}, "view_cameras": 0, "token_dim": 16}
+    system2 |= {"backbone": {"type": "wan", "num_blocks": 1, "vae": vae}, "token_dim": 16}
+    system2 |= {"view_cameras": 0, "image_encoder_path": ""}  # the streams only
     encoder = SpatioMotionEncoder(VDMEncoderConfig.from_dict(system2 | {"former_hidden": 16})).eval()
     with torch.no_grad():
         tokens = encoder(torch.rand(1, system2["num_frames"], 3, 480, 832))

@@ -7,7 +7,7 @@ import yaml
 
 from clips import CENTRE, FRAMES, SIZE, SQUARE, square_clip, swept_columns
 from conftest import JOINTS, REPO, tiny_model_config
-from video2act_core.models.factory import build_models
+from video2act_core.models.factory import build_models, system1_config
 from video2act_core.models.vdm_encoder import StreamFormer, VDMEncoderConfig, sincos_2d_positions
 from video2act_core.processing import frames_to_tensor
 
@@ -395,7 +395,6 @@ def test_full_size_configs_are_consistent_without_their_weights(name):
     band fits the clip at the backbone's latent frame rate, and the derived
     System 1 widths build."""
     from video2act_core.models.backbones import hunyuan, svd, wan
-    from video2act_core.models.dit import DiTConfig
     from video2act_core.models.filters import band_bins
 
     config = yaml.safe_load((REPO / "config" / name).read_text())
@@ -403,5 +402,6 @@ def test_full_size_configs_are_consistent_without_their_weights(name):
     backbone = {"svd": svd.SVDBackbone, "wan": wan.WanBackbone, "hunyuan": hunyuan.HunyuanVideoBackbone}
     compression = backbone[vdm.backbone["type"]].temporal_compression
     band_bins(*vdm.latent_frames_and_rate(compression), tuple(vdm.motion_band_hz))
-    dit = DiTConfig.from_dict({**config["system1"], "context_dim": vdm.token_dim, "view_tokens": vdm.view_cameras > 0})
+    # SigLIP-so400m's 1152 channels where an image encoder is named.
+    dit = system1_config(config["system1"], vdm, JOINTS, 1152 if vdm.image_encoder_path else 0)
     assert dit.hidden_dim % dit.num_heads == 0 and vdm.token_dim % 4 == 0

@@ -32,6 +32,8 @@ BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 # diffusers' DDIMScheduler and DPMSolverMultistepScheduler (second order,
 # RDT's and the official Video2Act's sampler), and how either spaces its steps.
 SAMPLERS = ("ddim", "dpmsolver++")
+# The action head: this module's adaLN DiT, or RDT-1B's architecture (`rdt.py`).
+HEADS = ("dit", "rdt")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
 # The conditions `condition_dropout` leaves out, each on its own draw.
 DROPPED_CONDITIONS = ("state", "spatial", "motion", "views", "language")
@@ -41,6 +43,7 @@ DROPPED_CONDITIONS = ("state", "spatial", "motion", "views", "language")
 class DiTConfig(ConfigDict):
     """Everything needed to rebuild System 1; stored in every checkpoint."""
 
+    head: str = "dit"
     action_dim: int = 6
     state_dim: int = 6
     horizon: int = 16
@@ -80,6 +83,16 @@ class DiTConfig(ConfigDict):
     # The task instruction's tokens in the context (`text.build_text_encoder`):
     # {} for none, {type: learned, ...} or {type: pretrained, path: ...}.
     language: dict[str, Any] = field(default_factory=dict)
+    # The RDT head (`rdt.py`): where each joint sits in RDT's unified 128-d
+    # state/action space (a single arm's joints 0-9, its gripper 10), the
+    # control frequency it is told (Hz, 1 / the action period), the rows of
+    # its language positions (RDT-1B: 1024), and, derived from System 2, the
+    # image tokens' layout (cameras, history frames, cells per frame) and width.
+    unified_indices: list[int] = field(default_factory=list)
+    control_hz: int = 10
+    language_positions: int = 1024
+    view_layout: list[int] = field(default_factory=list)
+    view_dim: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -130,6 +143,44 @@ class DiTConfig(ConfigDict):
                 text_encoder_arguments(self.language)
             except ValueError as error:
                 raise ValueError(f"{type(self).__name__}.{error}") from None
+        if self.head not in HEADS:
+            raise self.invalid("head", f"one of {HEADS}")
+        if self.head == "rdt":
+            self._check_rdt()
+
+    def _check_rdt(self) -> None:
+        from video2act_core.models.rdt import UNIFIED_DIM
+
+        indices = self.unified_indices
+        if len(indices) != self.action_dim or len(set(indices)) != len(indices):
+            raise self.invalid("unified_indices", f"{self.action_dim} distinct indices, one per joint")
+        if not all(0 <= i < UNIFIED_DIM for i in indices):
+            raise self.invalid("unified_indices", f"indices in [0, {UNIFIED_DIM}) (RDT's unified space)")
+        if self.state_dim != self.action_dim:
+            raise self.invalid("state_dim", "the action_dim: RDT's state and actions share the unified space")
+        if not self.language:
+            raise self.invalid("language", "a text encoder: RDT's even blocks attend to the instruction")
+        if text_encoder_arguments(self.language)[1]["max_tokens"] > self.language_positions:
+            raise self.invalid("language_positions", "at least the text encoder's max_tokens")
+        if not self.view_tokens or len(self.view_layout) != 3 or self.view_dim < 1:
+            raise self.invalid(
+                "view_layout", "image tokens (view_cameras > 0 in system2): RDT's odd blocks attend to them"
+            )
+        if self.context_dim != self.hidden_dim:
+            raise self.invalid(
+                "context_dim", f"hidden_dim={self.hidden_dim}: system2's token_dim, the stream tokens enter as they are"
+            )
+        if self.control_hz < 0:
+            raise self.invalid("control_hz", ">= 0 (0 is RDT's 'unknown')")
+
+
+def kept_conditions(names, batch: int, probability: float, device) -> dict[str, torch.Tensor]:
+    """Per condition, (batch,) True where a sample keeps it: each its own draw."""
+    return dict(zip(names, torch.rand(len(names), batch, device=device) >= probability))
+
+
+def zeroed_where_dropped(x: torch.Tensor | None, kept: torch.Tensor) -> torch.Tensor | None:
+    return None if x is None else x * kept.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -293,14 +344,11 @@ class DiTActionHead(nn.Module):
         with some conditions left out (`condition_dropout`)."""
         language_kept = None
         if self.training and self.config.condition_dropout:
-            kept = torch.rand(len(DROPPED_CONDITIONS), state.shape[0], device=state.device)
-            kept = dict(zip(DROPPED_CONDITIONS, kept >= self.config.condition_dropout))
-            state, spatial, motion = (
-                x * kept[name].view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
-                for name, x in (("state", state), ("spatial", spatial), ("motion", motion))
+            kept = kept_conditions(DROPPED_CONDITIONS, state.shape[0], self.config.condition_dropout, state.device)
+            state, spatial, motion, views = (
+                zeroed_where_dropped(x, kept[name])
+                for name, x in (("state", state), ("spatial", spatial), ("motion", motion), ("views", views))
             )
-            if views is not None:
-                views = views * kept["views"][:, None, None].to(views.dtype)
             language_kept = kept["language"]
         state_embedding = self.state_in(state)
         context, key_mask = self.context_tokens(spatial, motion, state_embedding, instruction, views, language_kept)
@@ -338,7 +386,12 @@ class ActionDiffusion(nn.Module):
         from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 
         self.config = config
-        self.model = DiTActionHead(config)
+        if config.head == "rdt":
+            from video2act_core.models.rdt import RDTActionHead  # it builds on this module's types
+
+            self.model = RDTActionHead(config)
+        else:
+            self.model = DiTActionHead(config)
         schedule = {
             "num_train_timesteps": config.num_train_timesteps,
             "beta_schedule": config.beta_schedule,
@@ -363,7 +416,9 @@ class ActionDiffusion(nn.Module):
         views: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Denoising loss on normalised actions (B, H, action_dim): against the
-        noise or the clean chunk, as `prediction_type` says."""
+        noise or the clean chunk, as `prediction_type` says (for the RDT head
+        over its whole unified vector, as RDT trains: zero where no joint is)."""
+        actions = self._diffused(actions)
         noise = torch.randn_like(actions)
         timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.scheduler.add_noise(actions, noise, timesteps)
@@ -399,8 +454,12 @@ class ActionDiffusion(nn.Module):
         batch = state.shape[0]
         parameter = next(self.model.parameters())
         actions = torch.randn(
-            (batch, cfg.horizon, cfg.action_dim), generator=generator, device=generator.device if generator else "cpu"
+            (batch, cfg.horizon, self.diffused_dim),
+            generator=generator,
+            device=generator.device if generator else "cpu",
         ).to(parameter)
+        if prior is not None:
+            prior = self._diffused(prior)
         # Sampling runs off the sampler's timestep table (and DPM-Solver++'s
         # history of outputs); set per call so one instance serves any step count.
         self.sampler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
@@ -411,7 +470,18 @@ class ActionDiffusion(nn.Module):
             if prior is not None:
                 predicted = self._inpainted(actions, predicted, t, prior, prior_weights)
             actions = self.sampler.step(predicted, t, actions).prev_sample
-        return actions
+        return self._joints(actions)
+
+    @property
+    def diffused_dim(self) -> int:
+        """The width of what is diffused: the joints, or RDT's unified vector."""
+        return self.model.unified_dim if self.config.head == "rdt" else self.config.action_dim
+
+    def _diffused(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.model.unified(actions) if self.config.head == "rdt" else actions
+
+    def _joints(self, diffused: torch.Tensor) -> torch.Tensor:
+        return self.model.joints(diffused) if self.config.head == "rdt" else diffused
 
     def _inpainted(
         self,

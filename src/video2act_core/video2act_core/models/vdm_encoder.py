@@ -148,6 +148,9 @@ class VDMEncoderConfig(ConfigDict):
     # tokens: `image_encoder.py`) instead of the backbone's features; pooled
     # to `view_grid` (27 keeps SigLIP-so400m's 27 x 27 patches).
     image_encoder_path: str = ""
+    # false: the image tokens reach System 1 as the features are, per cell
+    # (an RDT head's own img_adaptor reads them, as RDT reads SigLIP's).
+    view_former: bool = True
     token_dim: int = 128
     former_hidden: int = 256
 
@@ -409,15 +412,17 @@ class SpatioMotionEncoder(nn.Module):
         else:
             self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
             self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
+        # The width of each image cell's features.
+        self.view_channels = channels if self.image_encoder is None else self.image_encoder.channels
         self.view_former = (
             ViewFormer(
-                channels if self.image_encoder is None else self.image_encoder.channels,
+                self.view_channels,
                 config.token_dim,
                 config.former_hidden,
                 config.view_grid,
                 config.view_cameras * config.view_history,
             )
-            if config.view_cameras
+            if config.view_cameras and config.view_former
             else None
         )
 
@@ -600,8 +605,14 @@ class SpatioMotionEncoder(nn.Module):
         self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor, view_maps: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Pooled maps -> (B, gs*gs, token_dim) spatial, (B, gm*gm, token_dim)
-        motion and, with image tokens, (B, V*K*gv*gv, token_dim) image tokens."""
-        views = self.view_former(view_maps) if self.view_former is not None else None
+        motion and, with image tokens, (B, V*K*gv*gv, token_dim) image tokens
+        (the cells' C channels without a view former)."""
+        views = None
+        if view_maps is not None and self.view_former is not None:
+            views = self.view_former(view_maps)
+        elif view_maps is not None and self.config.view_cameras:
+            # Without a former, each cell's features, camera-major: (B, V*K*g*g, C).
+            views = view_maps.float().flatten(3).transpose(2, 3).flatten(1, 2)
         return self.spatial_former(spatial_maps), self.motion_former(motion_maps), views
 
     def fit_scales(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> None:

@@ -1,0 +1,267 @@
+"""System 1 on RDT-1B's architecture (models/rdt.py) against RDT's own code:
+a tiny RDTRunner written by it (test/fixtures/rdt/write_fixture.py) loads
+key for key, and gives its model call and its DPM-Solver++ sample."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
+from video2act_core.models.factory import build_models
+from video2act_core.models.rdt import RDTRunner, load_rdt_weights
+
+FIXTURE = Path(__file__).parent / "fixtures" / "rdt"
+INDICES = [0, 1, 2, 3, 4, 10]
+CAMERAS, HISTORY, PATCHES = 3, 2, 4
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    return (
+        torch.load(FIXTURE / "tiny_rdt_runner.pt", weights_only=True),
+        torch.load(FIXTURE / "tiny_rdt_io.pt", weights_only=True),
+    )
+
+
+def tiny_config(**overrides) -> DiTConfig:
+    """The fixture's sizes as System 1's config."""
+    return DiTConfig(
+        head="rdt",
+        action_dim=6,
+        state_dim=6,
+        horizon=8,
+        context_dim=64,
+        hidden_dim=64,
+        num_layers=4,
+        num_heads=4,
+        num_train_timesteps=1000,
+        num_inference_steps=5,
+        prediction_type="sample",
+        sampler="dpmsolver++",
+        timestep_spacing="linspace",
+        view_tokens=True,
+        view_layout=[CAMERAS, HISTORY, PATCHES],
+        view_dim=24,
+        language={"type": "learned", "vocab_size": 21, "max_tokens": 10, "dim": 32},
+        language_positions=16,
+        unified_indices=INDICES,
+        control_hz=30,
+        **overrides,
+    )
+
+
+def test_the_runner_has_rdts_keys_and_start_and_gives_its_model_call(upstream):
+    state, io = upstream
+    runner = RDTRunner(64, 4, 4, 8, 32, 16, 24, (HISTORY, CAMERAS, PATCHES))
+    fresh = runner.state_dict()
+    assert list(fresh) == list(state)  # the same names, in the same order
+    assert all(fresh[k].shape == state[k].shape for k in state)
+    # Fresh position tables are RDT's sin-cos start (the fixture is untrained).
+    for name in ("model.x_pos_embed", "model.lang_cond_pos_embed", "model.img_cond_pos_embed"):
+        torch.testing.assert_close(fresh[name], state[name], rtol=0, atol=1e-6)
+    runner.load_state_dict(state)
+    with torch.no_grad():
+        out = runner.eval().predict(
+            io["noisy"],
+            io["t"],
+            io["state"],
+            io["action_mask"],
+            io["ctrl_freqs"],
+            io["lang"],
+            io["lang_mask"],
+            io["img"],
+        )
+    torch.testing.assert_close(out, io["model_out"], rtol=1e-5, atol=1e-5)
+
+
+def test_system1_with_the_rdt_head_samples_what_rdts_predict_action_samples(upstream):
+    """The whole path: our joints into the unified space, the instruction's
+    words, our camera-major image tokens, the control frequency, five
+    DPM-Solver++ steps from t = 999, the joints read back."""
+    state, io = upstream
+    action = ActionDiffusion(tiny_config(use_spatial=False, use_motion=False)).eval()
+    assert load_rdt_weights(action.model, FIXTURE / "tiny_rdt_runner.pt") == ["text_encoder.embedding.weight"]
+    torch.testing.assert_close(
+        action.model.model.final_layer.ffn_final.fc2.weight, state["model.final_layer.ffn_final.fc2.weight"]
+    )
+    # Word i of sample b is the fixture's language token: ids 1-10 and 11-20.
+    ids = torch.arange(1, 21).reshape(2, 10)
+    with torch.no_grad():
+        action.model.text_encoder.embedding.weight[1:21] = io["lang"].reshape(20, -1)
+    instruction = Instruction(ids, io["lang_mask"])
+    # RDT's image tokens are frame-major; ours camera-major.
+    views = io["img"].unflatten(1, (HISTORY, CAMERAS, PATCHES)).transpose(1, 2).flatten(1, 3)
+    joints = io["state"][:, 0, INDICES]
+    unused = torch.zeros(2, 1, 64)
+    chunk = action.sample(
+        joints, unused, unused, torch.Generator().manual_seed(io["sample_seed"]), instruction=instruction, views=views
+    )
+    torch.testing.assert_close(chunk, io["predict_action"][..., INDICES], rtol=1e-5, atol=1e-5)
+
+
+def test_the_stream_tokens_join_the_image_tokens_and_the_gradient_reaches_every_input():
+    torch.manual_seed(0)
+    action = ActionDiffusion(tiny_config(condition_dropout=0.0))
+    head = action.model
+    with torch.no_grad():  # RDT starts its output at zero: open it so gradients flow back
+        head.model.final_layer.ffn_final.fc2.weight.normal_(0, 0.02)
+    inputs = {
+        "state": torch.randn(2, 6, requires_grad=True),
+        "spatial": torch.randn(2, 5, 64, requires_grad=True),
+        "motion": torch.randn(2, 7, 64, requires_grad=True),
+        "views": torch.randn(2, CAMERAS * HISTORY * PATCHES, 24, requires_grad=True),
+    }
+    instruction = Instruction(torch.tensor([[1, 2, 0], [3, 0, 0]]), torch.tensor([[1, 1, 0], [1, 0, 0]]).bool())
+    conditioning = head.conditioning(inputs["state"], inputs["spatial"], inputs["motion"], instruction, inputs["views"])
+    assert conditioning.images.shape == (2, CAMERAS * HISTORY * PATCHES + 5 + 7, 64)
+    action.loss(
+        torch.randn(2, 8, 6), inputs["state"], inputs["spatial"], inputs["motion"], instruction, inputs["views"]
+    ).backward()
+    for name, tensor in inputs.items():
+        assert tensor.grad is not None and tensor.grad.abs().sum() > 0, name
+    # The chunk comes back in our joints, from the unified indices only.
+    chunk = action.eval().sample(
+        inputs["state"].detach(), inputs["spatial"], inputs["motion"], instruction=instruction, views=inputs["views"]
+    )
+    assert chunk.shape == (2, 8, 6) and torch.isfinite(chunk).all()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"unified_indices": [0, 1, 2, 3, 4]}, "6 distinct indices"),
+        ({"unified_indices": [0, 1, 2, 3, 4, 4]}, "6 distinct indices"),
+        ({"unified_indices": [0, 1, 2, 3, 4, 128]}, r"indices in \[0, 128\)"),
+        ({"language": {}}, "a text encoder"),
+        ({"language_positions": 8}, "max_tokens"),
+        ({"view_layout": []}, "image tokens"),
+        ({"context_dim": 32}, "hidden_dim=64"),
+    ],
+)
+def test_an_rdt_config_that_cannot_work_is_refused_by_name(overrides, message):
+    config = {k: v for k, v in tiny_config().to_dict().items() if k not in overrides}
+    with pytest.raises(ValueError, match=message):
+        DiTConfig.from_dict({**config, **overrides})
+
+
+def test_a_model_config_starts_from_rdts_released_weights(tmp_path):
+    """`system1.pretrained_path`: a release's keys load by name into a fresh
+    model from a model config; one that does not fit is refused."""
+    config = {
+        "system2": {
+            "num_frames": 4,
+            "image_height": 32,
+            "image_width": 32,
+            "motion_height": 16,
+            "motion_width": 16,
+            "spatial_grid": 2,
+            "motion_grid": 2,
+            "view_cameras": CAMERAS,
+            "view_history": HISTORY,
+            "view_grid": 2,
+            "token_dim": 64,
+            "former_hidden": 32,
+        },
+        "system1": {
+            **{
+                k: v
+                for k, v in tiny_config().to_dict().items()
+                if k
+                in (
+                    "head",
+                    "horizon",
+                    "hidden_dim",
+                    "num_layers",
+                    "num_heads",
+                    "num_train_timesteps",
+                    "language",
+                    "language_positions",
+                    "unified_indices",
+                )
+            },
+            "pretrained_path": str(FIXTURE / "tiny_rdt_runner.pt"),
+        },
+    }
+    # The fixture's image adaptor reads 24 channels; this System 2's view former gives token_dim (64).
+    with pytest.raises(ValueError, match=r"img_adaptor.0.weight \(64, 24\) vs \(64, 64\)"):
+        build_models(config, [f"joint{i}" for i in range(6)])
+    release = torch.load(FIXTURE / "tiny_rdt_runner.pt", weights_only=True)
+    fitted = {k: v for k, v in release.items() if not k.startswith("img_adaptor.0.")}
+    path = tmp_path / "pytorch_model.bin"
+    torch.save({"module": fitted}, path)  # as DeepSpeed saves it
+    config["system1"]["pretrained_path"] = str(path)
+    _, action = build_models(config, [f"joint{i}" for i in range(6)])
+    loaded = action.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in fitted.items())
+    assert "pretrained_path" not in action.config.to_dict()  # a checkpoint holds its own weights
+    assert np.array_equal(action.config.view_layout, [CAMERAS, HISTORY, 4])
+
+
+def test_a_policy_on_the_tiny_rdt_config_drives_a_closed_loop_episode(tmp_path):
+    """config/model_tiny_rdt.yaml (DPM-Solver++, the instruction, image and
+    stream tokens) through a checkpoint into one episode of the simulated arm."""
+    from conftest import JOINTS, PARAMS_FILE, REPO
+    from video2act_core.checkpoint import init_checkpoint, load_policy
+    from video2act_eval.evaluate import main as evaluate
+
+    init_checkpoint(tmp_path / "ckpt", yaml.safe_load((REPO / "config" / "model_tiny_rdt.yaml").read_text()), JOINTS)
+    policy = load_policy(tmp_path / "ckpt", device="cpu")
+    assert type(policy.system1.action.model).__name__ == "RDTActionHead"
+    arguments = ["--checkpoint", str(tmp_path / "ckpt"), "--episodes", "1", "--ratios", "2"]
+    assert evaluate(arguments + ["--params", str(PARAMS_FILE), "--out", str(tmp_path / "eval")]) == 0
+    assert (tmp_path / "eval" / "results.csv").is_file()
+
+
+@pytest.mark.training
+def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_path):
+    """EMA, condition dropout and DPM-Solver++ on a micro RDT head."""
+    from conftest import PARAMS_FILE
+    from video2act_core.checkpoint import load_policy
+    from video2act_core.train import main as train
+
+    micro = {
+        "system2": {
+            "num_frames": 4,
+            "image_height": 32,
+            "image_width": 32,
+            "motion_height": 16,
+            "motion_width": 16,
+            "spatial_grid": 2,
+            "motion_grid": 2,
+            "view_cameras": 1,
+            "view_grid": 2,
+            "token_dim": 32,
+            "former_hidden": 32,
+        },
+        "system1": {
+            "head": "rdt",
+            "horizon": 8,
+            "hidden_dim": 32,
+            "num_layers": 2,
+            "num_heads": 2,
+            "num_train_timesteps": 1000,
+            "num_inference_steps": 5,
+            "prediction_type": "sample",
+            "sampler": "dpmsolver++",
+            "timestep_spacing": "linspace",
+            "condition_dropout": 0.1,
+            "ema": True,
+            "unified_indices": INDICES,
+            "language": {"type": "learned", "max_tokens": 8, "dim": 16},
+            "language_positions": 8,
+        },
+    }
+    config = tmp_path / "micro_rdt.yaml"
+    config.write_text(yaml.safe_dump(micro))
+    out = tmp_path / "ckpt"
+    arguments = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(config), "--device", "cpu"]
+    assert train(arguments + ["--params", str(PARAMS_FILE), "--batch-size", "4", "--steps", "4"]) == 0
+    state = torch.load(out.with_name("ckpt.train") / "state.pt", weights_only=False)
+    assert state["ema"]["step"] == 4
+    policy = load_policy(out, device="cpu")
+    frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    chunk = policy.system1.act(policy.system2.encode(frames), np.zeros(6))
+    assert chunk.shape == (8, 6) and np.isfinite(chunk).all()
