@@ -14,8 +14,10 @@ import yaml
 from conftest import JOINTS, PARAMS_FILE, REPO, WORDS, tiny_model_config, write_tokenizer
 from video2act_core.checkpoint import load_policy, save_checkpoint
 from video2act_core.models.backbones import build_backbone
+from video2act_core.models.dit import Instruction
 from video2act_core.models.factory import build_models
 from video2act_core.normalization import NormalizationStats
+from video2act_core.training.data import instruction_tokens
 
 transformers = pytest.importorskip("transformers")
 
@@ -228,6 +230,19 @@ def test_system1_reads_instructions_through_a_local_t5(tmp_path):
     policy.system1._generator.manual_seed(0)
     blue = chunk("reach the blue cube")
     assert np.abs(red - blue).max() > 1e-4
+    # The frozen T5 runs once per instruction: its words are kept with the
+    # tokens, and the head reads them as it would have encoded them.
+    cached = policy.system1._instruction("reach the blue cube")
+    torch.testing.assert_close(cached.words, policy.system1.action.model.text_encoder(cached.ids, cached.mask))
+    policy.system1._generator.manual_seed(0)
+    policy.system1._tokenized = ("reach the blue cube", Instruction(cached.ids, cached.mask))  # no words: encoded now
+    np.testing.assert_allclose(chunk("reach the blue cube"), blue, atol=1e-6)
+    # Training encodes each distinct instruction once, one row per episode.
+    episodes = ["reach the blue cube", "reach the red cube", "reach the blue cube"]
+    tokens = instruction_tokens(action, episodes, "/instruction", quiet=True)
+    for row, text in enumerate(episodes):
+        ids, mask = action.model.text_encoder.tokenize([text])
+        torch.testing.assert_close(tokens.words[row : row + 1], action.model.text_encoder(ids, mask))
 
 
 @pytest.fixture(scope="module")

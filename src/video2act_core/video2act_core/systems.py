@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from video2act_core.latents import Latents
-from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
+from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction, encoded_instruction
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
 from video2act_core.normalization import NormalizationStats
 from video2act_core.processing import frames_to_tensor, resize_frames, views_to_tensor
@@ -98,8 +98,9 @@ class System1:
         if not self.needs_instruction:
             return None
         if self._tokenized is None or self._tokenized[0] != text:
-            ids, mask = self.action.model.text_encoder.tokenize([text])
-            self._tokenized = (text, Instruction(ids.to(self._device), mask.to(self._device)))
+            text_encoder = self.action.model.text_encoder
+            ids, mask = text_encoder.tokenize([text])
+            self._tokenized = (text, encoded_instruction(text_encoder, ids.to(self._device), mask.to(self._device)))
         return self._tokenized[1]
 
     @property

@@ -265,6 +265,24 @@ class Instruction:
 
     ids: torch.Tensor  # (B, L)
     mask: torch.Tensor  # (B, L) bool, True for real tokens
+    # (B, L, dim): a frozen text encoder's output, computed once per
+    # instruction instead of on every batch or chunk; None: run the encoder.
+    words: torch.Tensor | None = None
+
+
+def encoded_instruction(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> Instruction:
+    """Tokens, with their words when the encoder is frozen (a T5 of 4.8 B
+    parameters then runs once per instruction, not once per step)."""
+    if not text_encoder.frozen:
+        return Instruction(ids, mask)
+    with torch.no_grad():
+        return Instruction(ids, mask, text_encoder(ids, mask).float())
+
+
+def instruction_words(text_encoder: nn.Module, instruction: Instruction, like: torch.Tensor) -> torch.Tensor:
+    """The instruction's words in `like`'s dtype and device: cached, or encoded now."""
+    words = instruction.words if instruction.words is not None else text_encoder(instruction.ids, instruction.mask)
+    return words.to(like.device, like.dtype)
 
 
 class DiTActionHead(nn.Module):
@@ -324,7 +342,7 @@ class DiTActionHead(nn.Module):
             return torch.cat(parts, dim=1), None
         if instruction is None:
             raise ValueError("this action head is conditioned on a task instruction; none was given")
-        words = self.text_encoder(instruction.ids, instruction.mask).to(state_embedding.dtype)
+        words = instruction_words(self.text_encoder, instruction, state_embedding)
         if language_kept is not None:
             words = words * language_kept[:, None, None].to(words.dtype)
         parts.append(self.language_in(words) + self.language_type)

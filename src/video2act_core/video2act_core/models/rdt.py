@@ -324,7 +324,12 @@ class RDTActionHead(RDTRunner):
         """What stays fixed while one chunk is denoised; in training mode
         with some conditions left out (`condition_dropout`; the control
         frequency then reads 0, RDT's 'unknown')."""
-        from video2act_core.models.dit import DROPPED_CONDITIONS, kept_conditions, zeroed_where_dropped
+        from video2act_core.models.dit import (
+            DROPPED_CONDITIONS,
+            instruction_words,
+            kept_conditions,
+            zeroed_where_dropped,
+        )
 
         if instruction is None or views is None:
             raise ValueError("the RDT head reads the task instruction and image tokens; one was not given")
@@ -343,7 +348,7 @@ class RDTActionHead(RDTRunner):
             language_kept = kept["language"]
         mask = self.action_mask.expand(batch, 1, -1).to(state.dtype)
         state_token = self.state_adaptor(torch.cat([self.unified(state).unsqueeze(1), mask], dim=2))
-        words = self.text_encoder(instruction.ids, instruction.mask).to(state_token.dtype)
+        words = instruction_words(self.text_encoder, instruction, state_token)
         if language_kept is not None:
             words = zeroed_where_dropped(words, language_kept)
         language = self.lang_adaptor(words) + self.model.lang_cond_pos_embed[:, : words.shape[1]]

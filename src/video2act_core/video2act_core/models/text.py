@@ -25,6 +25,8 @@ from torch import nn
 class LearnedTextEncoder(nn.Module):
     """Lower-cased words, each hashed (crc32) to one of `vocab_size` rows."""
 
+    frozen = False  # trained with the head: its words change every step
+
     def __init__(self, vocab_size: int = 4096, max_tokens: int = 16, dim: int = 64):
         super().__init__()
         self.vocab_size, self.max_tokens, self.dim = vocab_size, max_tokens, dim
@@ -50,6 +52,8 @@ class LearnedTextEncoder(nn.Module):
 class PretrainedTextEncoder(nn.Module):
     """A local T5 / umT5 / CLIP text encoder, frozen. Its weights are kept
     out of this module's state dict (the checkpoint stores the path)."""
+
+    frozen = True  # an instruction's words are computed once (`dit.encoded_instruction`)
 
     def __init__(self, path: str, max_tokens: int = 32):
         super().__init__()

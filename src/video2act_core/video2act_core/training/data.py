@@ -23,7 +23,7 @@ from video2act_core.data.episode import Episode, EpisodeTopics
 from video2act_core.data.frames import ViewSpec
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.samples import Samples, keep_every, load_episodes, load_samples
-from video2act_core.models.dit import Instruction
+from video2act_core.models.dit import Instruction, encoded_instruction
 from video2act_core.normalization import NormalizationStats
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
 from video2act_core.processing import views_to_tensor
@@ -203,7 +203,9 @@ def instruction_tokens(action, instructions: list[str], instruction_topic: str, 
         quiet: print nothing (ranks other than 0).
 
     Returns:
-        The tokens, one row per episode, or None for a head without language.
+        The tokens, one row per episode (with a frozen encoder's words,
+        encoded once per distinct instruction), or None for a head without
+        language.
     """
     if not action.config.language:
         return None
@@ -213,7 +215,14 @@ def instruction_tokens(action, instructions: list[str], instruction_topic: str, 
             f"warning: {unnamed} of {len(instructions)} episodes have no task instruction "
             f"(on {instruction_topic} or in the dataset's tasks); they train on the empty one"
         )
-    return Instruction(*action.model.text_encoder.tokenize(instructions))
+    distinct = sorted(set(instructions))
+    text_encoder = action.model.text_encoder
+    ids, mask = text_encoder.tokenize(distinct)
+    device = next(action.model.parameters()).device
+    once = encoded_instruction(text_encoder, ids.to(device), mask.to(device))
+    rows = torch.tensor([distinct.index(text) for text in instructions])
+    words = None if once.words is None else once.words[rows].cpu()
+    return Instruction(ids[rows], mask[rows], words)
 
 
 def camera_augmentation(probability: float) -> CameraAugmentation | None:

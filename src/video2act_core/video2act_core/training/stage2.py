@@ -133,8 +133,11 @@ class Batches:
         instruction = None
         if self.instructions is not None:
             rows = self.sample_episode[picks]
+            words = self.instructions.words
             instruction = Instruction(
-                self.instructions.ids[rows].to(self.device), self.instructions.mask[rows].to(self.device)
+                self.instructions.ids[rows].to(self.device),
+                self.instructions.mask[rows].to(self.device),
+                None if words is None else words[rows].to(self.device),
             )
         return self._inputs(seen), picks.to(self.device), instruction
 
