@@ -219,7 +219,7 @@ def test_a_policy_on_the_tiny_rdt_config_drives_a_closed_loop_episode(tmp_path):
 def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_path):
     """EMA, condition dropout and DPM-Solver++ on a micro RDT head."""
     from conftest import PARAMS_FILE
-    from video2act_core.checkpoint import load_policy
+    from video2act_core.checkpoint import load_policy, read_manifest
     from video2act_core.train import main as train
 
     micro = {
@@ -252,6 +252,7 @@ def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_
             "unified_indices": INDICES,
             "language": {"type": "learned", "max_tokens": 8, "dim": 16},
             "language_positions": 8,
+            "normalization": "rdt",
         },
     }
     config = tmp_path / "micro_rdt.yaml"
@@ -265,3 +266,21 @@ def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_
     frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     chunk = policy.system1.act(policy.system2.encode(frames), np.zeros(6))
     assert chunk.shape == (8, 6) and np.isfinite(chunk).all()
+    # RDT's units: the arm's joints as recorded, the gripper (slot 10) over its recorded range.
+    stats = read_manifest(out).stats
+    assert stats.state_mean[:5] == [0.0] * 5 and stats.state_std[:5] == [1.0] * 5
+    assert (stats.state_mean[5], stats.state_std[5]) != (0.0, 1.0)  # min and range of the recorded gripper
+
+
+def test_rdt_units_keep_the_joints_and_scale_the_grippers_to_the_unit_range():
+    from video2act_core.normalization import NormalizationStats
+
+    states = np.array([[0.5, -2.0], [1.5, 0.0]])
+    actions = np.array([[[0.7, 1.0]], [[3.0, -1.0]]])
+    stats = NormalizationStats.in_rdt_units(["elbow", "gripper"], [False, True], states, actions)
+    np.testing.assert_allclose(stats.normalize_state(states), [[0.5, 0.0], [1.5, 2 / 3]])
+    normalised = stats.normalize_action(actions)
+    assert normalised[..., 1].min() >= 0.0 and normalised[..., 1].max() == 1.0
+    np.testing.assert_allclose(stats.unnormalize_action(normalised), actions)
+    with pytest.raises(ValueError, match="normalization"):
+        DiTConfig(normalization="rdt")  # the DiT head reads the statistics' units

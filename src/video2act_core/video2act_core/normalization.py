@@ -45,6 +45,19 @@ class NormalizationStats:
         )
 
     @classmethod
+    def in_rdt_units(
+        cls, joint_names: list[str], grippers: list[bool], states: np.ndarray, actions: np.ndarray
+    ) -> NormalizationStats:
+        """RDT's convention (its README): joints as they are (radians), each
+        gripper min-max scaled to [0, 1] over the (N, J) states and (N, J)
+        or (N, H, J) actions."""
+        values = np.concatenate([states, actions.reshape(-1, actions.shape[-1])])
+        low, span = values.min(0), np.maximum(values.max(0) - values.min(0), MIN_STD)
+        mean = np.where(grippers, low, 0.0).tolist()
+        std = np.where(grippers, span, 1.0).tolist()
+        return cls(list(joint_names), mean, std, mean, std)
+
+    @classmethod
     def from_dict(cls, values: dict[str, Any]) -> NormalizationStats:
         return cls(**values)
 

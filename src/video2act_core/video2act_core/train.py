@@ -34,7 +34,13 @@ from video2act_core.training.checkpointing import (
     restore_weights,
     training_metadata,
 )
-from video2act_core.training.data import TrainingData, camera_augmentation, instruction_tokens, load_training_data
+from video2act_core.training.data import (
+    TrainingData,
+    camera_augmentation,
+    instruction_tokens,
+    load_training_data,
+    rdt_units,
+)
 from video2act_core.training.distributed import TrainingProcess, finish, start_process
 from video2act_core.training.features import cache_options, cached_features, scale_features
 from video2act_core.training.stage1 import check_stage1, stage1_pending, train_stage1
@@ -207,6 +213,8 @@ def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
         progress=process.progress,
         quiet=process.quiet,
     )
+    if action.config.normalization == "rdt":
+        data = rdt_units(data, action.config, common.joint_names)
     instructions = instruction_tokens(action, data.instructions, common.instruction_topic, process.quiet)
     if not process.quiet:
         print(

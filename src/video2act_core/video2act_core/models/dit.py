@@ -89,6 +89,10 @@ class DiTConfig(ConfigDict):
     # its language positions (RDT-1B: 1024), and, derived from System 2, the
     # image tokens' layout (cameras, history frames, cells per frame) and width.
     unified_indices: list[int] = field(default_factory=list)
+    # What the head reads and writes: joints normalised by the demonstrations'
+    # statistics, or ("rdt", the RDT head's) RDT's units, as RDT-1B was
+    # trained: joints as they are, grippers (at gripper slots) min-max to [0, 1].
+    normalization: str = "statistics"
     control_hz: int = 10
     language_positions: int = 1024
     view_layout: list[int] = field(default_factory=list)
@@ -145,6 +149,8 @@ class DiTConfig(ConfigDict):
                 raise ValueError(f"{type(self).__name__}.{error}") from None
         if self.head not in HEADS:
             raise self.invalid("head", f"one of {HEADS}")
+        if self.normalization not in ("statistics", "rdt") or (self.normalization == "rdt" and self.head != "rdt"):
+            raise self.invalid("normalization", "'statistics', or 'rdt' with head: rdt")
         if self.head == "rdt":
             self._check_rdt()
 

@@ -30,6 +30,8 @@ from torch import nn
 # RDT's unified state/action vector (configs/state_vec.py): a single arm's
 # joints at 0-9 (right_arm_joint_i_pos), its gripper at 10 (right_gripper_open).
 UNIFIED_DIM = 128
+# Its gripper positions: right_gripper_joint_{0..4}_pos, left_... (state_vec.py).
+GRIPPER_SLOTS = frozenset(range(10, 15)) | frozenset(range(60, 65))
 FREQUENCY_EMBEDDING = 256
 
 

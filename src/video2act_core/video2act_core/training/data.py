@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +223,16 @@ def instruction_tokens(action, instructions: list[str], instruction_topic: str, 
     rows = torch.tensor([distinct.index(text) for text in instructions])
     words = None if once.words is None else once.words[rows].cpu()
     return Instruction(ids[rows], mask[rows], words)
+
+
+def rdt_units(data: TrainingData, config, joint_names: list[str]) -> TrainingData:
+    """The data normalised in RDT's units (`DiTConfig.normalization: rdt`):
+    joints as recorded, the joints at RDT's gripper slots min-max to [0, 1]."""
+    from video2act_core.models.rdt import GRIPPER_SLOTS
+
+    grippers = [index in GRIPPER_SLOTS for index in config.unified_indices]
+    samples = data.samples
+    return replace(data, stats=NormalizationStats.in_rdt_units(joint_names, grippers, samples.states, samples.actions))
 
 
 def camera_augmentation(probability: float) -> CameraAugmentation | None:
