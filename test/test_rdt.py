@@ -284,3 +284,25 @@ def test_rdt_units_keep_the_joints_and_scale_the_grippers_to_the_unit_range():
     np.testing.assert_allclose(stats.unnormalize_action(normalised), actions)
     with pytest.raises(ValueError, match="normalization"):
         DiTConfig(normalization="rdt")  # the DiT head reads the statistics' units
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    """The RDT head's blocks recomputed in the backward pass: the same step."""
+    inputs = (torch.randn(2, 8, 6), torch.randn(2, 6), torch.randn(2, 5, 64), torch.randn(2, 7, 64))
+    instruction = Instruction(torch.tensor([[1, 2, 0], [3, 0, 0]]), torch.tensor([[1, 1, 0], [1, 0, 0]]).bool())
+    views = torch.randn(2, CAMERAS * HISTORY * PATCHES, 24)
+    steps = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        action = ActionDiffusion(tiny_config(gradient_checkpointing=checkpointing))
+        assert action.model.model.gradient_checkpointing is checkpointing
+        with torch.no_grad():
+            action.model.model.final_layer.ffn_final.fc2.weight.normal_(0, 0.02)
+        torch.manual_seed(1)
+        loss = action.loss(*inputs, instruction, views)
+        loss.backward()
+        steps.append((loss.detach(), [p.grad.clone() for p in action.model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(steps[1][0], steps[0][0])
+    assert len(steps[1][1]) == len(steps[0][1])
+    for checkpointed, plain in zip(steps[1][1], steps[0][1]):
+        torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import PARAMS_FILE
+from conftest import PARAMS_FILE, REPO
 from video2act_core.checkpoint import load_policy, read_manifest
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.samples import Clips, Samples, first_sample_of_episode, keep_every
@@ -299,3 +299,27 @@ def test_keeping_every_nth_step_starts_at_each_episode():
     np.testing.assert_array_equal(kept.states[:, 0], [0, 2, 3, 5, 7])
     np.testing.assert_array_equal(kept.episode_index, [0, 0, 1, 2, 2])
     assert [int(c[0]) for c in kept.clips] == [0, 2, 3, 5, 7]
+
+
+def test_the_memory_plan_counts_a_stage2_step_without_weights():
+    """The tiny RDT config's step on fake tensors: every trained parameter
+    resident with its AdamW moments and EMA copy; the idle video model
+    counted apart; checkpointing the blocks lowers the activations."""
+    from video2act_core.training.plan import plan
+
+    config = yaml.safe_load((REPO / "config" / "model_tiny_rdt.yaml").read_text())
+    encoder, action = build_models(config, [f"joint{i}" for i in range(6)])
+    formers = [encoder.spatial_former, encoder.motion_former, encoder.view_former]
+    trained = sum(p.numel() for p in action.model.parameters()) + sum(
+        p.numel() for f in formers for p in f.parameters()
+    )
+    planned = plan(config, joints=6, batch=8)
+    assert planned.trained == trained
+    assert planned.peak["Parameter"] == 4 * trained and planned.ema_bytes == 4 * trained
+    tensors = len(list(action.model.parameters())) + sum(len(list(f.parameters())) for f in formers)
+    # AdamW's two moments and a step count per tensor, held through the second step.
+    assert planned.peak["Optstate"] == 8 * trained + 4 * tensors
+    assert [name for name, _ in planned.idle] == ["svd video model"]
+    assert planned.idle[0][1] == sum(p.numel() for p in encoder.backbone.parameters())
+    config["system1"]["gradient_checkpointing"] = True
+    assert plan(config, joints=6, batch=8).peak["Activation"] < planned.peak["Activation"]

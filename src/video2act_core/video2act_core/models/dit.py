@@ -75,6 +75,9 @@ class DiTConfig(ConfigDict):
     ema: bool = False
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999
+    # The RDT head's blocks recompute their activations in the backward pass
+    # instead of keeping them (less memory, one more forward per step).
+    gradient_checkpointing: bool = False
     # Ablations of the paper: drop a System 2 branch from the context.
     use_spatial: bool = True
     use_motion: bool = True

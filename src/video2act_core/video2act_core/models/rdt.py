@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 # RDT's unified state/action vector (configs/state_vec.py): a single arm's
@@ -172,6 +173,10 @@ class RDTCore(nn.Module):
     def __init__(self, width: int, depth: int, heads: int, horizon: int, language_tokens: int, image_layout):
         super().__init__()
         self.horizon = horizon
+        # Training keeps each block's input only and recomputes the rest in
+        # the backward pass: the odd blocks' keys and values of thousands of
+        # image tokens are most of a step's memory at RDT-1B's size.
+        self.gradient_checkpointing = False
         history, cameras, patches = image_layout
         self.t_embedder, self.freq_embedder = TimestepEmbedder(width), TimestepEmbedder(width)
         self.x_pos_embed = nn.Parameter(torch.zeros(1, horizon + 3, width))
@@ -212,7 +217,10 @@ class RDTCore(nn.Module):
         x = torch.cat([t, frequency, x], dim=1) + self.x_pos_embed
         conditions, masks = (language, images), (language_mask, None)
         for i, block in enumerate(self.blocks):
-            x = block(x, conditions[i % 2], masks[i % 2])
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, conditions[i % 2], masks[i % 2], use_reentrant=False)
+            else:
+                x = block(x, conditions[i % 2], masks[i % 2])
         return self.final_layer(x)[:, -self.horizon :]
 
 
@@ -308,6 +316,7 @@ class RDTActionHead(RDTRunner):
         )
         self.config = config
         self.text_encoder = text_encoder
+        self.model.gradient_checkpointing = config.gradient_checkpointing
         self.register_buffer("indices", torch.tensor(config.unified_indices), persistent=False)
         mask = torch.zeros(UNIFIED_DIM)
         mask[config.unified_indices] = 1.0

@@ -395,6 +395,25 @@ class ViewFormer(nn.Module):
         return (self.mlp(cells) + self.position + self.view).flatten(1, 2)
 
 
+def build_formers(
+    config: VDMEncoderConfig, channels: int, view_channels: int
+) -> tuple[nn.Module, nn.Module, ViewFormer | None]:
+    """The token projections of the spatial and motion streams (`channels`
+    wide features) and of the image tokens (`view_channels`; None without
+    image tokens or a view former)."""
+    if config.stream_form == "paper":
+        spatial = PaperFormer(channels, config.token_dim, config.former_hidden)
+        motion = PaperFormer(channels, config.token_dim, config.former_hidden)
+    else:
+        spatial = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
+        motion = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
+    views = None
+    if config.view_cameras and config.view_former:
+        frames = config.view_cameras * config.view_history
+        views = ViewFormer(view_channels, config.token_dim, config.former_hidden, config.view_grid, frames)
+    return spatial, motion, views
+
+
 class SpatioMotionEncoder(nn.Module):
     """Camera clip (B, T, 3, H, W) in [0, 1] -> spatial and motion tokens;
     with image tokens, also the cameras' frames (B, V, K, 3, H, W)."""
@@ -406,25 +425,9 @@ class SpatioMotionEncoder(nn.Module):
         config.check_feature_grids(self.backbone.feature_grid, self.backbone.size_multiple)
         channels = self.backbone.feature_channels
         self.image_encoder = SiglipImageEncoder(config.image_encoder_path) if config.image_encoder_path else None
-        if config.stream_form == "paper":
-            self.spatial_former = PaperFormer(channels, config.token_dim, config.former_hidden)
-            self.motion_former = PaperFormer(channels, config.token_dim, config.former_hidden)
-        else:
-            self.spatial_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.spatial_grid)
-            self.motion_former = StreamFormer(channels, config.token_dim, config.former_hidden, config.motion_grid)
         # The width of each image cell's features.
         self.view_channels = channels if self.image_encoder is None else self.image_encoder.channels
-        self.view_former = (
-            ViewFormer(
-                self.view_channels,
-                config.token_dim,
-                config.former_hidden,
-                config.view_grid,
-                config.view_cameras * config.view_history,
-            )
-            if config.view_cameras and config.view_former
-            else None
-        )
+        self.spatial_former, self.motion_former, self.view_former = build_formers(config, channels, self.view_channels)
 
     @property
     def device(self) -> torch.device:
