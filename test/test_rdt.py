@@ -189,7 +189,8 @@ def test_a_model_config_starts_from_rdts_released_weights(tmp_path):
     with pytest.raises(ValueError, match=r"img_adaptor.0.weight \(64, 24\) vs \(64, 64\)"):
         build_models(config, [f"joint{i}" for i in range(6)])
     release = torch.load(FIXTURE / "tiny_rdt_runner.pt", weights_only=True)
-    fitted = {k: v for k, v in release.items() if not k.startswith("img_adaptor.0.")}
+    # The release with an image adaptor that reads this System 2's 64 channels.
+    fitted = {**release, "img_adaptor.0.weight": torch.randn(64, 64)}
     path = tmp_path / "pytorch_model.bin"
     torch.save({"module": fitted}, path)  # as DeepSpeed saves it
     config["system1"]["pretrained_path"] = str(path)
@@ -197,6 +198,10 @@ def test_a_model_config_starts_from_rdts_released_weights(tmp_path):
     loaded = action.model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in fitted.items())
     assert "pretrained_path" not in action.config.to_dict()  # a checkpoint holds its own weights
+    # A deeper head than the release would keep blocks at random: refused.
+    config["system1"]["num_layers"] = 5
+    with pytest.raises(ValueError, match=r"weights the release does not.*model.blocks.4"):
+        build_models(config, [f"joint{i}" for i in range(6)])
     assert np.array_equal(action.config.view_layout, [CAMERAS, HISTORY, 4])
 
 
@@ -306,3 +311,45 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     assert len(steps[1][1]) == len(steps[0][1])
     for checkpointed, plain in zip(steps[1][1], steps[0][1]):
         torch.testing.assert_close(checkpointed, plain, rtol=1e-4, atol=1e-6)
+
+
+def test_the_planner_takes_image_tokens_as_wide_and_as_many_as_the_rdt_head_reads():
+    """With `view_former: false` the image tokens keep System 2's width
+    (SigLIP's, here 24); a message of another width or count is refused by
+    name, and the right one gives a chunk."""
+    from video2act_core.control import ChunkPlanner, LatentsSample
+    from video2act_core.latents import Latents
+    from video2act_core.normalization import NormalizationStats
+    from video2act_core.systems import System1
+
+    system1 = System1(
+        ActionDiffusion(tiny_config()), NormalizationStats.identity([f"joint{i}" for i in range(6)]), "tiny-rdt"
+    )
+    planner = ChunkPlanner(system1, 0.1, max_latents_age_s=1.0, max_joint_state_age_s=0.3)
+    streams = np.zeros((5, 64), np.float32)
+
+    def check(views):
+        latents = Latents(streams, streams, 0.0, views=views)
+        return planner.check_latents(LatentsSample(latents, 0, 1, "tiny-rdt"))
+
+    images = CAMERAS * HISTORY * PATCHES
+    assert check(np.zeros((images, 24), np.float32)) == ""
+    assert check(np.zeros((images, 64), np.float32)) == f"image tokens shaped ({images}, 64), expected ({images}, 24)"
+    assert check(np.zeros((images - 1, 24), np.float32)).startswith("image tokens shaped")
+    latents = Latents(streams, streams, 0.0, views=np.zeros((images, 24), np.float32))
+    chunk = system1.act(latents, np.zeros(6), instruction="reach")
+    assert chunk.shape == (8, 6) and np.isfinite(chunk).all()
+
+
+def test_a_left_out_state_reads_the_demonstrations_mean():
+    """In RDT's units the mean state is not zero: condition dropout puts
+    the state there, as RDT's training does, not at zero."""
+    torch.manual_seed(0)
+    action = ActionDiffusion(tiny_config(condition_dropout=0.999999))
+    head = action.model
+    head.state_mean.copy_(torch.tensor([0.5, -0.2, 1.0, 0.0, 0.3, 0.9]))
+    instruction = Instruction(torch.tensor([[1, 2]]), torch.tensor([[True, True]]))
+    views, streams = torch.randn(1, CAMERAS * HISTORY * PATCHES, 24), torch.randn(1, 5, 64)
+    left_out = head.train().conditioning(torch.randn(1, 6), streams, streams, instruction, views).state_token
+    at_mean = head.eval().conditioning(head.state_mean[None], streams, streams, instruction, views).state_token
+    torch.testing.assert_close(left_out, at_mean)

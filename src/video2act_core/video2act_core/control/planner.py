@@ -80,7 +80,12 @@ class ChunkPlanner:
         self.max_joint_state_age_s = max_joint_state_age_s
         self.num_inference_steps = num_inference_steps
         self.max_stamp_lead_s = max_stamp_lead_s
-        self._token_width = system1.config.context_dim
+        config = system1.config
+        self._token_width = config.context_dim
+        # Image tokens may come as wide as System 2's features (an RDT head's
+        # own adaptor reads them), and an RDT head reads a fixed number.
+        self._image_width = config.view_dim or config.context_dim
+        self._image_count = int(np.prod(config.view_layout)) if config.view_layout else None
         # For a language-conditioned head: the task, until a node sets another.
         self.instruction = system1.default_instruction
 
@@ -88,14 +93,18 @@ class ChunkPlanner:
         """Why these latents cannot be used, or '' when they can."""
         if sample.model_id != self.system1.model_id:
             return f"latents from model '{sample.model_id}', policy runs '{self.system1.model_id}'"
-        streams = [("spatial", sample.latents.spatial), ("motion", sample.latents.motion)]
+        streams = [
+            ("spatial", sample.latents.spatial, None, self._token_width),
+            ("motion", sample.latents.motion, None, self._token_width),
+        ]
         if self.system1.config.view_tokens:
             if sample.latents.views is None:
                 return "latents carry no image tokens; this checkpoint reads them per camera"
-            streams.append(("image", sample.latents.views))
-        for name, tokens in streams:
-            if tokens.ndim != 2 or tokens.shape[1] != self._token_width or tokens.shape[0] == 0:
-                return f"{name} tokens shaped {tokens.shape}, expected (N, {self._token_width})"
+            streams.append(("image", sample.latents.views, self._image_count, self._image_width))
+        for name, tokens, count, width in streams:
+            wrong_count = tokens.shape[0] == 0 or (count is not None and tokens.shape[0] != count)
+            if tokens.ndim != 2 or tokens.shape[1] != width or wrong_count:
+                return f"{name} tokens shaped {tokens.shape}, expected ({count or 'N'}, {width})"
             if not np.all(np.isfinite(tokens)):
                 return f"{name} tokens contain NaN or Inf"
         return ""

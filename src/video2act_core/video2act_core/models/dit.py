@@ -66,12 +66,13 @@ class DiTConfig(ConfigDict):
     sampler: str = "ddim"
     timestep_spacing: str = "leading"
     # Per training sample, each condition (DROPPED_CONDITIONS) is left out
-    # with this probability: the state at its mean (zero once normalised),
-    # the other tokens zeroed. The official code: 0.1.
+    # with this probability: the state at the demonstrations' mean, the
+    # tokens and the instruction's words zeroed. The official code: 0.1.
     condition_dropout: float = 0.0
     # Training keeps an exponential moving average of the weights it trains
-    # and the checkpoint holds it: decay 1 - (1 + step)^-ema_power, at most
-    # ema_max_decay (the official code's EMAModel: 0.75, 0.9999).
+    # and the checkpoint holds it: at the n-th update the decay is
+    # 1 - n^-ema_power (0 for the first two), at most ema_max_decay (the
+    # official code's EMAModel: 0.75, 0.9999).
     ema: bool = False
     ema_power: float = 0.75
     ema_max_decay: float = 0.9999

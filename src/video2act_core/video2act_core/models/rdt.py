@@ -321,6 +321,9 @@ class RDTActionHead(RDTRunner):
         mask = torch.zeros(UNIFIED_DIM)
         mask[config.unified_indices] = 1.0
         self.register_buffer("action_mask", mask, persistent=False)
+        # A left-out state reads the demonstrations' mean, as RDT's (its
+        # units need not centre it at zero); stage 2 sets it.
+        self.register_buffer("state_mean", torch.zeros(config.state_dim), persistent=False)
 
     def unified(self, values: torch.Tensor) -> torch.Tensor:
         """(..., joints) -> (..., 128): each joint at its index, zeros elsewhere."""
@@ -350,12 +353,11 @@ class RDTActionHead(RDTRunner):
         if self.training and self.config.condition_dropout:
             names = (*DROPPED_CONDITIONS, "frequency")
             kept = kept_conditions(names, batch, self.config.condition_dropout, state.device)
-            state, spatial, motion, views, frequency = (
+            spatial, motion, views, frequency = (
                 zeroed_where_dropped(x, kept[name])
-                for name, x in zip(
-                    ("state", "spatial", "motion", "views", "frequency"), (state, spatial, motion, views, frequency)
-                )
+                for name, x in zip(("spatial", "motion", "views", "frequency"), (spatial, motion, views, frequency))
             )
+            state = torch.where(kept["state"][:, None], state, self.state_mean.to(state.dtype))
             language_kept = kept["language"]
         mask = self.action_mask.expand(batch, 1, -1).to(state.dtype)
         state_token = self.state_adaptor(torch.cat([self.unified(state).unsqueeze(1), mask], dim=2))
@@ -390,9 +392,10 @@ class RDTActionHead(RDTRunner):
 
 def load_rdt_weights(head: RDTRunner, path: str) -> list[str]:
     """Loads a released RDT checkpoint (RDTRunner's `pytorch_model.bin`, or a
-    DeepSpeed state holding it under "module") into `head`: every key of the
-    release must fit by name and shape; returns the head's keys the release
-    does not have (ours: a learned text encoder), which keep their start."""
+    state holding it under "module", as DeepSpeed's) into `head`: every key
+    of the release must fit by name and shape, and the head may have none
+    the release lacks but a learned text encoder's (returned: they keep
+    their start)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("module", state)
     own = head.state_dict()
@@ -402,5 +405,9 @@ def load_rdt_weights(head: RDTRunner, path: str) -> list[str]:
     misfits = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in state if state[k].shape != own[k].shape]
     if misfits:
         raise ValueError(f"{path}: shapes that do not fit this head's config: {misfits[:5]}")
+    kept = sorted(set(own) - set(state))
+    untrained = [k for k in kept if not k.startswith("text_encoder.")]
+    if untrained:
+        raise ValueError(f"{path}: this head has weights the release does not (a larger config?): {untrained[:5]}")
     head.load_state_dict(state, strict=False)
-    return sorted(set(own) - set(state))
+    return kept

@@ -220,6 +220,8 @@ def instruction_tokens(action, instructions: list[str], instruction_topic: str, 
     ids, mask = text_encoder.tokenize(distinct)
     device = next(action.model.parameters()).device
     once = encoded_instruction(text_encoder, ids.to(device), mask.to(device))
+    if once.words is not None:
+        text_encoder.to("cpu")  # frozen, its words kept: it waits on the host from here
     rows = torch.tensor([distinct.index(text) for text in instructions])
     words = None if once.words is None else once.words[rows].cpu()
     return Instruction(ids[rows], mask[rows], words)
