@@ -18,7 +18,8 @@ from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset
 from video2act_core.data.rosbag import read_episode
 from video2act_core.data.samples import find_episode_bags
-from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
+from video2act_core.models.conditions import Instruction
+from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.text import LearnedTextEncoder, build_text_encoder
 from video2act_core.params import SimArmParams, node_params
 from video2act_core.train import main as train

@@ -303,7 +303,8 @@ def test_the_sampler_starts_where_its_spacing_says(sampler, spacing, first):
 
 
 def test_condition_dropout_leaves_each_condition_out_of_its_share_of_the_samples_in_training_only():
-    from video2act_core.models.dit import DiTActionHead, DiTConfig, Instruction
+    from video2act_core.models.conditions import Instruction
+    from video2act_core.models.dit import DiTActionHead, DiTConfig
 
     torch.manual_seed(0)
     language = {"type": "learned", "vocab_size": 16, "max_tokens": 4, "dim": 8}

@@ -14,7 +14,7 @@ import yaml
 from conftest import JOINTS, PARAMS_FILE, REPO, WORDS, tiny_model_config, write_tokenizer
 from video2act_core.checkpoint import load_policy, save_checkpoint
 from video2act_core.models.backbones import build_backbone
-from video2act_core.models.dit import Instruction
+from video2act_core.models.conditions import Instruction
 from video2act_core.models.factory import build_models
 from video2act_core.normalization import NormalizationStats
 from video2act_core.training.data import instruction_tokens

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction
+from video2act_core.models.conditions import Instruction
+from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.factory import build_models
 from video2act_core.models.rdt import RDTRunner, load_rdt_weights
 

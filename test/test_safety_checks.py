@@ -44,7 +44,13 @@ class ScriptedSystem1:
 
     def __init__(self, policy, horizon: int = 16):
         self.config = SimpleNamespace(
-            context_dim=8, view_tokens=0, horizon=horizon, language=False, num_train_timesteps=100
+            context_dim=8,
+            view_tokens=0,
+            view_dim=0,
+            view_layout=[],
+            horizon=horizon,
+            language=False,
+            num_train_timesteps=100,
         )
         self.model_id = "scripted@test:0"
         self.needs_instruction = False

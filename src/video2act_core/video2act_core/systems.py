@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from video2act_core.latents import Latents
-from video2act_core.models.dit import ActionDiffusion, DiTConfig, Instruction, encoded_instruction
+from video2act_core.models.conditions import Instruction, encoded_instruction
+from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder, VDMEncoderConfig
 from video2act_core.normalization import NormalizationStats
 from video2act_core.processing import frames_to_tensor, resize_frames, views_to_tensor

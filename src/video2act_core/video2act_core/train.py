@@ -50,6 +50,36 @@ from video2act_core.training.stage2 import LR_SCHEDULES, Stage2Options, train_st
 # module is the command line and the order they run in.
 
 
+def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    """How long, how fast and on which samples the stages train."""
+    parser.add_argument("--stage1-steps", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=2000, help="stage 2 steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-4, help="stage 2's peak learning rate")
+    parser.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="one_cycle",
+        help="one_cycle: 5%% warm-up, then cosine down; constant: the official code's (with --lr 1e-4)",
+    )
+    parser.add_argument("--frame-stride", type=int, default=1)
+    parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
+    parser.add_argument(
+        "--max-staleness",
+        type=int,
+        default=8,
+        help="pair each sample with System 2 maps up to this many action periods old, "
+        "as System 1 sees them when System 2 runs asynchronously at a lower rate",
+    )
+    parser.add_argument(
+        "--sample-every",
+        type=int,
+        default=1,
+        help="keep every Nth commanded step of each episode: neighbouring steps look alike, "
+        "and System 2 then runs on 1/N of the clips (more episodes for the same time)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every option of `python -m video2act_core.train`.
 
@@ -97,32 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model-config", type=Path, default=repo / "config" / "model_tiny.yaml")
     parser.add_argument("--init", type=Path, help="start from this checkpoint's weights instead of --model-config")
     parser.add_argument("--name", default="video2act")
-    parser.add_argument("--stage1-steps", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=2000, help="stage 2 steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-4, help="stage 2's peak learning rate")
-    parser.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default="one_cycle",
-        help="one_cycle: 5%% warm-up, then cosine down; constant: the official code's (with --lr 1e-4)",
-    )
-    parser.add_argument("--frame-stride", type=int, default=1)
-    parser.add_argument("--state-noise", type=float, default=0.1, help="std of noise on the normalised joint state")
-    parser.add_argument(
-        "--max-staleness",
-        type=int,
-        default=8,
-        help="pair each sample with System 2 maps up to this many action periods old, "
-        "as System 1 sees them when System 2 runs asynchronously at a lower rate",
-    )
-    parser.add_argument(
-        "--sample-every",
-        type=int,
-        default=1,
-        help="keep every Nth commanded step of each episode: neighbouring steps look alike, "
-        "and System 2 then runs on 1/N of the clips (more episodes for the same time)",
-    )
+    add_schedule_arguments(parser)
     parser.add_argument("--no-motion", action="store_true", help="ablation: drop the motion tokens")
     parser.add_argument("--no-spatial", action="store_true", help="ablation: drop the spatial tokens")
     parser.add_argument(

@@ -23,6 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from video2act_core.models.conditions import (
+    DROPPED_CONDITIONS,
+    Instruction,
+    instruction_words,
+    kept_conditions,
+    zeroed_where_dropped,
+)
 from video2act_core.models.config import ConfigDict
 from video2act_core.models.text import build_text_encoder, text_encoder_arguments
 
@@ -35,8 +42,6 @@ SAMPLERS = ("ddim", "dpmsolver++")
 # The action head: this module's adaLN DiT, or RDT-1B's architecture (`rdt.py`).
 HEADS = ("dit", "rdt")
 TIMESTEP_SPACINGS = ("leading", "trailing", "linspace")
-# The conditions `condition_dropout` leaves out, each on its own draw.
-DROPPED_CONDITIONS = ("state", "spatial", "motion", "views", "language")
 
 
 @dataclass
@@ -184,15 +189,6 @@ class DiTConfig(ConfigDict):
             raise self.invalid("control_hz", ">= 0 (0 is RDT's 'unknown')")
 
 
-def kept_conditions(names, batch: int, probability: float, device) -> dict[str, torch.Tensor]:
-    """Per condition, (batch,) True where a sample keeps it: each its own draw."""
-    return dict(zip(names, torch.rand(len(names), batch, device=device) >= probability))
-
-
-def zeroed_where_dropped(x: torch.Tensor | None, kept: torch.Tensor) -> torch.Tensor | None:
-    return None if x is None else x * kept.view(-1, *[1] * (x.dim() - 1)).to(x.dtype)
-
-
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=timesteps.device) / half)
@@ -267,32 +263,6 @@ class Conditioning:
     state_embedding: torch.Tensor  # (B, hidden)
     keys_values: list[tuple[torch.Tensor, torch.Tensor]]  # per block: the context's cross-attention keys, values
     key_mask: torch.Tensor | None  # (B, 1, 1, N) bool, False for padding tokens; None: no padding
-
-
-@dataclass
-class Instruction:
-    """Tokenized task instructions for a batch: what the text encoder reads."""
-
-    ids: torch.Tensor  # (B, L)
-    mask: torch.Tensor  # (B, L) bool, True for real tokens
-    # (B, L, dim): a frozen text encoder's output, computed once per
-    # instruction instead of on every batch or chunk; None: run the encoder.
-    words: torch.Tensor | None = None
-
-
-def encoded_instruction(text_encoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> Instruction:
-    """Tokens, with their words when the encoder is frozen (a T5 of 4.8 B
-    parameters then runs once per instruction, not once per step)."""
-    if not text_encoder.frozen:
-        return Instruction(ids, mask)
-    with torch.no_grad():
-        return Instruction(ids, mask, text_encoder(ids, mask).float())
-
-
-def instruction_words(text_encoder: nn.Module, instruction: Instruction, like: torch.Tensor) -> torch.Tensor:
-    """The instruction's words in `like`'s dtype and device: cached, or encoded now."""
-    words = instruction.words if instruction.words is not None else text_encoder(instruction.ids, instruction.mask)
-    return words.to(like.device, like.dtype)
 
 
 class DiTActionHead(nn.Module):

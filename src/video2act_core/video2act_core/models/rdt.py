@@ -28,6 +28,13 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from video2act_core.models.conditions import (
+    DROPPED_CONDITIONS,
+    instruction_words,
+    kept_conditions,
+    zeroed_where_dropped,
+)
+
 # RDT's unified state/action vector (configs/state_vec.py): a single arm's
 # joints at 0-9 (right_arm_joint_i_pos), its gripper at 10 (right_gripper_open).
 UNIFIED_DIM = 128
@@ -338,13 +345,6 @@ class RDTActionHead(RDTRunner):
         """What stays fixed while one chunk is denoised; in training mode
         with some conditions left out (`condition_dropout`; the control
         frequency then reads 0, RDT's 'unknown')."""
-        from video2act_core.models.dit import (
-            DROPPED_CONDITIONS,
-            instruction_words,
-            kept_conditions,
-            zeroed_where_dropped,
-        )
-
         if instruction is None or views is None:
             raise ValueError("the RDT head reads the task instruction and image tokens; one was not given")
         batch = state.shape[0]

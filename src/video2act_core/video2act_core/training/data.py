@@ -23,7 +23,7 @@ from video2act_core.data.episode import Episode, EpisodeTopics
 from video2act_core.data.frames import ViewSpec
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.samples import Samples, keep_every, load_episodes, load_samples
-from video2act_core.models.dit import Instruction, encoded_instruction
+from video2act_core.models.conditions import Instruction, encoded_instruction
 from video2act_core.normalization import NormalizationStats
 from video2act_core.params import CommonParams, PerceptionParams, SimArmParams, node_params
 from video2act_core.processing import views_to_tensor

@@ -25,7 +25,8 @@ import torch
 import yaml
 from torch import nn
 
-from video2act_core.models.dit import ActionDiffusion, Instruction
+from video2act_core.models.conditions import Instruction
+from video2act_core.models.dit import ActionDiffusion
 from video2act_core.models.factory import system1_config
 from video2act_core.models.text import text_encoder_arguments
 from video2act_core.models.vdm_encoder import VDMEncoderConfig, build_formers

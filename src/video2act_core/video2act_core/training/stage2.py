@@ -25,7 +25,7 @@ from torch import nn
 
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.samples import Samples, first_sample_of_episode
-from video2act_core.models.dit import Instruction
+from video2act_core.models.conditions import Instruction
 from video2act_core.normalization import NormalizationStats
 from video2act_core.processing import frames_to_tensor
 from video2act_core.training.checkpointing import save_state
@@ -174,6 +174,18 @@ def idle_in_stage2(encoder, action) -> list[nn.Module]:
     return idle
 
 
+def distributed_objective(objective: Stage2Objective, idle: list[nn.Module], process: TrainingProcess) -> nn.Module:
+    """The objective, under DistributedDataParallel for several processes;
+    DDP neither syncs nor checks the devices of what waits on the host."""
+    if process.world == 1:
+        return objective
+    waiting = {id(t) for module in idle for t in [*module.parameters(), *module.buffers()]}
+    named = [*objective.named_parameters(), *objective.named_buffers()]
+    objective._ddp_params_and_buffers_to_ignore = [name for name, t in named if id(t) in waiting]
+    device = process.device
+    return nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def trainable_parameters(encoder, action, features: Features, end_to_end: bool) -> list[nn.Parameter]:
     """Freezes the backbone (unless trained end to end), fixes the token
     scales from `features`, and lists what stage 2 trains.
@@ -287,15 +299,7 @@ def train_stage2(
     trainable = trainable_parameters(encoder, action, features, end_to_end)
     if action.config.head == "rdt":
         action.model.state_mean.copy_(states.mean(0))  # what a left-out state reads
-    objective = Stage2Objective(encoder, action, options.state_noise)
-    if process.world > 1:
-        # DDP neither syncs nor checks the devices of what waits on the host.
-        waiting = {id(t) for module in idle for t in [*module.parameters(), *module.buffers()]}
-        named = [*objective.named_parameters(), *objective.named_buffers()]
-        objective._ddp_params_and_buffers_to_ignore = [name for name, t in named if id(t) in waiting]
-        objective = nn.parallel.DistributedDataParallel(
-            objective, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    objective = distributed_objective(Stage2Objective(encoder, action, options.state_noise), idle, process)
     optimizer, schedule, start = optimizer_and_schedule(trainable, options, resumed)
     config = action.config
     average = WeightAverage(trainable, config.ema_power, config.ema_max_decay) if config.ema else None
