@@ -313,7 +313,7 @@ def test_the_memory_plan_counts_a_stage2_step_without_weights():
     trained = sum(p.numel() for p in action.model.parameters()) + sum(
         p.numel() for f in formers for p in f.parameters()
     )
-    planned = plan(config, joints=6, batch=8)
+    planned = plan(config, joints=6, batch=8, stage1=False)
     assert planned.trained == trained
     assert planned.peak["Parameter"] == 4 * trained and planned.ema_bytes == 4 * trained
     tensors = len(list(action.model.parameters())) + sum(len(list(f.parameters())) for f in formers)
@@ -322,4 +322,25 @@ def test_the_memory_plan_counts_a_stage2_step_without_weights():
     assert [name for name, _ in planned.idle] == ["svd video model"]
     assert planned.idle[0][1] == sum(p.numel() for p in encoder.backbone.parameters())
     config["system1"]["gradient_checkpointing"] = True
-    assert plan(config, joints=6, batch=8).peak["Activation"] < planned.peak["Activation"]
+    assert plan(config, joints=6, batch=8, stage1=False).peak["Activation"] < planned.peak["Activation"]
+
+
+def test_the_memory_plan_of_a_lora_stage1_trains_peft_s_adapters_beside_a_bf16_model():
+    """Stage 1 planned with the adapters peft puts on the model (as many
+    parameters), the frozen model in bf16 (half of float32's), AdamW's
+    moments for the adapters alone; stage 2 with the cache in bf16."""
+    from video2act_core.training.plan import plan
+    from video2act_core.training.recipe import TrainingRecipe
+    from video2act_core.training.stage1 import attach_adapters
+
+    full = plan(MICRO, joints=6, batch=16)
+    recipe = {"precision": "bfloat16", "stage1_adapter": "lora", "lora_rank": 4}
+    lora = plan({**MICRO, "training": recipe}, joints=6, batch=16)
+    encoder, _ = build_models(MICRO, [f"joint{i}" for i in range(6)])
+    backbone = sum(p.numel() for p in encoder.backbone.parameters())
+    assert full.stage1_trained == backbone
+    adapters = attach_adapters(encoder, TrainingRecipe(**recipe))
+    assert lora.stage1_trained == sum(p.numel() for p in adapters)
+    assert lora.stage1_peak["Parameter"] < 0.6 * full.stage1_peak["Parameter"]
+    assert lora.stage1_peak.get("Optstate", 0) < 0.2 * full.stage1_peak.get("Optstate", 1)
+    assert "stage 1 at 1 clip(s), bfloat16: LoRA rank 4 on the video model" in str(lora)

@@ -16,11 +16,13 @@ pass in parts as it goes; rerunning the same command resumes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import yaml
 
 from video2act_core.checkpoint import save_checkpoint
 from video2act_core.data.joint_names import JointNameMap
@@ -43,7 +45,14 @@ from video2act_core.training.data import (
 )
 from video2act_core.training.distributed import TrainingProcess, finish, start_process
 from video2act_core.training.features import cache_options, cached_features, scale_features
-from video2act_core.training.stage1 import check_stage1, stage1_pending, train_stage1
+from video2act_core.training.recipe import TrainingRecipe
+from video2act_core.training.stage1 import (
+    attach_adapters,
+    check_stage1,
+    merge_adapters,
+    stage1_pending,
+    train_stage1,
+)
 from video2act_core.training.stage2 import LR_SCHEDULES, Stage2Options, train_stage2
 
 # The stages live in video2act_core/training/ (see its __init__); this
@@ -172,6 +181,7 @@ class TrainingRun:
     action: ActionDiffusion
     data: TrainingData
     instructions: object  # the language head's tokens of data.instructions, or None
+    recipe: TrainingRecipe  # --model-config's training section
 
     @property
     def state_path(self) -> Path:
@@ -193,6 +203,10 @@ def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
     generator = torch.Generator().manual_seed(args.seed + process.rank)
 
     common = node_params(CommonParams, args.params, "/**")
+    try:
+        recipe = TrainingRecipe.from_model_config(yaml.safe_load(args.model_config.read_text()))
+    except ValueError as error:
+        raise SystemExit(f"{args.model_config}: {error}") from None
     encoder, action = initial_models(
         args.model_config,
         args.init,
@@ -226,7 +240,7 @@ def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
             f"{len(data.episodes)} episodes, {len(data.samples.clips)} samples; "
             f"device {process.device}, {process.world} process(es)"
         )
-    return TrainingRun(process, work, generator, encoder, action, data, instructions)
+    return TrainingRun(process, work, generator, encoder, action, data, instructions, recipe)
 
 
 def sample_instructions(run: TrainingRun) -> list[str]:
@@ -238,11 +252,14 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
     """The saved state, if any, and stage 1 where it is still to do; the
     state stage 2 resumes from (None: from its first step)."""
     resumed = load_state(run.state_path)
+    pending = stage1_pending(resumed, args.stage1_steps)
+    # Before the weights are restored: a stage 1 state holds the adapters.
+    adapters = attach_adapters(run.encoder, run.recipe) if pending and run.recipe.stage1_adapter == "lora" else None
     if resumed:
-        restore_weights(resumed, run.encoder, run.action)
+        restore_weights(resumed, run.encoder, run.action, run.state_path)
         if not run.process.quiet:
             print(f"resuming from {run.state_path}: stage {resumed['stage']}, step {resumed['step']}")
-    if stage1_pending(resumed, args.stage1_steps):
+    if pending:
         train_stage1(
             run.encoder,
             run.action,
@@ -254,8 +271,12 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
             state_path=run.state_path,
             resumed=resumed,
             generator=run.generator,
+            recipe=run.recipe,
+            adapters=adapters,
             instructions=sample_instructions(run),
         )
+        if adapters is not None:
+            merge_adapters(run.encoder)
         resumed = None
     return resumed
 
@@ -273,7 +294,12 @@ def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) ->
         augmentation=augmentation,
         seed=args.seed,
         successful_only=args.successful_only,
+        recipe=run.recipe,
     )
+    if run.recipe.low_precision:  # frozen from here on: it runs, and is saved, in the recipe's precision
+        run.encoder.backbone.cast_frozen(run.recipe.dtype)
+        if run.encoder.image_encoder is not None:
+            run.encoder.image_encoder.to(run.recipe.dtype)
     return cached_features(
         run.encoder,
         run.data.samples,
@@ -284,6 +310,7 @@ def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) ->
         augmentation,
         args.seed,
         sample_instructions(run),
+        run.recipe.dtype,
     )
 
 
@@ -324,6 +351,7 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
         state_path=run.state_path,
         resumed=resumed,
         generator=run.generator,
+        recipe=run.recipe,
     )
     if not run.process.quiet:
         data = run.data
@@ -339,6 +367,7 @@ def train(args: argparse.Namespace, joint_map: JointNameMap) -> None:
             seconds,
             run.process.device,
         )
+        metadata["recipe"] = dataclasses.asdict(run.recipe)
         model_id = save_checkpoint(
             args.out, run.encoder, run.action, data.stats, name=args.name, metadata=metadata, overwrite=args.overwrite
         )

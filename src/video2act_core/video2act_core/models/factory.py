@@ -43,7 +43,7 @@ def build_models(
     """Fresh models from a `config/model_*.yaml` mapping; derived widths are
     filled in so they cannot disagree; with `system1.pretrained_path`, the
     RDT head starts from RDT's released weights."""
-    unknown = set(model_config) - {"system2", "system1"}
+    unknown = set(model_config) - {"system2", "system1", "training"}  # training: training.recipe
     if unknown:
         raise ValueError(f"unknown model config sections {sorted(unknown)}")
     torch.manual_seed(seed)

@@ -101,15 +101,25 @@ def save_state(
     )
 
 
-def restore_weights(resumed: dict, encoder, action) -> None:
+def restore_weights(resumed: dict, encoder, action, path: Path) -> None:
     """Loads a saved state's weights into both models.
 
     Args:
         resumed: what `load_state` returned.
         encoder, action: the models to load them into.
+        path: where the state was read (for the error).
+
+    Raises:
+        SystemExit: the state's weights do not fit these models (another
+            model config, or stage 1 with adapters and without).
     """
-    encoder.load_state_dict(resumed["encoder"])
-    action.model.load_state_dict(resumed["action"])
+    try:
+        encoder.load_state_dict(resumed["encoder"])
+        action.model.load_state_dict(resumed["action"])
+    except RuntimeError as error:
+        raise SystemExit(
+            f"{path} was saved by a training of another model or recipe; remove it to start afresh: {str(error)[:400]}"
+        ) from None
 
 
 def training_metadata(

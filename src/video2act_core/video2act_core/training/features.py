@@ -28,6 +28,7 @@ from video2act_core.processing import frames_to_tensor
 from video2act_core.training.checkpointing import save_atomically
 from video2act_core.training.data import augmented, camera_frames
 from video2act_core.training.distributed import TrainingProcess, wait_for_all
+from video2act_core.training.recipe import TrainingRecipe
 
 # Cached maps move to the GPU when they take at most this share of its free
 # memory; larger caches stay memory-mapped and are copied batch by batch.
@@ -95,6 +96,7 @@ def cache_options(
     augmentation: CameraAugmentation | None,
     seed: int,
     successful_only: bool,
+    recipe: TrainingRecipe,
 ) -> dict:
     """The training options that change the cached maps, for `cache_key`.
 
@@ -105,6 +107,7 @@ def cache_options(
         augmentation: the camera augmentation applied before System 2.
         seed: seeds the augmentation.
         successful_only: whether failed episodes were left out.
+        recipe: the precision of the video model and of the cache, stage 1's adapters.
 
     Returns:
         The mapping hashed into the key.
@@ -118,6 +121,8 @@ def cache_options(
         "seed": seed,
         # only when set: caches written before the option stay valid
         **({"successful_only": True} if successful_only else {}),
+        **({"precision": recipe.precision} if recipe.low_precision else {}),
+        **({"stage1_adapter": recipe.stage1_adapter} if stage1_steps and recipe.stage1_adapter != "full" else {}),
     }
 
 
@@ -156,6 +161,7 @@ def refine_all(
     parts_dir: Path | None = None,
     batches_per_part: int = 16,
     instructions: Sequence[str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """System 2's filtered maps of every clip (and of every sample's camera
     frames, with image tokens), each augmented (or not) once.
@@ -175,9 +181,11 @@ def refine_all(
         instructions: each clip's task instruction, for a video model
             conditioned on it: the `instruction_dropout` of them (drawn from
             the same generator) are left out, as the official code trains.
+        dtype: what the maps are kept in (bf16 halves a cache of signed
+            paper-form maps, 5 GB per thousand samples at the paper's sizes).
 
     Returns:
-        (spatial, motion, view maps or None), float32 on the CPU, a row per clip.
+        (spatial, motion, view maps or None) in `dtype` on the CPU, a row per clip.
     """
     rng = np.random.default_rng(seed)
     done, spatial, motion, view_maps = _saved_parts(parts_dir, rng) if parts_dir is not None else (0, [], [], [])
@@ -194,10 +202,10 @@ def refine_all(
             kept = rng.random(len(picks)) >= encoder.backbone.instruction_dropout
             encoder.backbone.set_instructions([instructions[i] if k else "" for i, k in zip(picks, kept, strict=True)])
         maps = encoder.refine(batch, cameras)
-        spatial.append(maps.spatial.float().cpu())
-        motion.append(maps.motion.float().cpu())
+        spatial.append(maps.spatial.to("cpu", dtype))
+        motion.append(maps.motion.to("cpu", dtype))
         if maps.views is not None:
-            view_maps.append(maps.views.float().cpu())
+            view_maps.append(maps.views.to("cpu", dtype))
         if parts_dir is not None and (count % batches_per_part == 0 or count == len(starts)):
             save_atomically(
                 {
@@ -224,6 +232,7 @@ def cached_features(
     augmentation: CameraAugmentation | None,
     seed: int,
     instructions: Sequence[str] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> Features:
     """Every sample's maps from the cache in `cache_dir`, filling it first
     if it is missing: rank 0 runs System 2 over the data (in parts, next to
@@ -239,6 +248,7 @@ def cached_features(
             device if they fit there.
         augmentation, seed: the camera augmentation and its seed.
         instructions: each sample's task instruction (`refine_all`).
+        dtype: what the cache keeps the maps in (`refine_all`).
 
     Returns:
         The maps, memory-mapped (paged in as batches use them) or on the GPU.
@@ -259,6 +269,7 @@ def cached_features(
             samples.views,
             parts_dir,
             instructions=instructions,
+            dtype=dtype,
         ),
     ):
         shutil.rmtree(parts_dir)

@@ -1,5 +1,5 @@
-"""The device memory of a stage 2 training step at a model config's sizes,
-planned without weights or a GPU:
+"""The device memory of a training step at a model config's sizes, for
+stage 1 and stage 2, planned without weights or a GPU:
 
     python -m video2act_core.training.plan --model-config config/model_wan2.2_ti2v_5b.yaml
 
@@ -8,9 +8,12 @@ cached features (`stage2.idle_in_stage2`) waits on the host. One step of
 what trains (the formers and System 1's head: weights, gradients, AdamW's
 moments, the EMA, the activations at --batch-size, in float32 as training
 runs) is run on fake tensors under torch's MemTracker, which records what
-each tensor would occupy. Downloads need not be here: a model the config
-names by a path that does not exist is built from the published
-architecture of the release it names (RELEASES), by directory name.
+each tensor would occupy. Stage 1's step is the video model's denoising
+loss on the latents of --batch-size / 16 clips (the VAE's encoding, without
+gradients, comes before and is not tracked), in the precision and with the
+adapters of the config's `training` recipe. Downloads need not be here: a model the config names by a path
+that does not exist is built from the published architecture of the
+release it names (RELEASES), by directory name.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from video2act_core.models.dit import ActionDiffusion
 from video2act_core.models.factory import system1_config
 from video2act_core.models.text import text_encoder_arguments
 from video2act_core.models.vdm_encoder import VDMEncoderConfig, build_formers
+from video2act_core.training.recipe import TrainingRecipe
+from video2act_core.training.stage1 import CLIPS_PER_BATCH
 
 GIB = 2**30
 
@@ -107,22 +112,138 @@ def video_model(backbone: dict[str, Any]) -> tuple[list[tuple[str, nn.Module]], 
     return [(f"{backbone.get('type', 'svd')} video model", built)], built.feature_channels
 
 
-def stream_maps(vdm: VDMEncoderConfig, channels: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+class PlannedLoRA(nn.Module):
+    """What peft's LoRA adds to a Linear, laid out as peft lays it out
+    (A: rank x in, B: out x rank, float32, the input cast to them). Built
+    by hand for the plan alone: peft cannot move its adapters to the base
+    layer's device under FakeTensorMode."""
+
+    def __init__(self, base: nn.Linear, rank: int):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Linear(base.in_features, rank, bias=False, dtype=torch.float32)
+        self.lora_B = nn.Linear(rank, base.out_features, bias=False, dtype=torch.float32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.lora_B(self.lora_A(x.to(self.lora_A.weight.dtype))).to(x.dtype)
+
+
+def planned_adapters(denoiser: nn.Module, recipe: TrainingRecipe) -> list[nn.Parameter]:
+    """Puts a PlannedLoRA on every Linear the recipe's targets name."""
+    import re
+
+    targets = [
+        name
+        for name, module in denoiser.named_modules()
+        if isinstance(module, nn.Linear) and re.fullmatch(recipe.lora_targets, name)
+    ]
+    adapters = []
+    for name in targets:
+        parent_name, _, leaf = name.rpartition(".")
+        parent = denoiser.get_submodule(parent_name)
+        planned = PlannedLoRA(getattr(parent, leaf), recipe.lora_rank)
+        setattr(parent, leaf, planned)
+        adapters += [planned.lora_A.weight, planned.lora_B.weight]
+    return adapters
+
+
+def fake_backbone(backbone: dict[str, Any]) -> nn.Module:
+    """System 2's video model on fake tensors: a Wan2.2 release not here
+    built from its published configs (its text context zeros of umT5's
+    shape: umT5 itself runs on the host, once per instruction)."""
+    from video2act_core.models.backbones import build_backbone
+
+    path = backbone.get("pretrained_path", "")
+    if backbone.get("type") == "wan" and path and not Path(path).exists():
+        from video2act_core.models.backbones.wan_original import WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE
+
+        absent = {"pretrained_path": "", "text_encoder_path": "", "instruction_context": False}
+        backbone = {**backbone, **absent, "transformer": WAN22_TI2V_5B_TRANSFORMER, "vae": WAN22_VAE}
+    return build_backbone(backbone)
+
+
+class _NoHook:
+    def remove(self) -> None:
+        pass
+
+
+def skip_frozen_gradient_hooks(tracker, module: nn.Module) -> None:
+    """torch 2.13's MemTracker hooks the gradient of every parameter of each
+    module it enters and fails on a frozen one; marked as hooked already,
+    frozen parameters are still counted, and not hooked."""
+    for parameter in module.parameters():
+        if not parameter.requires_grad:
+            tracker._param_to_grad_hook_handles[parameter] = (_NoHook(), _NoHook())
+
+
+def stage1_step(vdm: VDMEncoderConfig, recipe: TrainingRecipe, clips: int) -> tuple[dict[str, int], int]:
+    """MemTracker's peak (bytes by kind) of one stage 1 step on fake
+    tensors, and the parameters it trains."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    from video2act_core.training.stage1 import LEARNING_RATE
+
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        backbone = fake_backbone(vdm.backbone)
+        if recipe.stage1_adapter == "lora":
+            backbone.requires_grad_(False)
+            trained = planned_adapters(backbone.denoiser(), recipe)
+            backbone.cast_frozen(recipe.dtype)
+            for adapter in trained:
+                adapter.data = adapter.data.float()
+        else:
+            trained = list(backbone.parameters())
+        optimizer = torch.optim.AdamW(trained, lr=LEARNING_RATE)
+        tracker = MemTracker()
+        tracker.track_external(backbone, optimizer)
+        skip_frozen_gradient_hooks(tracker, backbone)
+        clip = torch.empty(clips, vdm.num_frames, 3, vdm.motion_height, vdm.motion_width)
+        # Encoded before the step is tracked: MemTracker cannot follow Wan's
+        # VAE (its encoder runs once per chunk of frames), and what the
+        # encoding holds without gradients is gone before the step runs.
+        with recipe.autocast(torch.device("cpu")), torch.no_grad():
+            latents, context = backbone.encode(clip), backbone.context(clip)
+        with tracker:
+            for _ in range(2):  # the second step holds AdamW's moments throughout
+                tracker.reset_mod_stats()
+                with recipe.autocast(torch.device("cpu")):
+                    loss = backbone.denoising_loss(latents, None, context)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad()
+        peak = next(iter(tracker.get_tracker_snapshot("peak").values()))
+    return {str(kind.value if hasattr(kind, "value") else kind): value for kind, value in peak.items()}, sum(
+        p.numel() for p in trained
+    )
+
+
+def stream_maps(
+    vdm: VDMEncoderConfig, channels: int, batch: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Fake spatial and motion maps as the feature cache holds them."""
     if vdm.stream_form == "paper" and vdm.backbone.get("type") == "wan":
         cell = 32  # Wan2.2's VAE (16x) and patches (2x2)
         frames = (vdm.num_frames - 1) // 4 + 1
         spatial = (batch, channels, vdm.image_height // cell, vdm.image_width // cell)
         motion = (batch, channels, frames, vdm.motion_height // cell, vdm.motion_width // cell)
-        return torch.empty(spatial), torch.empty(motion)
+        return torch.empty(spatial, dtype=dtype), torch.empty(motion, dtype=dtype)
     if vdm.stream_form == "paper":
         raise SystemExit("the plan knows the paper form's map sizes for Wan2.2 only")
-    return torch.empty(batch, channels, vdm.spatial_grid, vdm.spatial_grid), torch.empty(
-        batch, channels, vdm.motion_grid, vdm.motion_grid
+    return torch.empty(batch, channels, vdm.spatial_grid, vdm.spatial_grid, dtype=dtype), torch.empty(
+        batch, channels, vdm.motion_grid, vdm.motion_grid, dtype=dtype
     )
 
 
-def stage2_step(vdm: VDMEncoderConfig, system1: dict, joints: int, channels: int, view_channels: int, batch: int):
+def stage2_step(
+    vdm: VDMEncoderConfig,
+    system1: dict,
+    joints: int,
+    channels: int,
+    view_channels: int,
+    batch: int,
+    recipe: TrainingRecipe,
+):
     """MemTracker's peak (bytes by kind) of one stage 2 step on fake tensors."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.distributed._tools.mem_tracker import MemTracker
@@ -146,11 +267,16 @@ def stage2_step(vdm: VDMEncoderConfig, system1: dict, joints: int, channels: int
         average = WeightAverage(trainable, config.ema_power, config.ema_max_decay) if config.ema else None
         tracker = MemTracker()
         tracker.track_external(action, formers, optimizer)
-        spatial_maps, motion_maps = stream_maps(vdm, channels, batch)
+        spatial_maps, motion_maps = stream_maps(vdm, channels, batch, recipe.dtype)
         view_maps = None
         if vdm.view_cameras:
             view_maps = torch.empty(
-                batch, vdm.view_cameras * vdm.view_history, view_channels, vdm.view_grid, vdm.view_grid
+                batch,
+                vdm.view_cameras * vdm.view_history,
+                view_channels,
+                vdm.view_grid,
+                vdm.view_grid,
+                dtype=recipe.dtype,
             )
         instruction = None
         if language:
@@ -159,16 +285,18 @@ def stage2_step(vdm: VDMEncoderConfig, system1: dict, joints: int, channels: int
         with tracker:
             for _ in range(2):  # the second step holds AdamW's moments throughout, as every later one
                 tracker.reset_mod_stats()
-                spatial, motion = formers[0](spatial_maps), formers[1](motion_maps)
-                views = None
-                if view_maps is not None:  # through the view former, or each cell as it is
-                    views = (
-                        formers[2](view_maps)
-                        if len(formers) == 3
-                        else view_maps.flatten(3).transpose(2, 3).flatten(1, 2)
-                    )
-                actions, state = torch.empty(batch, config.horizon, joints), torch.empty(batch, joints)
-                action.loss(actions, state, spatial, motion, instruction, views).backward()
+                with recipe.autocast(torch.device("cpu")):
+                    spatial, motion = formers[0](spatial_maps), formers[1](motion_maps)
+                    views = None
+                    if view_maps is not None:  # through the view former, or each cell as it is
+                        views = (
+                            formers[2](view_maps)
+                            if len(formers) == 3
+                            else view_maps.flatten(3).transpose(2, 3).flatten(1, 2)
+                        )
+                    actions, state = torch.empty(batch, config.horizon, joints), torch.empty(batch, joints)
+                    loss = action.loss(actions, state, spatial, motion, instruction, views)
+                loss.backward()
                 nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
                 optimizer.step()
                 optimizer.zero_grad()
@@ -184,27 +312,47 @@ def stage2_step(vdm: VDMEncoderConfig, system1: dict, joints: int, channels: int
     )
 
 
+KINDS = ("Parameter", "Gradient", "Optstate", "Activation", "Temp", "Buffer", "Other")
+
+
 @dataclass
 class Plan:
     batch: int
-    idle: list[tuple[str, int]]  # (module, parameters) waiting on the host
-    peak: dict[str, int]  # MemTracker's peak bytes by kind, and 'Total'
+    recipe: TrainingRecipe
+    idle: list[tuple[str, int]]  # (module, parameters) waiting on the host in stage 2
+    peak: dict[str, int]  # stage 2: MemTracker's peak bytes by kind, and 'Total'
     ema_bytes: int
-    trained: int  # parameters
+    trained: int  # stage 2's trained parameters
+    stage1_peak: dict[str, int] | None = None  # stage 1's, where the video model has one
+    stage1_trained: int = 0
 
     @property
     def total_bytes(self) -> int:
         return self.peak["Total"] + self.ema_bytes
 
+    @staticmethod
+    def _kinds(peak: dict[str, int]) -> list[str]:
+        return [f"  {kind.lower()}: {size(peak[kind])}" for kind in KINDS if peak.get(kind)]
+
     def __str__(self) -> str:
-        lines = [f"stage 2 at batch {self.batch}, float32: the device holds what trains; on the host wait"]
+        recipe = self.recipe
+        lines = []
+        if self.stage1_peak is not None:
+            what = f"LoRA rank {recipe.lora_rank} on" if recipe.stage1_adapter == "lora" else "all of"
+            lines.append(
+                f"stage 1 at {max(1, self.batch // CLIPS_PER_BATCH)} clip(s), {recipe.precision}: "
+                f"{what} the video model, {count(self.stage1_trained)} trained parameters (MemTracker's peak):"
+            )
+            lines += self._kinds(self.stage1_peak) + [f"  total: {size(self.stage1_peak['Total'])}"]
+        lines.append(
+            f"stage 2 at batch {self.batch}, {recipe.precision}: the device holds what trains; on the host wait"
+        )
         lines += [
-            f"  {name}: {count(parameters)} parameters ({size(parameters * 4)})" for name, parameters in self.idle
+            f"  {name}: {count(parameters)} parameters ({size(parameters * 4)} in float32)"
+            for name, parameters in self.idle
         ]
         lines.append(f"the step on the device (MemTracker's peak), {count(self.trained)} trained parameters:")
-        for kind in ("Parameter", "Gradient", "Optstate", "Activation", "Temp", "Buffer", "Other"):
-            if self.peak.get(kind):
-                lines.append(f"  {kind.lower()}: {size(self.peak[kind])}")
+        lines += self._kinds(self.peak)
         # The EMA's copies are made outside the tracked modules: counted on top.
         if self.ema_bytes:
             lines.append(f"  EMA copy: {size(self.ema_bytes)}")
@@ -212,9 +360,11 @@ class Plan:
         return "\n".join(lines)
 
 
-def plan(model_config: dict[str, Any], joints: int, batch: int) -> Plan:
-    """What stage 2 leaves idle on the host, and its step on the device."""
+def plan(model_config: dict[str, Any], joints: int, batch: int, stage1: bool = True) -> Plan:
+    """Stage 1's step on the device (`stage1`, for a video model with a
+    denoising objective), what stage 2 leaves idle on the host, and its step."""
     vdm = VDMEncoderConfig.from_dict(model_config["system2"])
+    recipe = TrainingRecipe.from_model_config(model_config)
     system1 = model_config.get("system1", {})
     idle, channels = video_model(vdm.backbone)
     view_channels = channels
@@ -225,9 +375,12 @@ def plan(model_config: dict[str, Any], joints: int, batch: int) -> Plan:
     language = system1.get("language") or {}
     if language.get("type") == "pretrained":
         idle.append((f"{Path(language['path']).name} text encoder", transformers_model(language["path"])))
-    peak, ema_bytes, trained = stage2_step(vdm, system1, joints, channels, view_channels, batch)
+    peak, ema_bytes, trained = stage2_step(vdm, system1, joints, channels, view_channels, batch, recipe)
     idle_counts = [(name, sum(p.numel() for p in module.parameters())) for name, module in idle]
-    return Plan(batch, idle_counts, peak, ema_bytes, trained)
+    planned = Plan(batch, recipe, idle_counts, peak, ema_bytes, trained)
+    if stage1 and vdm.backbone.get("type") != "resnet":  # resnet: trained end to end, in stage 2
+        planned.stage1_peak, planned.stage1_trained = stage1_step(vdm, recipe, max(1, batch // CLIPS_PER_BATCH))
+    return planned
 
 
 def main(argv: list[str] | None = None) -> int:

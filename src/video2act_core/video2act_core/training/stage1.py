@@ -5,6 +5,14 @@ robot's scenes before System 2's maps of them are cached for stage 2.
 It is optional: a pretrained video model's features already carry motion.
 A backbone trained end to end (the ResNet baseline) has no denoising
 objective and trains with the head in stage 2 instead.
+
+With `training.stage1_adapter: lora` (the full-size configs') the video
+model stays frozen, in the recipe's precision, and low-rank adapters (peft,
+float32) on its denoiser's attention projections train instead: at the
+paper's sizes the whole model with AdamW in float32 would need ~80 GB
+before any activation. The adapters are merged into the weights after the
+last step, so what follows (the feature pass, the checkpoint) sees a plain
+model.
 """
 
 from __future__ import annotations
@@ -12,11 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from video2act_core.data.samples import Clips
 from video2act_core.processing import frames_to_tensor
 from video2act_core.training.checkpointing import save_state
 from video2act_core.training.distributed import TrainingProcess, average_gradients
+from video2act_core.training.recipe import TrainingRecipe
 
 LEARNING_RATE = 1e-5  # fine-tuning a video model: small steps
 CLIPS_PER_BATCH = 16  # a stage 1 step draws --batch-size // this many clips (at least one)
@@ -37,6 +47,52 @@ def check_stage1(encoder, steps: int) -> None:
             f"--stage1-steps: the {encoder.config.backbone.get('type')} backbone has no denoising "
             "objective; it trains with the head in stage 2"
         )
+
+
+def attach_adapters(encoder, recipe: TrainingRecipe) -> list[nn.Parameter]:
+    """Freezes the encoder (its video model cast to the recipe's precision)
+    and puts LoRA adapters on the denoiser's modules the recipe names.
+
+    Args:
+        encoder: System 2's encoder, changed in place.
+        recipe: the rank, scale and target modules.
+
+    Returns:
+        The adapters' parameters, float32 whatever the model's precision.
+
+    Raises:
+        ValueError: the targets match no module of the denoiser.
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    encoder.requires_grad_(False)
+    backbone = encoder.backbone
+    backbone.cast_frozen(recipe.dtype)
+    config = LoraConfig(
+        r=recipe.lora_rank, lora_alpha=recipe.lora_alpha or recipe.lora_rank, target_modules=recipe.lora_targets
+    )
+    try:
+        inject_adapter_in_model(config, backbone.denoiser())
+    except ValueError as error:  # peft's "Target modules ... not found in the base model"
+        raise ValueError(f"training.lora_targets {recipe.lora_targets!r}: {error}") from None
+    adapters = [p for name, p in backbone.denoiser().named_parameters() if ".lora_" in name]
+    for adapter in adapters:
+        adapter.data = adapter.data.float()  # small, and updates of 1e-5 vanish in bf16
+    return adapters
+
+
+def merge_adapters(encoder) -> None:
+    """Folds each adapter into the weight it adapts and puts that layer back
+    in its place, leaving the denoiser as it was built plus the update."""
+    from peft.tuners.lora import LoraLayer
+    from peft.tuners.tuners_utils import _get_submodules
+
+    denoiser = encoder.backbone.denoiser()
+    adapted = [name for name, module in denoiser.named_modules() if isinstance(module, LoraLayer)]
+    for name in adapted:
+        parent, layer, leaf = _get_submodules(denoiser, name)
+        layer.merge()
+        setattr(parent, leaf, layer.get_base_layer())
 
 
 def stage1_pending(resumed: dict | None, steps: int) -> bool:
@@ -64,11 +120,13 @@ def train_stage1(
     state_path: Path,
     resumed: dict | None,
     generator: torch.Generator,
+    recipe: TrainingRecipe,
+    adapters: list[nn.Parameter] | None = None,
     instructions: list[str] | None = None,
 ) -> None:
-    """Fine-tunes the whole encoder on random clips' denoising loss,
-    gradients averaged over the processes; rank 0 saves the state every
-    `save_every` steps.
+    """Fine-tunes the whole encoder (or the adapters) on random clips'
+    denoising loss, gradients averaged over the processes; rank 0 saves
+    the state every `save_every` steps.
 
     Args:
         encoder: System 2's encoder, trained in place.
@@ -81,11 +139,13 @@ def train_stage1(
         state_path: `<out>.train/state.pt`.
         resumed: a saved stage 1 state to continue from, or None.
         generator: draws the clips and the noise.
+        recipe: the precision the loss is computed in.
+        adapters: what trains instead of the whole encoder (`attach_adapters`).
         instructions: each clip's task instruction, for a video model
             conditioned on it (the `instruction_dropout` of them left out).
     """
-    backbone = list(encoder.parameters())
-    optimizer = torch.optim.AdamW(backbone, lr=LEARNING_RATE)
+    trained = adapters if adapters is not None else list(encoder.parameters())
+    optimizer = torch.optim.AdamW(trained, lr=LEARNING_RATE)
     start = resumed["step"] if resumed else 0
     if resumed:
         optimizer.load_state_dict(resumed["optimizer"])
@@ -97,10 +157,11 @@ def train_stage1(
         if instructions is not None and video_model.conditions_on_instruction:
             kept = torch.rand(len(picks), generator=generator) >= video_model.instruction_dropout
             video_model.set_instructions([instructions[i] if k else "" for i, k in zip(picks.tolist(), kept)])
-        loss = encoder.denoising_loss(torch.cat([frames_to_tensor(clips[i]) for i in picks]), generator)
+        with recipe.autocast(process.device):
+            loss = encoder.denoising_loss(torch.cat([frames_to_tensor(clips[i]) for i in picks]), generator)
         optimizer.zero_grad()
         loss.backward()
-        average_gradients(backbone, process.world)
+        average_gradients(trained, process.world)
         optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if not process.quiet and (step + 1) % save_every == 0:

@@ -33,6 +33,7 @@ from video2act_core.training.data import augmented, camera_frames
 from video2act_core.training.distributed import TrainingProcess
 from video2act_core.training.ema import WeightAverage
 from video2act_core.training.features import Features
+from video2act_core.training.recipe import TrainingRecipe
 
 LOSS_WINDOW = 50  # steps per loss reading (progress bar, checkpoint's final_loss)
 WEIGHT_DECAY = 1e-4
@@ -267,6 +268,7 @@ def train_stage2(
     state_path: Path,
     resumed: dict | None,
     generator: torch.Generator,
+    recipe: TrainingRecipe,
 ) -> tuple[float | None, float]:
     """Trains the head (and the formers; and an end-to-end backbone).
 
@@ -284,6 +286,7 @@ def train_stage2(
         state_path: `<out>.train/state.pt`.
         resumed: a saved stage 2 state to continue from, or None.
         generator: draws the batches.
+        recipe: the precision of the forward pass (autocast).
 
     Returns:
         (the last loss reading, the seconds the steps took).
@@ -312,7 +315,8 @@ def train_stage2(
     started = time.monotonic()
     for step in bar:
         inputs, picks, instruction = batches.draw(generator)
-        loss = objective(inputs, states[picks], actions[picks], instruction)
+        with recipe.autocast(device):
+            loss = objective(inputs, states[picks], actions[picks], instruction)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)

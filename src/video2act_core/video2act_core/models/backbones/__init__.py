@@ -104,6 +104,29 @@ class VideoBackbone(nn.Module):
         for name, module in self.diffusers_modules().items():
             module.save_pretrained(Path(directory) / name, safe_serialization=True)
 
+    def denoiser(self) -> nn.Module:
+        """The model `denoising_loss` trains (stage 1's LoRA adapters go in it)."""
+        modules = self.diffusers_modules()
+        return modules.get("transformer", modules.get("unet"))
+
+    def cast_frozen(self, dtype: torch.dtype) -> None:
+        """The pretrained models in `dtype` (a frozen video model in bf16),
+        as diffusers loads them in it: what a model keeps in float32
+        (`_keep_in_fp32_modules`: Wan's rotary table, time embedding and
+        norms) stays, and so do this module's own buffers (the VAE's latent
+        statistics). A plain `.to(dtype)` casts those too."""
+        for module in self.diffusers_modules().values():
+            cast_keeping_float32(module, dtype)
+
+
+def cast_keeping_float32(module: nn.Module, dtype: torch.dtype) -> None:
+    """Casts `module`'s floating-point weights and buffers to `dtype` in
+    place, except those under a name in its `_keep_in_fp32_modules`."""
+    kept = getattr(module, "_keep_in_fp32_modules", None) or []
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point():
+            tensor.data = tensor.data.to(torch.float32 if set(name.split(".")) & set(kept) else dtype)
+
 
 def check_flow_options(arguments: dict[str, Any]) -> None:
     """The options Wan and HunyuanVideo share: the feature pass's timestep,

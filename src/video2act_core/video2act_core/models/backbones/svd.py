@@ -228,7 +228,7 @@ class SVDBackbone(VideoBackbone):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) in [0, 1] -> scaled VAE latent means (B, T, c, h, w)."""
         batch, steps = frames.shape[:2]
-        pixels = frames.flatten(0, 1) * 2.0 - 1.0
+        pixels = (frames.flatten(0, 1) * 2.0 - 1.0).to(self.vae.dtype)
         latents = self.vae.encode(pixels).latent_dist.mode() * self.vae_scaling_factor
         return latents.unflatten(0, (batch, steps))
 
@@ -249,10 +249,12 @@ class SVDBackbone(VideoBackbone):
         noisy = (latents + scale * noise) / torch.sqrt(scale**2 + 1.0)
         sample = torch.cat([noisy, condition.expand_as(latents)], dim=2)
         if context is None:
-            context = self.condition_embedding(condition.mean(dim=(3, 4)))  # (B, 1, cross_dim)
-        context = context.to(latents.dtype)
-        time_ids = torch.tensor([self.time_ids], device=latents.device, dtype=latents.dtype).expand(batch, 3)
-        return self.unet(sample, 0.25 * torch.log(sigma), context, time_ids, return_dict=False)[0]
+            pooled = condition.mean(dim=(3, 4))
+            context = self.condition_embedding(pooled.to(self.condition_embedding.weight.dtype))  # (B, 1, cross_dim)
+        dtype = self.unet.dtype  # a frozen UNet may be in bf16 while this module's own weights stay float32
+        context = context.to(dtype)
+        time_ids = torch.tensor([self.time_ids], device=latents.device, dtype=dtype).expand(batch, 3)
+        return self.unet(sample.to(dtype), 0.25 * torch.log(sigma).to(dtype), context, time_ids, return_dict=False)[0]
 
     def features(self, latents: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T, c, h, w) -> hooked features (B, T, C, h', w') on the first block's grid."""
