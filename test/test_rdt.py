@@ -2,6 +2,7 @@
 a tiny RDTRunner written by it (test/fixtures/rdt/write_fixture.py) loads
 key for key, and gives its model call and its DPM-Solver++ sample."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -222,11 +223,13 @@ def test_a_policy_on_the_tiny_rdt_config_drives_a_closed_loop_episode(tmp_path):
 
 
 @pytest.mark.training
-def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_path):
-    """EMA, condition dropout and DPM-Solver++ on a micro RDT head."""
+def test_the_rdt_head_trains_with_the_official_recipe_and_drives_an_episode(expert_bags, tmp_path):
+    """EMA, condition dropout and DPM-Solver++ on a micro RDT head, whose
+    checkpoint (the weights' average) then drives a closed-loop episode."""
     from conftest import PARAMS_FILE
     from video2act_core.checkpoint import load_policy, read_manifest
     from video2act_core.train import main as train
+    from video2act_eval.evaluate import main as evaluate
 
     micro = {
         "system2": {
@@ -276,6 +279,11 @@ def test_the_rdt_head_trains_with_the_official_recipe_and_acts(expert_bags, tmp_
     stats = read_manifest(out).stats
     assert stats.state_mean[:5] == [0.0] * 5 and stats.state_std[:5] == [1.0] * 5
     assert (stats.state_mean[5], stats.state_std[5]) != (0.0, 1.0)  # min and range of the recorded gripper
+    episode = ["--checkpoint", str(out), "--episodes", "1", "--ratios", "2", "--params", str(PARAMS_FILE)]
+    assert evaluate(episode + ["--out", str(tmp_path / "eval")]) == 0
+    with open(tmp_path / "eval" / "results.csv") as table:
+        rows = list(csv.DictReader(table))
+    assert len(rows) == 1 and int(rows[0]["episodes"]) == 1 and float(rows[0]["chunk_rate_hz"]) > 0
 
 
 def test_rdt_units_keep_the_joints_and_scale_the_grippers_to_the_unit_range():
