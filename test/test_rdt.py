@@ -222,6 +222,27 @@ def test_a_policy_on_the_tiny_rdt_config_drives_a_closed_loop_episode(tmp_path):
     assert (tmp_path / "eval" / "results.csv").is_file()
 
 
+def test_a_policy_whose_period_is_not_the_rdt_heads_control_rate_is_refused(tmp_path):
+    """RDT conditions each chunk on its control frequency: played at another
+    rate, the chunks would be the wrong motions."""
+    import dataclasses
+
+    from conftest import JOINTS, PARAMS_FILE, REPO
+    from video2act_core.checkpoint import init_checkpoint, load_system1
+    from video2act_core.control import JointLimits, build_supervisor
+    from video2act_core.params import PolicyParams, node_params
+
+    init_checkpoint(tmp_path / "ckpt", yaml.safe_load((REPO / "config" / "model_tiny_rdt.yaml").read_text()), JOINTS)
+    system1 = load_system1(tmp_path / "ckpt", "cpu")
+    params = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
+    limits = JointLimits.from_lists(
+        params.joint_names, params.joint_lower_limits, params.joint_upper_limits, params.max_joint_velocity
+    )
+    build_supervisor(system1, params, limits, start_armed=False)  # 0.1 s: the config's 10 Hz
+    with pytest.raises(ValueError, match=r"told its chunks play at 10 Hz.*0.05 s plays them at 20 Hz"):
+        build_supervisor(system1, dataclasses.replace(params, action_period_s=0.05), limits, start_armed=False)
+
+
 @pytest.mark.training
 def test_the_rdt_head_trains_with_the_official_recipe_and_drives_an_episode(expert_bags, tmp_path):
     """EMA, condition dropout and DPM-Solver++ on a micro RDT head, whose

@@ -185,7 +185,19 @@ class PolicySupervisor:
 
 def build_supervisor(system1, params: PolicyParams, limits: JointLimits, start_armed: bool) -> PolicySupervisor:
     """Planner, envelope, execution strategy and watchdog as the policy
-    parameters set them: the node and the closed-loop evaluation run the same."""
+    parameters set them: the node and the closed-loop evaluation run the same.
+
+    Raises:
+        ValueError: the head is conditioned on a control rate other than
+            the one its chunks are played at (an RDT head's control_hz).
+    """
+    rdt = getattr(system1.config, "head", "dit") == "rdt"
+    conditioned_hz = system1.config.control_hz if rdt else 0
+    if conditioned_hz and abs(conditioned_hz * params.action_period_s - 1.0) > 0.01:
+        raise ValueError(
+            f"the checkpoint's RDT head is told its chunks play at {conditioned_hz} Hz (system1.control_hz), "
+            f"action_period_s {params.action_period_s} s plays them at {1.0 / params.action_period_s:.4g} Hz"
+        )
     planner = ChunkPlanner(
         system1,
         params.action_period_s,

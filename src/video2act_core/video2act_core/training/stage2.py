@@ -253,6 +253,17 @@ def optimizer_and_schedule(
     return optimizer, schedule, resumed["step"]
 
 
+def weight_average(trainable: list[nn.Parameter], config, resumed: dict | None) -> WeightAverage | None:
+    """The moving average of the trained weights with `ema` in System 1's
+    config (as a saved state left it), else None."""
+    if not config.ema:
+        return None
+    average = WeightAverage(trainable, config.ema_power, config.ema_max_decay)
+    if resumed and resumed.get("ema"):
+        average.load_state_dict(resumed["ema"])
+    return average
+
+
 def train_stage2(
     encoder,
     action,
@@ -304,10 +315,7 @@ def train_stage2(
         action.model.state_mean.copy_(states.mean(0))  # what a left-out state reads
     objective = distributed_objective(Stage2Objective(encoder, action, options.state_noise), idle, process)
     optimizer, schedule, start = optimizer_and_schedule(trainable, options, resumed)
-    config = action.config
-    average = WeightAverage(trainable, config.ema_power, config.ema_max_decay) if config.ema else None
-    if average is not None and resumed and resumed.get("ema"):
-        average.load_state_dict(resumed["ema"])
+    average = weight_average(trainable, action.config, resumed)
     action.train()
     batches = Batches(samples, None if end_to_end else features, instructions, process, options, augmentation)
     bar = process.progress(range(start, options.steps), desc="stage 2 (DiT)", initial=start, total=options.steps)
