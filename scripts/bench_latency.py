@@ -108,7 +108,7 @@ def main() -> None:
     if args.rdt_head:
         config = {**config, "system1": RDT_1B_HEAD}
     encoder, action = build_models(config, JOINTS)
-    system2 = System2(encoder.to(device, dtype), "bench")
+    system2 = System2(encoder.to(device).freeze_in(dtype), "bench")
     system1 = System1(action.to(device, dtype), NormalizationStats.identity(JOINTS), "bench")
     cfg = encoder.config
     frames = (np.random.default_rng(0).random((cfg.num_frames, cfg.image_height, cfg.image_width, 3)) * 255).astype(

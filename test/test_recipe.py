@@ -132,3 +132,23 @@ def test_a_bf16_recipe_with_lora_resumes_stage1_and_writes_a_checkpoint_that_act
     policy = load_policy(out, device="cpu")
     frames = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     assert np.isfinite(policy.system1.act(policy.system2.encode(frames), np.zeros(6))).all()
+
+
+def test_a_bf16_system2_computes_the_tokens_of_what_the_bf16_recipe_cached():
+    """The nodes load System 2 as training's bf16 recipe ran it (`freeze_in`:
+    the video model cast, the formers not), so a clip's tokens on the robot
+    are those of the cached maps it was trained on, up to the cache's bf16."""
+    from video2act_core.systems import System2
+    from video2act_core.training.features import refine_all
+
+    encoder = tiny_encoder("model_tiny_wan.yaml").freeze_in(torch.bfloat16)
+    assert {p.dtype for p in encoder.spatial_former.parameters()} == {torch.float32}
+    config = encoder.config
+    rng = np.random.default_rng(0)
+    clip = rng.integers(0, 256, (config.num_frames, config.image_height, config.image_width, 3), dtype=np.uint8)
+    spatial, motion, _ = refine_all(encoder, [clip], 1, lambda starts, **_: starts, dtype=torch.bfloat16)
+    trained_on = encoder.tokens(spatial, motion)
+    latents = System2(encoder, "tiny").encode(clip)
+    for deployed, cached in ((latents.spatial, trained_on[0]), (latents.motion, trained_on[1])):
+        cached = cached[0].detach().numpy()
+        assert np.linalg.norm(deployed - cached) < 0.01 * np.linalg.norm(cached)

@@ -226,7 +226,7 @@ def _system2_from(manifest: Manifest, device: str, dtype: str, warn: Warn = None
     # Wan checkpoints from before the umT5 context ran on zeros, the default.
     _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=(*saved_apart, "backbone.text_context"))
     torch_device = resolve_device(device, warn)
-    return System2(encoder.to(torch_device, resolve_dtype(dtype, torch_device)), manifest.model_id)
+    return System2(encoder.to(torch_device).freeze_in(resolve_dtype(dtype, torch_device)), manifest.model_id)
 
 
 def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: Warn = None) -> System1:
@@ -243,7 +243,7 @@ def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: 
 
 
 def load_system2(
-    path: str | os.PathLike, device: str = "auto", dtype: str = "float32", verify: bool = True, warn: Warn = None
+    path: str | os.PathLike, device: str = "auto", dtype: str = "auto", verify: bool = True, warn: Warn = None
 ) -> System2:
     """`warn` takes the loud line of a `device: auto` that falls back to the
     CPU on a machine whose GPU torch cannot use (policy.resolve_device)."""
@@ -253,7 +253,7 @@ def load_system2(
 def load_system1(
     path: str | os.PathLike,
     device: str = "auto",
-    dtype: str = "float32",
+    dtype: str = "auto",
     seed: int = 0,
     verify: bool = True,
     warn: Warn = None,
@@ -265,7 +265,7 @@ def load_system1(
 def load_policy(
     path: str | os.PathLike,
     device: str = "auto",
-    dtype: str = "float32",
+    dtype: str = "auto",
     seed: int = 0,
     system1_device: str | None = None,
     warn: Warn = None,

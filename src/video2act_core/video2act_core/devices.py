@@ -114,8 +114,12 @@ def limit_cpu_threads(threads: int) -> None:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """Half precision only on CUDA: on the CPU it is slower, not faster."""
+    """Half precision only on CUDA: on the CPU it is slower, not faster.
+    "auto": bfloat16 on CUDA (what the full-size recipes train the frozen
+    video model in), float32 on the CPU."""
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name == "auto":
+        name = "bfloat16"
     if name not in dtypes:
-        raise ValueError(f"dtype must be one of {sorted(dtypes)}, got '{name}'")
+        raise ValueError(f"dtype must be one of {['auto', *sorted(dtypes)]}, got '{name}'")
     return dtypes[name] if device.type == "cuda" else torch.float32

@@ -109,7 +109,10 @@ class CommonParams:
     )
     device: str = param("auto", "torch device: auto, cpu, cuda or cuda:N")
     dtype: str = param(
-        "float32", "model dtype (half precision only on CUDA)", choices=("float32", "bfloat16", "float16")
+        "auto",
+        "model dtype, half precision only on CUDA (auto: bfloat16 there; System 2 casts only its frozen "
+        "pretrained models, keeping what they keep in float32)",
+        choices=("auto", "float32", "bfloat16", "float16"),
     )
     # Stamps from another machine's clock may lead ours a little; more than
     # this is a broken clock, and a message from the future never goes stale.

@@ -296,10 +296,8 @@ def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) ->
         successful_only=args.successful_only,
         recipe=run.recipe,
     )
-    if run.recipe.low_precision:  # frozen from here on: it runs, and is saved, in the recipe's precision
-        run.encoder.backbone.cast_frozen(run.recipe.dtype)
-        if run.encoder.image_encoder is not None:
-            run.encoder.image_encoder.to(run.recipe.dtype)
+    # Frozen from here on: it runs, and is saved, in the recipe's precision.
+    run.encoder.freeze_in(run.recipe.dtype)
     return cached_features(
         run.encoder,
         run.data.samples,

@@ -618,6 +618,17 @@ class SpatioMotionEncoder(nn.Module):
             views = view_maps.float().flatten(3).transpose(2, 3).flatten(1, 2)
         return self.spatial_former(spatial_maps), self.motion_former(motion_maps), views
 
+    def freeze_in(self, dtype: torch.dtype) -> SpatioMotionEncoder:
+        """The frozen pretrained models (the video model, SigLIP) in `dtype`:
+        training's recipe caches their maps so and the nodes run them so.
+        The formers were trained in float32 and are small: they stay, and
+        so does what the video model keeps in float32 (`cast_frozen`), so a
+        bf16 node computes the maps training cached."""
+        self.backbone.cast_frozen(dtype)
+        if self.image_encoder is not None:
+            self.image_encoder.to(dtype)
+        return self
+
     def fit_scales(self, spatial_maps: torch.Tensor, motion_maps: torch.Tensor) -> None:
         """The energy form's fixed scales from a dataset's cached maps (the
         paper form's formers normalise each token themselves)."""
