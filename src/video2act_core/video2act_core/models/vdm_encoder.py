@@ -538,8 +538,7 @@ class SpatioMotionEncoder(nn.Module):
             if cfg.motion_filter == UNFILTERED:
                 energy = None
             elif cfg.cancel_frame_position_bias:
-                frozen = clip[:, -1:].expand_as(clip)
-                both = self._features(torch.cat([clip, frozen])).float()
+                both = self._features_and_still(clip).float()
                 energy = band_magnitude(both[:batch] - both[batch:], latent_fps, band)
             else:
                 energy = band_magnitude(self._features(clip).float(), latent_fps, band)
@@ -595,6 +594,21 @@ class SpatioMotionEncoder(nn.Module):
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
         """The backbone's features of frames (B, T, 3, H, W), conditioned as the backbone conditions them."""
         return self.backbone.features(self.backbone.encode(frames), self.backbone.context(frames))
+
+    def _features_and_still(self, clip: torch.Tensor) -> torch.Tensor:
+        """The features of `clip` and, after them in the batch, of the clip
+        its newest frame makes standing still. A per-frame VAE (SVD's)
+        encodes that still clip as the newest frame's latents repeated: they
+        are taken from the clip's own, and the VAE runs on half the frames."""
+        backbone = self.backbone
+        latents = backbone.encode(clip)
+        if backbone.temporal_compression == 1:
+            still = latents[:, -1:].expand_as(latents)
+        else:
+            still = backbone.encode(clip[:, -1:].expand_as(clip))
+        contexts = [backbone.context(clip), backbone.context(clip[:, -1:])]  # a clip's context is its first frame's
+        context = None if contexts[0] is None else torch.cat(contexts)
+        return backbone.features(torch.cat([latents, still]), context)
 
     def _against_nothing(self, latents: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """Features of filtered latents minus those of all-zero latents (in
