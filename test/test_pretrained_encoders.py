@@ -282,6 +282,25 @@ def test_image_tokens_from_siglip_are_its_patch_tokens_as_its_processor_feeds_it
     torch.testing.assert_close(maps[0].flatten(2).transpose(1, 2), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_wide_frame_is_padded_to_a_square_as_rdt_feeds_siglip_not_stretched(siglip):
+    """RDT's expand2square (its agilex_model.py, verbatim in its steps) on a
+    24x32 frame, then the processor: what the encoder's maps are computed on."""
+    from PIL import Image
+
+    from video2act_core.models.image_encoder import SiglipImageEncoder
+
+    image = (frames(6, steps=1, size=32)[0, 0].permute(1, 2, 0).numpy()[4:28] * 255).astype(np.uint8)  # 24 x 32
+    wide = Image.fromarray(image)
+    square = Image.new(wide.mode, (32, 32), tuple(int(x * 255) for x in (0.5, 0.5, 0.5)))
+    square.paste(wide, (0, (32 - 24) // 2))
+    processor = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
+    model = transformers.SiglipVisionModel.from_pretrained(siglip).eval()
+    with torch.no_grad():
+        expected = model(**processor([square], return_tensors="pt")).last_hidden_state
+        maps = SiglipImageEncoder(str(siglip))(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255)
+    torch.testing.assert_close(maps.flatten(2).transpose(1, 2), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_siglip_image_tokens_survive_a_checkpoint_and_drive_a_closed_loop_episode(siglip, tmp_path):
     """Referenced by path, not copied (as a pretrained text encoder); one
     evaluation episode of the simulated arm with the untrained policy."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,7 @@ class Monitor:
         }
         self.outcomes: list[bool] = []
         self.modes: dict[int, int] = {}
+        self.hold_reasons: Counter[str] = Counter()  # why System 1 did not act, numbers left out
         self.episode_reports: list[dict[str, str]] = []
         subscribe = self.node.create_subscription
         subscribe(Image, params.image_topic, lambda m: self.streams["camera"].record(), qos_profile_sensor_data)
@@ -114,6 +117,8 @@ class Monitor:
         self.streams["system1_ticks"].record()
         if msg.mode == msg.MODE_ACTIVE:
             self.streams["action_chunk"].record(inference=msg.inference_latency, latents_age=msg.latents_age)
+        else:
+            self.hold_reasons[re.sub(r"-?\d[\d.e+-]*", "N", msg.reason.split(";")[0])[:90]] += 1
         command = command_from_chunk(msg)
         if command is not None:
             issued_s, trajectory, origin = command
@@ -143,6 +148,9 @@ class Monitor:
         modes = ", ".join(f"{names.get(k, k)}={v}" for k, v in sorted(self.modes.items())) or "none"
         lines = [stream.summary() for stream in self.streams.values()]
         lines.append(f"policy chunks by mode: {modes}")
+        held = sum(self.hold_reasons.values())
+        for reason, count in self.hold_reasons.most_common(4):
+            lines.append(f"  not active {count / held:4.0%}: {reason}")
         lines.append(self.smoothness_line())
         if self.outcomes:
             lines.append(

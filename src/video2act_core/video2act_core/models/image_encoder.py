@@ -34,11 +34,27 @@ class SiglipImageEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         model = self._models[0]
-        # SiglipImageProcessor's steps: resize to the model's square input
-        # (bicubic; here with antialiasing, not PIL's), then mean 0.5, std 0.5.
+        # RDT's (and the official code's) image_aspect_ratio "pad": the frame
+        # centred on a square of the processor's mean colour, not stretched;
+        # then SiglipImageProcessor's steps: resize to the model's square
+        # input (bicubic; here with antialiasing, not PIL's), mean 0.5, std 0.5.
         pixels = F.interpolate(
-            frames.float(), size=(self.image_size, self.image_size), mode="bicubic", antialias=True
+            padded_to_square(frames.float()), size=(self.image_size, self.image_size), mode="bicubic", antialias=True
         ).clamp(0.0, 1.0)
         pixels = ((pixels - 0.5) / 0.5).to(next(model.parameters()))
         hidden = model(pixel_values=pixels).last_hidden_state  # (N, g*g, C), row-major patches
         return hidden.transpose(1, 2).unflatten(2, (self.grid, self.grid))
+
+
+def padded_to_square(frames: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) in [0, 1] on a square of side max(H, W) filled with
+    int(0.5 * 255) / 255 (SigLIP's mean as RDT's expand2square fills it),
+    offset by (side - H) // 2 rows or (side - W) // 2 columns."""
+    height, width = frames.shape[-2:]
+    side = max(height, width)
+    if height == width:
+        return frames
+    square = frames.new_full((*frames.shape[:-2], side, side), int(0.5 * 255) / 255)
+    top, left = (side - height) // 2, (side - width) // 2
+    square[..., top : top + height, left : left + width] = frames
+    return square
