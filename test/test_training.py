@@ -132,6 +132,8 @@ def test_with_ema_the_checkpoint_holds_the_average_and_acts_with_dpm_solver(expe
     arguments = ["--data", str(expert_bags), "--out", str(out), "--model-config", str(config), "--device", "cpu"]
     arguments += ["--params", str(PARAMS_FILE), "--batch-size", "4", "--save-every", "3", "--lr-schedule", "constant"]
     assert train(arguments + ["--steps", "3"]) == 0
+    with pytest.raises(SystemExit, match="ran --lr-schedule constant: resume with it"):
+        train(arguments[:-2] + ["--steps", "6", "--overwrite"])  # the default schedule, one cycle
     assert train(arguments + ["--steps", "6", "--overwrite"]) == 0
     state = torch.load(out.with_name("ckpt.train") / "state.pt", weights_only=False)
     assert state["ema"]["step"] == 6  # three steps, then three more after resuming

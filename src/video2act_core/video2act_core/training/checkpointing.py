@@ -75,7 +75,14 @@ def load_state(path: Path) -> dict | None:
 
 
 def save_state(
-    path: Path, stage: int, step: int, encoder, action, optimizer: torch.optim.Optimizer, average=None
+    path: Path,
+    stage: int,
+    step: int,
+    encoder,
+    action,
+    optimizer: torch.optim.Optimizer,
+    average=None,
+    lr_schedule: str | None = None,
 ) -> None:
     """Saves what a rerun resumes from: both models' weights and the
     optimizer of the stage being trained, after `step` steps of it.
@@ -87,6 +94,7 @@ def save_state(
         encoder, action: System 2's encoder and System 1's action head.
         optimizer: that stage's optimizer.
         average: stage 2's `WeightAverage`, if it keeps one.
+        lr_schedule: stage 2's --lr-schedule (a resumed run must keep it).
     """
     save_atomically(
         {
@@ -96,6 +104,7 @@ def save_state(
             "action": action.model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "ema": average.state_dict() if average is not None else None,
+            "lr_schedule": lr_schedule,
         },
         path,
     )

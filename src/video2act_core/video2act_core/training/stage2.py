@@ -231,6 +231,13 @@ def optimizer_and_schedule(
     Returns:
         (optimizer, schedule, the step to start from).
     """
+    saved_schedule = (resumed or {}).get("lr_schedule")
+    if saved_schedule not in (None, options.lr_schedule):
+        # One cycle's rate rebuilt as constant (or back) jumps mid-training.
+        raise SystemExit(
+            f"the saved training state ran --lr-schedule {saved_schedule}: resume with it, or remove "
+            f"<out>.train/ to start afresh with {options.lr_schedule}"
+        )
     optimizer = torch.optim.AdamW(trainable, lr=options.lr, weight_decay=WEIGHT_DECAY)
     if options.lr_schedule == "constant":
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
@@ -339,7 +346,7 @@ def train_stage2(
             losses = []
             bar.set_postfix(loss=f"{recent_loss:.4f}")
         if not process.quiet and ((step + 1) % options.save_every == 0 or step + 1 == options.steps):
-            save_state(state_path, 2, step + 1, encoder, action, optimizer, average)
+            save_state(state_path, 2, step + 1, encoder, action, optimizer, average, options.lr_schedule)
     if average is not None:
         average.copy_to_parameters()
     return recent_loss, time.monotonic() - started
