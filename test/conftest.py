@@ -10,6 +10,22 @@ PARAMS_FILE = REPO / "config" / "video2act.yaml"
 MODEL_TINY = REPO / "config" / "model_tiny.yaml"
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 
+# A model config smaller than model_tiny, for tests of the training pipeline, not of the policy.
+MICRO = {
+    "system2": {
+        "num_frames": 4,
+        "image_height": 32,
+        "image_width": 32,
+        "motion_height": 16,
+        "motion_width": 16,
+        "spatial_grid": 2,
+        "motion_grid": 2,
+        "token_dim": 32,
+        "former_hidden": 32,
+    },
+    "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
+}
+
 # Keep this run's DDS traffic apart from any other run on the machine.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 200)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

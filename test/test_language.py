@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_training import MICRO
 
-from conftest import JOINTS, PARAMS_FILE, episode_topics, hand_made_latents
+from conftest import JOINTS, MICRO, PARAMS_FILE, episode_topics, hand_made_latents
 from video2act_core.checkpoint import load_system1, read_manifest
 from video2act_core.control import ChunkPlanner, JointStateSample, LatentsSample, Mode
 from video2act_core.data.joint_names import JointNameMap

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_training import MICRO
 
-from conftest import JOINTS, PARAMS_FILE, episode_topics
+from conftest import JOINTS, MICRO, PARAMS_FILE, episode_topics
 from video2act_core.data.episode import EpisodeError
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.data.lerobot import read_lerobot_dataset

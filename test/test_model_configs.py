@@ -6,6 +6,7 @@ The full-size configs name local downloads that are not here: their
 feature-map geometry comes from the downloads' configs, written out below."""
 
 import json
+import math
 import warnings
 
 import pytest
@@ -15,6 +16,8 @@ import yaml
 from conftest import JOINTS, REPO
 from video2act_core.models.backbones import build_backbone
 from video2act_core.models.backbones.svd import TINY_UNET, TINY_VAE, latent_size, unet_block_size
+from video2act_core.models.backbones.wan import feature_cell
+from video2act_core.models.backbones.wan_original import WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE
 from video2act_core.models.dit import DiTConfig
 from video2act_core.models.factory import build_models, system1_config
 from video2act_core.models.vdm_encoder import GridRepeatsCellsWarning, VDMEncoderConfig, tiny_svd_backbone
@@ -49,8 +52,9 @@ def sections(path) -> tuple[VDMEncoderConfig, DiTConfig]:
 # vae/ and transformer/ config.json): Wan2.2-TI2V-5B's VAE is 16x with 2x2
 # patches (models/backbones/wan_original.py WAN22_VAE, WAN22_TI2V_5B_TRANSFORMER),
 # HunyuanVideo's 8x with 2x2 patches; SVD-xt's VAE and UNet have 4 levels each.
+WAN22_CELL = feature_cell(WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE)
 DOWNLOAD_GEOMETRY = {
-    "wan": (lambda height, width: (height // 32, width // 32), 32),
+    "wan": (lambda height, width: (height // WAN22_CELL[0], width // WAN22_CELL[1]), math.lcm(*WAN22_CELL)),
     "hunyuan": (lambda height, width: (height // 16, width // 16), 16),
 }
 

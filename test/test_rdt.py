@@ -247,25 +247,13 @@ def test_a_policy_whose_period_is_not_the_rdt_heads_control_rate_is_refused(tmp_
 def test_the_rdt_head_trains_with_the_official_recipe_and_drives_an_episode(expert_bags, tmp_path):
     """EMA, condition dropout and DPM-Solver++ on a micro RDT head, whose
     checkpoint (the weights' average) then drives a closed-loop episode."""
-    from conftest import PARAMS_FILE
+    from conftest import MICRO, PARAMS_FILE
     from video2act_core.checkpoint import load_policy, read_manifest
     from video2act_core.train import main as train
     from video2act_eval.evaluate import main as evaluate
 
     micro = {
-        "system2": {
-            "num_frames": 4,
-            "image_height": 32,
-            "image_width": 32,
-            "motion_height": 16,
-            "motion_width": 16,
-            "spatial_grid": 2,
-            "motion_grid": 2,
-            "view_cameras": 1,
-            "view_grid": 2,
-            "token_dim": 32,
-            "former_hidden": 32,
-        },
+        "system2": {**MICRO["system2"], "view_cameras": 1, "view_grid": 2},
         "system1": {
             "head": "rdt",
             "horizon": 8,

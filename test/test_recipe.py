@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import JOINTS, PARAMS_FILE, REPO
+from conftest import JOINTS, MICRO, PARAMS_FILE, REPO
 from video2act_core.models.factory import build_models
 from video2act_core.training.recipe import TrainingRecipe
 from video2act_core.training.stage1 import attach_adapters, merge_adapters
@@ -101,7 +101,6 @@ def test_a_bf16_recipe_with_lora_resumes_stage1_and_writes_a_checkpoint_that_act
     """Stage 1's adapters saved with the state, the training stopped before
     the feature pass, resumed from the adapters, merged; the cache in bf16,
     stage 2 under autocast, the checkpoint loaded and sampled."""
-    from test_training import MICRO
 
     import video2act_core.train as train_module
     from video2act_core.checkpoint import load_policy, read_manifest

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import PARAMS_FILE, REPO
+from conftest import MICRO, PARAMS_FILE, REPO
 from video2act_core.checkpoint import load_policy, read_manifest
 from video2act_core.data.augmentation import CameraAugmentation
 from video2act_core.data.samples import Clips, Samples, first_sample_of_episode, keep_every
@@ -18,22 +18,6 @@ from video2act_core.train import main as train
 from video2act_core.training.features import fill_once, refine_all
 
 pytestmark = pytest.mark.training
-
-# Smaller than model_tiny: these tests check the pipeline, not the policy.
-MICRO = {
-    "system2": {
-        "num_frames": 4,
-        "image_height": 32,
-        "image_width": 32,
-        "motion_height": 16,
-        "motion_width": 16,
-        "spatial_grid": 2,
-        "motion_grid": 2,
-        "token_dim": 32,
-        "former_hidden": 32,
-    },
-    "system1": {"horizon": 8, "hidden_dim": 32, "num_layers": 1, "num_heads": 2, "num_inference_steps": 4},
-}
 
 
 @pytest.fixture(scope="module")

@@ -223,10 +223,13 @@ def stream_maps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fake spatial and motion maps as the feature cache holds them."""
     if vdm.stream_form == "paper" and vdm.backbone.get("type") == "wan":
-        cell = 32  # Wan2.2's VAE (16x) and patches (2x2)
-        frames = (vdm.num_frames - 1) // 4 + 1
-        spatial = (batch, channels, vdm.image_height // cell, vdm.image_width // cell)
-        motion = (batch, channels, frames, vdm.motion_height // cell, vdm.motion_width // cell)
+        from video2act_core.models.backbones.wan import WanBackbone, feature_cell
+        from video2act_core.models.backbones.wan_original import WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE
+
+        cell_h, cell_w = feature_cell(WAN22_TI2V_5B_TRANSFORMER, WAN22_VAE)
+        frames = (vdm.num_frames - 1) // WanBackbone.temporal_compression + 1
+        spatial = (batch, channels, vdm.image_height // cell_h, vdm.image_width // cell_w)
+        motion = (batch, channels, frames, vdm.motion_height // cell_h, vdm.motion_width // cell_w)
         return torch.empty(spatial, dtype=dtype), torch.empty(motion, dtype=dtype)
     if vdm.stream_form == "paper":
         raise SystemExit("the plan knows the paper form's map sizes for Wan2.2 only")

@@ -10,7 +10,6 @@ model made them.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import typing
 from pathlib import Path
@@ -163,15 +162,14 @@ def flow_noise_levels(batch: int, sampling: str, generator: torch.Generator | No
 
 
 def load_local(model_class, directory: Path):
-    """A diffusers model saved in `directory` (save_pretrained layout).
-
-    diffusers (0.42.1) loads models that keep modules in fp32, as the Wan
-    and HunyuanVideo transformers do, only through `accelerate`; without it
-    the safetensors files are read here into a model built from the saved
-    config.
+    """A diffusers model saved in `directory` (save_pretrained layout), in
+    float32 whatever the files hold: its safetensors read into a model built
+    from the saved config. Not `from_pretrained`: with `accelerate`
+    installed (peft brings it) that builds the model on the meta device
+    first, and Wan's rotary tables then come out other than the model that
+    was saved computes them (features differing in the 5th digit).
+    A lower precision is cast afterwards (`VideoBackbone.cast_frozen`).
     """
-    if importlib.util.find_spec("accelerate") is not None:
-        return model_class.from_pretrained(directory, local_files_only=True)
     weight_files = sorted(directory.glob("diffusion_pytorch_model*.safetensors"))
     if not weight_files:
         raise FileNotFoundError(f"{directory} holds no diffusion_pytorch_model*.safetensors weights")

@@ -33,6 +33,7 @@ them dropped in training), and the umT5 stays needed at run time.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,14 @@ def encode_prompts(root: Path, prompts: list[str], tokens: int, text_dim: int) -
     return (hidden * batch["attention_mask"][..., None]).float()
 
 
+def feature_cell(transformer: Mapping[str, Any], vae: Mapping[str, Any]) -> tuple[int, int]:
+    """Pixels per feature cell (height, width) of a Wan transformer and VAE
+    (their configs): the VAE's optional pixel patchify and one 2x
+    downsample per stage after the first, then the transformer's patch."""
+    vae_scale = (vae.get("patch_size") or 1) * 2 ** (len(vae["dim_mult"]) - 1)
+    return vae_scale * transformer["patch_size"][1], vae_scale * transformer["patch_size"][2]
+
+
 class WanBackbone(VideoBackbone):
     # Wan's VAE is causal in time: the first frame alone, then 4 frames per latent frame.
     temporal_compression = 4
@@ -176,11 +185,7 @@ class WanBackbone(VideoBackbone):
         self._set_up_text(text_tokens, text_encoder_path, prompt, instruction_context, instruction_dropout)
         self.loss_timestep_sampling = loss_timestep_sampling
         self.feature_channels = config.num_attention_heads * config.attention_head_dim
-        # Pixels per feature cell: the VAE's optional pixel patchify and one
-        # 2x downsample per stage after the first, then the transformer's patch.
-        vae_config = self.vae.config
-        vae_scale = (vae_config.patch_size or 1) * 2 ** (len(vae_config.dim_mult) - 1)
-        self.cell = (vae_scale * config.patch_size[1], vae_scale * config.patch_size[2])
+        self.cell = feature_cell(config, self.vae.config)
         self.size_multiple = math.lcm(*self.cell)
         self._register_latent_statistics()
 
