@@ -298,6 +298,17 @@ class DiTActionHead(nn.Module):
         nn.init.zeros_(self.action_out.weight)
         nn.init.zeros_(self.action_out.bias)
 
+    @property
+    def diffused_dim(self) -> int:
+        """The width of what ActionDiffusion diffuses: the joints themselves."""
+        return self.config.action_dim
+
+    def to_diffused(self, actions: torch.Tensor) -> torch.Tensor:
+        return actions
+
+    def from_diffused(self, diffused: torch.Tensor) -> torch.Tensor:
+        return diffused
+
     def context_tokens(
         self,
         spatial: torch.Tensor,
@@ -416,7 +427,7 @@ class ActionDiffusion(nn.Module):
         """Denoising loss on normalised actions (B, H, action_dim): against the
         noise or the clean chunk, as `prediction_type` says (for the RDT head
         over its whole unified vector, as RDT trains: zero where no joint is)."""
-        actions = self._diffused(actions)
+        actions = self.model.to_diffused(actions)
         noise = torch.randn_like(actions)
         timesteps = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.scheduler.add_noise(actions, noise, timesteps)
@@ -452,12 +463,12 @@ class ActionDiffusion(nn.Module):
         batch = state.shape[0]
         parameter = next(self.model.parameters())
         actions = torch.randn(
-            (batch, cfg.horizon, self.diffused_dim),
+            (batch, cfg.horizon, self.model.diffused_dim),
             generator=generator,
             device=generator.device if generator else "cpu",
         ).to(parameter)
         if prior is not None:
-            prior = self._diffused(prior)
+            prior = self.model.to_diffused(prior)
         # Sampling runs off the sampler's timestep table (and DPM-Solver++'s
         # history of outputs); set per call so one instance serves any step count.
         self.sampler.set_timesteps(num_inference_steps or cfg.num_inference_steps, device=parameter.device)
@@ -468,18 +479,7 @@ class ActionDiffusion(nn.Module):
             if prior is not None:
                 predicted = self._inpainted(actions, predicted, t, prior, prior_weights)
             actions = self.sampler.step(predicted, t, actions).prev_sample
-        return self._joints(actions)
-
-    @property
-    def diffused_dim(self) -> int:
-        """The width of what is diffused: the joints, or RDT's unified vector."""
-        return self.model.unified_dim if self.config.head == "rdt" else self.config.action_dim
-
-    def _diffused(self, actions: torch.Tensor) -> torch.Tensor:
-        return self.model.unified(actions) if self.config.head == "rdt" else actions
-
-    def _joints(self, diffused: torch.Tensor) -> torch.Tensor:
-        return self.model.joints(diffused) if self.config.head == "rdt" else diffused
+        return self.model.from_diffused(actions)
 
     def _inpainted(
         self,

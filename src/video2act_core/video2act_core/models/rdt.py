@@ -304,7 +304,7 @@ class RDTActionHead(RDTRunner):
     instruction's tokens (the configured text encoder, T5-XXL for RDT-1B),
     the image tokens in RDT's order and the stream tokens after them."""
 
-    unified_dim = UNIFIED_DIM
+    diffused_dim = UNIFIED_DIM  # what ActionDiffusion diffuses: the unified vector
 
     def __init__(self, config):
         from video2act_core.models.text import build_text_encoder
@@ -332,13 +332,13 @@ class RDTActionHead(RDTRunner):
         # units need not centre it at zero); stage 2 sets it.
         self.register_buffer("state_mean", torch.zeros(config.state_dim), persistent=False)
 
-    def unified(self, values: torch.Tensor) -> torch.Tensor:
-        """(..., joints) -> (..., 128): each joint at its index, zeros elsewhere."""
+    def to_diffused(self, values: torch.Tensor) -> torch.Tensor:
+        """(..., joints) -> (..., 128): each joint at its unified index, zeros elsewhere."""
         out = values.new_zeros(*values.shape[:-1], UNIFIED_DIM)
         out[..., self.indices] = values
         return out
 
-    def joints(self, unified: torch.Tensor) -> torch.Tensor:
+    def from_diffused(self, unified: torch.Tensor) -> torch.Tensor:
         return unified[..., self.indices]
 
     def conditioning(self, state, spatial, motion, instruction=None, views=None) -> RDTConditioning:
@@ -360,7 +360,7 @@ class RDTActionHead(RDTRunner):
             state = torch.where(kept["state"][:, None], state, self.state_mean.to(state.dtype))
             language_kept = kept["language"]
         mask = self.action_mask.expand(batch, 1, -1).to(state.dtype)
-        state_token = self.state_adaptor(torch.cat([self.unified(state).unsqueeze(1), mask], dim=2))
+        state_token = self.state_adaptor(torch.cat([self.to_diffused(state).unsqueeze(1), mask], dim=2))
         words = instruction_words(self.text_encoder, instruction, state_token)
         if language_kept is not None:
             words = zeroed_where_dropped(words, language_kept)
