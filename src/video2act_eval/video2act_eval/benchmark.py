@@ -93,6 +93,8 @@ class Method:
 
 METHODS = {
     "video2act": Method("model_tiny.yaml"),
+    # The same model with the paper's signed per-frame stream tokens (issue: paper form vs energies).
+    "video2act_paper": Method("model_tiny_paper.yaml"),
     "no_spatial": Method("model_tiny.yaml", ("--no-spatial",)),
     "no_motion": Method("model_tiny.yaml", ("--no-motion",)),
     "synchronous": Method("model_tiny.yaml", synchronous=True, checkpoint_of="video2act"),
