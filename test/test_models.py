@@ -378,17 +378,6 @@ def test_the_wan_backbone_gives_both_streams_through_the_same_encoder(tmp_path):
     assert policy.system1.act(moving, np.zeros(len(JOINTS))).shape == (policy.system1.config.horizon, len(JOINTS))
 
 
-def test_system1_samples_in_half_precision():
-    """CUDA runs the head in bfloat16 (the dtype parameter); every input, the
-    timestep table included, must follow the weights' dtype."""
-    from video2act_core.models.dit import ActionDiffusion, DiTConfig
-
-    head = ActionDiffusion(DiTConfig(hidden_dim=32, num_layers=1, num_heads=2, context_dim=16)).to(torch.bfloat16)
-    tokens = torch.randn(1, 4, 16, dtype=torch.bfloat16)
-    sample = head.sample(torch.zeros(1, 6, dtype=torch.bfloat16), tokens, tokens, num_inference_steps=2)
-    assert sample.dtype == torch.bfloat16 and torch.isfinite(sample.float()).all()
-
-
 @pytest.mark.parametrize("name", ["model_wan2.2_ti2v_5b.yaml", "model_svd_xt.yaml", "model_hunyuan_video.yaml"])
 def test_full_size_configs_are_consistent_without_their_weights(name):
     """The GPU configs name local downloads that are not here; everything
@@ -428,3 +417,19 @@ def test_the_still_clip_takes_the_clips_own_latents_and_gives_the_features_encod
         encoded_again = encoder._features(torch.cat([clip, clip[:, -1:].expand_as(clip)]))
     # As equal as the VAE's convolutions in a batch of another size are (measured 4.5e-5 on the motion maps).
     assert float((reused - encoded_again).norm() / encoded_again.norm()) < 1e-4
+
+
+def test_a_bf16_head_denoises_its_chunk_in_float32():
+    """CUDA runs the head in bf16 (the dtype parameter; inputs follow the
+    weights' dtype, the timestep table included); the chunk it denoises and
+    the sampler's steps stay float32, close to a float32 head's."""
+    _, action = build_models(tiny_model_config(), JOINTS, seed=0)
+    action.eval()
+    cfg = action.config
+    generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    conditions = torch.randn(1, 6), torch.randn(1, 64, cfg.context_dim), torch.randn(1, 64, cfg.context_dim)
+    views = torch.randn(1, 128, cfg.context_dim)
+    full = action.sample(*conditions, generator(), views=views)
+    half = action.to(torch.bfloat16).sample(*(c.bfloat16() for c in conditions), generator(), views=views.bfloat16())
+    assert half.dtype == torch.float32
+    assert float((half - full).norm() / full.norm()) < 0.05

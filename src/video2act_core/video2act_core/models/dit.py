@@ -462,11 +462,13 @@ class ActionDiffusion(nn.Module):
         cfg = self.config
         batch = state.shape[0]
         parameter = next(self.model.parameters())
+        # The chunk being denoised, and the sampler's steps on it, stay
+        # float32 whatever the head's precision: bf16 would round every step.
         actions = torch.randn(
             (batch, cfg.horizon, self.model.diffused_dim),
             generator=generator,
             device=generator.device if generator else "cpu",
-        ).to(parameter)
+        ).to(parameter.device)
         if prior is not None:
             prior = self.model.to_diffused(prior)
         # Sampling runs off the sampler's timestep table (and DPM-Solver++'s
@@ -475,7 +477,7 @@ class ActionDiffusion(nn.Module):
         conditioning = self.model.conditioning(state, spatial, motion, instruction, views)
         for t in self.sampler.timesteps:
             timesteps = t.expand(batch).to(parameter.device)
-            predicted = self.model.denoise(actions, timesteps, conditioning)
+            predicted = self.model.denoise(actions.to(parameter.dtype), timesteps, conditioning).float()
             if prior is not None:
                 predicted = self._inpainted(actions, predicted, t, prior, prior_weights)
             actions = self.sampler.step(predicted, t, actions).prev_sample
