@@ -423,8 +423,9 @@ def test_a_bf16_head_denoises_its_chunk_in_float32():
     """CUDA runs the head in bf16 (the dtype parameter; inputs follow the
     weights' dtype, the timestep table included); the chunk it denoises and
     the sampler's steps stay float32, close to a float32 head's."""
-    _, action = build_models(tiny_model_config(), JOINTS, seed=0)
-    action.eval()
+    from video2act_core.checkpoint import load_system1
+
+    action = load_system1(REPO / "checkpoints" / "sim_demo", "cpu").action  # trained: its output is not zero
     cfg = action.config
     generator = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     conditions = torch.randn(1, 6), torch.randn(1, 64, cfg.context_dim), torch.randn(1, 64, cfg.context_dim)
@@ -432,4 +433,4 @@ def test_a_bf16_head_denoises_its_chunk_in_float32():
     full = action.sample(*conditions, generator(), views=views)
     half = action.to(torch.bfloat16).sample(*(c.bfloat16() for c in conditions), generator(), views=views.bfloat16())
     assert half.dtype == torch.float32
-    assert float((half - full).norm() / full.norm()) < 0.05
+    assert float((half - full).norm() / full.norm()) < 0.02  # measured 0.003 on the shipped head
