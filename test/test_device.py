@@ -180,3 +180,16 @@ def test_the_nodes_log_the_device_warning(node, loader):
     for call in calls:
         warn = next((k.value for k in call.keywords if k.arg == "warn"), None)
         assert warn is not None and ast.unparse(warn) == "self.get_logger().warning", ast.unparse(call)
+
+
+def test_auto_precision_is_what_the_checkpoint_was_trained_in_and_only_on_cuda():
+    from video2act_core.devices import resolve_dtype
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    if not torch.cuda.is_available():  # a GPU here might lack bf16, and fall back
+        assert resolve_dtype("auto", cuda, "bfloat16") == torch.bfloat16
+    assert resolve_dtype("auto", cuda, "float32") == torch.float32  # a float32 recipe's maps stay as cached
+    assert resolve_dtype("auto", cuda) == torch.float32  # checkpoints from before the recipe
+    assert resolve_dtype("auto", cpu, "bfloat16") == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        resolve_dtype("half", cuda)

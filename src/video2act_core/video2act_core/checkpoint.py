@@ -211,6 +211,12 @@ def _load_weights(module: torch.nn.Module, file: Path, allowed_missing: tuple[st
         )
 
 
+def trained_precision(manifest: Manifest) -> str:
+    """The precision the checkpoint's training recipe ran the models in
+    (float32 for checkpoints without one)."""
+    return (manifest.metadata.get("recipe") or {}).get("precision", "float32")
+
+
 def _system2_from(manifest: Manifest, device: str, dtype: str, warn: Warn = None) -> System2:
     config = manifest.vdm
     if manifest.has_backbone:
@@ -226,7 +232,8 @@ def _system2_from(manifest: Manifest, device: str, dtype: str, warn: Warn = None
     # Wan checkpoints from before the umT5 context ran on zeros, the default.
     _load_weights(encoder, manifest.path / SYSTEM2_HEAD, allowed_missing=(*saved_apart, "backbone.text_context"))
     torch_device = resolve_device(device, warn)
-    return System2(encoder.to(torch_device).freeze_in(resolve_dtype(dtype, torch_device)), manifest.model_id)
+    precision = resolve_dtype(dtype, torch_device, trained_precision(manifest))
+    return System2(encoder.to(torch_device).freeze_in(precision), manifest.model_id)
 
 
 def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: Warn = None) -> System1:
@@ -234,7 +241,7 @@ def _system1_from(manifest: Manifest, device: str, dtype: str, seed: int, warn: 
     _load_weights(action.model, manifest.path / SYSTEM1)
     torch_device = resolve_device(device, warn)
     return System1(
-        action.to(torch_device, resolve_dtype(dtype, torch_device)),
+        action.to(torch_device, resolve_dtype(dtype, torch_device, trained_precision(manifest))),
         manifest.stats,
         manifest.model_id,
         seed,

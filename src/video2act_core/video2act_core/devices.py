@@ -113,13 +113,19 @@ def limit_cpu_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str, device: torch.device, trained_in: str = "float32") -> torch.dtype:
     """Half precision only on CUDA: on the CPU it is slower, not faster.
-    "auto": bfloat16 on CUDA (what the full-size recipes train the frozen
-    video model in), float32 on the CPU."""
+    "auto": what the checkpoint was trained in (`trained_in`, its recipe's
+    precision: a float32 checkpoint's video model in bf16 would give maps
+    its head never saw). bfloat16 on a GPU without it (V100, T4, Xavier)
+    falls back to float32."""
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name == "auto":
-        name = "bfloat16"
+        name = trained_in
     if name not in dtypes:
         raise ValueError(f"dtype must be one of {['auto', *sorted(dtypes)]}, got '{name}'")
-    return dtypes[name] if device.type == "cuda" else torch.float32
+    if device.type != "cuda":
+        return torch.float32
+    if name == "bfloat16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return torch.float32
+    return dtypes[name]

@@ -110,8 +110,8 @@ class CommonParams:
     device: str = param("auto", "torch device: auto, cpu, cuda or cuda:N")
     dtype: str = param(
         "auto",
-        "model dtype, half precision only on CUDA (auto: bfloat16 there; System 2 casts only its frozen "
-        "pretrained models, keeping what they keep in float32)",
+        "model dtype, half precision only on CUDA (auto: the precision the checkpoint was trained in, its "
+        "recipe's; System 2 casts only its frozen pretrained models, keeping what they keep in float32)",
         choices=("auto", "float32", "bfloat16", "float16"),
     )
     # Stamps from another machine's clock may lead ours a little; more than

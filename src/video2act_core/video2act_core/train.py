@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from video2act_core.checkpoint import save_checkpoint
+from video2act_core.checkpoint import read_manifest, save_checkpoint
 from video2act_core.data.joint_names import JointNameMap
 from video2act_core.models.dit import ActionDiffusion
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder
@@ -34,6 +34,7 @@ from video2act_core.training.checkpointing import (
     initial_models,
     load_state,
     restore_weights,
+    save_state,
     training_metadata,
 )
 from video2act_core.training.data import (
@@ -203,10 +204,16 @@ def prepare(args: argparse.Namespace, joint_map: JointNameMap) -> TrainingRun:
     generator = torch.Generator().manual_seed(args.seed + process.rank)
 
     common = node_params(CommonParams, args.params, "/**")
+    # With --init, the model and its recipe are the checkpoint's (--model-config is not read).
+    recipe_source = args.model_config
     try:
-        recipe = TrainingRecipe.from_model_config(yaml.safe_load(args.model_config.read_text()))
+        if args.init:
+            recipe_source = args.init
+            recipe = TrainingRecipe.from_model_config({"training": read_manifest(args.init).metadata.get("recipe")})
+        else:
+            recipe = TrainingRecipe.from_model_config(yaml.safe_load(args.model_config.read_text()))
     except ValueError as error:
-        raise SystemExit(f"{args.model_config}: {error}") from None
+        raise SystemExit(f"{recipe_source}: {error}") from None
     encoder, action = initial_models(
         args.model_config,
         args.init,
@@ -260,6 +267,10 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
         if not run.process.quiet:
             print(f"resuming from {run.state_path}: stage {resumed['stage']}, step {resumed['step']}")
     if pending:
+        # What stage 1 never runs waits on the host (System 1's head: 4.65 GiB at RDT-1B's size).
+        idle = [run.action] + ([run.encoder.image_encoder] if run.encoder.image_encoder is not None else [])
+        for module in idle:
+            module.to("cpu")
         train_stage1(
             run.encoder,
             run.action,
@@ -276,7 +287,15 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
             instructions=sample_instructions(run),
         )
         if adapters is not None:
-            merge_adapters(run.encoder)
+            kept = merge_adapters(run.encoder)
+            if not run.process.quiet:
+                print(f"stage 1's adapters merged: the weights hold {kept:.0%} of their update")
+        for module in idle:
+            module.to(run.process.device)
+        if not run.process.quiet:
+            # Stage 1's weights as they are, whatever step the last save was
+            # at: a rerun's feature cache is then computed by these.
+            save_state(run.state_path, 2, 0, run.encoder, run.action, None)
         resumed = None
     return resumed
 
@@ -284,6 +303,8 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
 def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) -> object:
     """System 2's features for stage 2: scaled per batch for a backbone
     trained end to end, else the feature cache (filled once, resumable)."""
+    # Frozen from here on (SigLIP, and a video model): run, and saved, in the recipe's precision.
+    run.encoder.freeze_in(run.recipe.dtype)
     if run.encoder.backbone.trained_end_to_end:
         return scale_features(run.encoder, run.data.samples, run.process.progress, augmentation, args.seed)
     key_options = cache_options(
@@ -296,8 +317,6 @@ def stage2_features(args: argparse.Namespace, run: TrainingRun, augmentation) ->
         successful_only=args.successful_only,
         recipe=run.recipe,
     )
-    # Frozen from here on: it runs, and is saved, in the recipe's precision.
-    run.encoder.freeze_in(run.recipe.dtype)
     return cached_features(
         run.encoder,
         run.data.samples,

@@ -80,7 +80,7 @@ def save_state(
     step: int,
     encoder,
     action,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     average=None,
     lr_schedule: str | None = None,
 ) -> None:
@@ -92,7 +92,7 @@ def save_state(
         stage: 1 (the backbone) or 2 (the head).
         step: steps of that stage done.
         encoder, action: System 2's encoder and System 1's action head.
-        optimizer: that stage's optimizer.
+        optimizer: that stage's optimizer (None before its first step).
         average: stage 2's `WeightAverage`, if it keeps one.
         lr_schedule: stage 2's --lr-schedule (a resumed run must keep it).
     """
@@ -102,7 +102,7 @@ def save_state(
             "step": step,
             "encoder": encoder.state_dict(),
             "action": action.model.state_dict(),
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "ema": average.state_dict() if average is not None else None,
             "lr_schedule": lr_schedule,
         },

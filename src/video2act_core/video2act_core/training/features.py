@@ -11,6 +11,7 @@ same missing cache (the ablations) fill it once: a file lock (`fill_once`).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -78,6 +79,8 @@ def cache_key(sources: list[str], encoder, extra: dict) -> str:
         every file of every source.
     """
     digest = hashlib.sha256(json.dumps(encoder.config.to_dict(), sort_keys=True).encode())
+    if encoder.config.image_encoder_path:  # SigLIP's frames padded to a square since; stretched before
+        extra = {**extra, "image_encoder_input": "padded"}
     digest.update(json.dumps(extra, sort_keys=True).encode())
     for root in dict.fromkeys(Path(source.split("#")[0]) for source in sources):
         is_bag = (root / "metadata.yaml").is_file()
@@ -122,7 +125,7 @@ def cache_options(
         # only when set: caches written before the option stay valid
         **({"successful_only": True} if successful_only else {}),
         **({"precision": recipe.precision} if recipe.low_precision else {}),
-        **({"stage1_adapter": recipe.stage1_adapter} if stage1_steps and recipe.stage1_adapter != "full" else {}),
+        **({"stage1_recipe": dataclasses.asdict(recipe)} if stage1_steps and recipe.stage1_adapter != "full" else {}),
     }
 
 

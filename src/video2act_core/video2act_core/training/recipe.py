@@ -1,7 +1,8 @@
 """How training holds and adapts the models: the `training` section of a
-model config (`config/model_*.yaml`), read by `train` (with --init, from
---model-config) and by the memory plan; a config without one trains as the
-tiny configs do, everything in float32 and the whole backbone in stage 1.
+model config (`config/model_*.yaml`), read by `train` (with --init, the
+recipe the checkpoint recorded) and by the memory plan; a config without
+one trains as the tiny configs do, everything in float32 and the whole
+backbone in stage 1.
 
     training:
       precision: bfloat16   # the frozen video model, its feature cache and

@@ -28,7 +28,10 @@ from video2act_core.training.checkpointing import save_state
 from video2act_core.training.distributed import TrainingProcess, average_gradients
 from video2act_core.training.recipe import TrainingRecipe
 
-LEARNING_RATE = 1e-5  # fine-tuning a video model: small steps
+LEARNING_RATE = 1e-5  # fine-tuning a whole video model: small steps
+# Adapters start at zero and are merged into bf16 weights, whose rounding
+# swallows small updates: the official code's 1e-4 for what it trains.
+LORA_LEARNING_RATE = 1e-4
 CLIPS_PER_BATCH = 16  # a stage 1 step draws --batch-size // this many clips (at least one)
 
 
@@ -81,18 +84,31 @@ def attach_adapters(encoder, recipe: TrainingRecipe) -> list[nn.Parameter]:
     return adapters
 
 
-def merge_adapters(encoder) -> None:
+@torch.no_grad()
+def merge_adapters(encoder) -> float:
     """Folds each adapter into the weight it adapts and puts that layer back
-    in its place, leaving the denoiser as it was built plus the update."""
+    in its place, leaving the denoiser as it was built plus the update.
+
+    Returns:
+        The share of the adapters' update (its norm) the merged weights
+        hold: below 1 where their precision rounds it away (bf16).
+    """
     from peft.tuners.lora import LoraLayer
     from peft.tuners.tuners_utils import _get_submodules
 
     denoiser = encoder.backbone.denoiser()
     adapted = [name for name, module in denoiser.named_modules() if isinstance(module, LoraLayer)]
+    update = kept = 0.0
     for name in adapted:
         parent, layer, leaf = _get_submodules(denoiser, name)
+        weight = layer.get_base_layer().weight
+        before, delta = weight.float().clone(), layer.get_delta_weight(layer.active_adapters[0]).float()
         layer.merge()
+        update += float(delta.pow(2).sum())
+        kept += float((weight.float() - before).mul(delta).sum())  # the part along the update
         setattr(parent, leaf, layer.get_base_layer())
+    del denoiser.peft_config  # left by inject_adapter_in_model; diffusers' adapter code reads it
+    return kept / update if update else 1.0
 
 
 def stage1_pending(resumed: dict | None, steps: int) -> bool:
@@ -145,7 +161,7 @@ def train_stage1(
             conditioned on it (the `instruction_dropout` of them left out).
     """
     trained = adapters if adapters is not None else list(encoder.parameters())
-    optimizer = torch.optim.AdamW(trained, lr=LEARNING_RATE)
+    optimizer = torch.optim.AdamW(trained, lr=LORA_LEARNING_RATE if adapters is not None else LEARNING_RATE)
     start = resumed["step"] if resumed else 0
     if resumed:
         optimizer.load_state_dict(resumed["optimizer"])

@@ -247,7 +247,7 @@ def optimizer_and_schedule(
         schedule = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=options.lr, total_steps=total, pct_start=max(0.05, 2.0 / total)
         )
-    if not resumed:
+    if not resumed or resumed["optimizer"] is None:  # None: saved after stage 1, before stage 2's first step
         return optimizer, schedule, 0
     optimizer.load_state_dict(resumed["optimizer"])
     # Rebuilt for this run's --steps (a resumed run may train longer), then

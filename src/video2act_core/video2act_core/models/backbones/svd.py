@@ -283,7 +283,9 @@ class SVDBackbone(VideoBackbone):
         # log-normal noise levels (P_mean 0.7, P_std 1.6), as SVD fine-tunes.
         sigma = torch.exp(0.7 + 1.6 * torch.randn(batch, generator=generator)).to(latents)
         noise = torch.randn(latents.shape, generator=generator).to(latents)
-        output = self._denoise(latents, noise, sigma, context)
+        output = self._denoise(latents, noise, sigma, context).float()
+        # The loss in float32 whatever the UNet's precision: its weight reaches ~150 at small sigma.
+        latents, noise, sigma = latents.float(), noise.float(), sigma.float()
         scale = sigma.view(batch, 1, 1, 1, 1)
         noisy = latents + scale * noise
         denoised = noisy / (scale**2 + 1.0) - output * scale / torch.sqrt(scale**2 + 1.0)
