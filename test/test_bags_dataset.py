@@ -103,3 +103,25 @@ def test_camera_augmentation_can_leave_the_newest_frame_where_the_target_is():
     assert any(any(moved(a[:-1])) for a in augmented)
     shaken = [CameraAugmentation(**quiet)(clip, rng) for _ in range(20)]  # the default shakes it too
     assert any(moved(a[-1:])[0] for a in shaken)
+
+
+@pytest.mark.parametrize(
+    "scene", [[], ["--backend", "mujoco_so101", "--task", "push"]], ids=["kinematic", "mujoco_push"]
+)
+def test_the_wanderer_records_activity_without_a_task_within_the_limits(tmp_path, scene):
+    """Videos to pretrain the video model on (`--wander`): the arm steered
+    toward changing goals, random or the task expert's with noise, every
+    command within the policy's joint limits, and the camera sees it move."""
+    from video2act_sim.expert import main as record
+
+    policy = node_params(PolicyParams, PARAMS_FILE, "video2act_policy")
+    episodes = 1 if scene else 2
+    arguments = ["--out", str(tmp_path), "--episodes", str(episodes), "--wander", "--params", str(PARAMS_FILE)]
+    assert record(arguments + scene) == 0
+    recorded = [read_episode(bag, episode_topics(), JOINTS) for bag in find_episode_bags([tmp_path])]
+    assert len(recorded) == episodes
+    for episode in recorded:
+        assert np.all(episode.commands >= np.asarray(policy.joint_lower_limits) - 1e-9)
+        assert np.all(episode.commands <= np.asarray(policy.joint_upper_limits) + 1e-9)
+        assert episode.states.std(axis=0).max() > 0.05  # the arm moves
+        assert np.abs(np.diff(episode.images.astype(np.int16), axis=0)).mean() > 0.1  # and the camera sees it

@@ -1,6 +1,7 @@
 """Scripted expert for the simulated arm and the demonstration recorder.
 
     python -m video2act_sim.expert --out data/demos --episodes 40
+    python -m video2act_sim.expert --out data/activity --episodes 500 --wander   # no task: pretraining videos
 
 The expert knows the target (it reads the simulator state, not pixels),
 asks the simulator for its next joint goal (the arm's inverse kinematics
@@ -15,6 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from video2act_core.data.episode import EpisodeTopics
 from video2act_core.data.frames import CameraInputs
@@ -52,7 +54,7 @@ class ScriptedReacher:
         self.arm = arm
 
     def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command:
-        self.goal = self.arm.expert_goal()
+        self.goal = self.next_goal(time_s)
         points, position = [], joint_positions.copy()
         for _ in range(self.horizon):
             step = self.gain * (self.goal - position)
@@ -61,6 +63,37 @@ class ScriptedReacher:
             position = position + step
             points.append(position)
         return Command(np.stack(points))
+
+    def next_goal(self, time_s: float) -> np.ndarray:
+        return self.arm.expert_goal()
+
+
+class Wanderer(ScriptedReacher):
+    """Activity without a task, for videos a video model pretrains on: the
+    arm steered as the expert steers it, toward a goal that changes every
+    0.5-1.5 s: joints drawn within the limits (the arm sweeping its
+    workspace, knocking into what stands there), or, `expert_share` of the
+    time, the task expert's own goal with noise on it (blocks approached,
+    pushed, lifted, stacked, dropped where the noise makes it miss)."""
+
+    def __init__(self, *args, lower: np.ndarray, upper: np.ndarray, seed: int, expert_share: float = 0.5, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lower, self.upper, self.expert_share = np.asarray(lower), np.asarray(upper), expert_share
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self, arm: SimArm) -> None:
+        super().reset(arm)
+        self.change_at_s, self.follows_expert, self.drawn = 0.0, False, self.lower
+
+    def next_goal(self, time_s: float) -> np.ndarray:
+        if time_s >= self.change_at_s:
+            self.change_at_s = time_s + self.rng.uniform(0.5, 1.5)
+            self.follows_expert = self.rng.random() < self.expert_share
+            self.drawn = self.rng.uniform(self.lower, self.upper)
+            self.noise = self.rng.normal(0.0, 0.15, self.lower.shape)
+        # The expert's goal is asked for every time: its phases advance as it is.
+        goal = self.arm.expert_goal() + self.noise if self.follows_expert else self.drawn
+        return np.clip(goal, self.lower, self.upper)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
     parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's")
     parser.add_argument("--instruction", help="the task instruction to record (overrides the params file's)")
+    parser.add_argument(
+        "--wander",
+        action="store_true",
+        help="record activity without a task (Wanderer), videos for pretraining the video model",
+    )
     args = parser.parse_args(argv)
 
     overrides = {
@@ -97,14 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     # Within the policy node's velocity envelope, with a margin.
-    expert = ScriptedReacher(
+    steering = (
         args.horizon,
         policy.action_period_s,
         0.8 * np.asarray(policy.max_joint_velocity),
         EXPERT_TIME_CONSTANT_S if sim.task in MANIPULATION_TASKS else 0.3,
     )
+    limits = {"lower": policy.joint_lower_limits, "upper": policy.joint_upper_limits}
+    expert = Wanderer(*steering, **limits, seed=args.first_seed) if args.wander else ScriptedReacher(*steering)
     successes = 0
-    for index in range(args.episodes):
+    for index in tqdm(range(args.episodes), desc="recording", unit="episode"):
         seed = args.first_seed + index
         path = args.out / f"episode_{seed:06d}"
         if path.exists():
@@ -112,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         with EpisodeRecorder(path, topics, sim.joint_names, args.storage) as recorder:
             result = run_episode(expert, seed, sim, policy.action_period_s, num_frames=2, recorder=recorder)
         successes += result.success
-    print(f"recorded {args.episodes} episodes in {args.out}: expert success {successes}/{args.episodes}")
+    who = "wanderer (no task)" if args.wander else "expert"
+    print(f"recorded {args.episodes} episodes in {args.out}: {who} success {successes}/{args.episodes}")
     return 0
 
 
