@@ -17,6 +17,7 @@ model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -139,6 +140,8 @@ def train_stage1(
     recipe: TrainingRecipe,
     adapters: list[nn.Parameter] | None = None,
     instructions: list[str] | None = None,
+    lr: float | None = None,
+    after_step: Callable[[int], None] | None = None,
 ) -> None:
     """Fine-tunes the whole encoder (or the adapters) on random clips'
     denoising loss, gradients averaged over the processes; rank 0 saves
@@ -159,9 +162,13 @@ def train_stage1(
         adapters: what trains instead of the whole encoder (`attach_adapters`).
         instructions: each clip's task instruction, for a video model
             conditioned on it (the `instruction_dropout` of them left out).
+        lr: the learning rate (default: fine-tuning's, the adapters' or the whole model's).
+        after_step: called with the number of steps done after each one
+            (and after its save): pretraining's held-out evaluations.
     """
     trained = adapters if adapters is not None else list(encoder.parameters())
-    optimizer = torch.optim.AdamW(trained, lr=LORA_LEARNING_RATE if adapters is not None else LEARNING_RATE)
+    lr = lr or (LORA_LEARNING_RATE if adapters is not None else LEARNING_RATE)
+    optimizer = torch.optim.AdamW(trained, lr=lr)
     start = resumed["step"] if resumed else 0
     if resumed:
         optimizer.load_state_dict(resumed["optimizer"])
@@ -182,3 +189,5 @@ def train_stage1(
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if not process.quiet and (step + 1) % save_every == 0:
             save_state(state_path, 1, step + 1, encoder, action, optimizer)
+        if after_step is not None:
+            after_step(step + 1)
