@@ -314,3 +314,17 @@ def test_siglip_image_tokens_survive_a_checkpoint_and_drive_a_closed_loop_episod
     arguments = ["--checkpoint", str(tmp_path / "ckpt"), "--episodes", "1", "--ratios", "2"]
     assert evaluate(arguments + ["--params", str(PARAMS_FILE), "--out", str(tmp_path / "eval")]) == 0
     assert (tmp_path / "eval" / "results.csv").is_file()
+
+
+def test_the_still_clip_is_conditioned_on_clips_embedding_of_its_own_first_frame(svd_with_clip):
+    """The still clip (the newest frame standing still) reuses the clip's
+    latents; its CLIP context is the newest frame's, as encoding it gave."""
+    config = tiny_model_config()
+    config["system2"]["backbone"] = {**config["system2"]["backbone"], "pretrained_path": str(svd_with_clip)}
+    encoder, _ = build_models(config, JOINTS, seed=0)
+    encoder.eval()
+    with torch.no_grad():
+        clip = encoder.motion_clip(encoder._checked(frames(3, steps=encoder.config.num_frames)))
+        reused = encoder._features_and_still(clip)
+        encoded = encoder._features(torch.cat([clip, clip[:, -1:].expand_as(clip)]))
+    assert float((reused - encoded).norm() / encoded.norm()) < 1e-4
