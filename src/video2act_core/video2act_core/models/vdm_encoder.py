@@ -473,6 +473,14 @@ class SpatioMotionEncoder(nn.Module):
     def view_maps(self, views: torch.Tensor) -> torch.Tensor:
         """(B, V, K, 3, H, W) camera frames -> (B, V*K, C, gv, gv): the
         backbone's (or SigLIP's) features of each frame alone, unfiltered, pooled."""
+        return self._pooled_views(self._view_features(views)[1])
+
+    def _pooled_views(self, features: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(features.flatten(0, 1), self.config.view_grid).unflatten(0, features.shape[:2])
+
+    def _view_features(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the frames at the model's input size (B, V*K, 3, H, W), their
+        features (B, V*K, C, h, w), unpooled)."""
         cfg = self.config
         expected = (cfg.view_cameras, cfg.view_history, 3)
         if views.dim() != 6 or tuple(views.shape[1:4]) != expected:
@@ -485,7 +493,23 @@ class SpatioMotionEncoder(nn.Module):
             features = self.image_encoder(frames.flatten(0, 1)).float()
         else:
             features = self._features(frames.flatten(0, 1)[:, None])[:, -1].float()
-        return F.adaptive_avg_pool2d(features, cfg.view_grid).unflatten(0, frames.shape[:2])
+        return frames, features.unflatten(0, frames.shape[:2])
+
+    def _newest_features(
+        self, frames: torch.Tensor, view_frames: torch.Tensor | None, view_features: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The backbone's features of the newest frame (B, C, h, w), for the
+        spatial stream: those the image tokens computed already when the
+        video camera's newest image-token frame is that frame (the usual
+        case), else a pass of their own."""
+        newest = self.config.view_history - 1  # the video camera's (the first camera's) newest frame
+        if (
+            view_frames is not None
+            and self.image_encoder is None
+            and torch.equal(view_frames[:, newest], frames[:, -1])
+        ):
+            return view_features[:, newest]
+        return self._features(frames[:, -1:])[:, -1].float()
 
     def _views_from_clip(self, frames: torch.Tensor) -> torch.Tensor:
         """Image tokens from the video camera alone can come from its clip,
@@ -505,7 +529,8 @@ class SpatioMotionEncoder(nn.Module):
         if cfg.view_cameras and views is None:
             views = self._views_from_clip(frames)
         frames = self._checked(frames)
-        view_maps = self.view_maps(views) if cfg.view_cameras else None
+        view_frames, view_features = self._view_features(views) if cfg.view_cameras else (None, None)
+        view_maps = self._pooled_views(view_features) if cfg.view_cameras else None
         if cfg.stream_form == "paper":
             return self._paper_maps(frames, view_maps)
         backbone = self.backbone
@@ -532,7 +557,7 @@ class SpatioMotionEncoder(nn.Module):
             moving = moving * gate[:, None]
             energy = self._against_nothing(moving.to(clip.dtype), backbone.context(clip)).pow(2).mean(dim=1).sqrt()
         else:
-            newest = self._features(frames[:, -1:])[:, -1].float()
+            newest = self._newest_features(frames, view_frames, view_features)
             edges = newest if cfg.spatial_filter == UNFILTERED else gradient_magnitude(newest, cfg.spatial_filter)
             batch = clip.shape[0]
             if cfg.motion_filter == UNFILTERED:
