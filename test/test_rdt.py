@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import MICRO
 from video2act_core.models.conditions import Instruction
 from video2act_core.models.dit import ActionDiffusion, DiTConfig
 from video2act_core.models.factory import build_models
@@ -154,18 +155,11 @@ def test_a_model_config_starts_from_rdts_released_weights(tmp_path):
     model from a model config; one that does not fit is refused."""
     config = {
         "system2": {
-            "num_frames": 4,
-            "image_height": 32,
-            "image_width": 32,
-            "motion_height": 16,
-            "motion_width": 16,
-            "spatial_grid": 2,
-            "motion_grid": 2,
+            **MICRO["system2"],
             "view_cameras": CAMERAS,
             "view_history": HISTORY,
             "view_grid": 2,
             "token_dim": 64,
-            "former_hidden": 32,
         },
         "system1": {
             **{
@@ -247,7 +241,7 @@ def test_a_policy_whose_period_is_not_the_rdt_heads_control_rate_is_refused(tmp_
 def test_the_rdt_head_trains_with_the_official_recipe_and_drives_an_episode(expert_bags, tmp_path):
     """EMA, condition dropout and DPM-Solver++ on a micro RDT head, whose
     checkpoint (the weights' average) then drives a closed-loop episode."""
-    from conftest import MICRO, PARAMS_FILE
+    from conftest import PARAMS_FILE
     from video2act_core.checkpoint import load_policy, read_manifest
     from video2act_core.train import main as train
     from video2act_eval.evaluate import main as evaluate

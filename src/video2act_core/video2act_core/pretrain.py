@@ -134,7 +134,7 @@ def pretrain(args: argparse.Namespace, process: TrainingProcess) -> dict:
     )
     training_clips, held_out = split_clips(data.samples.episode_index, data.samples.clips)
     resumed = load_state(work / STATE_FILE)
-    adapters = attach_adapters(encoder, recipe) if recipe.stage1_adapter == "lora" else None
+    adapters = attach_adapters(encoder, recipe)
     if resumed:
         restore_weights(resumed, encoder, action, work / STATE_FILE)
         print(f"resuming from {work / STATE_FILE}: step {resumed['step']}")
@@ -165,7 +165,7 @@ def pretrain(args: argparse.Namespace, process: TrainingProcess) -> dict:
         ),
     )
     if adapters is not None:
-        merge_adapters(encoder)
+        print(f"the adapters merged: the weights hold {merge_adapters(encoder):.0%} of their update")
     if curve.points[-1]["step"] != args.steps:
         curve.add(args.steps, held_out_loss(encoder, held_out, args.held_out_clips))
     if args.out.exists():

@@ -182,7 +182,7 @@ class TrainingRun:
     action: ActionDiffusion
     data: TrainingData
     instructions: object  # the language head's tokens of data.instructions, or None
-    recipe: TrainingRecipe  # --model-config's training section
+    recipe: TrainingRecipe  # --model-config's training section, or --init's
 
     @property
     def state_path(self) -> Path:
@@ -261,7 +261,7 @@ def resume_and_train_stage1(args: argparse.Namespace, run: TrainingRun) -> dict 
     resumed = load_state(run.state_path)
     pending = stage1_pending(resumed, args.stage1_steps)
     # Before the weights are restored: a stage 1 state holds the adapters.
-    adapters = attach_adapters(run.encoder, run.recipe) if pending and run.recipe.stage1_adapter == "lora" else None
+    adapters = attach_adapters(run.encoder, run.recipe) if pending else None
     if resumed:
         restore_weights(resumed, run.encoder, run.action, run.state_path)
         if not run.process.quiet:

@@ -252,7 +252,7 @@ def stage2_step(
     from torch.distributed._tools.mem_tracker import MemTracker
 
     from video2act_core.training.ema import WeightAverage
-    from video2act_core.training.stage2 import MAX_GRAD_NORM, WEIGHT_DECAY
+    from video2act_core.training.stage2 import WEIGHT_DECAY, optimizer_step
 
     language = system1.get("language") or {}
     words_dim, tokens = 0, text_encoder_arguments(language)[1]["max_tokens"] if language else 0
@@ -299,12 +299,7 @@ def stage2_step(
                         )
                     actions, state = torch.empty(batch, config.horizon, joints), torch.empty(batch, joints)
                     loss = action.loss(actions, state, spatial, motion, instruction, views)
-                loss.backward()
-                nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
-                optimizer.step()
-                optimizer.zero_grad()
-                if average is not None:
-                    average.update()
+                optimizer_step(loss, trainable, optimizer, average)
         peak = next(iter(tracker.get_tracker_snapshot("peak").values()))
         ema_bytes = sum(a.numel() * a.element_size() for a in average.average) if average is not None else 0
         trained = sum(p.numel() for p in trainable)

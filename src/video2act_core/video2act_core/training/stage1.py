@@ -53,20 +53,24 @@ def check_stage1(encoder, steps: int) -> None:
         )
 
 
-def attach_adapters(encoder, recipe: TrainingRecipe) -> list[nn.Parameter]:
-    """Freezes the encoder (its video model cast to the recipe's precision)
-    and puts LoRA adapters on the denoiser's modules the recipe names.
+def attach_adapters(encoder, recipe: TrainingRecipe) -> list[nn.Parameter] | None:
+    """With `stage1_adapter: lora`, freezes the encoder (its video model cast
+    to the recipe's precision) and puts LoRA adapters on the denoiser's
+    modules the recipe names; a full fine-tune's recipe leaves it as it is.
 
     Args:
         encoder: System 2's encoder, changed in place.
         recipe: the rank, scale and target modules.
 
     Returns:
-        The adapters' parameters, float32 whatever the model's precision.
+        The adapters' parameters, float32 whatever the model's precision
+        (None for a full fine-tune).
 
     Raises:
         ValueError: the targets match no module of the denoiser.
     """
+    if recipe.stage1_adapter != "lora":
+        return None
     from peft import LoraConfig, inject_adapter_in_model
 
     encoder.requires_grad_(False)

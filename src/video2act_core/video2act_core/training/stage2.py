@@ -271,6 +271,19 @@ def weight_average(trainable: list[nn.Parameter], config, resumed: dict | None) 
     return average
 
 
+def optimizer_step(
+    loss: torch.Tensor, trainable: list[nn.Parameter], optimizer: torch.optim.Optimizer, average: WeightAverage | None
+) -> None:
+    """One update of stage 2 (and of its memory plan): gradients clipped,
+    AdamW, the weight average; the gradients freed before the next forward."""
+    loss.backward()
+    nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
+    optimizer.step()
+    optimizer.zero_grad()
+    if average is not None:
+        average.update()
+
+
 def train_stage2(
     encoder,
     action,
@@ -332,13 +345,8 @@ def train_stage2(
         inputs, picks, instruction = batches.draw(generator)
         with recipe.autocast(device):
             loss = objective(inputs, states[picks], actions[picks], instruction)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
-        optimizer.step()
+        optimizer_step(loss, trainable, optimizer, average)
         schedule.step()
-        if average is not None:
-            average.update()
         losses.append(loss.detach())
         # Reading a loss waits for the GPU: once per LOSS_WINDOW steps.
         if len(losses) == LOSS_WINDOW or step + 1 == options.steps:
