@@ -132,9 +132,10 @@ class ModelNode(Node):
         super().__init__(*args, **kwargs)
         self._model_threads = []
 
-    def start_model_thread(self, period_s: float, step, name: str) -> None:
+    def start_model_thread(self, period_s: float, step, name: str):
         """Call `step` every `period_s` of node time (sim time included) on a
-        ModelThread, so the executor keeps taking sensor messages meanwhile."""
+        ModelThread, so the executor keeps taking sensor messages meanwhile;
+        returns the thread (`tick` it to call `step` sooner)."""
         from video2act_core.model_thread import ModelThread
 
         def log_failure(error: Exception) -> None:
@@ -143,6 +144,7 @@ class ModelNode(Node):
         thread = ModelThread(step, log_failure, name)
         self._model_threads.append(thread)
         self.create_timer(period_s, thread.tick)
+        return thread
 
     def on_stop(self) -> None:
         """Last words once the model threads are stopped, before the

@@ -8,8 +8,11 @@ through these classes, so every path runs the same model code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+from torch import nn
 
 from video2act_core.latents import Latents
 from video2act_core.models.conditions import Instruction, encoded_instruction
@@ -19,12 +22,27 @@ from video2act_core.normalization import NormalizationStats
 from video2act_core.processing import frames_to_tensor, resize_frames, views_to_tensor
 
 
+class EncodeCancelled(Exception):
+    """An encode stopped part-way because its `cancelled` turned true."""
+
+
 class System2:
     """Camera clip -> spatial and motion tokens."""
 
     def __init__(self, encoder: SpatioMotionEncoder, model_id: str):
         self.encoder = encoder.eval()
         self.model_id = model_id
+        self._cancelled: Callable[[], bool] | None = None
+        # Every block of every model (VAE, denoiser, SigLIP) asks before it
+        # runs, so a cancelled encode stops within one block, whatever the model.
+        for modules in encoder.modules():
+            if isinstance(modules, nn.ModuleList):
+                for block in filter(None, modules):  # HunyuanVideo's lists hold Nones
+                    block.register_forward_pre_hook(self._stop_if_cancelled)
+
+    def _stop_if_cancelled(self, _module: nn.Module, _inputs) -> None:
+        if self._cancelled is not None and self._cancelled():
+            raise EncodeCancelled
 
     @property
     def config(self) -> VDMEncoderConfig:
@@ -36,14 +54,29 @@ class System2:
         return self.encoder.backbone.conditions_on_instruction
 
     @torch.no_grad()
-    def encode(self, frames: np.ndarray, views: list[np.ndarray] | None = None, instruction: str = "") -> Latents:
+    def encode(
+        self,
+        frames: np.ndarray,
+        views: list[np.ndarray] | None = None,
+        instruction: str = "",
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Latents:
         """(T, H, W, 3) uint8 RGB of any size: resized to the model's input
         as training resized them (`resize_frame`), then both streams; with
         image tokens, `views` holds each camera's (K, H, W, 3) frames, the
         video camera's first (`data.frames.CameraInputs`); without them a
         model whose image tokens come from the video camera alone takes
         them from the clip (`SpatioMotionEncoder.refine`). `instruction`:
-        the task, for a video model conditioned on it ("": none)."""
+        the task, for a video model conditioned on it ("": none).
+        `cancelled` is asked before each block of the models: once it says
+        True the encode raises EncodeCancelled (a reset made its clip moot)."""
+        self._cancelled = cancelled
+        try:
+            return self._encode(frames, views, instruction)
+        finally:
+            self._cancelled = None
+
+    def _encode(self, frames: np.ndarray, views: list[np.ndarray] | None, instruction: str) -> Latents:
         size = (self.config.image_height, self.config.image_width)
         frames = resize_frames(frames, size)
         camera_frames = None

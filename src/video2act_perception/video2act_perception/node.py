@@ -30,6 +30,7 @@ from video2act_core.messages import fill_latents_message, ns_to_stamp, stamp_to_
 from video2act_core.metrics import RecentStats
 from video2act_core.params import PerceptionParams
 from video2act_core.ros import ModelNode, declare_params, latched_qos, latents_qos, resolve_resource, run_node
+from video2act_core.systems import EncodeCancelled
 from video2act_core.visualize import overlay
 from video2act_msgs.msg import SpatioMotionLatents
 
@@ -89,6 +90,10 @@ class PerceptionNode(ModelNode):
                 f"extra_camera_topics {params.extra_camera_topics} ignored: the checkpoint makes no image tokens"
             )
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
+        # Counts resets; an encode begun in an earlier episode stops part-way.
+        self.episode = 0
+        self.awaiting_first_frame = False
+        self.cancelled_encodes = 0
         self.instruction = ""
         if self.system2.needs_instruction:
             latched = latched_qos()
@@ -104,7 +109,7 @@ class PerceptionNode(ModelNode):
         )
         self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / params.diagnostics_rate_hz, self.publish_diagnostics)
-        self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
+        self.model_thread = self.start_model_thread(1.0 / params.rate_hz, self.encode_and_publish, "System 2")
         self.get_logger().info(
             f"System 2 '{self.system2.model_id}' from {checkpoint}: {self.system2.config.num_frames} frames "
             f"from {self.image_topic} -> {params.latents_topic} at {params.rate_hz} Hz"
@@ -185,6 +190,10 @@ class PerceptionNode(ModelNode):
         self.cameras.push(camera, stamp if stamp > 0 else self.now_ns(), frame)
         if camera == 0:
             self.camera_frame_id = msg.header.frame_id
+            if self.awaiting_first_frame:
+                # The episode's first latents as soon as it has a frame, not a period later.
+                self.awaiting_first_frame = False
+                self.model_thread.tick()
 
     def drop_image(self, problem: str, camera: int) -> None:
         self.dropped_images += 1
@@ -199,10 +208,14 @@ class PerceptionNode(ModelNode):
             self.instruction = text
 
     def on_reset(self, _msg: Empty) -> None:
-        # A clip must not span two episodes: start filling a new one.
+        # A clip must not span two episodes: start filling a new one, and
+        # stop encoding the last episode's (the policy would refuse it).
+        self.episode += 1
         self.cameras.clear()
+        self.awaiting_first_frame = True
 
     def encode_and_publish(self) -> None:
+        episode = self.episode
         clip, views, problem = self.cameras.read(self.params.max_frame_age_s)
         if clip is None:
             self.last_problem = problem
@@ -219,8 +232,14 @@ class PerceptionNode(ModelNode):
             return
         try:
             latents = self.system2.encode(
-                clip.frames, [view.frames for view in views] if views else None, self.instruction
+                clip.frames,
+                [view.frames for view in views] if views else None,
+                self.instruction,
+                cancelled=lambda: self.episode != episode,
             )
+        except EncodeCancelled:
+            self.cancelled_encodes += 1
+            return
         except Exception as error:  # keep serving: the policy holds on stale latents
             self.last_problem = f"System 2 failed on a clip: {error}"
             self.get_logger().error(self.last_problem, throttle_duration_sec=5.0)
@@ -283,6 +302,7 @@ class PerceptionNode(ModelNode):
             "latents per s": f"{self.stats.rate_hz():.2f} (configured {self.params.rate_hz} Hz)",
             "frame-to-latents latency p50 / p99 ms": f"{p50:.0f} / {p99:.0f}",
             "images dropped": self.dropped_images,
+            "encodes stopped by a reset": self.cancelled_encodes,
             "sequence": self.sequence,
             "camera pose": self.camera_pose_status,
             **age_at_arrival(self.clocks),
