@@ -229,6 +229,10 @@ def test_quick_benchmark_fills_every_row_and_resumes(tmp_path, capsys):
     assert benchmark(arguments + ["--report-only", "--docs", str(doc)]) == 0
     assert list(csv.DictReader(open(tmp_path / "results.csv"))) == rows
     assert table in doc.read_text() and "Written by `python -m video2act_eval.benchmark --quick" in doc.read_text()
+    # Or into a block of its own (a study beside the main table).
+    doc.write_text("<!-- results:streams -->\n<!-- /results:streams -->\n")
+    assert benchmark(arguments + ["--report-only", "--docs", f"{doc}#streams"]) == 0
+    assert table in doc.read_text()
 
 
 def test_a_local_pretrained_backbone_replaces_the_video_model_of_every_method_that_reads_one(tmp_path):

@@ -174,12 +174,16 @@ def model_config(method: Method, pretrained: tuple[str, str] | None, out: Path) 
     config = yaml.safe_load(path.read_text())
     if pretrained is None or config["system2"]["backbone"]["type"] == "resnet":
         return path
-    kind, directory = pretrained
-    config["system2"]["backbone"] = {"type": kind, "pretrained_path": directory}
-    written = out / "configs" / f"{kind}_{method.model_config}"
+    written = out / "configs" / f"{pretrained[0]}_{method.model_config}"
     written.parent.mkdir(parents=True, exist_ok=True)
-    written.write_text(yaml.safe_dump(config, sort_keys=False))
+    written.write_text(yaml.safe_dump(model_config_with_backbone(config, pretrained), sort_keys=False))
     return written
+
+
+def model_config_with_backbone(config: dict, pretrained: tuple[str, str]) -> dict:
+    """A model config whose video model is the local pretrained one (type, path)."""
+    kind, directory = pretrained
+    return {**config, "system2": {**config["system2"], "backbone": {"type": kind, "pretrained_path": directory}}}
 
 
 def cache_fillers(
@@ -428,8 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--docs",
-        type=Path,
-        help="also write the tables into this Markdown file's <!-- results:benchmark --> block (docs/benchmark.md)",
+        metavar="FILE[#BLOCK]",
+        help="also write the tables into this Markdown file's <!-- results:benchmark --> block "
+        "(docs/benchmark.md), or its block BLOCK",
     )
     return parser
 
@@ -660,9 +665,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate_pending(run, tasks, calls, pending, done)
     report = write_report(done, columns, args.methods, args.out)
     if args.docs:
-        write_block(
-            args.docs, "benchmark", report, ["python", "-m", "video2act_eval.benchmark", *(argv or sys.argv[1:])]
-        )
+        path, _, block = args.docs.partition("#")
+        command = ["python", "-m", "video2act_eval.benchmark", *(argv or sys.argv[1:])]
+        write_block(Path(path), block or "benchmark", report, command)
     return 0
 
 

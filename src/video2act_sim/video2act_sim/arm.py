@@ -159,6 +159,10 @@ class SimArm(Protocol):
     def expert_goal(self) -> np.ndarray:
         """The scripted expert's next joint goal, read from the simulation."""
 
+    def object_position(self) -> np.ndarray:
+        """(x, y) in m on the table plane of what the task is about (the
+        target square, the block): what a probe asks features to locate."""
+
     # The cameras it renders; the first is the video camera (image_topic).
     cameras: tuple[str, ...]
 
@@ -251,6 +255,9 @@ class KinematicArm:
 
     def tip(self) -> np.ndarray:
         return self.joint_points()[-1]
+
+    def object_position(self) -> np.ndarray:
+        return self.target.copy()
 
     def distance(self) -> float:
         """From the gripper tip to the target."""

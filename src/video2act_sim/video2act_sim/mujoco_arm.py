@@ -265,6 +265,9 @@ class MujocoArm:
     def block(self) -> np.ndarray:
         return self.data.body("block").xpos.copy()
 
+    def object_position(self) -> np.ndarray:
+        return self.block()[:2]
+
     def grasp_point(self) -> np.ndarray:
         """The centre of the block's top face, where the gripper should go
         (the block moves when pushed, so this is read from the simulation)."""

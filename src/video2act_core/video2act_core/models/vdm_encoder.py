@@ -450,6 +450,11 @@ class SpatioMotionEncoder(nn.Module):
         clip = self._resized(frames, (cfg.motion_height, cfg.motion_width))
         return equalise_brightness(clip) if cfg.equalise_brightness else clip
 
+    def clip_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """The video model's features of the motion clip (B, T', C, h, w),
+        unfiltered: what the streams filter, and what probes read."""
+        return self._features(self.motion_clip(self._checked(frames))).float()
+
     def denoising_loss(self, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Stage 1: the backbone's own objective on robot clips (motion
         stream input), to adapt the video model to the robot's scenes."""
