@@ -125,3 +125,20 @@ def test_the_wanderer_records_activity_without_a_task_within_the_limits(tmp_path
         assert np.all(episode.commands <= np.asarray(policy.joint_upper_limits) + 1e-9)
         assert episode.states.std(axis=0).max() > 0.05  # the arm moves
         assert np.abs(np.diff(episode.images.astype(np.int16), axis=0)).mean() > 0.1  # and the camera sees it
+
+
+def test_recorded_episodes_cycle_through_the_scenes_asked_for(tmp_path):
+    """Pretraining videos of every scene split (`--scenes`): the same seed
+    in another scene starts from the same arm, and looks different."""
+    from video2act_sim.expert import main as record
+
+    for scenes in (["original"], ["background", "original"]):
+        out = tmp_path / "_".join(scenes)
+        arguments = ["--out", str(out), "--episodes", "1", "--wander", "--params", str(PARAMS_FILE)]
+        assert record(arguments + ["--scenes", *scenes]) == 0
+    original, background = (
+        read_episode(find_episode_bags([tmp_path / name])[0], episode_topics(), JOINTS)
+        for name in ("original", "background_original")
+    )
+    np.testing.assert_array_equal(original.states[0], background.states[0])
+    assert np.abs(original.images[0].astype(np.int16) - background.images[0]).mean() > 5

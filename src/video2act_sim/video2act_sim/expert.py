@@ -1,7 +1,8 @@
 """Scripted expert for the simulated arm and the demonstration recorder.
 
     python -m video2act_sim.expert --out data/demos --episodes 40
-    python -m video2act_sim.expert --out data/activity --episodes 500 --wander   # no task: pretraining videos
+    python -m video2act_sim.expert --out data/activity --episodes 500 --wander \
+        --scenes original lighting object background   # no task, every scene: pretraining videos
 
 The expert knows the target (it reads the simulator state, not pixels),
 asks the simulator for its next joint goal (the arm's inverse kinematics
@@ -13,6 +14,7 @@ as a rosbag2 directory with the topics of config/video2act.yaml.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ from tqdm import tqdm
 from video2act_core.data.episode import EpisodeTopics
 from video2act_core.data.frames import CameraInputs
 from video2act_core.data.rosbag import EpisodeRecorder
-from video2act_core.params import SIM_TASKS, PolicyParams, SimArmParams, node_params
+from video2act_core.params import SIM_SCENES, SIM_TASKS, PolicyParams, SimArmParams, node_params
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
 from video2act_sim.manipulation import EXPERT_TIME_CONSTANT_S, MANIPULATION_TASKS
@@ -112,6 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's")
     parser.add_argument("--instruction", help="the task instruction to record (overrides the params file's)")
     parser.add_argument(
+        "--scenes",
+        nargs="+",
+        choices=SIM_SCENES,
+        help="episodes cycle through these scenes (default: the params file's scene)",
+    )
+    parser.add_argument(
         "--wander",
         action="store_true",
         help="record activity without a task (Wanderer), videos for pretraining the video model",
@@ -150,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         if path.exists():
             raise SystemExit(f"{path} exists; refusing to overwrite recorded data")
         with EpisodeRecorder(path, topics, sim.joint_names, args.storage) as recorder:
-            result = run_episode(expert, seed, sim, policy.action_period_s, num_frames=2, recorder=recorder)
+            scene = args.scenes[index % len(args.scenes)] if args.scenes else sim.scene
+            result = run_episode(
+                expert, seed, replace(sim, scene=scene), policy.action_period_s, num_frames=2, recorder=recorder
+            )
         successes += result.success
     who = "wanderer (no task)" if args.wander else "expert"
     print(f"recorded {args.episodes} episodes in {args.out}: {who} success {successes}/{args.episodes}")
