@@ -43,3 +43,9 @@ def test_a_cancelled_encode_stops_at_once_and_the_next_one_is_unchanged(name):
     again = system2.encode(clip)
     for field in ("spatial", "motion", "boundary_map", "motion_map"):
         np.testing.assert_array_equal(getattr(again, field), getattr(expected, field))
+
+    # Another System2 on the same encoder (training's --init does so) asks
+    # through the same hooks: one per block, not one per wrapper.
+    hooks = sum(len(module._forward_pre_hooks) for module in encoder.modules())
+    System2(encoder, name)
+    assert sum(len(module._forward_pre_hooks) for module in encoder.modules()) == hooks

@@ -8,7 +8,9 @@ through these classes, so every path runs the same model code.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,23 +28,48 @@ class EncodeCancelled(Exception):
     """An encode stopped part-way because its `cancelled` turned true."""
 
 
+class Cancellation:
+    """Asks the current thread's `cancelled` (if any) before every block of
+    the encoder's VAE and denoiser, so an encode stops within one block,
+    whatever the model. One per encoder, however many System2 wrap it; the
+    image and text encoders keep their models outside the module tree and
+    run through."""
+
+    def __init__(self, encoder: SpatioMotionEncoder):
+        self._local = threading.local()
+        for modules in encoder.modules():
+            if isinstance(modules, nn.ModuleList):
+                for block in modules:
+                    if block is not None:  # HunyuanVideo's lists hold Nones
+                        block.register_forward_pre_hook(self._stop_if_cancelled)
+
+    @classmethod
+    def of(cls, encoder: SpatioMotionEncoder) -> Cancellation:
+        if "_cancellation" not in encoder.__dict__:
+            encoder.__dict__["_cancellation"] = cls(encoder)
+        return encoder.__dict__["_cancellation"]
+
+    @contextmanager
+    def asking(self, cancelled: Callable[[], bool] | None):
+        self._local.cancelled = cancelled
+        try:
+            yield
+        finally:
+            self._local.cancelled = None
+
+    def _stop_if_cancelled(self, _module: nn.Module, _inputs) -> None:
+        cancelled = getattr(self._local, "cancelled", None)
+        if cancelled is not None and cancelled():
+            raise EncodeCancelled
+
+
 class System2:
     """Camera clip -> spatial and motion tokens."""
 
     def __init__(self, encoder: SpatioMotionEncoder, model_id: str):
         self.encoder = encoder.eval()
         self.model_id = model_id
-        self._cancelled: Callable[[], bool] | None = None
-        # Every block of every model (VAE, denoiser, SigLIP) asks before it
-        # runs, so a cancelled encode stops within one block, whatever the model.
-        for modules in encoder.modules():
-            if isinstance(modules, nn.ModuleList):
-                for block in filter(None, modules):  # HunyuanVideo's lists hold Nones
-                    block.register_forward_pre_hook(self._stop_if_cancelled)
-
-    def _stop_if_cancelled(self, _module: nn.Module, _inputs) -> None:
-        if self._cancelled is not None and self._cancelled():
-            raise EncodeCancelled
+        self._cancellation = Cancellation.of(encoder)
 
     @property
     def config(self) -> VDMEncoderConfig:
@@ -68,13 +95,10 @@ class System2:
         model whose image tokens come from the video camera alone takes
         them from the clip (`SpatioMotionEncoder.refine`). `instruction`:
         the task, for a video model conditioned on it ("": none).
-        `cancelled` is asked before each block of the models: once it says
+        `cancelled` is asked before each block of the video model: once it says
         True the encode raises EncodeCancelled (a reset made its clip moot)."""
-        self._cancelled = cancelled
-        try:
+        with self._cancellation.asking(cancelled):
             return self._encode(frames, views, instruction)
-        finally:
-            self._cancelled = None
 
     def _encode(self, frames: np.ndarray, views: list[np.ndarray] | None, instruction: str) -> Latents:
         size = (self.config.image_height, self.config.image_width)

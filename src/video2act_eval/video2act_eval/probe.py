@@ -36,6 +36,7 @@ import yaml
 from tqdm import tqdm
 
 from video2act_core.data.frames import CameraInputs
+from video2act_core.devices import resolve_device
 from video2act_core.models.factory import build_models
 from video2act_core.models.vdm_encoder import SpatioMotionEncoder
 from video2act_core.params import PolicyParams, SimArmParams, node_params
@@ -44,13 +45,14 @@ from video2act_eval.benchmark import TASKS, model_config_with_backbone, pretrain
 from video2act_eval.tables import write_block
 from video2act_sim.arm import SimArm
 from video2act_sim.episode import Command, run_episode
-from video2act_sim.expert import Wanderer
+from video2act_sim.expert import Wanderer, wanderer
 
 REPO = Path(__file__).resolve().parents[3]
 FIRST_SEED = 5000
 HELD_OUT_EVERY = 5  # episodes
 VELOCITY_WINDOW_S = 0.2
 FEATURE_CELLS = 4
+CLIPS_PER_PASS = 8
 PIXEL_CELLS = 8
 MOVING_M_S = 0.05  # slower samples have no direction to score
 RIDGE_STRENGTHS = np.logspace(-3, 4, 15)  # times the number of training samples
@@ -61,7 +63,8 @@ TARGETS = ("position", "velocity", "speed")
 class Observer:
     """Drives the arm as `controller` does and, every `every` calls once
     `VELOCITY_WINDOW_S` has passed, keeps the video camera's clip with the
-    object's position and its velocity over the window before."""
+    object's position at its newest frame and its velocity over the window
+    before."""
 
     def __init__(self, controller: Wanderer, every: int):
         self.controller, self.every = controller, every
@@ -73,43 +76,59 @@ class Observer:
         self.clips, self.labels = [], []
 
     def act(self, time_s: float, joint_positions: np.ndarray, cameras: CameraInputs) -> Command | None:
-        position = self.arm.object_position()
         self.times.append(time_s)
-        self.positions.append(position)
+        self.positions.append(self.arm.object_position())
         self.calls += 1
-        if self.calls % self.every == 0 and time_s >= VELOCITY_WINDOW_S:
-            clip, _, _ = cameras.read()
-            if clip is not None:
-                before = np.array(
-                    [np.interp(time_s - VELOCITY_WINDOW_S, self.times, axis) for axis in np.array(self.positions).T]
-                )
-                velocity = (position - before) / VELOCITY_WINDOW_S
-                self.clips.append(clip.frames)
-                self.labels.append(np.concatenate([position, velocity, [np.linalg.norm(velocity)]]))
+        clip = cameras.read()[0] if self.calls % self.every == 0 else None
+        # The labels at the newest frame's time (up to a camera period before now).
+        newest_s = clip.stamps_ns[-1] * 1e-9 if clip is not None else -np.inf
+        if newest_s - self.times[0] >= VELOCITY_WINDOW_S - 1e-9:
+            track = np.array(self.positions).T
+            at = lambda t: np.array([np.interp(t, self.times, axis) for axis in track])
+            position = at(newest_s)
+            velocity = (position - at(newest_s - VELOCITY_WINDOW_S)) / VELOCITY_WINDOW_S
+            self.clips.append(clip.frames)
+            self.labels.append(np.concatenate([position, velocity, [np.linalg.norm(velocity)]]))
         return self.controller.act(time_s, joint_positions, cameras)
+
+
+def frame_lag(frames: int, fps: float, what: str) -> int:
+    """Frames back to the one about `VELOCITY_WINDOW_S` before the newest."""
+    lag = max(1, round(VELOCITY_WINDOW_S * fps))
+    if lag >= frames:
+        raise SystemExit(
+            f"the {what} holds {frames} frame(s) at {fps:g} Hz: none {VELOCITY_WINDOW_S} s before its newest"
+        )
+    return lag
 
 
 def video_readout(encoder: SpatioMotionEncoder) -> Callable[[np.ndarray], np.ndarray]:
     """Clips (N, T, H, W, 3) uint8 -> the features of the newest latent frame
-    and of the one `VELOCITY_WINDOW_S` earlier, pooled, (N, 2 * C * cells^2)."""
+    and of the one about `VELOCITY_WINDOW_S` earlier (a latent frame of a
+    temporally compressing VAE spans several frames: 0.27 s for Wan's 4 at
+    15 Hz), pooled, (N, 2 * C * cells^2)."""
     config = encoder.config
-    _, latent_fps = config.latent_frames_and_rate(encoder.backbone.temporal_compression)
-    lag = max(1, round(VELOCITY_WINDOW_S * latent_fps))
+    lag = frame_lag(*config.latent_frames_and_rate(encoder.backbone.temporal_compression), "latent clip")
     size = (config.image_height, config.image_width)
 
     @torch.no_grad()
     def read(clips: np.ndarray) -> np.ndarray:
-        frames = torch.cat([frames_to_tensor(resize_frames(clip, size)) for clip in clips])
-        features = encoder.clip_features(frames)[:, [-1 - lag, -1]]
-        pooled = F.adaptive_avg_pool2d(features.flatten(0, 1), FEATURE_CELLS).unflatten(0, features.shape[:2])
-        return pooled.flatten(1).numpy()
+        vectors = []
+        for start in range(0, len(clips), CLIPS_PER_PASS):
+            batch = clips[start : start + CLIPS_PER_PASS]
+            frames = torch.cat([frames_to_tensor(resize_frames(clip, size)) for clip in batch])
+            features = encoder.clip_features(frames)[:, [-1 - lag, -1]]
+            pooled = F.adaptive_avg_pool2d(features.flatten(0, 1), FEATURE_CELLS)
+            vectors.append(pooled.unflatten(0, features.shape[:2]).flatten(1).cpu().numpy())
+        return np.concatenate(vectors)
 
     return read
 
 
-def pixel_readout(motion_fps: float) -> Callable[[np.ndarray], np.ndarray]:
-    """The floor: the same two frames' pixels at PIXEL_CELLS x PIXEL_CELLS."""
-    lag = max(1, round(VELOCITY_WINDOW_S * motion_fps))
+def pixel_readout(num_frames: int, motion_fps: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The floor: two frames' pixels at PIXEL_CELLS x PIXEL_CELLS, the newest
+    and the one `VELOCITY_WINDOW_S` before."""
+    lag = frame_lag(num_frames, motion_fps, "clip")
 
     def read(clips: np.ndarray) -> np.ndarray:
         frames = torch.cat([frames_to_tensor(clip[[-1 - lag, -1]]) for clip in clips])
@@ -174,9 +193,7 @@ def collect(
     features = {name: [] for name in readouts}
     labels, episode_of = [], []
     for episode in tqdm(range(episodes), desc=f"probing {task}", unit="episode"):
-        steering = (16, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity))
-        limits = {"lower": policy.joint_lower_limits, "upper": policy.joint_upper_limits}
-        observer = Observer(Wanderer(*steering, **limits, seed=FIRST_SEED + episode), every)
+        observer = Observer(wanderer(policy, scene.task, 16, FIRST_SEED + episode), every)
         run_episode(observer, FIRST_SEED + episode, sim, policy.action_period_s, num_frames=num_frames)
         if not observer.clips:
             continue
@@ -218,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--every", type=int, default=3, help="keep a clip every this many action periods")
     parser.add_argument("--params", type=Path, default=REPO / "config" / "video2act.yaml")
+    parser.add_argument("--device", default="auto", help="the video models' (float32)")
     parser.add_argument("--docs", type=Path, help="also write the table into this file's <!-- results:probe --> block")
     return parser
 
@@ -229,13 +247,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--episodes must be at least {2 * HELD_OUT_EVERY}: every {HELD_OUT_EVERY}th is held out")
     pretrained = pretrained_backbone(args, parser)
     config = yaml.safe_load(args.model_config.read_text())
+    device = resolve_device(args.device)
     random_encoder, _ = build_models(config, ["j"], seed=0)
+    random_encoder.to(device)
     readouts = {
-        "pixels": pixel_readout(random_encoder.config.motion_fps),
+        "pixels": pixel_readout(random_encoder.config.num_frames, random_encoder.config.motion_fps),
         f"video model at random init ({args.model_config.name})": video_readout(random_encoder.eval()),
     }
     if pretrained:
         encoder, _ = build_models(model_config_with_backbone(config, pretrained), ["j"], seed=0)
+        encoder.to(device)
         readouts[f"pretrained video model ({pretrained[1]})"] = video_readout(encoder.eval())
     features, labels, episodes = collect(
         args.task, args.params, args.episodes, args.every, readouts, random_encoder.config.num_frames

@@ -92,7 +92,8 @@ class PerceptionNode(ModelNode):
         self.create_subscription(Empty, params.reset_topic, self.on_reset, 10)
         # Counts resets; an encode begun in an earlier episode stops part-way.
         self.episode = 0
-        self.awaiting_first_frame = False
+        self.reset_ns = 0
+        self.awaiting_first_clip = False
         self.cancelled_encodes = 0
         self.instruction = ""
         if self.system2.needs_instruction:
@@ -186,14 +187,15 @@ class PerceptionNode(ModelNode):
         lead = (stamp - self.now_ns()) * 1e-9
         if lead > self.params.max_stamp_lead_s:
             return self.drop_image(f"stamped {lead:.2f} s in the future", camera)
+        if 0 < stamp < self.reset_ns:
+            return  # captured before the last reset: the last episode's (the policy would refuse its latents)
         # Some drivers leave the stamp empty; receipt time is the best guess.
         self.cameras.push(camera, stamp if stamp > 0 else self.now_ns(), frame)
         if camera == 0:
             self.camera_frame_id = msg.header.frame_id
-            if self.awaiting_first_frame:
-                # The episode's first latents as soon as it has a frame, not a period later.
-                self.awaiting_first_frame = False
-                self.model_thread.tick()
+        if self.awaiting_first_clip:
+            # The episode's first latents as soon as every camera has a frame, not a period later.
+            self.model_thread.tick()
 
     def drop_image(self, problem: str, camera: int) -> None:
         self.dropped_images += 1
@@ -210,9 +212,10 @@ class PerceptionNode(ModelNode):
     def on_reset(self, _msg: Empty) -> None:
         # A clip must not span two episodes: start filling a new one, and
         # stop encoding the last episode's (the policy would refuse it).
-        self.episode += 1
+        self.reset_ns = self.now_ns()
         self.cameras.clear()
-        self.awaiting_first_frame = True
+        self.episode += 1  # after the clear: a pass that read the old clip is one of the old episode
+        self.awaiting_first_clip = True
 
     def encode_and_publish(self) -> None:
         episode = self.episode
@@ -221,6 +224,7 @@ class PerceptionNode(ModelNode):
             self.last_problem = problem
             self.get_logger().info(problem, throttle_duration_sec=5.0)
             return
+        self.awaiting_first_clip = False
         newest = clip.stamps_ns[-1]
         age = (self.now_ns() - newest) * 1e-9
         if age > self.params.max_frame_age_s:

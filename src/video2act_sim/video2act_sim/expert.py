@@ -98,6 +98,19 @@ class Wanderer(ScriptedReacher):
         return np.clip(goal, self.lower, self.upper)
 
 
+def steering(policy: PolicyParams, task: str, horizon: int) -> tuple:
+    """A ScriptedReacher's arguments: within the policy node's velocity
+    envelope, with a margin; the manipulation tasks' time constant."""
+    time_constant_s = EXPERT_TIME_CONSTANT_S if task in MANIPULATION_TASKS else 0.3
+    return horizon, policy.action_period_s, 0.8 * np.asarray(policy.max_joint_velocity), time_constant_s
+
+
+def wanderer(policy: PolicyParams, task: str, horizon: int, seed: int) -> Wanderer:
+    """The recorder's wanderer: steered as the expert is, within the policy's joint limits."""
+    limits = {"lower": policy.joint_lower_limits, "upper": policy.joint_upper_limits}
+    return Wanderer(*steering(policy, task, horizon), **limits, seed=seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="directory for one bag per episode")
@@ -142,15 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         tuple(sim.extra_camera_topics),
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    # Within the policy node's velocity envelope, with a margin.
-    steering = (
-        args.horizon,
-        policy.action_period_s,
-        0.8 * np.asarray(policy.max_joint_velocity),
-        EXPERT_TIME_CONSTANT_S if sim.task in MANIPULATION_TASKS else 0.3,
+    expert = (
+        wanderer(policy, sim.task, args.horizon, args.first_seed)
+        if args.wander
+        else ScriptedReacher(*steering(policy, sim.task, args.horizon))
     )
-    limits = {"lower": policy.joint_lower_limits, "upper": policy.joint_upper_limits}
-    expert = Wanderer(*steering, **limits, seed=args.first_seed) if args.wander else ScriptedReacher(*steering)
     successes = 0
     for index in tqdm(range(args.episodes), desc="recording", unit="episode"):
         seed = args.first_seed + index
