@@ -94,6 +94,7 @@ class PerceptionNode(ModelNode):
         self.episode = 0
         self.reset_ns = 0
         self.awaiting_first_clip = False
+        self.stopping = False
         self.cancelled_encodes = 0
         self.instruction = ""
         if self.system2.needs_instruction:
@@ -239,7 +240,7 @@ class PerceptionNode(ModelNode):
                 clip.frames,
                 [view.frames for view in views] if views else None,
                 self.instruction,
-                cancelled=lambda: self.episode != episode,
+                cancelled=lambda: self.episode != episode or self.stopping,
             )
         except EncodeCancelled:
             self.cancelled_encodes += 1
@@ -283,6 +284,12 @@ class PerceptionNode(ModelNode):
                 "matches it",
                 throttle_duration_sec=30.0,
             )
+
+    def destroy_node(self):
+        # Latents of a pass still running would go nowhere: it stops within a
+        # block instead of holding the shutdown for the rest of a pass.
+        self.stopping = True
+        return super().destroy_node()
 
     def publish_diagnostics(self) -> None:
         clocks = [
