@@ -460,3 +460,33 @@ def test_the_spatial_stream_reuses_the_image_tokens_features_of_the_newest_frame
         own = encoder._newest_features(checked, None, None)
     # As equal as the UNet's convolutions in a batch of two and of one (measured 4.2e-4).
     assert float((shared - own).norm() / own.norm()) < 1e-3
+
+
+@pytest.mark.parametrize("name", ["model_tiny", "model_tiny_wan"])
+def test_a_clip_standing_still_skips_the_motion_pass_and_gives_what_the_pass_gives(name, monkeypatch):
+    """The first clip after a reset is one frame repeated: its own still
+    copy, so its motion energy is exactly zero. Once a pass has shown the
+    energy's shape, such a clip skips the motion pass; every map is the
+    pass's, bit for bit."""
+    encoder, _ = build_models(yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text()), JOINTS, seed=0)
+    encoder.eval()
+    frame = np.random.default_rng(0).integers(0, 255, (1, SIZE, SIZE, 3), dtype=np.uint8)
+    still = frames_to_tensor(np.repeat(frame, encoder.config.num_frames, axis=0))
+    passes = []
+    features = encoder.backbone.features
+    monkeypatch.setattr(
+        encoder.backbone, "features", lambda latents, context=None: passes.append(1) or features(latents, context)
+    )
+    with torch.no_grad():
+        computed = encoder.refine(still)
+        first_passes, passes[:] = len(passes), []
+        skipped = encoder.refine(still)
+        assert len(passes) == first_passes - 1
+        for field in ("spatial", "motion", "motion_energy", "boundary_map", "motion_map", "views"):
+            ours, theirs = getattr(skipped, field), getattr(computed, field)
+            assert (ours is None and theirs is None) or torch.equal(ours, theirs), field
+        # A clip that moves still takes the pass.
+        passes[:] = []
+        moving = square_clip(frequency_hz=2.0, amplitude_px=6.0, frames=encoder.config.num_frames)
+        encoder.refine(frames_to_tensor(moving))
+        assert len(passes) == first_passes

@@ -428,6 +428,8 @@ class SpatioMotionEncoder(nn.Module):
         # The width of each image cell's features.
         self.view_channels = channels if self.image_encoder is None else self.image_encoder.channels
         self.spatial_former, self.motion_former, self.view_former = build_formers(config, channels, self.view_channels)
+        # The motion energy's shape per motion clip shape (`_energy_of_still`).
+        self._energy_shapes: dict[tuple[int, ...], torch.Size] = {}
 
     @property
     def device(self) -> torch.device:
@@ -568,8 +570,11 @@ class SpatioMotionEncoder(nn.Module):
             if cfg.motion_filter == UNFILTERED:
                 energy = None
             elif cfg.cancel_frame_position_bias:
-                both = self._features_and_still(clip).float()
-                energy = band_magnitude(both[:batch] - both[batch:], latent_fps, band)
+                energy = self._energy_of_still(clip)
+                if energy is None:
+                    both = self._features_and_still(clip).float()
+                    energy = band_magnitude(both[:batch] - both[batch:], latent_fps, band)
+                    self._energy_shapes[tuple(clip.shape)] = energy.shape
             else:
                 energy = band_magnitude(self._features(clip).float(), latent_fps, band)
         if energy is None:
@@ -624,6 +629,16 @@ class SpatioMotionEncoder(nn.Module):
     def _features(self, frames: torch.Tensor) -> torch.Tensor:
         """The backbone's features of frames (B, T, 3, H, W), conditioned as the backbone conditions them."""
         return self.backbone.features(self.backbone.encode(frames), self.backbone.context(frames))
+
+    def _energy_of_still(self, clip: torch.Tensor) -> torch.Tensor | None:
+        """Zero for a clip standing still (the first pass after a reset: one
+        frame, repeated), which is its own still copy, so that its features
+        cancel exactly, without the pass; once a pass has shown the energy's
+        shape for clips of this shape. None for any other clip."""
+        shape = self._energy_shapes.get(tuple(clip.shape))
+        if shape is None or not torch.equal(clip, clip[:, -1:].expand_as(clip)):
+            return None
+        return clip.new_zeros(shape, dtype=torch.float32)
 
     def _features_and_still(self, clip: torch.Tensor) -> torch.Tensor:
         """The features of `clip` and, after them in the batch, of the clip
