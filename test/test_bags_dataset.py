@@ -127,6 +127,22 @@ def test_the_wanderer_records_activity_without_a_task_within_the_limits(tmp_path
         assert np.abs(np.diff(episode.images.astype(np.int16), axis=0)).mean() > 0.1  # and the camera sees it
 
 
+def test_png_recordings_read_back_to_the_raw_frames_at_a_fraction_of_the_size(tmp_path):
+    """Pretraining needs hours of video: `--image-format png` stores them
+    lossless as CompressedImage, as a robot's image_transport records them."""
+    from video2act_sim.expert import main as record
+
+    for image_format in ("raw", "png"):
+        arguments = ["--out", str(tmp_path / image_format), "--episodes", "1", "--wander", "--params", str(PARAMS_FILE)]
+        assert record(arguments + ["--image-format", image_format]) == 0
+    raw, png = (
+        read_episode(find_episode_bags([tmp_path / name])[0], episode_topics(), JOINTS) for name in ("raw", "png")
+    )
+    np.testing.assert_array_equal(png.images, raw.images)
+    size = lambda name: sum(f.stat().st_size for f in (tmp_path / name).rglob("*.mcap"))
+    assert size("png") < 0.5 * size("raw")
+
+
 def test_recorded_episodes_cycle_through_the_scenes_asked_for(tmp_path):
     """Pretraining videos of every scene split (`--scenes`): the same seed
     in another scene starts from the same arm, and looks different."""

@@ -1,7 +1,7 @@
 """Scripted expert for the simulated arm and the demonstration recorder.
 
     python -m video2act_sim.expert --out data/demos --episodes 40
-    python -m video2act_sim.expert --out data/activity --episodes 500 --wander \
+    python -m video2act_sim.expert --out data/activity --episodes 500 --wander --image-format png \
         --scenes original lighting object background   # no task, every scene: pretraining videos
 
 The expert knows the target (it reads the simulator state, not pixels),
@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         "--params", type=Path, default=Path(__file__).resolve().parents[3] / "config" / "video2act.yaml"
     )
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap")
+    parser.add_argument(
+        "--image-format",
+        choices=["raw", "png", "jpeg"],
+        default="raw",
+        help="raw rgb8 Images, or CompressedImage on <topic>/compressed (png: lossless, a fraction of the size)",
+    )
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--backend", choices=["kinematic", "mujoco_so101"], help="overrides the params file's")
     parser.add_argument("--task", choices=SIM_TASKS, help="overrides the params file's")
@@ -166,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"episode_{seed:06d}"
         if path.exists():
             raise SystemExit(f"{path} exists; refusing to overwrite recorded data")
-        with EpisodeRecorder(path, topics, sim.joint_names, args.storage) as recorder:
+        with EpisodeRecorder(path, topics, sim.joint_names, args.storage, args.image_format) as recorder:
             scene = args.scenes[index % len(args.scenes)] if args.scenes else sim.scene
             result = run_episode(
                 expert, seed, replace(sim, scene=scene), policy.action_period_s, num_frames=2, recorder=recorder
